@@ -1,0 +1,432 @@
+//! The `herald` command line: argument parsing and the commands' output.
+//! Each command loads and checks the whole configuration first.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::{self, DEFAULT_CONFIG_PATH, Settings};
+use crate::digest;
+use crate::import;
+use crate::mail::{Delivery, MailTransport};
+use crate::message::{self, Addressee, EditionParts};
+use crate::sender::SendContext;
+use crate::store::{AddOutcome, DeliveryState, NewSubscriber, Store, StoredArticle};
+use crate::{clock, ingest, source};
+
+#[derive(Debug, Parser)]
+#[command(name = "herald", version, about = "Turns newly published articles into email digests, on schedules from config files.")]
+pub struct Cli {
+    /// The configuration file.
+    #[arg(long, global = true, env = "HERALD_CONFIG", default_value = DEFAULT_CONFIG_PATH)]
+    pub config: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Load and check the configuration, templates, sources, lists and jobs; report every problem.
+    Check,
+    /// Poll every source now, store new articles and print them.
+    Ingest,
+    /// Build and send the digest of a job now.
+    Digest {
+        /// The job's name, from [[jobs]].
+        job: String,
+        /// Render and summarise, but send nothing and record nothing.
+        #[arg(long, conflicts_with = "to")]
+        dry_run: bool,
+        /// Send one test copy of the next digest to this address only (nothing is recorded).
+        #[arg(long, value_name = "ADDRESS")]
+        to: Option<String>,
+    },
+    /// Render the next digest of a job without sending it.
+    Preview {
+        job: String,
+        #[arg(long, value_enum, default_value = "html")]
+        format: PreviewFormat,
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Manage the subscribers of a list.
+    Subscribers {
+        #[command(subcommand)]
+        action: SubscribersAction,
+    },
+    /// Count and list per-recipient delivery records.
+    Deliveries {
+        #[arg(long)]
+        job: Option<String>,
+        /// queued, sending, sent, failed, suppressed or expired.
+        #[arg(long)]
+        state: Option<DeliveryState>,
+        /// How many rows to list.
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum PreviewFormat {
+    Html,
+    Text,
+    Eml,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SubscribersAction {
+    /// Subscribe one address.
+    Add {
+        email: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// The list (may be left out when only one list is configured).
+        #[arg(long)]
+        list: Option<String>,
+    },
+    /// Unsubscribe one address (its history is kept).
+    Remove {
+        email: String,
+        #[arg(long)]
+        list: Option<String>,
+    },
+    /// List subscribers.
+    List {
+        #[arg(long)]
+        list: Option<String>,
+        /// active or unsubscribed.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+    /// Import a CSV with an `email` header (optional `name`; other columns become attributes).
+    Import {
+        file: PathBuf,
+        #[arg(long)]
+        list: Option<String>,
+    },
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let settings = match config::load(&cli.config, std::env::vars()) {
+        Ok(settings) => Arc::new(settings),
+        Err(e) => {
+            eprint!("{e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    match cli.command {
+        Command::Check => {
+            println!(
+                "{}: configuration is valid ({} sources, {} lists, {} jobs)",
+                settings.file.display(),
+                settings.sources.len(),
+                settings.lists.len(),
+                settings.jobs.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ingest => cmd_ingest(&settings).await,
+        Command::Digest { job, dry_run, to } => cmd_digest(settings, &job, dry_run, to).await,
+        Command::Preview { job, format, out } => cmd_preview(&settings, &job, format, out).await,
+        Command::Subscribers { action } => cmd_subscribers(&settings, action).await,
+        Command::Deliveries { job, state, limit } => cmd_deliveries(&settings, job, state, limit).await,
+    }
+}
+
+async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
+    Store::open(&settings.store_url).await.with_context(|| format!("opening the store {}", settings.store_url))
+}
+
+async fn token_keys(settings: &Settings, store: &Store) -> anyhow::Result<crate::token::TokenKeys> {
+    let keys = settings.tokens.clone();
+    if keys.is_configured() {
+        return Ok(keys);
+    }
+    Ok(keys.or_generated(&store.generated_token_secret().await?))
+}
+
+fn job<'a>(settings: &'a Settings, name: &str) -> anyhow::Result<&'a crate::config::JobSettings> {
+    match settings.job(name) {
+        Some(job) => Ok(job),
+        None => {
+            let names: Vec<&str> = settings.jobs.iter().map(|j| j.name.as_str()).collect();
+            bail!("no job named {name:?} in {} (jobs: {})", settings.file.display(), names.join(", "))
+        }
+    }
+}
+
+fn list_name(settings: &Settings, list: Option<String>) -> anyhow::Result<String> {
+    match list {
+        Some(name) if settings.list(&name).is_some() => Ok(name),
+        Some(name) => bail!("no list named {name:?} in {}", settings.file.display()),
+        None if settings.lists.len() == 1 => Ok(settings.lists[0].name.clone()),
+        None => bail!("there are {} lists: name one with --list", settings.lists.len()),
+    }
+}
+
+fn print_sources(reports: &[ingest::SourceReport]) {
+    for r in reports {
+        match &r.error {
+            Some(e) => println!("source {}: FAILED: {e} (stored articles kept)", r.source),
+            None if r.not_modified => println!("source {}: not modified since the last poll", r.source),
+            None => println!(
+                "source {}: {} new, {} updated, {} unchanged, {} skipped",
+                r.source,
+                r.new.len(),
+                r.updated,
+                r.unchanged,
+                r.skipped.len()
+            ),
+        }
+        for a in &r.new {
+            println!("  + {} <{}> ({})", a.title, a.url, a.published_at.format("%Y-%m-%d %H:%M UTC"));
+        }
+        for s in &r.skipped {
+            println!("  ! skipped {s}");
+        }
+    }
+}
+
+async fn cmd_ingest(settings: &Settings) -> anyhow::Result<ExitCode> {
+    let store = open_store(settings).await?;
+    let reports = ingest::ingest(&store, settings, None, &source::http_client(), clock::now()).await?;
+    print_sources(&reports);
+    store.close().await;
+    let failed = reports.iter().any(|r| r.error.is_some());
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// Plans and renders the next edition without storing anything new.
+async fn next_edition(settings: &Settings, store: &Store, job: &crate::config::JobSettings) -> anyhow::Result<(Vec<StoredArticle>, EditionParts)> {
+    let now = clock::now();
+    let mut fetched = Vec::new();
+    for (name, result) in ingest::fetch(settings, Some(&job.sources), &source::http_client()).await {
+        match result {
+            Ok(polled) => fetched.extend(polled.articles),
+            Err(e) => eprintln!("warning: source {name}: {e}"),
+        }
+    }
+    let articles = digest::plan(store, job, now, &fetched).await?;
+    let parts = digest::render(settings, job, &articles, now)?;
+    let list = settings.list(&job.list).expect("checked");
+    Ok((articles, EditionParts::new(0, "preview", &list.name, &list.title, &parts.subject, &parts.html, &parts.text)))
+}
+
+async fn cmd_digest(settings: Arc<Settings>, name: &str, dry_run: bool, to: Option<String>) -> anyhow::Result<ExitCode> {
+    let job = job(&settings, name)?.clone();
+    let store = open_store(&settings).await?;
+    let keys = token_keys(&settings, &store).await?;
+    if dry_run || to.is_some() {
+        let (articles, parts) = next_edition(&settings, &store, &job).await?;
+        let recipients = store.subscriber_count(&job.list, Some("active")).await?;
+        println!("job {name}: the next edition would hold {} article(s) for {recipients} active subscriber(s)", articles.len());
+        for a in &articles {
+            println!("  - {} <{}>", a.title, a.url);
+        }
+        if let Some(address) = to {
+            let address = import::validate_email(&address).map_err(anyhow::Error::msg)?;
+            let transport = MailTransport::build(&settings.mail).map_err(anyhow::Error::msg)?;
+            let addressee = Addressee {
+                email: &address,
+                name: None,
+                uid: "test",
+                attributes: Default::default(),
+                unsubscribe_url: message::unsubscribe_url(&settings.site, &keys, "test"),
+            };
+            let id = format!("<herald.test.{}@{}>", uuid::Uuid::new_v4().simple(), settings.site.domain);
+            let msg = message::build(&settings.site, &parts, &addressee, id, "[Test] ", clock::now().into())?;
+            match transport.send(&msg, &format!("test-{address}"), settings.mail.send_timeout).await {
+                Delivery::Accepted(reply) => println!("test copy sent to {address} via {}: {reply}", transport.describe()),
+                other => bail!("the test copy to {address} was not accepted: {other:?}"),
+            }
+        } else if articles.is_empty() && !job.send_when_empty {
+            println!("dry run: nothing new, so no edition would be sent (send_when_empty = false)");
+        } else {
+            println!("dry run: subject {:?}; nothing sent, nothing recorded", parts.subject_preview());
+        }
+        store.close().await;
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    let transport = MailTransport::build(&settings.mail).map_err(anyhow::Error::msg)?;
+    println!("job {name}: list {} via {}", job.list, transport.describe());
+    let ctx = Arc::new(SendContext { store: store.clone(), settings: settings.clone(), transport, keys });
+    let report = digest::run(ctx, &job, &source::http_client(), clock::now()).await?;
+    print_sources(&report.sources);
+    if let Some(seeded) = &report.seeded {
+        println!("list {}: seeded {} subscriber(s) from its seed file", job.list, seeded.added);
+    }
+    match &report.edition {
+        Some(e) => println!(
+            "edition #{}: {} article(s) for {} recipient(s), subject {:?}",
+            e.id,
+            e.article_count,
+            e.recipient_count,
+            message::subject_preview(&e.subject)
+        ),
+        None => println!("no new articles since the last edition: nothing to send (send_when_empty = false)"),
+    }
+    let s = &report.send;
+    if s.recovered_in_doubt > 0 {
+        println!("recovered {} delivery(ies) left mid-send by an interrupted run (flagged in doubt)", s.recovered_in_doubt);
+    }
+    println!(
+        "deliveries: {} sent, {} to retry, {} failed, {} suppressed, {} expired",
+        s.sent, s.retrying, s.failed, s.suppressed, s.expired
+    );
+    if s.retrying > 0
+        && let Some(at) = store.next_retry_at(name).await?
+    {
+        println!("next retry at {} (run `herald digest {name}` again, or let the daemon do it)", at.format("%Y-%m-%d %H:%M:%S UTC"));
+    }
+    store.close().await;
+    if let Some(reason) = &s.paused {
+        eprintln!("ERROR: mail channel PAUSED: the server refused us on policy or authentication grounds: {reason}");
+        eprintln!("ERROR: fix the sending setup (SPF/DKIM/credentials), then run `herald digest {name}` again; unsent rows stay queued");
+        return Ok(ExitCode::from(3));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn cmd_preview(settings: &Settings, name: &str, format: PreviewFormat, out: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let job = job(settings, name)?;
+    let store = open_store(settings).await?;
+    let keys = token_keys(settings, &store).await?;
+    let (_, parts) = next_edition(settings, &store, job).await?;
+    let sample = store.subscribers(&job.list, Some("active"), 1).await?.into_iter().next();
+    let (email, name_value, uid) = match &sample {
+        Some(s) => (s.email.clone(), s.name.clone(), s.uid.clone()),
+        None => ("reader@example.org".to_string(), Some("Sample Reader".to_string()), "preview".to_string()),
+    };
+    let addressee = Addressee {
+        email: &email,
+        name: name_value.as_deref(),
+        uid: &uid,
+        attributes: sample.as_ref().and_then(|s| serde_json::from_str(&s.attributes).ok()).unwrap_or_default(),
+        unsubscribe_url: message::unsubscribe_url(&settings.site, &keys, &uid),
+    };
+    let bytes = match format {
+        PreviewFormat::Html => parts.html_for(&addressee).into_bytes(),
+        PreviewFormat::Text => parts.text_for(&addressee).into_bytes(),
+        PreviewFormat::Eml => {
+            let id = format!("<herald.preview.{}@{}>", uuid::Uuid::new_v4().simple(), settings.site.domain);
+            message::build(&settings.site, &parts, &addressee, id, "", clock::now().into())?.formatted()
+        }
+    };
+    match out {
+        Some(path) => {
+            std::fs::write(&path, &bytes).with_context(|| format!("writing {}", path.display()))?;
+            eprintln!("preview of job {name} written to {}", path.display());
+        }
+        None => std::io::stdout().write_all(&bytes)?,
+    }
+    store.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn cmd_subscribers(settings: &Settings, action: SubscribersAction) -> anyhow::Result<ExitCode> {
+    let store = open_store(settings).await?;
+    let now = clock::now();
+    let code = match action {
+        SubscribersAction::Add { email, name, list } => {
+            let list = list_name(settings, list)?;
+            let email = import::validate_email(&email).map_err(anyhow::Error::msg)?;
+            let name = name.map(|n| crate::clean::one_line(&n)).filter(|n| !n.is_empty());
+            let outcome = store.add_subscriber(&list, &NewSubscriber { email: email.clone(), name, attributes: Default::default() }, now).await?;
+            match outcome {
+                AddOutcome::Added => println!("{email} subscribed to {list}"),
+                AddOutcome::Resubscribed => println!("{email} subscribed to {list} again"),
+                AddOutcome::AlreadySubscribed => println!("{email} is already subscribed to {list}"),
+            }
+            ExitCode::SUCCESS
+        }
+        SubscribersAction::Remove { email, list } => {
+            let list = list_name(settings, list)?;
+            if store.unsubscribe(&list, &email, now).await? {
+                println!("{email} unsubscribed from {list}");
+                ExitCode::SUCCESS
+            } else {
+                println!("{email} is not an active subscriber of {list}");
+                ExitCode::FAILURE
+            }
+        }
+        SubscribersAction::List { list, status, limit } => {
+            let list = list_name(settings, list)?;
+            let rows = store.subscribers(&list, status.as_deref(), limit).await?;
+            let total = store.subscriber_count(&list, status.as_deref()).await?;
+            println!("list {list}: {total} subscriber(s){}", status.map(|s| format!(" with status {s}")).unwrap_or_default());
+            for s in rows {
+                println!("  {:<40} {:<14} {}", s.email, s.status, s.name.unwrap_or_default());
+            }
+            ExitCode::SUCCESS
+        }
+        SubscribersAction::Import { file, list } => {
+            let list = list_name(settings, list)?;
+            let input = std::fs::File::open(&file).with_context(|| format!("opening {}", file.display()))?;
+            let size = input.metadata().map(|m| m.len()).unwrap_or(0);
+            let bar = indicatif::ProgressBar::with_draw_target(Some(size), indicatif::ProgressDrawTarget::stderr());
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {elapsed} {msg}")
+                    .expect("the template is valid"),
+            );
+            let report = import::import_csv(&store, &list, std::io::BufReader::new(input), now, |bytes| bar.set_position(bytes)).await?;
+            bar.finish_and_clear();
+            println!(
+                "{}: {} row(s), {} added to {list}, {} duplicate(s) skipped, {} invalid",
+                file.display(),
+                report.rows,
+                report.added,
+                report.duplicates,
+                report.invalid.len()
+            );
+            for (line, reason) in &report.invalid {
+                println!("  line {line}: {reason}");
+            }
+            if report.invalid.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+        }
+    };
+    store.close().await;
+    Ok(code)
+}
+
+async fn cmd_deliveries(settings: &Settings, job: Option<String>, state: Option<DeliveryState>, limit: i64) -> anyhow::Result<ExitCode> {
+    if let Some(name) = &job {
+        self::job(settings, name)?;
+    }
+    let store = open_store(settings).await?;
+    let counts = store.delivery_counts(job.as_deref()).await?;
+    let total: i64 = counts.iter().map(|c| c.count).sum();
+    println!("{}: {total} delivery record(s)", job.as_deref().map_or("all jobs".to_string(), |j| format!("job {j}")));
+    for c in &counts {
+        let doubt = if c.in_doubt > 0 { format!(" ({} in doubt)", c.in_doubt) } else { String::new() };
+        println!("  {:<11} {:>8}{doubt}", c.state.as_str(), c.count);
+    }
+    let rows = store.deliveries(job.as_deref(), state, limit).await?;
+    if !rows.is_empty() {
+        println!();
+        for r in rows {
+            println!(
+                "  #{:<7} {:<10} edition {:<4} {:<10} tries {:<2}{} {:<36} {}",
+                r.id,
+                r.job,
+                r.edition_id,
+                r.state().as_str(),
+                r.attempts,
+                if r.in_doubt == 1 { " in-doubt" } else { "" },
+                r.email,
+                r.last_reply.unwrap_or_default()
+            );
+        }
+    }
+    store.close().await;
+    Ok(ExitCode::SUCCESS)
+}

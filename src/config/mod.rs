@@ -1,0 +1,248 @@
+//! Configuration: read the TOML file and the `HERALD_` environment overrides
+//! ([`raw`]), then check everything at once into [`Settings`] ([`check`]).
+//! A problem names the file (or environment variable) and the key.
+
+mod check;
+pub mod raw;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono_tz::Tz;
+
+use crate::render::TemplateSet;
+use crate::token::TokenKeys;
+
+pub use check::check;
+
+/// Where the configuration is read from when neither `--config` nor `HERALD_CONFIG` is given.
+pub const DEFAULT_CONFIG_PATH: &str = "config/herald.toml";
+
+/// Environment variables with the `HERALD_` prefix that are not configuration keys.
+const NON_CONFIG_VARS: &[&str] = &["HERALD_CONFIG", "HERALD_LOG"];
+
+/// One thing wrong with the configuration, with where it came from and which key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub origin: String,
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}: {}", self.origin, self.message)
+        } else {
+            write!(f, "{}: {}: {}", self.origin, self.key, self.message)
+        }
+    }
+}
+
+/// Every problem found in one load.
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigError {
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.problems.len();
+        writeln!(f, "invalid configuration ({n} problem{}):", if n == 1 { "" } else { "s" })?;
+        for problem in &self.problems {
+            writeln!(f, "  {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Tells which file or environment variable a key came from.
+#[derive(Debug, Clone)]
+pub struct Origins {
+    file: String,
+    env: BTreeMap<String, String>,
+}
+
+impl Origins {
+    pub fn of(&self, key: &str) -> String {
+        let var = env_var_for(key);
+        if self.env.contains_key(&var) {
+            format!("environment {var}")
+        } else {
+            self.file.clone()
+        }
+    }
+
+    pub fn file(&self) -> &str {
+        &self.file
+    }
+}
+
+/// `mail.smtp.port` is overridden by `HERALD_MAIL__SMTP__PORT`.
+pub fn env_var_for(key: &str) -> String {
+    format!("HERALD_{}", key.to_uppercase().replace('.', "__"))
+}
+
+/// Reads and checks the configuration at `path`, with the given environment
+/// (normally `std::env::vars()`, after `.env` has been read).
+pub fn load(path: &Path, env: impl IntoIterator<Item = (String, String)>) -> Result<Settings, ConfigError> {
+    let file = path.display().to_string();
+    let env: BTreeMap<String, String> = env
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("HERALD_") && !NON_CONFIG_VARS.contains(&k.as_str()))
+        .collect();
+    let origins = Origins { file: file.clone(), env: env.clone() };
+    let fail = |message: String| ConfigError {
+        problems: vec![Problem { origin: file.clone(), key: String::new(), message }],
+    };
+    if !path.is_file() {
+        return Err(fail("configuration file not found".into()));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read: {e}")))?;
+    let built = ::config::Config::builder()
+        .add_source(::config::File::from_str(&text, ::config::FileFormat::Toml))
+        .add_source(
+            ::config::Environment::with_prefix("HERALD")
+                .prefix_separator("_")
+                .separator("__")
+                .try_parsing(true)
+                .source(Some(env.into_iter().collect())),
+        )
+        .build()
+        .map_err(|e| fail(e.to_string()))?;
+    let raw: raw::RawConfig = built.try_deserialize().map_err(|e| fail(e.to_string()))?;
+    check(raw, &origins, path)
+}
+
+/// The checked configuration: every value parsed, every reference resolved,
+/// every template compiled.
+#[derive(Debug)]
+pub struct Settings {
+    pub file: PathBuf,
+    pub site: Site,
+    pub store_url: String,
+    pub mail: MailSettings,
+    pub tokens: TokenKeys,
+    pub templates: TemplateSet,
+    pub sources: Vec<SourceSettings>,
+    pub lists: Vec<ListSettings>,
+    pub jobs: Vec<JobSettings>,
+}
+
+impl Settings {
+    pub fn job(&self, name: &str) -> Option<&JobSettings> {
+        self.jobs.iter().find(|j| j.name == name)
+    }
+
+    pub fn list(&self, name: &str) -> Option<&ListSettings> {
+        self.lists.iter().find(|l| l.name == name)
+    }
+
+    pub fn source(&self, name: &str) -> Option<&SourceSettings> {
+        self.sources.iter().find(|s| s.name == name)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Site {
+    pub name: String,
+    pub base_url: url::Url,
+    pub from: lettre::message::Mailbox,
+    pub reply_to: Option<lettre::message::Mailbox>,
+    pub postal_address: String,
+    /// Unsubscribe links are this URL with `?token=...` appended.
+    pub unsubscribe_url: url::Url,
+    /// The domain used in `Message-ID` and `List-Id`.
+    pub domain: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct MailSettings {
+    pub transport: TransportSettings,
+    pub max_connections: usize,
+    /// Messages per second across all connections; `None` is unlimited.
+    pub rate_limit: Option<f64>,
+    pub send_timeout: Duration,
+    pub retry_initial: Duration,
+    pub retry_max_age: Duration,
+}
+
+#[derive(Clone)]
+pub enum TransportSettings {
+    File { dir: PathBuf },
+    Smtp(SmtpSettings),
+}
+
+impl fmt::Debug for TransportSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::File { dir } => f.debug_struct("File").field("dir", dir).finish(),
+            Self::Smtp(s) => s.fmt(f),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsMode {
+    None,
+    StartTls,
+    Implicit,
+}
+
+#[derive(Clone)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    pub tls: TlsMode,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub helo_name: Option<String>,
+}
+
+impl fmt::Debug for SmtpSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SmtpSettings")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("tls", &self.tls)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SourceSettings {
+    pub name: String,
+    pub kind: SourceKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum SourceKind {
+    Folder { path: PathBuf, base_url: url::Url },
+    Feed { url: url::Url, timeout: Duration, max_bytes: u64, max_items: usize, trust_ids: bool },
+}
+
+#[derive(Debug, Clone)]
+pub struct ListSettings {
+    pub name: String,
+    pub title: String,
+    pub seed: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct JobSettings {
+    pub name: String,
+    pub list: String,
+    pub sources: Vec<String>,
+    pub schedule: String,
+    pub cron: croner::Cron,
+    pub timezone: Tz,
+    pub template: String,
+    pub subject: String,
+    pub max_articles: usize,
+    pub send_when_empty: bool,
+    pub lookback: chrono::Duration,
+}

@@ -1,0 +1,130 @@
+//! The configuration as written: serde structs that mirror the TOML file and the
+//! `HERALD_` environment overrides, before any checking.
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub site: RawSite,
+    #[serde(default)]
+    pub store: RawStore,
+    #[serde(default)]
+    pub mail: RawMail,
+    #[serde(default)]
+    pub tokens: RawTokens,
+    #[serde(default)]
+    pub templates: RawTemplates,
+    #[serde(default)]
+    pub sources: Vec<RawSource>,
+    #[serde(default)]
+    pub lists: Vec<RawList>,
+    #[serde(default)]
+    pub jobs: Vec<RawJob>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawSite {
+    pub name: Option<String>,
+    pub base_url: Option<String>,
+    pub from: Option<String>,
+    pub reply_to: Option<String>,
+    pub postal_address: Option<String>,
+    pub unsubscribe_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawStore {
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawMail {
+    pub transport: Option<String>,
+    pub max_connections: Option<i64>,
+    pub rate_limit: Option<f64>,
+    pub send_timeout_secs: Option<i64>,
+    pub retry_initial_secs: Option<i64>,
+    pub retry_max_age_hours: Option<i64>,
+    #[serde(default)]
+    pub file: RawFileMail,
+    #[serde(default)]
+    pub smtp: RawSmtp,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawFileMail {
+    pub dir: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawSmtp {
+    pub host: Option<String>,
+    pub port: Option<i64>,
+    pub tls: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub helo_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawTokens {
+    pub secret: Option<String>,
+    #[serde(default)]
+    pub previous_secrets: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawTemplates {
+    pub dir: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSource {
+    pub name: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// `folder`: the folder of article files.
+    pub path: Option<String>,
+    /// `folder`: base URL for articles without one (defaults to `site.base_url`).
+    pub base_url: Option<String>,
+    /// `feed`: the feed URL.
+    pub url: Option<String>,
+    pub timeout_secs: Option<i64>,
+    pub max_bytes: Option<i64>,
+    pub max_items: Option<i64>,
+    pub trust_ids: Option<bool>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawList {
+    pub name: Option<String>,
+    pub title: Option<String>,
+    pub seed: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawJob {
+    pub name: Option<String>,
+    pub kind: Option<String>,
+    pub list: Option<String>,
+    pub sources: Option<Vec<String>>,
+    pub schedule: Option<String>,
+    pub timezone: Option<String>,
+    pub template: Option<String>,
+    pub subject: Option<String>,
+    pub max_articles: Option<i64>,
+    pub send_when_empty: Option<bool>,
+    pub lookback_hours: Option<i64>,
+}

@@ -1,0 +1,123 @@
+//! A digest run: gather the articles published since the job's previous
+//! edition, render what all recipients share once, create the edition with
+//! one delivery row per subscriber in one transaction, then drain the queue.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use crate::article::Article;
+use crate::config::{JobSettings, Settings};
+use crate::ingest::{self, SourceReport};
+use crate::render::{EditionData, RenderError, SharedParts};
+use crate::sender::{self, SendContext, SendReport};
+use crate::store::{EditionRow, NewEdition, Store, StoreError, StoredArticle};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DigestError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Render(#[from] RenderError),
+    #[error(transparent)]
+    Import(#[from] crate::import::ImportError),
+    #[error("cannot read the seed file {path}: {error}")]
+    Seed { path: String, error: std::io::Error },
+}
+
+/// The start of the window an edition takes articles from: the previous
+/// edition's time (or now, for the first) minus the job's look-back.
+pub async fn window_start(store: &Store, job: &JobSettings, now: DateTime<Utc>) -> Result<DateTime<Utc>, StoreError> {
+    Ok(store.last_edition_at(&job.name).await?.unwrap_or(now) - job.lookback)
+}
+
+/// The articles the job's next edition would hold, newest first. `unsaved`
+/// are articles just fetched but not stored (a dry run); those the store
+/// already knows are ignored, as the store has the truth about them.
+pub async fn plan(store: &Store, job: &JobSettings, now: DateTime<Utc>, unsaved: &[Article]) -> Result<Vec<StoredArticle>, StoreError> {
+    let since = window_start(store, job, now).await?;
+    let mut articles = store.edition_candidates(&job.name, &job.sources, since, now, job.max_articles).await?;
+    let identities: Vec<String> = unsaved.iter().map(|a| a.identity.clone()).collect();
+    let known = store.known_identities(&identities).await?;
+    for a in unsaved {
+        let in_window = a.published_at > since && a.published_at <= now;
+        if in_window && job.sources.contains(&a.source) && !known.contains(&a.identity) {
+            articles.push(StoredArticle {
+                id: -1,
+                identity: a.identity.clone(),
+                source: a.source.clone(),
+                url: a.url.clone(),
+                title: a.title.clone(),
+                author: a.author.clone(),
+                excerpt: a.excerpt.clone(),
+                tags: serde_json::to_string(&a.tags).expect("strings serialise"),
+                image: a.image.clone(),
+                published_at: a.published_at.timestamp_millis(),
+            });
+        }
+    }
+    articles.sort_by(|a, b| b.published_at.cmp(&a.published_at).then(b.id.cmp(&a.id)));
+    articles.truncate(job.max_articles);
+    Ok(articles)
+}
+
+/// Renders the shared parts of an edition of `job` holding `articles`.
+pub fn render(settings: &Settings, job: &JobSettings, articles: &[StoredArticle], now: DateTime<Utc>) -> Result<SharedParts, RenderError> {
+    let list = settings.list(&job.list).expect("checked config: a job's list exists");
+    let data = EditionData::new(&settings.site, list, job, articles, now);
+    settings.templates.render_edition(job, &data)
+}
+
+/// Fills an empty list from its `seed` CSV, once: only when the list has
+/// never had a subscriber.
+pub async fn seed_list(store: &Store, settings: &Settings, list: &str, now: DateTime<Utc>) -> Result<Option<crate::import::ImportReport>, DigestError> {
+    let Some(path) = settings.list(list).and_then(|l| l.seed.clone()) else { return Ok(None) };
+    if store.subscriber_count(list, None).await? > 0 {
+        return Ok(None);
+    }
+    let file = std::fs::File::open(&path).map_err(|error| DigestError::Seed { path: path.display().to_string(), error })?;
+    Ok(Some(crate::import::import_csv(store, list, file, now, |_| {}).await?))
+}
+
+/// What `herald digest JOB` did.
+#[derive(Debug, Default)]
+pub struct DigestReport {
+    pub sources: Vec<SourceReport>,
+    pub seeded: Option<crate::import::ImportReport>,
+    pub edition: Option<EditionRow>,
+    /// Articles in the window; zero means no edition unless `send_when_empty`.
+    pub planned: usize,
+    pub send: SendReport,
+}
+
+/// Runs the job now: ingest its sources, create the edition if there is
+/// something new, and deliver everything due for the job (this edition and
+/// any an interrupted run left unfinished).
+pub async fn run(ctx: Arc<SendContext>, job: &JobSettings, client: &reqwest::Client, now: DateTime<Utc>) -> Result<DigestReport, DigestError> {
+    let settings = &ctx.settings;
+    let store = &ctx.store;
+    let mut report = DigestReport {
+        sources: ingest::ingest(store, settings, Some(&job.sources), client, now).await?,
+        seeded: seed_list(store, settings, &job.list, now).await?,
+        ..DigestReport::default()
+    };
+    let articles = plan(store, job, now, &[]).await?;
+    report.planned = articles.len();
+    if !articles.is_empty() || job.send_when_empty {
+        let parts = render(settings, job, &articles, now)?;
+        let ids: Vec<i64> = articles.iter().map(|a| a.id).collect();
+        let nonce = uuid::Uuid::new_v4().simple().to_string();
+        let edition = NewEdition {
+            job: &job.name,
+            list: &job.list,
+            nonce: &nonce[..16],
+            subject: &parts.subject,
+            html: &parts.html,
+            text: &parts.text,
+            article_ids: &ids,
+        };
+        report.edition = Some(store.create_edition(&edition, now).await?);
+    }
+    report.send = sender::drain(ctx.clone(), &job.name).await?;
+    Ok(report)
+}

@@ -1,0 +1,134 @@
+//! Importing subscribers from CSV: streamed, validated row by row (invalid
+//! rows reported by line number), duplicates skipped, written in batches.
+
+use std::io::Read;
+
+use chrono::{DateTime, Utc};
+
+use crate::store::{NewSubscriber, Store, StoreError};
+
+const BATCH: usize = 1000;
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ImportReport {
+    pub rows: u64,
+    pub added: u64,
+    /// Already on the list, or repeated in the file.
+    pub duplicates: u64,
+    /// `(line, reason)` for each row that was not imported.
+    pub invalid: Vec<(u64, String)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("the CSV has no `email` column in its header row")]
+    NoEmailColumn,
+    #[error("cannot read the CSV: {0}")]
+    Csv(#[from] csv::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Checks an address the way Herald will send to it: a plain `local@domain`
+/// with a dotted domain, no display name, no control characters.
+pub fn validate_email(raw: &str) -> Result<String, String> {
+    let email = raw.trim();
+    if email.is_empty() {
+        return Err("the email is empty".into());
+    }
+    if email.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(format!("{email:?} contains spaces or control characters"));
+    }
+    let parsed: email_address::EmailAddress = email.parse().map_err(|e| format!("{email:?} is not a valid address: {e}"))?;
+    if email.contains('<') || !parsed.domain().contains('.') || email.parse::<lettre::Address>().is_err() {
+        return Err(format!("{email:?} is not a deliverable address"));
+    }
+    Ok(email.to_string())
+}
+
+/// Imports the CSV read from `input` into `list`. `progress` is called with
+/// the number of bytes read so far after each batch.
+pub async fn import_csv(
+    store: &Store,
+    list: &str,
+    input: impl Read,
+    now: DateTime<Utc>,
+    mut progress: impl FnMut(u64),
+) -> Result<ImportReport, ImportError> {
+    let mut reader = csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::All).from_reader(input);
+    let headers: Vec<String> = reader.headers()?.iter().map(|h| h.trim().to_lowercase()).collect();
+    let email_col = headers.iter().position(|h| h == "email").ok_or(ImportError::NoEmailColumn)?;
+    let name_col = headers.iter().position(|h| h == "name");
+    let mut report = ImportReport::default();
+    let mut seen = std::collections::HashSet::new();
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut record = csv::StringRecord::new();
+    loop {
+        match reader.read_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => {
+                let line = e.position().map_or(0, |p| p.line());
+                report.rows += 1;
+                report.invalid.push((line, format!("unreadable row: {e}")));
+                if matches!(e.kind(), csv::ErrorKind::Io(_)) {
+                    return Err(e.into());
+                }
+                continue;
+            }
+        }
+        report.rows += 1;
+        let line = record.position().map_or(0, |p| p.line());
+        let email = match validate_email(record.get(email_col).unwrap_or("")) {
+            Ok(email) => email,
+            Err(reason) => {
+                report.invalid.push((line, reason));
+                continue;
+            }
+        };
+        if !seen.insert(crate::store::email_key(&email)) {
+            report.duplicates += 1;
+            continue;
+        }
+        let name = name_col.and_then(|i| record.get(i)).map(crate::clean::one_line).filter(|n| !n.is_empty());
+        let attributes = headers
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != email_col && Some(*i) != name_col)
+            .filter_map(|(i, h)| record.get(i).filter(|v| !v.is_empty()).map(|v| (h.clone(), serde_json::Value::String(v.to_string()))))
+            .collect();
+        batch.push(NewSubscriber { email, name, attributes });
+        if batch.len() == BATCH {
+            flush(store, list, &mut batch, &mut report, now).await?;
+            progress(reader.position().byte());
+        }
+    }
+    flush(store, list, &mut batch, &mut report, now).await?;
+    progress(reader.position().byte());
+    Ok(report)
+}
+
+async fn flush(store: &Store, list: &str, batch: &mut Vec<NewSubscriber>, report: &mut ImportReport, now: DateTime<Utc>) -> Result<(), StoreError> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let added = store.import_subscribers(list, batch, now).await?;
+    report.added += added;
+    report.duplicates += batch.len() as u64 - added;
+    batch.clear();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::validate_email;
+
+    #[test]
+    fn addresses() {
+        assert!(validate_email("ana@example.org").is_ok());
+        assert!(validate_email("not-an-address").is_err());
+        assert!(validate_email("ana@localhost").is_err());
+        assert!(validate_email("ana@example.org\r\nBcc: x@y.z").is_err());
+        assert!(validate_email("Ana <ana@example.org>").is_err());
+    }
+}

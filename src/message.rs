@@ -1,0 +1,170 @@
+//! Builds one recipient's RFC 5322 message from an edition's shared parts:
+//! headers (List-Id, one-click List-Unsubscribe), a multipart/alternative body
+//! with the text part before the HTML part.
+
+use std::borrow::Cow;
+use std::time::SystemTime;
+
+use lettre::Message;
+use lettre::message::header::{Header, HeaderName, HeaderValue};
+use lettre::message::{Mailbox, MultiPart};
+
+use crate::config::Site;
+use crate::render::merge::{Escape, MergeTemplate, Recipient};
+use crate::token::{Purpose, TokenKeys};
+
+macro_rules! text_header {
+    ($ty:ident, $name:literal) => {
+        #[derive(Debug, Clone)]
+        pub struct $ty(pub String);
+
+        impl Header for $ty {
+            fn name() -> HeaderName {
+                HeaderName::new_from_ascii_str($name)
+            }
+            fn parse(s: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+                Ok($ty(s.to_string()))
+            }
+            fn display(&self) -> HeaderValue {
+                HeaderValue::new(Self::name(), self.0.clone())
+            }
+        }
+    };
+}
+
+text_header!(ListId, "List-Id");
+text_header!(ListUnsubscribe, "List-Unsubscribe");
+text_header!(ListUnsubscribePost, "List-Unsubscribe-Post");
+
+#[derive(Debug, thiserror::Error)]
+pub enum MessageError {
+    #[error("{0:?} is not a valid recipient address")]
+    Address(String),
+    #[error("cannot build the message: {0}")]
+    Build(#[from] lettre::error::Error),
+}
+
+/// An edition's shared parts, split at their merge fields once.
+#[derive(Debug, Clone)]
+pub struct EditionParts {
+    pub edition_id: i64,
+    pub nonce: String,
+    pub list_name: String,
+    pub list_title: String,
+    subject: MergeTemplate,
+    html: MergeTemplate,
+    text: MergeTemplate,
+}
+
+impl EditionParts {
+    pub fn new(edition_id: i64, nonce: &str, list_name: &str, list_title: &str, subject: &str, html: &str, text: &str) -> Self {
+        EditionParts {
+            edition_id,
+            nonce: nonce.to_string(),
+            list_name: list_name.to_string(),
+            list_title: list_title.to_string(),
+            subject: MergeTemplate::parse(subject),
+            html: MergeTemplate::parse(html),
+            text: MergeTemplate::parse(text),
+        }
+    }
+}
+
+/// One recipient of an edition.
+#[derive(Debug, Clone)]
+pub struct Addressee<'a> {
+    pub email: &'a str,
+    pub name: Option<&'a str>,
+    /// The subscriber's random uid: the token subject.
+    pub uid: &'a str,
+    pub attributes: serde_json::Map<String, serde_json::Value>,
+    pub unsubscribe_url: String,
+}
+
+impl Recipient for Addressee<'_> {
+    fn field(&self, field: &str) -> Option<Cow<'_, str>> {
+        match field {
+            "name" => self.name.map(Cow::Borrowed),
+            "email" => Some(Cow::Borrowed(self.email)),
+            "unsubscribe_url" => Some(Cow::Borrowed(&self.unsubscribe_url)),
+            other => {
+                let key = other.strip_prefix("attributes.")?;
+                match self.attributes.get(key)? {
+                    serde_json::Value::String(s) => Some(Cow::Borrowed(s)),
+                    serde_json::Value::Null => None,
+                    v => Some(Cow::Owned(v.to_string())),
+                }
+            }
+        }
+    }
+}
+
+/// The unsubscribe URL for a subscriber: the site's unsubscribe URL with a signed token.
+pub fn unsubscribe_url(site: &Site, keys: &TokenKeys, uid: &str) -> String {
+    let mut url = site.unsubscribe_url.clone();
+    url.query_pairs_mut().append_pair("token", &keys.sign(Purpose::Unsubscribe, uid));
+    url.to_string()
+}
+
+/// The `Message-ID` of delivery `delivery_id` of an edition: stable across retries.
+pub fn message_id(site: &Site, parts: &EditionParts, delivery_id: i64) -> String {
+    format!("<herald.{}.{}.{}@{}>", parts.edition_id, delivery_id, parts.nonce, site.domain)
+}
+
+/// Builds the message for one recipient.
+pub fn build(
+    site: &Site,
+    parts: &EditionParts,
+    to: &Addressee<'_>,
+    message_id: String,
+    subject_prefix: &str,
+    date: SystemTime,
+) -> Result<Message, MessageError> {
+    let address = to.email.parse().map_err(|_| MessageError::Address(to.email.to_string()))?;
+    let name = to.name.map(crate::clean::one_line).filter(|n| !n.is_empty());
+    let mailbox = Mailbox::new(name, address);
+    let mut builder = Message::builder()
+        .from(site.from.clone())
+        .to(mailbox)
+        .subject(format!("{subject_prefix}{}", parts.subject.fill(to, Escape::Text)))
+        .date(date)
+        .message_id(Some(message_id))
+        .header(ListId(format!("\"{}\" <{}.{}>", crate::clean::one_line(&parts.list_title).replace('"', "'"), parts.list_name, site.domain)))
+        .header(ListUnsubscribe(format!("<{}>", to.unsubscribe_url)))
+        .header(ListUnsubscribePost("List-Unsubscribe=One-Click".into()));
+    if let Some(reply_to) = &site.reply_to {
+        builder = builder.reply_to(reply_to.clone());
+    }
+    let body = MultiPart::alternative_plain_html(parts.text.fill(to, Escape::Text), parts.html.fill(to, Escape::Html));
+    Ok(builder.multipart(body)?)
+}
+
+impl EditionParts {
+    /// The HTML part as one recipient gets it.
+    pub fn html_for(&self, to: &Addressee<'_>) -> String {
+        self.html.fill(to, Escape::Html)
+    }
+
+    /// The text part as one recipient gets it.
+    pub fn text_for(&self, to: &Addressee<'_>) -> String {
+        self.text.fill(to, Escape::Text)
+    }
+
+    /// The subject with merge fields shown by name, for summaries.
+    pub fn subject_preview(&self) -> String {
+        self.subject.fill(&FieldNames, Escape::Text)
+    }
+}
+
+/// The subject of a stored edition with merge fields shown by name.
+pub fn subject_preview(subject: &str) -> String {
+    MergeTemplate::parse(subject).fill(&FieldNames, Escape::Text)
+}
+
+struct FieldNames;
+
+impl Recipient for FieldNames {
+    fn field(&self, field: &str) -> Option<Cow<'_, str>> {
+        Some(Cow::Owned(format!("[{field}]")))
+    }
+}

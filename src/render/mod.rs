@@ -1,0 +1,283 @@
+//! Rendering digests: Handlebars templates in strict mode, an HTML part with
+//! escaping and inlined CSS, a text part without escaping. What all recipients
+//! share is rendered once per edition ([`TemplateSet::render_edition`]); each
+//! recipient's values are merged in afterwards ([`merge`]). Rendering does no I/O.
+
+pub mod merge;
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use handlebars::{Context, Handlebars, Helper, HelperResult, Output, RenderContext, RenderErrorReason};
+use serde::Serialize;
+
+use crate::config::{JobSettings, ListSettings, Site};
+use crate::store::StoredArticle;
+use merge::{is_known_field, marker, strip_markers};
+
+/// A problem with a template, with the file it is in.
+#[derive(Debug, Clone)]
+pub struct TemplateProblem {
+    pub file: Option<String>,
+    pub key: String,
+    pub message: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("rendering {part} of job {job:?} failed: {message}")]
+pub struct RenderError {
+    pub job: String,
+    pub part: &'static str,
+    pub message: String,
+}
+
+/// The compiled templates.
+#[derive(Debug)]
+pub struct TemplateSet {
+    dir: PathBuf,
+    html: Handlebars<'static>,
+    text: Handlebars<'static>,
+}
+
+/// The parts of an edition all recipients share, with merge-field markers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedParts {
+    pub subject: String,
+    pub html: String,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ArticleData {
+    pub title: String,
+    pub url: String,
+    pub excerpt: String,
+    pub author: Option<String>,
+    pub published: String,
+    pub tags: Vec<String>,
+    pub image: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EditionData {
+    pub site: SiteData,
+    pub list: ListData,
+    pub edition: EditionInfo,
+    pub articles: Vec<ArticleData>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SiteData {
+    pub name: String,
+    pub base_url: String,
+    pub postal_address: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ListData {
+    pub name: String,
+    pub title: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EditionInfo {
+    pub job: String,
+    pub date: String,
+    pub count: usize,
+    pub single: bool,
+    pub empty: bool,
+}
+
+fn safe(value: &str) -> String {
+    strip_markers(value).into_owned()
+}
+
+impl EditionData {
+    /// The data an edition's templates see. Every value is data: escaped in
+    /// the HTML part, never parsed as template source.
+    pub fn new(site: &Site, list: &ListSettings, job: &JobSettings, articles: &[StoredArticle], now: DateTime<Utc>) -> Self {
+        let tz: Tz = job.timezone;
+        EditionData {
+            site: SiteData {
+                name: safe(&site.name),
+                base_url: site.base_url.to_string(),
+                postal_address: safe(&site.postal_address),
+            },
+            list: ListData { name: list.name.clone(), title: safe(&list.title) },
+            edition: EditionInfo {
+                job: job.name.clone(),
+                date: now.with_timezone(&tz).format("%A %-d %B %Y").to_string(),
+                count: articles.len(),
+                single: articles.len() == 1,
+                empty: articles.is_empty(),
+            },
+            articles: articles
+                .iter()
+                .map(|a| ArticleData {
+                    title: safe(&a.title),
+                    url: safe(&a.url),
+                    excerpt: safe(&a.excerpt),
+                    author: a.author.as_deref().map(safe),
+                    published: a.published().with_timezone(&tz).format("%-d %B %Y").to_string(),
+                    tags: a.tags().iter().map(|t| safe(t)).collect(),
+                    image: a.image.as_deref().map(safe),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// `{{recipient "field" default="..."}}`: leaves a merge marker.
+fn recipient_helper(h: &Helper, _: &Handlebars, _: &Context, _: &mut RenderContext, out: &mut dyn Output) -> HelperResult {
+    let field = h
+        .param(0)
+        .and_then(|p| p.value().as_str())
+        .ok_or_else(|| RenderErrorReason::Other("recipient needs a field name, e.g. {{recipient \"name\"}}".into()))?;
+    if !is_known_field(field) {
+        return Err(RenderErrorReason::Other(format!(
+            "recipient field {field:?} is unknown (use name, email, unsubscribe_url or attributes.<key>)"
+        ))
+        .into());
+    }
+    let default = h.hash_get("default").and_then(|v| v.value().as_str()).unwrap_or("");
+    out.write(&marker(field, default))?;
+    Ok(())
+}
+
+fn registry(escape: bool) -> Handlebars<'static> {
+    let mut hb = Handlebars::new();
+    hb.set_strict_mode(true);
+    if !escape {
+        hb.register_escape_fn(handlebars::no_escape);
+    }
+    hb.register_helper("recipient", Box::new(recipient_helper));
+    hb
+}
+
+/// Template files under `dir` ending in `ext`, named by their path without it.
+fn template_files(dir: &Path, ext: &str) -> Vec<(String, PathBuf)> {
+    fn walk(root: &Path, dir: &Path, ext: &str, out: &mut Vec<(String, PathBuf)>) {
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(root, &path, ext, out);
+            } else if let Some(rel) = path.strip_prefix(root).ok().and_then(|r| r.to_str())
+                && let Some(name) = rel.strip_suffix(ext)
+            {
+                out.push((name.replace('\\', "/"), path.clone()));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, ext, &mut out);
+    out.sort();
+    out
+}
+
+impl TemplateSet {
+    /// Compiles every template under `dir` and test-renders each job's
+    /// templates with sample data, reporting every problem found.
+    pub fn load(dir: &Path, jobs: &[JobSettings]) -> Result<TemplateSet, Vec<TemplateProblem>> {
+        let mut problems = Vec::new();
+        let mut html = registry(true);
+        let mut text = registry(false);
+        for (hb, ext) in [(&mut html, ".html.hbs"), (&mut text, ".txt.hbs")] {
+            for (name, path) in template_files(dir, ext) {
+                if let Err(e) = hb.register_template_file(&name, &path) {
+                    problems.push(TemplateProblem { file: Some(path.display().to_string()), key: String::new(), message: e.to_string() });
+                }
+            }
+        }
+        for job in jobs {
+            let key = format!("jobs.{:?}.subject", job.name);
+            if let Err(e) = text.register_template_string(&subject_name(&job.name), &job.subject) {
+                problems.push(TemplateProblem { file: None, key, message: format!("the subject template does not compile: {e}") });
+            }
+        }
+        let set = TemplateSet { dir: dir.to_path_buf(), html, text };
+        if problems.is_empty() {
+            for job in jobs {
+                problems.extend(set.try_job(job));
+            }
+        }
+        if problems.is_empty() { Ok(set) } else { Err(problems) }
+    }
+
+    /// Checks a job's templates exist and render sample editions (one full, one sparse).
+    fn try_job(&self, job: &JobSettings) -> Vec<TemplateProblem> {
+        let mut problems = Vec::new();
+        for (hb, ext) in [(&self.html, ".html.hbs"), (&self.text, ".txt.hbs")] {
+            if !hb.has_template(&job.template) {
+                problems.push(TemplateProblem {
+                    file: None,
+                    key: format!("jobs.{:?}.template", job.name),
+                    message: format!("{} not found", self.dir.join(format!("{}{ext}", job.template)).display()),
+                });
+            }
+        }
+        if !problems.is_empty() {
+            return problems;
+        }
+        for data in sample_editions(job) {
+            if let Err(e) = self.render_edition(job, &data) {
+                let file = match e.part {
+                    "subject" => None,
+                    "html" => Some(self.dir.join(format!("{}.html.hbs", job.template)).display().to_string()),
+                    _ => Some(self.dir.join(format!("{}.txt.hbs", job.template)).display().to_string()),
+                };
+                let key = if e.part == "subject" { format!("jobs.{:?}.subject", job.name) } else { String::new() };
+                problems.push(TemplateProblem { file, key, message: format!("does not render: {}", e.message) });
+                break;
+            }
+        }
+        problems
+    }
+
+    /// Renders what all recipients of an edition share.
+    pub fn render_edition(&self, job: &JobSettings, data: &EditionData) -> Result<SharedParts, RenderError> {
+        let fail = |part: &'static str| {
+            move |e: handlebars::RenderError| RenderError { job: job.name.clone(), part, message: e.to_string() }
+        };
+        let subject = self.text.render(&subject_name(&job.name), data).map_err(fail("subject"))?;
+        let text = self.text.render(&job.template, data).map_err(fail("text"))?;
+        let html = self.html.render(&job.template, data).map_err(fail("html"))?;
+        let html = css_inline::CSSInliner::options()
+            .load_remote_stylesheets(false)
+            .keep_style_tags(true)
+            .build()
+            .inline(&html)
+            .map_err(|e| RenderError { job: job.name.clone(), part: "html", message: format!("inlining CSS: {e}") })?;
+        Ok(SharedParts { subject: crate::clean::one_line(&subject), html, text })
+    }
+}
+
+fn subject_name(job: &str) -> String {
+    format!("subject:{job}")
+}
+
+fn sample_editions(job: &JobSettings) -> Vec<EditionData> {
+    let article = |n: usize, full: bool| ArticleData {
+        title: format!("Sample article {n}"),
+        url: format!("https://example.org/sample-{n}"),
+        excerpt: "A sample excerpt.".into(),
+        author: full.then(|| "Sample Author".into()),
+        published: "1 January 2026".into(),
+        tags: if full { vec!["sample".into()] } else { Vec::new() },
+        image: full.then(|| "https://example.org/sample.png".into()),
+    };
+    let make = |articles: Vec<ArticleData>| EditionData {
+        site: SiteData { name: "Sample".into(), base_url: "https://example.org/".into(), postal_address: "1 Sample Street".into() },
+        list: ListData { name: job.list.clone(), title: "Sample list".into() },
+        edition: EditionInfo {
+            job: job.name.clone(),
+            date: "Thursday 1 January 2026".into(),
+            count: articles.len(),
+            single: articles.len() == 1,
+            empty: articles.is_empty(),
+        },
+        articles,
+    };
+    vec![make(vec![article(1, true), article(2, false)]), make(Vec::new())]
+}

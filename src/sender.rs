@@ -1,0 +1,211 @@
+//! The sender drains a job's delivery queue: it claims due rows (each is
+//! `sending`, with a lease, before its SMTP transaction starts), sends one
+//! envelope per recipient with bounded concurrency and an optional rate
+//! limit, and records each classified outcome. 4xx and connection failures
+//! retry with exponential backoff up to a maximum age; 5.1.x suppresses the
+//! address; 5.7.x pauses the whole channel, since the fault is ours.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use chrono::{DateTime, Utc};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tracing::{error, info, warn};
+
+use crate::clock;
+use crate::config::{MailSettings, Settings};
+use crate::mail::{Delivery, MailTransport};
+use crate::message::{self, Addressee, EditionParts};
+use crate::store::{Claimed, Outcome, Store, StoreError};
+use crate::token::TokenKeys;
+
+/// What one drain did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SendReport {
+    pub sent: u64,
+    pub retrying: u64,
+    pub failed: u64,
+    pub suppressed: u64,
+    pub expired: u64,
+    /// Rows found `sending` with an expired lease (a crashed run): requeued, flagged in doubt.
+    pub recovered_in_doubt: u64,
+    /// Why the channel paused, when it did.
+    pub paused: Option<String>,
+}
+
+/// Spaces sends `1/rate` seconds apart across all connections.
+struct RateLimit {
+    period: Duration,
+    next: Mutex<Instant>,
+}
+
+impl RateLimit {
+    fn new(per_second: f64) -> RateLimit {
+        RateLimit { period: Duration::from_secs_f64(1.0 / per_second), next: Mutex::new(Instant::now()) }
+    }
+
+    async fn wait(&self) {
+        let slot = {
+            let mut next = self.next.lock().expect("the rate limit lock is never poisoned");
+            let slot = (*next).max(Instant::now());
+            *next = slot + self.period;
+            slot
+        };
+        tokio::time::sleep_until(slot).await;
+    }
+}
+
+/// What every send task shares.
+pub struct SendContext {
+    pub store: Store,
+    pub settings: Arc<Settings>,
+    pub transport: MailTransport,
+    pub keys: TokenKeys,
+}
+
+struct Run {
+    ctx: Arc<SendContext>,
+    rate: Option<RateLimit>,
+    paused: AtomicBool,
+    pause_reason: Mutex<Option<String>>,
+}
+
+/// The delay before retry number `attempts` (1-based): the initial delay,
+/// doubling each time, at most six hours, with up to 10% jitter.
+pub fn backoff(mail: &MailSettings, attempts: i64, id: i64) -> Duration {
+    let exp = attempts.clamp(1, 20) as u32 - 1;
+    let base = mail.retry_initial.saturating_mul(2u32.saturating_pow(exp)).min(Duration::from_secs(6 * 3600));
+    let jitter = (id as u64).wrapping_mul(2_654_435_761) % 1000;
+    base + base.mul_f64(jitter as f64 / 10_000.0)
+}
+
+fn lease_for(mail: &MailSettings) -> chrono::Duration {
+    chrono::Duration::from_std(mail.send_timeout * 2 + Duration::from_secs(5)).expect("the lease fits")
+}
+
+/// Sends every due delivery of `job` until none is left or the channel pauses.
+pub async fn drain(ctx: Arc<SendContext>, job: &str) -> Result<SendReport, StoreError> {
+    let mail = &ctx.settings.mail;
+    let mut report = SendReport { recovered_in_doubt: ctx.store.recover_expired_leases(job, clock::now()).await?, ..SendReport::default() };
+    if report.recovered_in_doubt > 0 {
+        warn!(job, rows = report.recovered_in_doubt, "requeued deliveries left sending by an interrupted run; flagged in doubt");
+    }
+    let run = Arc::new(Run {
+        ctx: ctx.clone(),
+        rate: mail.rate_limit.map(RateLimit::new),
+        paused: AtomicBool::new(false),
+        pause_reason: Mutex::new(None),
+    });
+    let permits = Arc::new(Semaphore::new(mail.max_connections));
+    let mut editions: HashMap<i64, Arc<EditionParts>> = HashMap::new();
+    let batch_size = (mail.max_connections * 8).max(32);
+    while !run.paused.load(Ordering::SeqCst) {
+        let now = clock::now();
+        let batch = ctx.store.claim_deliveries(job, batch_size, now, now + lease_for(mail)).await?;
+        if batch.is_empty() {
+            break;
+        }
+        let mut tasks = JoinSet::new();
+        for row in batch {
+            let parts = match editions.get(&row.edition_id) {
+                Some(parts) => parts.clone(),
+                None => {
+                    let e = ctx.store.edition(row.edition_id).await?;
+                    let title = ctx.settings.list(&e.list_name).map_or(e.list_name.clone(), |l| l.title.clone());
+                    let parts = Arc::new(EditionParts::new(e.id, &e.nonce, &e.list_name, &title, &e.subject, &e.html, &e.text));
+                    editions.insert(e.id, parts.clone());
+                    parts
+                }
+            };
+            let permit = permits.clone().acquire_owned().await.expect("the semaphore is never closed");
+            let run = run.clone();
+            tasks.spawn(async move {
+                let outcome = run.send_one(&row, &parts).await;
+                drop(permit);
+                let recorded = run.ctx.store.record_outcome(row.id, &outcome, &row.email, clock::now()).await;
+                recorded.map(|()| outcome)
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            match done.expect("send tasks do not panic")? {
+                Outcome::Sent { .. } => report.sent += 1,
+                Outcome::Retry { .. } => report.retrying += 1,
+                Outcome::Failed { .. } => report.failed += 1,
+                Outcome::Suppressed { .. } => report.suppressed += 1,
+                Outcome::Expired { .. } => report.expired += 1,
+                Outcome::Released => {}
+            }
+        }
+    }
+    report.paused = run.pause_reason.lock().expect("not poisoned").clone();
+    Ok(report)
+}
+
+impl Run {
+    async fn send_one(&self, row: &Claimed, parts: &EditionParts) -> Outcome {
+        let ctx = &self.ctx;
+        let mail = &ctx.settings.mail;
+        if self.paused.load(Ordering::SeqCst) {
+            return Outcome::Released;
+        }
+        if row.suppressed > 0 {
+            return Outcome::Suppressed { reason: "the address is on the suppression list".into() };
+        }
+        if row.status != "active" {
+            return Outcome::Suppressed { reason: format!("the subscriber is {}", row.status) };
+        }
+        if let Some(rate) = &self.rate {
+            rate.wait().await;
+        }
+        let site = &ctx.settings.site;
+        let to = Addressee {
+            email: &row.email,
+            name: row.name.as_deref(),
+            uid: &row.uid,
+            attributes: serde_json::from_str(&row.attributes).unwrap_or_default(),
+            unsubscribe_url: message::unsubscribe_url(site, &ctx.keys, &row.uid),
+        };
+        let built = message::build(site, parts, &to, message::message_id(site, parts, row.id), "", SystemTime::from(clock::now()));
+        let message = match built {
+            Ok(m) => m,
+            Err(e) => return Outcome::Failed { reply: e.to_string(), suppress: false },
+        };
+        let label = format!("{}-e{}-d{}-{}", parts.list_name, parts.edition_id, row.id, row.email);
+        let delivery = ctx.transport.send(&message, &label, mail.send_timeout).await;
+        let now = clock::now();
+        match delivery {
+            Delivery::Accepted(reply) => {
+                info!(delivery = row.id, to = %row.email, %reply, "sent");
+                Outcome::Sent { reply }
+            }
+            Delivery::Transient { reply, in_doubt } => {
+                let age = now - DateTime::<Utc>::from_timestamp_millis(row.created_at).unwrap_or(now);
+                if age.to_std().unwrap_or_default() > mail.retry_max_age {
+                    warn!(delivery = row.id, to = %row.email, %reply, "gave up: older than retry_max_age");
+                    return Outcome::Expired { reply };
+                }
+                let at = now + chrono::Duration::from_std(backoff(mail, row.attempts, row.id)).expect("backoff fits");
+                warn!(delivery = row.id, to = %row.email, %reply, in_doubt, retry_at = %at, "deferred");
+                Outcome::Retry { reply, at, in_doubt }
+            }
+            Delivery::BadAddress(reply) => {
+                warn!(delivery = row.id, to = %row.email, %reply, "address rejected; suppressed");
+                Outcome::Failed { reply, suppress: true }
+            }
+            Delivery::Rejected(reply) => {
+                warn!(delivery = row.id, to = %row.email, %reply, "message rejected");
+                Outcome::Failed { reply, suppress: false }
+            }
+            Delivery::Policy(reply) => {
+                error!(delivery = row.id, %reply, "the server refused us on policy or authentication grounds: mail channel paused");
+                self.paused.store(true, Ordering::SeqCst);
+                self.pause_reason.lock().expect("not poisoned").get_or_insert_with(|| reply.clone());
+                Outcome::Retry { reply, at: now, in_doubt: false }
+            }
+        }
+    }
+}

@@ -1,0 +1,63 @@
+//! Sources of articles: a folder of article files or a feed over HTTP. Each
+//! poll returns cleaned articles plus the items it had to skip, with reasons.
+
+mod article_file;
+mod feed;
+mod folder;
+
+pub use article_file::parse_published;
+
+use crate::article::Article;
+use crate::config::{SourceKind, SourceSettings};
+
+/// Conditional-GET validators a feed gave last time.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Validators {
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+}
+
+/// What one poll of one source found.
+#[derive(Debug, Default)]
+pub struct Polled {
+    pub articles: Vec<Article>,
+    /// Items that could not be read, each with where it was and why.
+    pub skipped: Vec<String>,
+    /// `None` when the source said nothing changed (HTTP 304).
+    pub validators: Option<Validators>,
+    pub not_modified: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("cannot read folder {path}: {error}")]
+    Folder { path: String, error: std::io::Error },
+    #[error("fetching {url} failed: {error}")]
+    Http { url: String, error: String },
+    #[error("{url} answered HTTP {status}")]
+    Status { url: String, status: u16 },
+    #[error("{url} is larger than max_bytes ({max} bytes); raise the source's max_bytes if it is genuine")]
+    TooLarge { url: String, max: u64 },
+    #[error("{url} is not a feed Herald can read (RSS, Atom or JSON Feed): {error}")]
+    Parse { url: String, error: String },
+}
+
+/// Polls one source. `previous` holds the validators stored from the last poll.
+pub async fn poll(source: &SourceSettings, client: &reqwest::Client, previous: &Validators) -> Result<Polled, SourceError> {
+    match &source.kind {
+        SourceKind::Folder { path, base_url } => folder::poll(&source.name, path, base_url).await,
+        SourceKind::Feed { url, timeout, max_bytes, max_items, trust_ids } => {
+            let limits = feed::Limits { timeout: *timeout, max_bytes: *max_bytes, max_items: *max_items, trust_ids: *trust_ids };
+            feed::poll(&source.name, client, url, &limits, previous).await
+        }
+    }
+}
+
+/// The HTTP client sources share.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .user_agent(concat!("Herald/", env!("CARGO_PKG_VERSION"), " (newsletter dispatcher)"))
+        .redirect(reqwest::redirect::Policy::limited(5))
+        .build()
+        .expect("the HTTP client builds once TLS is installed")
+}

@@ -1,0 +1,234 @@
+//! The delivery queue: one row per (edition, subscriber). A row is `sending`
+//! with a lease before its SMTP transaction starts; a row whose lease ran out
+//! while `sending` (the process died) goes back to the queue flagged in doubt.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use sqlx::AssertSqlSafe;
+
+use super::{Store, StoreError, parse_state, placeholders};
+
+/// The states a delivery row moves through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryState {
+    Queued,
+    Sending,
+    Sent,
+    Failed,
+    Suppressed,
+    Expired,
+}
+
+impl DeliveryState {
+    pub const ALL: [DeliveryState; 6] = [Self::Queued, Self::Sending, Self::Sent, Self::Failed, Self::Suppressed, Self::Expired];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Sending => "sending",
+            Self::Sent => "sent",
+            Self::Failed => "failed",
+            Self::Suppressed => "suppressed",
+            Self::Expired => "expired",
+        }
+    }
+}
+
+impl fmt::Display for DeliveryState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for DeliveryState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|state| state.as_str() == s)
+            .ok_or_else(|| format!("{s:?} is not a delivery state (queued, sending, sent, failed, suppressed, expired)"))
+    }
+}
+
+/// A claimed row with what the sender needs to build the message.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Claimed {
+    pub id: i64,
+    pub edition_id: i64,
+    pub email: String,
+    pub attempts: i64,
+    pub in_doubt: i64,
+    pub created_at: i64,
+    pub name: Option<String>,
+    pub uid: String,
+    pub attributes: String,
+    pub status: String,
+    pub suppressed: i64,
+}
+
+/// A row as `herald deliveries` lists it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DeliveryRow {
+    pub id: i64,
+    pub edition_id: i64,
+    pub job: String,
+    pub email: String,
+    pub state: String,
+    pub attempts: i64,
+    pub in_doubt: i64,
+    pub next_attempt_at: i64,
+    pub last_reply: Option<String>,
+    pub updated_at: i64,
+}
+
+impl DeliveryRow {
+    pub fn state(&self) -> DeliveryState {
+        parse_state(&self.state)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateCount {
+    pub state: DeliveryState,
+    pub count: i64,
+    pub in_doubt: i64,
+}
+
+/// How one delivery attempt ended, as the store records it.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Sent { reply: String },
+    /// Try again at `at`; `in_doubt` when the message may have gone out.
+    Retry { reply: String, at: DateTime<Utc>, in_doubt: bool },
+    /// Permanently refused; `suppress` adds the address to the suppression list.
+    Failed { reply: String, suppress: bool },
+    /// Not sent: the address is suppressed or the subscriber left.
+    Suppressed { reason: String },
+    /// Retried for longer than the maximum age.
+    Expired { reply: String },
+    /// Not attempted (the channel paused): back to the queue as it was.
+    Released,
+}
+
+impl Store {
+    /// Puts rows of `job` that are `sending` with an expired lease back in the
+    /// queue, flagged in doubt. Returns how many.
+    pub async fn recover_expired_leases(&self, job: &str, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let now = now.timestamp_millis();
+        Ok(sqlx::query(
+            "UPDATE deliveries SET state = 'queued', in_doubt = 1, lease_until = NULL, next_attempt_at = $2, updated_at = $2 \
+             WHERE job = $1 AND state = 'sending' AND lease_until < $2",
+        )
+        .bind(job)
+        .bind(now)
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+
+    /// Claims up to `limit` due rows of `job`: each becomes `sending` with a
+    /// lease until `lease_until` before anything is sent.
+    pub async fn claim_deliveries(
+        &self,
+        job: &str,
+        limit: usize,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let lock = if self.backend == super::Backend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
+        let sql = format!(
+            "UPDATE deliveries SET state = 'sending', lease_until = $3, attempts = attempts + 1, updated_at = $2 \
+             WHERE id IN (SELECT id FROM deliveries WHERE job = $1 AND state = 'queued' AND next_attempt_at <= $2 \
+             ORDER BY next_attempt_at, id LIMIT $4{lock}) RETURNING id"
+        );
+        let ids: Vec<i64> = sqlx::query_scalar(AssertSqlSafe(sql))
+            .bind(job)
+            .bind(now.timestamp_millis())
+            .bind(lease_until.timestamp_millis())
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT d.id, d.edition_id, d.email, d.attempts, d.in_doubt, d.created_at, s.name, s.uid, s.attributes, s.status, \
+             (SELECT COUNT(*) FROM suppressions x WHERE x.email_key = s.email_key) AS suppressed \
+             FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id WHERE d.id IN ({}) ORDER BY d.id",
+            placeholders(1, ids.len())
+        );
+        let mut query = sqlx::query_as::<_, Claimed>(AssertSqlSafe(sql));
+        for id in &ids {
+            query = query.bind(id);
+        }
+        Ok(query.fetch_all(&self.pool).await?)
+    }
+
+    /// Records how an attempt on row `id` ended.
+    pub async fn record_outcome(&self, id: i64, outcome: &Outcome, email: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let now_ms = now.timestamp_millis();
+        let (state, reply, next, in_doubt, undo_attempt) = match outcome {
+            Outcome::Sent { reply } => ("sent", Some(reply.as_str()), None, false, 0),
+            Outcome::Retry { reply, at, in_doubt } => ("queued", Some(reply.as_str()), Some(at.timestamp_millis()), *in_doubt, 0),
+            Outcome::Failed { reply, suppress } => {
+                if *suppress {
+                    self.suppress(email, reply, now).await?;
+                }
+                ("failed", Some(reply.as_str()), None, false, 0)
+            }
+            Outcome::Suppressed { reason } => ("suppressed", Some(reason.as_str()), None, false, 1),
+            Outcome::Expired { reply } => ("expired", Some(reply.as_str()), None, false, 0),
+            Outcome::Released => ("queued", None, Some(now_ms), false, 1),
+        };
+        sqlx::query(
+            "UPDATE deliveries SET state = $2, last_reply = COALESCE($3, last_reply), next_attempt_at = COALESCE($4, next_attempt_at), \
+             in_doubt = CASE WHEN $5 = 1 THEN 1 ELSE in_doubt END, attempts = attempts - $6, lease_until = NULL, updated_at = $7 \
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(state)
+        .bind(reply)
+        .bind(next)
+        .bind(in_doubt as i64)
+        .bind(undo_attempt)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Counts rows by state, for one job or all.
+    pub async fn delivery_counts(&self, job: Option<&str>) -> Result<Vec<StateCount>, StoreError> {
+        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+            "SELECT state, COUNT(*), COUNT(CASE WHEN in_doubt = 1 THEN 1 END) FROM deliveries WHERE ($1 = '' OR job = $1) \
+             GROUP BY state ORDER BY state",
+        )
+        .bind(job.unwrap_or(""))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|(state, count, in_doubt)| StateCount { state: parse_state(&state), count, in_doubt }).collect())
+    }
+
+    pub async fn deliveries(&self, job: Option<&str>, state: Option<DeliveryState>, limit: i64) -> Result<Vec<DeliveryRow>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT id, edition_id, job, email, state, attempts, in_doubt, next_attempt_at, last_reply, updated_at FROM deliveries \
+             WHERE ($1 = '' OR job = $1) AND ($2 = '' OR state = $2) ORDER BY id LIMIT $3",
+        )
+        .bind(job.unwrap_or(""))
+        .bind(state.map(DeliveryState::as_str).unwrap_or(""))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// The earliest next attempt among queued rows of `job`.
+    pub async fn next_retry_at(&self, job: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let at: Option<i64> = sqlx::query_scalar("SELECT MIN(next_attempt_at) FROM deliveries WHERE job = $1 AND state = 'queued'")
+            .bind(job)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(at.and_then(DateTime::from_timestamp_millis))
+    }
+}

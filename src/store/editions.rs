@@ -1,0 +1,102 @@
+//! Editions: which articles went to a list on one run of a job, the rendered
+//! parts all recipients share, and one delivery row per recipient.
+
+use chrono::{DateTime, Utc};
+
+use super::{Store, StoreError};
+
+pub struct NewEdition<'a> {
+    pub job: &'a str,
+    pub list: &'a str,
+    pub nonce: &'a str,
+    pub subject: &'a str,
+    pub html: &'a str,
+    pub text: &'a str,
+    pub article_ids: &'a [i64],
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct EditionRow {
+    pub id: i64,
+    pub job: String,
+    pub list_name: String,
+    pub nonce: String,
+    pub created_at: i64,
+    pub article_count: i64,
+    pub recipient_count: i64,
+    pub subject: String,
+    pub html: String,
+    pub text: String,
+}
+
+impl Store {
+    /// Creates the edition, claims its articles for the job and writes one
+    /// `queued` delivery row per active, unsuppressed subscriber, all in one
+    /// transaction. Fails without writing anything if another edition of the
+    /// job already took one of the articles.
+    pub async fn create_edition(&self, e: &NewEdition<'_>, now: DateTime<Utc>) -> Result<EditionRow, StoreError> {
+        let now = now.timestamp_millis();
+        let mut tx = self.pool.begin().await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO editions (job, list_name, nonce, created_at, article_count, recipient_count, subject, html, text) \
+             VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $8) RETURNING id",
+        )
+        .bind(e.job)
+        .bind(e.list)
+        .bind(e.nonce)
+        .bind(now)
+        .bind(e.article_ids.len() as i64)
+        .bind(e.subject)
+        .bind(e.html)
+        .bind(e.text)
+        .fetch_one(&mut *tx)
+        .await?;
+        for (position, article) in e.article_ids.iter().enumerate() {
+            sqlx::query("INSERT INTO edition_articles (edition_id, job, article_id, position) VALUES ($1, $2, $3, $4)")
+                .bind(id)
+                .bind(e.job)
+                .bind(article)
+                .bind(position as i64)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let recipients = sqlx::query(
+            "INSERT INTO deliveries (edition_id, job, subscriber_id, email, state, attempts, next_attempt_at, in_doubt, created_at, updated_at) \
+             SELECT $1, $2, s.id, s.email, 'queued', 0, $3, 0, $3, $3 FROM subscribers s \
+             WHERE s.list_name = $4 AND s.status = 'active' \
+             AND NOT EXISTS (SELECT 1 FROM suppressions x WHERE x.email_key = s.email_key) ORDER BY s.id",
+        )
+        .bind(id)
+        .bind(e.job)
+        .bind(now)
+        .bind(e.list)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        sqlx::query("UPDATE editions SET recipient_count = $2 WHERE id = $1")
+            .bind(id)
+            .bind(recipients as i64)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.edition(id).await
+    }
+
+    pub async fn edition(&self, id: i64) -> Result<EditionRow, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT id, job, list_name, nonce, created_at, article_count, recipient_count, subject, html, text FROM editions WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// The creation time of the job's latest edition.
+    pub async fn last_edition_at(&self, job: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let at: Option<i64> = sqlx::query_scalar("SELECT created_at FROM editions WHERE job = $1 ORDER BY created_at DESC, id DESC LIMIT 1")
+            .bind(job)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(at.and_then(DateTime::from_timestamp_millis))
+    }
+}

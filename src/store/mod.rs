@@ -1,0 +1,118 @@
+//! The durable store: articles, subscribers, editions and per-recipient
+//! deliveries, on SQLite (the embedded default, in WAL mode) or PostgreSQL,
+//! through one set of queries on sqlx's `Any` driver.
+
+mod articles;
+mod deliveries;
+mod editions;
+mod subscribers;
+
+use std::path::Path;
+use std::str::FromStr;
+
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{AnyPool, Executor};
+
+pub use articles::{StoredArticle, Upsert};
+pub use deliveries::{Claimed, DeliveryRow, DeliveryState, Outcome, StateCount};
+pub use editions::{EditionRow, NewEdition};
+pub use subscribers::{AddOutcome, NewSubscriber, Subscriber, email_key};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sql(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("cannot create the folder for {path}: {error}")]
+    Folder { path: String, error: std::io::Error },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
+impl Store {
+    /// Opens the store at `url` (`sqlite://path` or `postgres://...`) and applies pending migrations.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        install_default_drivers();
+        let backend = if url.starts_with("sqlite:") { Backend::Sqlite } else { Backend::Postgres };
+        let url = match backend {
+            Backend::Sqlite => {
+                let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+                let file = path.split('?').next().unwrap_or(path);
+                if let Some(parent) = Path::new(file).parent().filter(|p| !p.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(parent)
+                        .map_err(|error| StoreError::Folder { path: file.to_string(), error })?;
+                }
+                if url.contains('?') { url.to_string() } else { format!("sqlite://{file}?mode=rwc") }
+            }
+            Backend::Postgres => url.to_string(),
+        };
+        let options = AnyPoolOptions::new().max_connections(if backend == Backend::Sqlite { 4 } else { 16 });
+        let options = if backend == Backend::Sqlite {
+            options.after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute("PRAGMA journal_mode = WAL").await?;
+                    conn.execute("PRAGMA synchronous = NORMAL").await?;
+                    conn.execute("PRAGMA busy_timeout = 10000").await?;
+                    conn.execute("PRAGMA foreign_keys = ON").await?;
+                    Ok(())
+                })
+            })
+        } else {
+            options
+        };
+        let pool = options.connect(&url).await?;
+        match backend {
+            Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
+            Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
+        }
+        Ok(Store { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// The token secret generated for this store when none is configured.
+    pub async fn generated_token_secret(&self) -> Result<String, StoreError> {
+        let fresh = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+        sqlx::query("INSERT INTO secrets (name, value) VALUES ('token_secret', $1) ON CONFLICT (name) DO NOTHING")
+            .bind(&fresh)
+            .execute(&self.pool)
+            .await?;
+        let value: String = sqlx::query_scalar("SELECT value FROM secrets WHERE name = 'token_secret'")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(value)
+    }
+}
+
+/// `$1, $2, ...` for `n` values starting at `$first`.
+fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
+/// Parses a stored enum value.
+fn parse_state<T: FromStr>(value: &str) -> T
+where
+    T::Err: std::fmt::Debug,
+{
+    value.parse().expect("the store only holds values Herald wrote")
+}

@@ -1,0 +1,153 @@
+//! Signed tokens for unsubscribe links: `1.<key id>.<subscriber uid>.<HMAC>`.
+//! The subscriber uid is random (never an address or a sequential id); the key
+//! id lets old keys keep verifying while a new one signs.
+
+use std::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::{Digest, Sha256};
+
+const VERSION: &str = "1";
+
+/// What a token may be used for; a token signed for one purpose does not verify for another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    Unsubscribe,
+}
+
+impl Purpose {
+    fn as_str(self) -> &'static str {
+        match self {
+            Purpose::Unsubscribe => "unsubscribe",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TokenError {
+    #[error("the token is malformed")]
+    Malformed,
+    #[error("the token was signed with a key this instance does not have")]
+    UnknownKey,
+    #[error("the token's signature does not match")]
+    BadSignature,
+}
+
+#[derive(Clone)]
+struct Key {
+    id: String,
+    secret: Vec<u8>,
+}
+
+impl Key {
+    fn new(secret: &[u8]) -> Self {
+        let digest = Sha256::digest(secret);
+        let id = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
+        Key { id, secret: secret.to_vec() }
+    }
+
+    fn mac(&self, purpose: Purpose, subject: &str) -> Hmac<Sha256> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC takes keys of any length");
+        mac.update(format!("herald:{VERSION}:{}:{}:{subject}", purpose.as_str(), self.id).as_bytes());
+        mac
+    }
+}
+
+/// The signing key (first) and the keys that still verify.
+#[derive(Clone, Default)]
+pub struct TokenKeys {
+    keys: Vec<Key>,
+}
+
+impl fmt::Debug for TokenKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ids: Vec<&str> = self.keys.iter().map(|k| k.id.as_str()).collect();
+        f.debug_struct("TokenKeys").field("key_ids", &ids).finish()
+    }
+}
+
+impl TokenKeys {
+    /// Keys from `tokens.secret` and `tokens.previous_secrets`; empty when no secret is configured.
+    pub fn from_config(secret: Option<&str>, previous: &[String]) -> Self {
+        let keys = secret
+            .into_iter()
+            .chain(previous.iter().map(String::as_str))
+            .filter(|s| !s.is_empty())
+            .map(|s| Key::new(s.as_bytes()))
+            .collect();
+        TokenKeys { keys }
+    }
+
+    pub fn is_configured(&self) -> bool {
+        !self.keys.is_empty()
+    }
+
+    /// Adds `secret` as the signing key when none was configured.
+    pub fn or_generated(mut self, secret: &str) -> Self {
+        if self.keys.is_empty() {
+            self.keys.push(Key::new(secret.as_bytes()));
+        }
+        self
+    }
+
+    pub fn sign(&self, purpose: Purpose, subject: &str) -> String {
+        let key = self.keys.first().expect("a signing key is configured or generated before signing");
+        let tag = key.mac(purpose, subject).finalize().into_bytes();
+        format!("{VERSION}.{}.{subject}.{}", key.id, URL_SAFE_NO_PAD.encode(tag))
+    }
+
+    /// Returns the subject (the subscriber uid) of a valid token.
+    pub fn verify(&self, purpose: Purpose, token: &str) -> Result<String, TokenError> {
+        let mut parts = token.split('.');
+        let (Some(VERSION), Some(kid), Some(subject), Some(sig), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(TokenError::Malformed);
+        };
+        if subject.is_empty() || !subject.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(TokenError::Malformed);
+        }
+        let sig = URL_SAFE_NO_PAD.decode(sig).map_err(|_| TokenError::Malformed)?;
+        let key = self.keys.iter().find(|k| k.id == kid).ok_or(TokenError::UnknownKey)?;
+        key.mac(purpose, subject).verify_slice(&sig).map_err(|_| TokenError::BadSignature)?;
+        Ok(subject.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signs_and_verifies_and_rotates() {
+        let old = TokenKeys::from_config(Some("old-secret"), &[]);
+        let token = old.sign(Purpose::Unsubscribe, "abc123");
+        assert_eq!(old.verify(Purpose::Unsubscribe, &token), Ok("abc123".into()));
+
+        let rotated = TokenKeys::from_config(Some("new-secret"), &["old-secret".into()]);
+        assert_eq!(rotated.verify(Purpose::Unsubscribe, &token), Ok("abc123".into()));
+        assert_ne!(rotated.sign(Purpose::Unsubscribe, "abc123"), token);
+
+        let other = TokenKeys::from_config(Some("new-secret"), &[]);
+        assert_eq!(other.verify(Purpose::Unsubscribe, &token), Err(TokenError::UnknownKey));
+    }
+
+    #[test]
+    fn rejects_forged_and_truncated_tokens() {
+        let keys = TokenKeys::from_config(Some("s3cret"), &[]);
+        let token = keys.sign(Purpose::Unsubscribe, "abc123");
+        let forged = token.replace("abc123", "abc124");
+        assert_eq!(keys.verify(Purpose::Unsubscribe, &forged), Err(TokenError::BadSignature));
+        assert_eq!(keys.verify(Purpose::Unsubscribe, &token[..token.len() - 3]), Err(TokenError::BadSignature));
+        assert_eq!(keys.verify(Purpose::Unsubscribe, "1.x.y"), Err(TokenError::Malformed));
+        assert_eq!(keys.verify(Purpose::Unsubscribe, ""), Err(TokenError::Malformed));
+    }
+
+    #[test]
+    fn debug_never_shows_secrets() {
+        let keys = TokenKeys::from_config(Some("hunter2-secret"), &[]);
+        assert!(!format!("{keys:?}").contains("hunter2"));
+    }
+}
