@@ -1,1 +1,12 @@
+//! Herald's integration tests: one binary, topic modules, shared helpers in `util`.
 
+mod util;
+
+mod check;
+mod crash;
+mod digest;
+mod faults;
+mod feeds;
+mod render;
+mod smtp;
+mod subscribers;

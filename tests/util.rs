@@ -1,0 +1,243 @@
+//! Shared test helpers: a temporary Herald workspace (config, templates,
+//! articles), a real Postfix `smtp-sink`, and running the `herald` binary.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const HERALD: &str = env!("CARGO_BIN_EXE_herald");
+
+/// A temporary folder laid out like a Herald deployment.
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+}
+
+/// The base configuration tests start from; `{extra}` is appended.
+pub fn base_config(mail: &str) -> String {
+    format!(
+        r#"
+[site]
+name = "Test Gazette"
+base_url = "https://gazette.example.org/"
+from = "Test Gazette <news@gazette.example.org>"
+postal_address = "1 Test Row, Testham TE1 1ST"
+
+[store]
+url = "sqlite://data/herald.db"
+
+[tokens]
+secret = "test-secret-for-tokens"
+
+{mail}
+
+[[sources]]
+name = "desk"
+type = "folder"
+path = "articles"
+
+[[lists]]
+name = "readers"
+title = "Gazette Daily"
+
+[[jobs]]
+name = "daily"
+kind = "digest"
+list = "readers"
+schedule = "0 7 * * *"
+timezone = "Europe/London"
+subject = "{{{{site.name}}}}: {{{{edition.count}}}} new"
+"#
+    )
+}
+
+pub fn file_mail() -> String {
+    "[mail]\ntransport = \"file\"\n[mail.file]\ndir = \"outbox\"\n".to_string()
+}
+
+pub fn smtp_mail(port: u16, extra: &str) -> String {
+    format!("[mail]\ntransport = \"smtp\"\n{extra}\n[mail.smtp]\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\n")
+}
+
+impl Workspace {
+    pub fn new(config: &str) -> Workspace {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ws = Workspace { dir };
+        copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("templates"), &ws.path().join("templates"));
+        std::fs::create_dir_all(ws.path().join("articles")).unwrap();
+        ws.write("config/herald.toml", config);
+        ws
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn write(&self, rel: &str, text: &str) {
+        let path = self.path().join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    /// Writes `n` subscribers to a CSV and imports them.
+    pub fn subscribers(&self, n: usize) {
+        let mut csv = String::from("email,name,city\n");
+        for i in 0..n {
+            csv.push_str(&format!("reader{i}@example.org,Reader {i},Town {}\n", i % 7));
+        }
+        self.write("subs.csv", &csv);
+        let out = self.herald(&["subscribers", "import", "subs.csv"]);
+        assert!(out.status.success(), "import failed:\n{}", show(&out));
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(HERALD);
+        cmd.args(args).current_dir(self.path()).env_remove("HERALD_CONFIG").env("HERALD_LOG", "warn");
+        for (key, _) in std::env::vars() {
+            if key.starts_with("HERALD_") && key != "HERALD_LOG" {
+                cmd.env_remove(key);
+            }
+        }
+        cmd
+    }
+
+    pub fn herald(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("herald runs")
+    }
+
+    pub fn outbox(&self) -> Vec<(PathBuf, Vec<u8>)> {
+        read_all(&self.path().join("outbox"))
+    }
+}
+
+pub fn show(out: &Output) -> String {
+    format!(
+        "status: {}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+fn read_all(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else { return out };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(read_all(&path));
+        } else if !path.file_name().unwrap().to_string_lossy().starts_with('.') {
+            out.push((path.clone(), std::fs::read(&path).unwrap()));
+        }
+    }
+    out.sort();
+    out
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Postfix's `smtp-sink` on a free loopback port, keeping every message it accepts.
+pub struct SmtpSink {
+    pub port: u16,
+    child: Child,
+    dump: tempfile::TempDir,
+}
+
+impl SmtpSink {
+    /// Starts `smtp-sink` with extra fault options (e.g. `["-r", "RCPT"]`).
+    pub fn start(options: &[&str]) -> SmtpSink {
+        Self::start_on(free_port(), options)
+    }
+
+    pub fn start_on(port: u16, options: &[&str]) -> SmtpSink {
+        let dump = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dump.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+        let mut cmd = Command::new("smtp-sink");
+        if is_root() {
+            cmd.args(["-u", "nobody"]);
+        }
+        let template = format!("{}/%M.", dump.path().display());
+        cmd.args(["-d", &template]).args(options).arg(format!("127.0.0.1:{port}")).arg("256");
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("smtp-sink is installed (scripts/test installs Postfix's smtp-sink)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "smtp-sink did not start on port {port}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        SmtpSink { port, child, dump }
+    }
+
+    /// Every captured message, without the lines smtp-sink adds before it.
+    pub fn messages(&self) -> Vec<Vec<u8>> {
+        read_all(self.dump.path())
+            .into_iter()
+            .map(|(_, bytes)| {
+                let text = String::from_utf8_lossy(&bytes);
+                let start = text.find("\nFrom: ").map(|i| i + 1).unwrap_or(0);
+                bytes[start..].to_vec()
+            })
+            .collect()
+    }
+
+    /// The envelope recipients of every captured message.
+    pub fn recipients(&self) -> Vec<String> {
+        read_all(self.dump.path())
+            .into_iter()
+            .filter_map(|(_, bytes)| {
+                let text = String::from_utf8_lossy(&bytes);
+                let line = text.lines().find(|l| l.starts_with("X-Rcpt-Args: "))?;
+                Some(line.trim_start_matches("X-Rcpt-Args: <").split('>').next()?.to_string())
+            })
+            .collect()
+    }
+
+    pub fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)
+}
+
+/// A realistic article file with junk: an off-topic opener, an author footer, a comments line.
+pub fn article_txt(title: &str, topic: &str) -> String {
+    format!(
+        "{title}\n\nA quick note before the news: our phone lines are closed on Monday.\n\n\
+         The {topic} story begins here with enough words to be a real paragraph about {topic} and its effects on the town.\n\n\
+         A second paragraph adds detail about the {topic} plans and who is paying for them.\n\n\
+         Written by Jo Reed. Follow me on Mastodon at @jo@social.example or email jo.reed@gazette.example.org.\n\n\
+         Comments are closed on this article.\n"
+    )
+}
