@@ -241,3 +241,16 @@ pub fn article_txt(title: &str, topic: &str) -> String {
          Comments are closed on this article.\n"
     )
 }
+
+/// `(count, in doubt)` of one state in `herald deliveries` output.
+pub fn state_count(deliveries: &str, state: &str) -> (u64, u64) {
+    for line in deliveries.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if words.first() == Some(&state) && words.len() >= 2 && !line.trim_start().starts_with('#') {
+            let count = words[1].parse().unwrap_or(0);
+            let doubt = words.get(2).map(|w| w.trim_start_matches('(').parse().unwrap_or(0)).unwrap_or(0);
+            return (count, doubt);
+        }
+    }
+    (0, 0)
+}

@@ -68,12 +68,20 @@ impl SmtpTransport {
     }
 }
 
+/// The server's reply as it said it (`450 4.3.0 ...`) when there was one,
+/// else the error and its causes.
 fn error_text(error: &lettre::transport::smtp::Error) -> String {
+    if let (Some(code), Some(message)) = (error.status(), std::error::Error::source(error)) {
+        return format!("{code} {message}");
+    }
     let mut text = error.to_string();
     let mut source = std::error::Error::source(error);
     while let Some(inner) = source {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
+        let inner_text = inner.to_string();
+        if !text.contains(&inner_text) {
+            text.push_str(": ");
+            text.push_str(&inner_text);
+        }
         source = inner.source();
     }
     text
