@@ -37,6 +37,19 @@ pub struct SendReport {
     pub paused: Option<String>,
 }
 
+impl SendReport {
+    fn count(&mut self, outcome: Outcome) {
+        match outcome {
+            Outcome::Sent { .. } => self.sent += 1,
+            Outcome::Retry { .. } => self.retrying += 1,
+            Outcome::Failed { .. } => self.failed += 1,
+            Outcome::Suppressed { .. } => self.suppressed += 1,
+            Outcome::Expired { .. } => self.expired += 1,
+            Outcome::Released => {}
+        }
+    }
+}
+
 /// Spaces sends `1/rate` seconds apart across all connections.
 struct RateLimit {
     period: Duration,
@@ -102,15 +115,38 @@ pub async fn drain(ctx: Arc<SendContext>, job: &str) -> Result<SendReport, Store
     });
     let permits = Arc::new(Semaphore::new(mail.max_connections));
     let mut editions: HashMap<i64, Arc<EditionParts>> = HashMap::new();
-    let batch_size = (mail.max_connections * 8).max(32);
+    let mut tasks = JoinSet::new();
     while !run.paused.load(Ordering::SeqCst) {
-        let now = clock::now();
-        let batch = ctx.store.claim_deliveries(job, batch_size, now, now + lease_for(mail)).await?;
-        if batch.is_empty() {
-            break;
+        // Claim only as many rows as there are free connections, so that a
+        // row is `sending` only while its message is really in flight.
+        let mut held = vec![permits.clone().acquire_owned().await.expect("the semaphore is never closed")];
+        while let Ok(permit) = permits.clone().try_acquire_owned() {
+            held.push(permit);
         }
-        let mut tasks = JoinSet::new();
-        for row in batch {
+        let now = clock::now();
+        let batch = ctx.store.claim_deliveries(job, held.len(), now, now + lease_for(mail)).await?;
+        if batch.is_empty() {
+            drop(held);
+            if !tasks.is_empty() {
+                while let Some(done) = tasks.join_next().await {
+                    report.count(done.expect("send tasks do not panic")?);
+                }
+                continue;
+            }
+            // Rows still leased belong to a run that died (or is finishing
+            // elsewhere): wait out the lease, then take back what is left.
+            let Some(until) = ctx.store.earliest_lease(job).await? else { break };
+            let wait = (until - now).to_std().unwrap_or_default() + Duration::from_millis(10);
+            info!(job, wait_ms = wait.as_millis() as u64, "waiting for leased deliveries of an interrupted run");
+            tokio::time::sleep(wait).await;
+            let recovered = ctx.store.recover_expired_leases(job, clock::now()).await?;
+            if recovered > 0 {
+                warn!(job, rows = recovered, "requeued deliveries left sending by an interrupted run; flagged in doubt");
+            }
+            report.recovered_in_doubt += recovered;
+            continue;
+        }
+        for (row, permit) in batch.into_iter().zip(held) {
             let parts = match editions.get(&row.edition_id) {
                 Some(parts) => parts.clone(),
                 None => {
@@ -121,25 +157,20 @@ pub async fn drain(ctx: Arc<SendContext>, job: &str) -> Result<SendReport, Store
                     parts
                 }
             };
-            let permit = permits.clone().acquire_owned().await.expect("the semaphore is never closed");
             let run = run.clone();
             tasks.spawn(async move {
                 let outcome = run.send_one(&row, &parts).await;
-                drop(permit);
                 let recorded = run.ctx.store.record_outcome(row.id, &outcome, &row.email, clock::now()).await;
+                drop(permit);
                 recorded.map(|()| outcome)
             });
         }
-        while let Some(done) = tasks.join_next().await {
-            match done.expect("send tasks do not panic")? {
-                Outcome::Sent { .. } => report.sent += 1,
-                Outcome::Retry { .. } => report.retrying += 1,
-                Outcome::Failed { .. } => report.failed += 1,
-                Outcome::Suppressed { .. } => report.suppressed += 1,
-                Outcome::Expired { .. } => report.expired += 1,
-                Outcome::Released => {}
-            }
+        while let Some(done) = tasks.try_join_next() {
+            report.count(done.expect("send tasks do not panic")?);
         }
+    }
+    while let Some(done) = tasks.join_next().await {
+        report.count(done.expect("send tasks do not panic")?);
     }
     report.paused = run.pause_reason.lock().expect("not poisoned").clone();
     Ok(report)

@@ -223,6 +223,15 @@ impl Store {
         .await?)
     }
 
+    /// When the earliest lease on a `sending` row of `job` runs out.
+    pub async fn earliest_lease(&self, job: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let at: Option<i64> = sqlx::query_scalar("SELECT MIN(lease_until) FROM deliveries WHERE job = $1 AND state = 'sending'")
+            .bind(job)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(at.and_then(DateTime::from_timestamp_millis))
+    }
+
     /// The earliest next attempt among queued rows of `job`.
     pub async fn next_retry_at(&self, job: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
         let at: Option<i64> = sqlx::query_scalar("SELECT MIN(next_attempt_at) FROM deliveries WHERE job = $1 AND state = 'queued'")
