@@ -58,7 +58,11 @@ pub enum ArticleError {
 impl Article {
     /// Cleans a draft from `source`; `base_url` gives URLs to drafts without one
     /// (the base URL plus a slug of the title).
-    pub fn from_draft(source: &str, draft: Draft, base_url: Option<&Url>) -> Result<Article, ArticleError> {
+    pub fn from_draft(
+        source: &str,
+        draft: Draft,
+        base_url: Option<&Url>,
+    ) -> Result<Article, ArticleError> {
         let title = clean::one_line(&draft.title);
         if title.is_empty() {
             return Err(ArticleError::NoTitle);
@@ -66,8 +70,14 @@ impl Article {
         let url = match (&draft.url, base_url) {
             (Some(u), _) => canonical_url(u).ok_or_else(|| ArticleError::BadUrl(u.clone()))?,
             (None, Some(base)) => {
-                let base = if base.path().ends_with('/') { base.clone() } else { Url::parse(&format!("{base}/")).expect("a URL plus a slash is a URL") };
-                base.join(&slug(&title)).map_err(|_| ArticleError::BadUrl(base.to_string()))?.to_string()
+                let base = if base.path().ends_with('/') {
+                    base.clone()
+                } else {
+                    Url::parse(&format!("{base}/")).expect("a URL plus a slash is a URL")
+                };
+                base.join(&slug(&title))
+                    .map_err(|_| ArticleError::BadUrl(base.to_string()))?
+                    .to_string()
             }
             (None, None) => String::new(),
         };
@@ -82,22 +92,36 @@ impl Article {
                 (clean::text_to_html(&paragraphs), paragraphs)
             }
         };
-        let summary_text = draft.summary.as_deref().map(|s| clean::html_paragraphs(s).join(" "));
+        let summary_text = draft
+            .summary
+            .as_deref()
+            .map(|s| clean::html_paragraphs(s).join(" "));
         let excerpt = clean::excerpt(&title, summary_text.as_deref(), &paragraphs, EXCERPT_CHARS);
         let identity = match (&draft.id, url.is_empty()) {
             (Some(id), _) => format!("id:{source}:{}", clean::one_line(id)),
             (None, false) => format!("url:{url}"),
-            (None, true) => format!("hash:{}", hex(&Sha256::digest(format!("{title}\n{content_html}")))),
+            (None, true) => format!(
+                "hash:{}",
+                hex(&Sha256::digest(format!("{title}\n{content_html}")))
+            ),
         };
         let image = draft.image.as_deref().and_then(canonical_url);
-        let mut tags: Vec<String> = draft.tags.iter().map(|t| clean::one_line(t)).filter(|t| !t.is_empty()).collect();
+        let mut tags: Vec<String> = draft
+            .tags
+            .iter()
+            .map(|t| clean::one_line(t))
+            .filter(|t| !t.is_empty())
+            .collect();
         tags.dedup();
         Ok(Article {
             source: source.to_string(),
             identity,
             url,
             title,
-            author: draft.author.map(|a| clean::one_line(&a)).filter(|a| !a.is_empty()),
+            author: draft
+                .author
+                .map(|a| clean::one_line(&a))
+                .filter(|a| !a.is_empty()),
             excerpt,
             content_html,
             tags,
@@ -109,7 +133,13 @@ impl Article {
     /// A hash of everything a reader sees, to tell an edit from a re-read.
     pub fn content_hash(&self) -> String {
         let mut h = Sha256::new();
-        for part in [&self.url, &self.title, self.author.as_deref().unwrap_or(""), &self.excerpt, &self.content_html] {
+        for part in [
+            &self.url,
+            &self.title,
+            self.author.as_deref().unwrap_or(""),
+            &self.excerpt,
+            &self.content_html,
+        ] {
             h.update(part.as_bytes());
             h.update([0]);
         }
@@ -134,7 +164,10 @@ pub fn canonical_url(raw: &str) -> Option<String> {
     url.set_fragment(None);
     let kept: Vec<(String, String)> = url
         .query_pairs()
-        .filter(|(k, _)| !(k.starts_with("utm_") || matches!(k.as_ref(), "fbclid" | "gclid" | "mc_cid" | "mc_eid")))
+        .filter(|(k, _)| {
+            !(k.starts_with("utm_")
+                || matches!(k.as_ref(), "fbclid" | "gclid" | "mc_cid" | "mc_eid"))
+        })
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
     if kept.is_empty() {
@@ -166,7 +199,15 @@ pub fn slug(title: &str) -> String {
         }
     }
     let out = out.trim_end_matches('-');
-    if out.is_empty() { "article".into() } else { out.chars().take(80).collect::<String>().trim_end_matches('-').to_string() }
+    if out.is_empty() {
+        "article".into()
+    } else {
+        out.chars()
+            .take(80)
+            .collect::<String>()
+            .trim_end_matches('-')
+            .to_string()
+    }
 }
 
 #[cfg(test)]
@@ -175,7 +216,10 @@ mod tests {
 
     #[test]
     fn slugs() {
-        assert_eq!(slug("Café owners rally: 3 new rules!"), "cafe-owners-rally-3-new-rules");
+        assert_eq!(
+            slug("Café owners rally: 3 new rules!"),
+            "cafe-owners-rally-3-new-rules"
+        );
         assert_eq!(slug("!!!"), "article");
     }
 

@@ -62,10 +62,10 @@ pub fn html_paragraphs(html: &str) -> Vec<String> {
 }
 
 const STOPWORDS: &[&str] = &[
-    "about", "after", "again", "also", "been", "before", "being", "could", "does", "from", "have", "here",
-    "into", "just", "more", "most", "much", "only", "other", "over", "some", "such", "than", "that", "their",
-    "them", "then", "there", "these", "they", "this", "those", "what", "when", "where", "which", "while",
-    "will", "with", "would", "your", "yours",
+    "about", "after", "again", "also", "been", "before", "being", "could", "does", "from", "have",
+    "here", "into", "just", "more", "most", "much", "only", "other", "over", "some", "such",
+    "than", "that", "their", "them", "then", "there", "these", "they", "this", "those", "what",
+    "when", "where", "which", "while", "will", "with", "would", "your", "yours",
 ];
 
 /// Words that carry meaning, cut to a short stem so "harbour" matches "harbours".
@@ -80,33 +80,66 @@ fn content_stems(text: &str) -> HashSet<String> {
 fn looks_like_email(word: &str) -> bool {
     let word = word.trim_matches(|c: char| !c.is_alphanumeric());
     match word.split_once('@') {
-        Some((local, domain)) => !local.is_empty() && domain.contains('.') && !domain.starts_with('.'),
+        Some((local, domain)) => {
+            !local.is_empty() && domain.contains('.') && !domain.starts_with('.')
+        }
         None => false,
     }
 }
 
 fn looks_like_handle(word: &str) -> bool {
     let word = word.trim_matches(|c: char| matches!(c, '(' | ')' | ',' | '.' | ';' | ':'));
-    word.len() > 1 && word.starts_with('@') && word[1..].chars().all(|c| c.is_alphanumeric() || c == '_' || c == '.' || c == '@')
+    word.len() > 1
+        && word.starts_with('@')
+        && word[1..]
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '_' || c == '.' || c == '@')
 }
 
 const BOILERPLATE_PHRASES: &[&str] = &[
-    "follow me", "follow us", "find me on", "find us on", "write to me", "reach me at", "get in touch",
-    "comments are closed", "comments are open", "leave a comment", "comment below", "join the discussion",
-    "join the conversation", "share this", "subscribe to", "sign up for our", "all rights reserved",
-    "this post first appeared", "originally published", "read the comments", "comments policy",
-    "moderated before", "about the author",
+    "follow me",
+    "follow us",
+    "find me on",
+    "find us on",
+    "write to me",
+    "reach me at",
+    "get in touch",
+    "comments are closed",
+    "comments are open",
+    "leave a comment",
+    "comment below",
+    "join the discussion",
+    "join the conversation",
+    "share this",
+    "subscribe to",
+    "sign up for our",
+    "all rights reserved",
+    "this post first appeared",
+    "originally published",
+    "read the comments",
+    "comments policy",
+    "moderated before",
+    "about the author",
 ];
 
 /// Whether a paragraph is site or author boilerplate rather than the story.
 pub fn is_boilerplate(paragraph: &str) -> bool {
     let lower = paragraph.to_lowercase();
     let words: Vec<&str> = paragraph.split_whitespace().collect();
-    words.iter().any(|w| looks_like_email(w) || looks_like_handle(w))
+    words
+        .iter()
+        .any(|w| looks_like_email(w) || looks_like_handle(w))
         || BOILERPLATE_PHRASES.iter().any(|p| lower.contains(p))
-        || lower.split_whitespace().collect::<Vec<_>>().windows(2).any(|w| {
-            w[0].chars().all(|c| c.is_ascii_digit()) && w[1].trim_matches(|c: char| !c.is_alphabetic()).starts_with("comment")
-        })
+        || lower
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .windows(2)
+            .any(|w| {
+                w[0].chars().all(|c| c.is_ascii_digit())
+                    && w[1]
+                        .trim_matches(|c: char| !c.is_alphabetic())
+                        .starts_with("comment")
+            })
 }
 
 /// Picks the paragraph an excerpt comes from: not boilerplate, long enough to
@@ -124,7 +157,14 @@ pub fn lead_paragraph<'a>(title: &str, paragraphs: &'a [String]) -> Option<&'a s
     if title_stems.is_empty() || shares(first) {
         return Some(first);
     }
-    Some(candidates.iter().take(4).copied().find(|p| shares(p)).unwrap_or(first))
+    Some(
+        candidates
+            .iter()
+            .take(4)
+            .copied()
+            .find(|p| shares(p))
+            .unwrap_or(first),
+    )
 }
 
 /// Shortens `text` to at most `max` characters at a sentence boundary when one
@@ -138,19 +178,28 @@ pub fn shorten(text: &str, max: usize) -> String {
         .char_indices()
         .filter(|&(i, c)| matches!(c, '.' | '!' | '?') && cut[i + c.len_utf8()..].starts_with(' '))
         .map(|(i, c)| i + c.len_utf8())
-        .last();
+        .next_back();
     if let Some(end) = sentence_end.filter(|&end| end >= max / 3) {
         return cut[..end].to_string();
     }
     let word_end = cut.rfind(' ').unwrap_or(cut.len());
-    format!("{}…", cut[..word_end].trim_end_matches(|c: char| c.is_whitespace() || matches!(c, ',' | ';' | ':' | '-')))
+    format!(
+        "{}…",
+        cut[..word_end]
+            .trim_end_matches(|c: char| c.is_whitespace() || matches!(c, ',' | ';' | ':' | '-'))
+    )
 }
 
 /// The excerpt of an article: an explicit summary when it is not boilerplate,
 /// else the lead paragraph, shortened to `max` characters.
 pub fn excerpt(title: &str, summary: Option<&str>, paragraphs: &[String], max: usize) -> String {
-    let summary = summary.map(one_line).filter(|s| !s.is_empty() && !is_boilerplate(s));
-    let text = summary.as_deref().or_else(|| lead_paragraph(title, paragraphs)).unwrap_or("");
+    let summary = summary
+        .map(one_line)
+        .filter(|s| !s.is_empty() && !is_boilerplate(s));
+    let text = summary
+        .as_deref()
+        .or_else(|| lead_paragraph(title, paragraphs))
+        .unwrap_or("");
     shorten(text, max)
 }
 
@@ -165,11 +214,15 @@ mod tests {
 
     #[test]
     fn boilerplate_is_recognised() {
-        assert!(is_boilerplate("Follow me on Mastodon at @ana@social.example for more."));
+        assert!(is_boilerplate(
+            "Follow me on Mastodon at @ana@social.example for more."
+        ));
         assert!(is_boilerplate("Questions? Write to ana.perez@example.org."));
         assert!(is_boilerplate("Comments are closed on this post."));
         assert!(is_boilerplate("12 comments"));
-        assert!(!is_boilerplate("The council voted to reopen the harbour ferry next spring."));
+        assert!(!is_boilerplate(
+            "The council voted to reopen the harbour ferry next spring."
+        ));
     }
 
     #[test]
@@ -178,12 +231,16 @@ mod tests {
             "Before we start, a quick reminder that our office is closed on Monday for the holiday.".to_string(),
             "The harbour ferry returns next spring after the council approved the repair budget.".to_string(),
         ];
-        assert_eq!(lead_paragraph("Harbour ferry to return in spring", &paragraphs), Some(paragraphs[1].as_str()));
+        assert_eq!(
+            lead_paragraph("Harbour ferry to return in spring", &paragraphs),
+            Some(paragraphs[1].as_str())
+        );
     }
 
     #[test]
     fn shorten_prefers_sentences_then_words() {
-        let text = "First sentence is here. Second sentence runs on for quite a while longer than that.";
+        let text =
+            "First sentence is here. Second sentence runs on for quite a while longer than that.";
         assert_eq!(shorten(text, 40), "First sentence is here.");
         assert_eq!(shorten("one two three four five six", 15), "one two three…");
         assert_eq!(shorten("short", 15), "short");

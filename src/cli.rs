@@ -19,7 +19,11 @@ use crate::store::{AddOutcome, DeliveryState, NewSubscriber, Store, StoredArticl
 use crate::{clock, ingest, source};
 
 #[derive(Debug, Parser)]
-#[command(name = "herald", version, about = "Turns newly published articles into email digests, on schedules from config files.")]
+#[command(
+    name = "herald",
+    version,
+    about = "Turns newly published articles into email digests, on schedules from config files."
+)]
 pub struct Cli {
     /// The configuration file.
     #[arg(long, global = true, env = "HERALD_CONFIG", default_value = DEFAULT_CONFIG_PATH)]
@@ -138,12 +142,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Digest { job, dry_run, to } => cmd_digest(settings, &job, dry_run, to).await,
         Command::Preview { job, format, out } => cmd_preview(&settings, &job, format, out).await,
         Command::Subscribers { action } => cmd_subscribers(&settings, action).await,
-        Command::Deliveries { job, state, limit } => cmd_deliveries(&settings, job, state, limit).await,
+        Command::Deliveries { job, state, limit } => {
+            cmd_deliveries(&settings, job, state, limit).await
+        }
     }
 }
 
 async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
-    Store::open(&settings.store_url).await.with_context(|| format!("opening the store {}", settings.store_url))
+    Store::open(&settings.store_url)
+        .await
+        .with_context(|| format!("opening the store {}", settings.store_url))
 }
 
 async fn token_keys(settings: &Settings, store: &Store) -> anyhow::Result<crate::token::TokenKeys> {
@@ -159,7 +167,11 @@ fn job<'a>(settings: &'a Settings, name: &str) -> anyhow::Result<&'a crate::conf
         Some(job) => Ok(job),
         None => {
             let names: Vec<&str> = settings.jobs.iter().map(|j| j.name.as_str()).collect();
-            bail!("no job named {name:?} in {} (jobs: {})", settings.file.display(), names.join(", "))
+            bail!(
+                "no job named {name:?} in {} (jobs: {})",
+                settings.file.display(),
+                names.join(", ")
+            )
         }
     }
 }
@@ -169,7 +181,10 @@ fn list_name(settings: &Settings, list: Option<String>) -> anyhow::Result<String
         Some(name) if settings.list(&name).is_some() => Ok(name),
         Some(name) => bail!("no list named {name:?} in {}", settings.file.display()),
         None if settings.lists.len() == 1 => Ok(settings.lists[0].name.clone()),
-        None => bail!("there are {} lists: name one with --list", settings.lists.len()),
+        None => bail!(
+            "there are {} lists: name one with --list",
+            settings.lists.len()
+        ),
     }
 }
 
@@ -177,7 +192,9 @@ fn print_sources(reports: &[ingest::SourceReport]) {
     for r in reports {
         match &r.error {
             Some(e) => println!("source {}: FAILED: {e} (stored articles kept)", r.source),
-            None if r.not_modified => println!("source {}: not modified since the last poll", r.source),
+            None if r.not_modified => {
+                println!("source {}: not modified since the last poll", r.source)
+            }
             None => println!(
                 "source {}: {} new, {} updated, {} unchanged, {} skipped",
                 r.source,
@@ -188,7 +205,12 @@ fn print_sources(reports: &[ingest::SourceReport]) {
             ),
         }
         for a in &r.new {
-            println!("  + {} <{}> ({})", a.title, a.url, a.published_at.format("%Y-%m-%d %H:%M UTC"));
+            println!(
+                "  + {} <{}> ({})",
+                a.title,
+                a.url,
+                a.published_at.format("%Y-%m-%d %H:%M UTC")
+            );
         }
         for s in &r.skipped {
             println!("  ! skipped {s}");
@@ -198,18 +220,28 @@ fn print_sources(reports: &[ingest::SourceReport]) {
 
 async fn cmd_ingest(settings: &Settings) -> anyhow::Result<ExitCode> {
     let store = open_store(settings).await?;
-    let reports = ingest::ingest(&store, settings, None, &source::http_client(), clock::now()).await?;
+    let reports =
+        ingest::ingest(&store, settings, None, &source::http_client(), clock::now()).await?;
     print_sources(&reports);
     store.close().await;
     let failed = reports.iter().any(|r| r.error.is_some());
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// Plans and renders the next edition without storing anything new.
-async fn next_edition(settings: &Settings, store: &Store, job: &crate::config::JobSettings) -> anyhow::Result<(Vec<StoredArticle>, EditionParts)> {
+async fn next_edition(
+    settings: &Settings,
+    store: &Store,
+    job: &crate::config::JobSettings,
+) -> anyhow::Result<(Vec<StoredArticle>, EditionParts)> {
     let now = clock::now();
     let mut fetched = Vec::new();
-    for (name, result) in ingest::fetch(settings, Some(&job.sources), &source::http_client()).await {
+    for (name, result) in ingest::fetch(settings, Some(&job.sources), &source::http_client()).await
+    {
         match result {
             Ok(polled) => fetched.extend(polled.articles),
             Err(e) => eprintln!("warning: source {name}: {e}"),
@@ -218,17 +250,36 @@ async fn next_edition(settings: &Settings, store: &Store, job: &crate::config::J
     let articles = digest::plan(store, job, now, &fetched).await?;
     let parts = digest::render(settings, job, &articles, now)?;
     let list = settings.list(&job.list).expect("checked");
-    Ok((articles, EditionParts::new(0, "preview", &list.name, &list.title, &parts.subject, &parts.html, &parts.text)))
+    Ok((
+        articles,
+        EditionParts::new(
+            0,
+            "preview",
+            &list.name,
+            &list.title,
+            &parts.subject,
+            &parts.html,
+            &parts.text,
+        ),
+    ))
 }
 
-async fn cmd_digest(settings: Arc<Settings>, name: &str, dry_run: bool, to: Option<String>) -> anyhow::Result<ExitCode> {
+async fn cmd_digest(
+    settings: Arc<Settings>,
+    name: &str,
+    dry_run: bool,
+    to: Option<String>,
+) -> anyhow::Result<ExitCode> {
     let job = job(&settings, name)?.clone();
     let store = open_store(&settings).await?;
     let keys = token_keys(&settings, &store).await?;
     if dry_run || to.is_some() {
         let (articles, parts) = next_edition(&settings, &store, &job).await?;
         let recipients = store.subscriber_count(&job.list, Some("active")).await?;
-        println!("job {name}: the next edition would hold {} article(s) for {recipients} active subscriber(s)", articles.len());
+        println!(
+            "job {name}: the next edition would hold {} article(s) for {recipients} active subscriber(s)",
+            articles.len()
+        );
         for a in &articles {
             println!("  - {} <{}>", a.title, a.url);
         }
@@ -242,16 +293,36 @@ async fn cmd_digest(settings: Arc<Settings>, name: &str, dry_run: bool, to: Opti
                 attributes: Default::default(),
                 unsubscribe_url: message::unsubscribe_url(&settings.site, &keys, "test"),
             };
-            let id = format!("<herald.test.{}@{}>", uuid::Uuid::new_v4().simple(), settings.site.domain);
-            let msg = message::build(&settings.site, &parts, &addressee, id, "[Test] ", clock::now().into())?;
-            match transport.send(&msg, &format!("test-{address}"), settings.mail.send_timeout).await {
-                Delivery::Accepted(reply) => println!("test copy sent to {address} via {}: {reply}", transport.describe()),
+            let id = format!(
+                "<herald.test.{}@{}>",
+                uuid::Uuid::new_v4().simple(),
+                settings.site.domain
+            );
+            let msg = message::build(
+                &settings.site,
+                &parts,
+                &addressee,
+                id,
+                "[Test] ",
+                clock::now().into(),
+            )?;
+            match transport
+                .send(&msg, &format!("test-{address}"), settings.mail.send_timeout)
+                .await
+            {
+                Delivery::Accepted(reply) => println!(
+                    "test copy sent to {address} via {}: {reply}",
+                    transport.describe()
+                ),
                 other => bail!("the test copy to {address} was not accepted: {other:?}"),
             }
         } else if articles.is_empty() && !job.send_when_empty {
             println!("dry run: nothing new, so no edition would be sent (send_when_empty = false)");
         } else {
-            println!("dry run: subject {:?}; nothing sent, nothing recorded", parts.subject_preview());
+            println!(
+                "dry run: subject {:?}; nothing sent, nothing recorded",
+                parts.subject_preview()
+            );
         }
         store.close().await;
         return Ok(ExitCode::SUCCESS);
@@ -259,11 +330,19 @@ async fn cmd_digest(settings: Arc<Settings>, name: &str, dry_run: bool, to: Opti
 
     let transport = MailTransport::build(&settings.mail).map_err(anyhow::Error::msg)?;
     println!("job {name}: list {} via {}", job.list, transport.describe());
-    let ctx = Arc::new(SendContext { store: store.clone(), settings: settings.clone(), transport, keys });
+    let ctx = Arc::new(SendContext {
+        store: store.clone(),
+        settings: settings.clone(),
+        transport,
+        keys,
+    });
     let report = digest::run(ctx, &job, &source::http_client(), clock::now()).await?;
     print_sources(&report.sources);
     if let Some(seeded) = &report.seeded {
-        println!("list {}: seeded {} subscriber(s) from its seed file", job.list, seeded.added);
+        println!(
+            "list {}: seeded {} subscriber(s) from its seed file",
+            job.list, seeded.added
+        );
     }
     match &report.edition {
         Some(e) => println!(
@@ -273,11 +352,16 @@ async fn cmd_digest(settings: Arc<Settings>, name: &str, dry_run: bool, to: Opti
             e.recipient_count,
             message::subject_preview(&e.subject)
         ),
-        None => println!("no new articles since the last edition: nothing to send (send_when_empty = false)"),
+        None => println!(
+            "no new articles since the last edition: nothing to send (send_when_empty = false)"
+        ),
     }
     let s = &report.send;
     if s.recovered_in_doubt > 0 {
-        println!("recovered {} delivery(ies) left mid-send by an interrupted run (flagged in doubt)", s.recovered_in_doubt);
+        println!(
+            "recovered {} delivery(ies) left mid-send by an interrupted run (flagged in doubt)",
+            s.recovered_in_doubt
+        );
     }
     println!(
         "deliveries: {} sent, {} to retry, {} failed, {} suppressed, {} expired",
@@ -286,40 +370,75 @@ async fn cmd_digest(settings: Arc<Settings>, name: &str, dry_run: bool, to: Opti
     if s.retrying > 0
         && let Some(at) = store.next_retry_at(name).await?
     {
-        println!("next retry at {} (run `herald digest {name}` again, or let the daemon do it)", at.format("%Y-%m-%d %H:%M:%S UTC"));
+        println!(
+            "next retry at {} (run `herald digest {name}` again, or let the daemon do it)",
+            at.format("%Y-%m-%d %H:%M:%S UTC")
+        );
     }
     store.close().await;
     if let Some(reason) = &s.paused {
-        eprintln!("ERROR: mail channel PAUSED: the server refused us on policy or authentication grounds: {reason}");
-        eprintln!("ERROR: fix the sending setup (SPF/DKIM/credentials), then run `herald digest {name}` again; unsent rows stay queued");
+        eprintln!(
+            "ERROR: mail channel PAUSED: the server refused us on policy or authentication grounds: {reason}"
+        );
+        eprintln!(
+            "ERROR: fix the sending setup (SPF/DKIM/credentials), then run `herald digest {name}` again; unsent rows stay queued"
+        );
         return Ok(ExitCode::from(3));
     }
     Ok(ExitCode::SUCCESS)
 }
 
-async fn cmd_preview(settings: &Settings, name: &str, format: PreviewFormat, out: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+async fn cmd_preview(
+    settings: &Settings,
+    name: &str,
+    format: PreviewFormat,
+    out: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
     let job = job(settings, name)?;
     let store = open_store(settings).await?;
     let keys = token_keys(settings, &store).await?;
     let (_, parts) = next_edition(settings, &store, job).await?;
-    let sample = store.subscribers(&job.list, Some("active"), 1).await?.into_iter().next();
+    let sample = store
+        .subscribers(&job.list, Some("active"), 1)
+        .await?
+        .into_iter()
+        .next();
     let (email, name_value, uid) = match &sample {
         Some(s) => (s.email.clone(), s.name.clone(), s.uid.clone()),
-        None => ("reader@example.org".to_string(), Some("Sample Reader".to_string()), "preview".to_string()),
+        None => (
+            "reader@example.org".to_string(),
+            Some("Sample Reader".to_string()),
+            "preview".to_string(),
+        ),
     };
     let addressee = Addressee {
         email: &email,
         name: name_value.as_deref(),
         uid: &uid,
-        attributes: sample.as_ref().and_then(|s| serde_json::from_str(&s.attributes).ok()).unwrap_or_default(),
+        attributes: sample
+            .as_ref()
+            .and_then(|s| serde_json::from_str(&s.attributes).ok())
+            .unwrap_or_default(),
         unsubscribe_url: message::unsubscribe_url(&settings.site, &keys, &uid),
     };
     let bytes = match format {
         PreviewFormat::Html => parts.html_for(&addressee).into_bytes(),
         PreviewFormat::Text => parts.text_for(&addressee).into_bytes(),
         PreviewFormat::Eml => {
-            let id = format!("<herald.preview.{}@{}>", uuid::Uuid::new_v4().simple(), settings.site.domain);
-            message::build(&settings.site, &parts, &addressee, id, "", clock::now().into())?.formatted()
+            let id = format!(
+                "<herald.preview.{}@{}>",
+                uuid::Uuid::new_v4().simple(),
+                settings.site.domain
+            );
+            message::build(
+                &settings.site,
+                &parts,
+                &addressee,
+                id,
+                "",
+                clock::now().into(),
+            )?
+            .formatted()
         }
     };
     match out {
@@ -333,19 +452,36 @@ async fn cmd_preview(settings: &Settings, name: &str, format: PreviewFormat, out
     Ok(ExitCode::SUCCESS)
 }
 
-async fn cmd_subscribers(settings: &Settings, action: SubscribersAction) -> anyhow::Result<ExitCode> {
+async fn cmd_subscribers(
+    settings: &Settings,
+    action: SubscribersAction,
+) -> anyhow::Result<ExitCode> {
     let store = open_store(settings).await?;
     let now = clock::now();
     let code = match action {
         SubscribersAction::Add { email, name, list } => {
             let list = list_name(settings, list)?;
             let email = import::validate_email(&email).map_err(anyhow::Error::msg)?;
-            let name = name.map(|n| crate::clean::one_line(&n)).filter(|n| !n.is_empty());
-            let outcome = store.add_subscriber(&list, &NewSubscriber { email: email.clone(), name, attributes: Default::default() }, now).await?;
+            let name = name
+                .map(|n| crate::clean::one_line(&n))
+                .filter(|n| !n.is_empty());
+            let outcome = store
+                .add_subscriber(
+                    &list,
+                    &NewSubscriber {
+                        email: email.clone(),
+                        name,
+                        attributes: Default::default(),
+                    },
+                    now,
+                )
+                .await?;
             match outcome {
                 AddOutcome::Added => println!("{email} subscribed to {list}"),
                 AddOutcome::Resubscribed => println!("{email} subscribed to {list} again"),
-                AddOutcome::AlreadySubscribed => println!("{email} is already subscribed to {list}"),
+                AddOutcome::AlreadySubscribed => {
+                    println!("{email} is already subscribed to {list}")
+                }
             }
             ExitCode::SUCCESS
         }
@@ -359,26 +495,53 @@ async fn cmd_subscribers(settings: &Settings, action: SubscribersAction) -> anyh
                 ExitCode::FAILURE
             }
         }
-        SubscribersAction::List { list, status, limit } => {
+        SubscribersAction::List {
+            list,
+            status,
+            limit,
+        } => {
             let list = list_name(settings, list)?;
             let rows = store.subscribers(&list, status.as_deref(), limit).await?;
             let total = store.subscriber_count(&list, status.as_deref()).await?;
-            println!("list {list}: {total} subscriber(s){}", status.map(|s| format!(" with status {s}")).unwrap_or_default());
+            println!(
+                "list {list}: {total} subscriber(s){}",
+                status
+                    .map(|s| format!(" with status {s}"))
+                    .unwrap_or_default()
+            );
             for s in rows {
-                println!("  {:<40} {:<14} {}", s.email, s.status, s.name.unwrap_or_default());
+                println!(
+                    "  {:<40} {:<14} {}",
+                    s.email,
+                    s.status,
+                    s.name.unwrap_or_default()
+                );
             }
             ExitCode::SUCCESS
         }
         SubscribersAction::Import { file, list } => {
             let list = list_name(settings, list)?;
-            let input = std::fs::File::open(&file).with_context(|| format!("opening {}", file.display()))?;
+            let input = std::fs::File::open(&file)
+                .with_context(|| format!("opening {}", file.display()))?;
             let size = input.metadata().map(|m| m.len()).unwrap_or(0);
-            let bar = indicatif::ProgressBar::with_draw_target(Some(size), indicatif::ProgressDrawTarget::stderr());
-            bar.set_style(
-                indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {elapsed} {msg}")
-                    .expect("the template is valid"),
+            let bar = indicatif::ProgressBar::with_draw_target(
+                Some(size),
+                indicatif::ProgressDrawTarget::stderr(),
             );
-            let report = import::import_csv(&store, &list, std::io::BufReader::new(input), now, |bytes| bar.set_position(bytes)).await?;
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:40} {bytes}/{total_bytes} {elapsed} {msg}",
+                )
+                .expect("the template is valid"),
+            );
+            let report = import::import_csv(
+                &store,
+                &list,
+                std::io::BufReader::new(input),
+                now,
+                |bytes| bar.set_position(bytes),
+            )
+            .await?;
             bar.finish_and_clear();
             println!(
                 "{}: {} row(s), {} added to {list}, {} duplicate(s) skipped, {} invalid",
@@ -391,23 +554,40 @@ async fn cmd_subscribers(settings: &Settings, action: SubscribersAction) -> anyh
             for (line, reason) in &report.invalid {
                 println!("  line {line}: {reason}");
             }
-            if report.invalid.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+            if report.invalid.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
         }
     };
     store.close().await;
     Ok(code)
 }
 
-async fn cmd_deliveries(settings: &Settings, job: Option<String>, state: Option<DeliveryState>, limit: i64) -> anyhow::Result<ExitCode> {
+async fn cmd_deliveries(
+    settings: &Settings,
+    job: Option<String>,
+    state: Option<DeliveryState>,
+    limit: i64,
+) -> anyhow::Result<ExitCode> {
     if let Some(name) = &job {
         self::job(settings, name)?;
     }
     let store = open_store(settings).await?;
     let counts = store.delivery_counts(job.as_deref()).await?;
     let total: i64 = counts.iter().map(|c| c.count).sum();
-    println!("{}: {total} delivery record(s)", job.as_deref().map_or("all jobs".to_string(), |j| format!("job {j}")));
+    println!(
+        "{}: {total} delivery record(s)",
+        job.as_deref()
+            .map_or("all jobs".to_string(), |j| format!("job {j}"))
+    );
     for c in &counts {
-        let doubt = if c.in_doubt > 0 { format!(" ({} in doubt)", c.in_doubt) } else { String::new() };
+        let doubt = if c.in_doubt > 0 {
+            format!(" ({} in doubt)", c.in_doubt)
+        } else {
+            String::new()
+        };
         println!("  {:<11} {:>8}{doubt}", c.state.as_str(), c.count);
     }
     let rows = store.deliveries(job.as_deref(), state, limit).await?;

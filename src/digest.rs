@@ -27,16 +27,27 @@ pub enum DigestError {
 
 /// The start of the window an edition takes articles from: the previous
 /// edition's time (or now, for the first) minus the job's look-back.
-pub async fn window_start(store: &Store, job: &JobSettings, now: DateTime<Utc>) -> Result<DateTime<Utc>, StoreError> {
+pub async fn window_start(
+    store: &Store,
+    job: &JobSettings,
+    now: DateTime<Utc>,
+) -> Result<DateTime<Utc>, StoreError> {
     Ok(store.last_edition_at(&job.name).await?.unwrap_or(now) - job.lookback)
 }
 
 /// The articles the job's next edition would hold, newest first. `unsaved`
 /// are articles just fetched but not stored (a dry run); those the store
 /// already knows are ignored, as the store has the truth about them.
-pub async fn plan(store: &Store, job: &JobSettings, now: DateTime<Utc>, unsaved: &[Article]) -> Result<Vec<StoredArticle>, StoreError> {
+pub async fn plan(
+    store: &Store,
+    job: &JobSettings,
+    now: DateTime<Utc>,
+    unsaved: &[Article],
+) -> Result<Vec<StoredArticle>, StoreError> {
     let since = window_start(store, job, now).await?;
-    let mut articles = store.edition_candidates(&job.name, &job.sources, since, now, job.max_articles).await?;
+    let mut articles = store
+        .edition_candidates(&job.name, &job.sources, since, now, job.max_articles)
+        .await?;
     let identities: Vec<String> = unsaved.iter().map(|a| a.identity.clone()).collect();
     let known = store.known_identities(&identities).await?;
     for a in unsaved {
@@ -62,21 +73,40 @@ pub async fn plan(store: &Store, job: &JobSettings, now: DateTime<Utc>, unsaved:
 }
 
 /// Renders the shared parts of an edition of `job` holding `articles`.
-pub fn render(settings: &Settings, job: &JobSettings, articles: &[StoredArticle], now: DateTime<Utc>) -> Result<SharedParts, RenderError> {
-    let list = settings.list(&job.list).expect("checked config: a job's list exists");
+pub fn render(
+    settings: &Settings,
+    job: &JobSettings,
+    articles: &[StoredArticle],
+    now: DateTime<Utc>,
+) -> Result<SharedParts, RenderError> {
+    let list = settings
+        .list(&job.list)
+        .expect("checked config: a job's list exists");
     let data = EditionData::new(&settings.site, list, job, articles, now);
     settings.templates.render_edition(job, &data)
 }
 
 /// Fills an empty list from its `seed` CSV, once: only when the list has
 /// never had a subscriber.
-pub async fn seed_list(store: &Store, settings: &Settings, list: &str, now: DateTime<Utc>) -> Result<Option<crate::import::ImportReport>, DigestError> {
-    let Some(path) = settings.list(list).and_then(|l| l.seed.clone()) else { return Ok(None) };
+pub async fn seed_list(
+    store: &Store,
+    settings: &Settings,
+    list: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<crate::import::ImportReport>, DigestError> {
+    let Some(path) = settings.list(list).and_then(|l| l.seed.clone()) else {
+        return Ok(None);
+    };
     if store.subscriber_count(list, None).await? > 0 {
         return Ok(None);
     }
-    let file = std::fs::File::open(&path).map_err(|error| DigestError::Seed { path: path.display().to_string(), error })?;
-    Ok(Some(crate::import::import_csv(store, list, file, now, |_| {}).await?))
+    let file = std::fs::File::open(&path).map_err(|error| DigestError::Seed {
+        path: path.display().to_string(),
+        error,
+    })?;
+    Ok(Some(
+        crate::import::import_csv(store, list, file, now, |_| {}).await?,
+    ))
 }
 
 /// What `herald digest JOB` did.
@@ -93,7 +123,12 @@ pub struct DigestReport {
 /// Runs the job now: ingest its sources, create the edition if there is
 /// something new, and deliver everything due for the job (this edition and
 /// any an interrupted run left unfinished).
-pub async fn run(ctx: Arc<SendContext>, job: &JobSettings, client: &reqwest::Client, now: DateTime<Utc>) -> Result<DigestReport, DigestError> {
+pub async fn run(
+    ctx: Arc<SendContext>,
+    job: &JobSettings,
+    client: &reqwest::Client,
+    now: DateTime<Utc>,
+) -> Result<DigestReport, DigestError> {
     let settings = &ctx.settings;
     let store = &ctx.store;
     let mut report = DigestReport {

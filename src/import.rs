@@ -39,8 +39,13 @@ pub fn validate_email(raw: &str) -> Result<String, String> {
     if email.chars().any(|c| c.is_control() || c.is_whitespace()) {
         return Err(format!("{email:?} contains spaces or control characters"));
     }
-    let parsed: email_address::EmailAddress = email.parse().map_err(|e| format!("{email:?} is not a valid address: {e}"))?;
-    if email.contains('<') || !parsed.domain().contains('.') || email.parse::<lettre::Address>().is_err() {
+    let parsed: email_address::EmailAddress = email
+        .parse()
+        .map_err(|e| format!("{email:?} is not a valid address: {e}"))?;
+    if email.contains('<')
+        || !parsed.domain().contains('.')
+        || email.parse::<lettre::Address>().is_err()
+    {
         return Err(format!("{email:?} is not a deliverable address"));
     }
     Ok(email.to_string())
@@ -55,9 +60,19 @@ pub async fn import_csv(
     now: DateTime<Utc>,
     mut progress: impl FnMut(u64),
 ) -> Result<ImportReport, ImportError> {
-    let mut reader = csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::All).from_reader(input);
-    let headers: Vec<String> = reader.headers()?.iter().map(|h| h.trim().to_lowercase()).collect();
-    let email_col = headers.iter().position(|h| h == "email").ok_or(ImportError::NoEmailColumn)?;
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(input);
+    let headers: Vec<String> = reader
+        .headers()?
+        .iter()
+        .map(|h| h.trim().to_lowercase())
+        .collect();
+    let email_col = headers
+        .iter()
+        .position(|h| h == "email")
+        .ok_or(ImportError::NoEmailColumn)?;
     let name_col = headers.iter().position(|h| h == "name");
     let mut report = ImportReport::default();
     let mut seen = std::collections::HashSet::new();
@@ -90,14 +105,26 @@ pub async fn import_csv(
             report.duplicates += 1;
             continue;
         }
-        let name = name_col.and_then(|i| record.get(i)).map(crate::clean::one_line).filter(|n| !n.is_empty());
+        let name = name_col
+            .and_then(|i| record.get(i))
+            .map(crate::clean::one_line)
+            .filter(|n| !n.is_empty());
         let attributes = headers
             .iter()
             .enumerate()
             .filter(|(i, _)| *i != email_col && Some(*i) != name_col)
-            .filter_map(|(i, h)| record.get(i).filter(|v| !v.is_empty()).map(|v| (h.clone(), serde_json::Value::String(v.to_string()))))
+            .filter_map(|(i, h)| {
+                record
+                    .get(i)
+                    .filter(|v| !v.is_empty())
+                    .map(|v| (h.clone(), serde_json::Value::String(v.to_string())))
+            })
             .collect();
-        batch.push(NewSubscriber { email, name, attributes });
+        batch.push(NewSubscriber {
+            email,
+            name,
+            attributes,
+        });
         if batch.len() == BATCH {
             flush(store, list, &mut batch, &mut report, now).await?;
             progress(reader.position().byte());
@@ -108,7 +135,13 @@ pub async fn import_csv(
     Ok(report)
 }
 
-async fn flush(store: &Store, list: &str, batch: &mut Vec<NewSubscriber>, report: &mut ImportReport, now: DateTime<Utc>) -> Result<(), StoreError> {
+async fn flush(
+    store: &Store,
+    list: &str,
+    batch: &mut Vec<NewSubscriber>,
+    report: &mut ImportReport,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
     if batch.is_empty() {
         return Ok(());
     }

@@ -23,15 +23,27 @@ pub struct SourceReport {
 }
 
 fn selected<'a>(settings: &'a Settings, names: Option<&[String]>) -> Vec<&'a SourceSettings> {
-    settings.sources.iter().filter(|s| names.is_none_or(|n| n.contains(&s.name))).collect()
+    settings
+        .sources
+        .iter()
+        .filter(|s| names.is_none_or(|n| n.contains(&s.name)))
+        .collect()
 }
 
 /// Polls the named sources (all when `None`) without storing anything.
-pub async fn fetch(settings: &Settings, names: Option<&[String]>, client: &reqwest::Client) -> Vec<(String, Result<Polled, SourceError>)> {
+pub async fn fetch(
+    settings: &Settings,
+    names: Option<&[String]>,
+    client: &reqwest::Client,
+) -> Vec<(String, Result<Polled, SourceError>)> {
     let sources = selected(settings, names);
     let none = Validators::default();
     let polls = sources.iter().map(|s| source::poll(s, client, &none));
-    sources.iter().map(|s| s.name.clone()).zip(join_all(polls).await).collect()
+    sources
+        .iter()
+        .map(|s| s.name.clone())
+        .zip(join_all(polls).await)
+        .collect()
 }
 
 /// Polls the named sources (all when `None`) and stores what they found.
@@ -47,11 +59,17 @@ pub async fn ingest(
     for s in &sources {
         validators.push(store.validators(&s.name).await?);
     }
-    let polls = sources.iter().zip(&validators).map(|(s, v)| source::poll(s, client, v));
+    let polls = sources
+        .iter()
+        .zip(&validators)
+        .map(|(s, v)| source::poll(s, client, v));
     let results = join_all(polls).await;
     let mut reports = Vec::new();
     for (s, result) in sources.iter().zip(results) {
-        let mut report = SourceReport { source: s.name.clone(), ..SourceReport::default() };
+        let mut report = SourceReport {
+            source: s.name.clone(),
+            ..SourceReport::default()
+        };
         match result {
             Ok(polled) => {
                 for article in polled.articles {
@@ -66,12 +84,16 @@ pub async fn ingest(
                 }
                 report.skipped = polled.skipped;
                 report.not_modified = polled.not_modified;
-                store.record_poll(&s.name, polled.validators.as_ref(), None, now).await?;
+                store
+                    .record_poll(&s.name, polled.validators.as_ref(), None, now)
+                    .await?;
                 info!(source = %s.name, new = report.new.len(), updated = report.updated, "polled");
             }
             Err(e) => {
                 warn!(source = %s.name, error = %e, "poll failed; stored articles are kept");
-                store.record_poll(&s.name, None, Some(&e.to_string()), now).await?;
+                store
+                    .record_poll(&s.name, None, Some(&e.to_string()), now)
+                    .await?;
                 report.error = Some(e.to_string());
             }
         }

@@ -57,7 +57,15 @@ pub struct EditionParts {
 }
 
 impl EditionParts {
-    pub fn new(edition_id: i64, nonce: &str, list_name: &str, list_title: &str, subject: &str, html: &str, text: &str) -> Self {
+    pub fn new(
+        edition_id: i64,
+        nonce: &str,
+        list_name: &str,
+        list_title: &str,
+        subject: &str,
+        html: &str,
+        text: &str,
+    ) -> Self {
         EditionParts {
             edition_id,
             nonce: nonce.to_string(),
@@ -102,13 +110,17 @@ impl Recipient for Addressee<'_> {
 /// The unsubscribe URL for a subscriber: the site's unsubscribe URL with a signed token.
 pub fn unsubscribe_url(site: &Site, keys: &TokenKeys, uid: &str) -> String {
     let mut url = site.unsubscribe_url.clone();
-    url.query_pairs_mut().append_pair("token", &keys.sign(Purpose::Unsubscribe, uid));
+    url.query_pairs_mut()
+        .append_pair("token", &keys.sign(Purpose::Unsubscribe, uid));
     url.to_string()
 }
 
 /// The `Message-ID` of delivery `delivery_id` of an edition: stable across retries.
 pub fn message_id(site: &Site, parts: &EditionParts, delivery_id: i64) -> String {
-    format!("<herald.{}.{}.{}@{}>", parts.edition_id, delivery_id, parts.nonce, site.domain)
+    format!(
+        "<herald.{}.{}.{}@{}>",
+        parts.edition_id, delivery_id, parts.nonce, site.domain
+    )
 }
 
 /// Builds the message for one recipient.
@@ -120,22 +132,39 @@ pub fn build(
     subject_prefix: &str,
     date: SystemTime,
 ) -> Result<Message, MessageError> {
-    let address = to.email.parse().map_err(|_| MessageError::Address(to.email.to_string()))?;
-    let name = to.name.map(crate::clean::one_line).filter(|n| !n.is_empty());
+    let address = to
+        .email
+        .parse()
+        .map_err(|_| MessageError::Address(to.email.to_string()))?;
+    let name = to
+        .name
+        .map(crate::clean::one_line)
+        .filter(|n| !n.is_empty());
     let mailbox = Mailbox::new(name, address);
     let mut builder = Message::builder()
         .from(site.from.clone())
         .to(mailbox)
-        .subject(format!("{subject_prefix}{}", parts.subject.fill(to, Escape::Text)))
+        .subject(format!(
+            "{subject_prefix}{}",
+            parts.subject.fill(to, Escape::Text)
+        ))
         .date(date)
         .message_id(Some(message_id))
-        .header(ListId(format!("\"{}\" <{}.{}>", crate::clean::one_line(&parts.list_title).replace('"', "'"), parts.list_name, site.domain)))
+        .header(ListId(format!(
+            "\"{}\" <{}.{}>",
+            crate::clean::one_line(&parts.list_title).replace('"', "'"),
+            parts.list_name,
+            site.domain
+        )))
         .header(ListUnsubscribe(format!("<{}>", to.unsubscribe_url)))
         .header(ListUnsubscribePost("List-Unsubscribe=One-Click".into()));
     if let Some(reply_to) = &site.reply_to {
         builder = builder.reply_to(reply_to.clone());
     }
-    let body = MultiPart::alternative_plain_html(parts.text.fill(to, Escape::Text), parts.html.fill(to, Escape::Html));
+    let body = MultiPart::alternative_plain_html(
+        parts.text.fill(to, Escape::Text),
+        parts.html.fill(to, Escape::Html),
+    );
     Ok(builder.multipart(body)?)
 }
 

@@ -58,12 +58,18 @@ struct RateLimit {
 
 impl RateLimit {
     fn new(per_second: f64) -> RateLimit {
-        RateLimit { period: Duration::from_secs_f64(1.0 / per_second), next: Mutex::new(Instant::now()) }
+        RateLimit {
+            period: Duration::from_secs_f64(1.0 / per_second),
+            next: Mutex::new(Instant::now()),
+        }
     }
 
     async fn wait(&self) {
         let slot = {
-            let mut next = self.next.lock().expect("the rate limit lock is never poisoned");
+            let mut next = self
+                .next
+                .lock()
+                .expect("the rate limit lock is never poisoned");
             let slot = (*next).max(Instant::now());
             *next = slot + self.period;
             slot
@@ -91,21 +97,32 @@ struct Run {
 /// doubling each time, at most six hours, with up to 10% jitter.
 pub fn backoff(mail: &MailSettings, attempts: i64, id: i64) -> Duration {
     let exp = attempts.clamp(1, 20) as u32 - 1;
-    let base = mail.retry_initial.saturating_mul(2u32.saturating_pow(exp)).min(Duration::from_secs(6 * 3600));
+    let base = mail
+        .retry_initial
+        .saturating_mul(2u32.saturating_pow(exp))
+        .min(Duration::from_secs(6 * 3600));
     let jitter = (id as u64).wrapping_mul(2_654_435_761) % 1000;
     base + base.mul_f64(jitter as f64 / 10_000.0)
 }
 
 fn lease_for(mail: &MailSettings) -> chrono::Duration {
-    chrono::Duration::from_std(mail.send_timeout * 2 + Duration::from_secs(5)).expect("the lease fits")
+    chrono::Duration::from_std(mail.send_timeout * 2 + Duration::from_secs(5))
+        .expect("the lease fits")
 }
 
 /// Sends every due delivery of `job` until none is left or the channel pauses.
 pub async fn drain(ctx: Arc<SendContext>, job: &str) -> Result<SendReport, StoreError> {
     let mail = &ctx.settings.mail;
-    let mut report = SendReport { recovered_in_doubt: ctx.store.recover_expired_leases(job, clock::now()).await?, ..SendReport::default() };
+    let mut report = SendReport {
+        recovered_in_doubt: ctx.store.recover_expired_leases(job, clock::now()).await?,
+        ..SendReport::default()
+    };
     if report.recovered_in_doubt > 0 {
-        warn!(job, rows = report.recovered_in_doubt, "requeued deliveries left sending by an interrupted run; flagged in doubt");
+        warn!(
+            job,
+            rows = report.recovered_in_doubt,
+            "requeued deliveries left sending by an interrupted run; flagged in doubt"
+        );
     }
     let run = Arc::new(Run {
         ctx: ctx.clone(),
@@ -119,12 +136,21 @@ pub async fn drain(ctx: Arc<SendContext>, job: &str) -> Result<SendReport, Store
     while !run.paused.load(Ordering::SeqCst) {
         // Claim only as many rows as there are free connections, so that a
         // row is `sending` only while its message is really in flight.
-        let mut held = vec![permits.clone().acquire_owned().await.expect("the semaphore is never closed")];
+        let mut held = vec![
+            permits
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("the semaphore is never closed"),
+        ];
         while let Ok(permit) = permits.clone().try_acquire_owned() {
             held.push(permit);
         }
         let now = clock::now();
-        let batch = ctx.store.claim_deliveries(job, held.len(), now, now + lease_for(mail)).await?;
+        let batch = ctx
+            .store
+            .claim_deliveries(job, held.len(), now, now + lease_for(mail))
+            .await?;
         if batch.is_empty() {
             drop(held);
             if !tasks.is_empty() {
@@ -135,13 +161,23 @@ pub async fn drain(ctx: Arc<SendContext>, job: &str) -> Result<SendReport, Store
             }
             // Rows still leased belong to a run that died (or is finishing
             // elsewhere): wait out the lease, then take back what is left.
-            let Some(until) = ctx.store.earliest_lease(job).await? else { break };
+            let Some(until) = ctx.store.earliest_lease(job).await? else {
+                break;
+            };
             let wait = (until - now).to_std().unwrap_or_default() + Duration::from_millis(10);
-            info!(job, wait_ms = wait.as_millis() as u64, "waiting for leased deliveries of an interrupted run");
+            info!(
+                job,
+                wait_ms = wait.as_millis() as u64,
+                "waiting for leased deliveries of an interrupted run"
+            );
             tokio::time::sleep(wait).await;
             let recovered = ctx.store.recover_expired_leases(job, clock::now()).await?;
             if recovered > 0 {
-                warn!(job, rows = recovered, "requeued deliveries left sending by an interrupted run; flagged in doubt");
+                warn!(
+                    job,
+                    rows = recovered,
+                    "requeued deliveries left sending by an interrupted run; flagged in doubt"
+                );
             }
             report.recovered_in_doubt += recovered;
             continue;
@@ -151,8 +187,19 @@ pub async fn drain(ctx: Arc<SendContext>, job: &str) -> Result<SendReport, Store
                 Some(parts) => parts.clone(),
                 None => {
                     let e = ctx.store.edition(row.edition_id).await?;
-                    let title = ctx.settings.list(&e.list_name).map_or(e.list_name.clone(), |l| l.title.clone());
-                    let parts = Arc::new(EditionParts::new(e.id, &e.nonce, &e.list_name, &title, &e.subject, &e.html, &e.text));
+                    let title = ctx
+                        .settings
+                        .list(&e.list_name)
+                        .map_or(e.list_name.clone(), |l| l.title.clone());
+                    let parts = Arc::new(EditionParts::new(
+                        e.id,
+                        &e.nonce,
+                        &e.list_name,
+                        &title,
+                        &e.subject,
+                        &e.html,
+                        &e.text,
+                    ));
                     editions.insert(e.id, parts.clone());
                     parts
                 }
@@ -160,7 +207,11 @@ pub async fn drain(ctx: Arc<SendContext>, job: &str) -> Result<SendReport, Store
             let run = run.clone();
             tasks.spawn(async move {
                 let outcome = run.send_one(&row, &parts).await;
-                let recorded = run.ctx.store.record_outcome(row.id, &outcome, &row.email, clock::now()).await;
+                let recorded = run
+                    .ctx
+                    .store
+                    .record_outcome(row.id, &outcome, &row.email, clock::now())
+                    .await;
                 drop(permit);
                 recorded.map(|()| outcome)
             });
@@ -184,10 +235,14 @@ impl Run {
             return Outcome::Released;
         }
         if row.suppressed > 0 {
-            return Outcome::Suppressed { reason: "the address is on the suppression list".into() };
+            return Outcome::Suppressed {
+                reason: "the address is on the suppression list".into(),
+            };
         }
         if row.status != "active" {
-            return Outcome::Suppressed { reason: format!("the subscriber is {}", row.status) };
+            return Outcome::Suppressed {
+                reason: format!("the subscriber is {}", row.status),
+            };
         }
         if let Some(rate) = &self.rate {
             rate.wait().await;
@@ -200,13 +255,31 @@ impl Run {
             attributes: serde_json::from_str(&row.attributes).unwrap_or_default(),
             unsubscribe_url: message::unsubscribe_url(site, &ctx.keys, &row.uid),
         };
-        let built = message::build(site, parts, &to, message::message_id(site, parts, row.id), "", SystemTime::from(clock::now()));
+        let built = message::build(
+            site,
+            parts,
+            &to,
+            message::message_id(site, parts, row.id),
+            "",
+            SystemTime::from(clock::now()),
+        );
         let message = match built {
             Ok(m) => m,
-            Err(e) => return Outcome::Failed { reply: e.to_string(), suppress: false },
+            Err(e) => {
+                return Outcome::Failed {
+                    reply: e.to_string(),
+                    suppress: false,
+                };
+            }
         };
-        let label = format!("{}-e{}-d{}-{}", parts.list_name, parts.edition_id, row.id, row.email);
-        let delivery = ctx.transport.send(&message, &label, mail.send_timeout).await;
+        let label = format!(
+            "{}-e{}-d{}-{}",
+            parts.list_name, parts.edition_id, row.id, row.email
+        );
+        let delivery = ctx
+            .transport
+            .send(&message, &label, mail.send_timeout)
+            .await;
         let now = clock::now();
         match delivery {
             Delivery::Accepted(reply) => {
@@ -214,28 +287,48 @@ impl Run {
                 Outcome::Sent { reply }
             }
             Delivery::Transient { reply, in_doubt } => {
-                let age = now - DateTime::<Utc>::from_timestamp_millis(row.created_at).unwrap_or(now);
+                let age =
+                    now - DateTime::<Utc>::from_timestamp_millis(row.created_at).unwrap_or(now);
                 if age.to_std().unwrap_or_default() > mail.retry_max_age {
                     warn!(delivery = row.id, to = %row.email, %reply, "gave up: older than retry_max_age");
                     return Outcome::Expired { reply };
                 }
-                let at = now + chrono::Duration::from_std(backoff(mail, row.attempts, row.id)).expect("backoff fits");
+                let at = now
+                    + chrono::Duration::from_std(backoff(mail, row.attempts, row.id))
+                        .expect("backoff fits");
                 warn!(delivery = row.id, to = %row.email, %reply, in_doubt, retry_at = %at, "deferred");
-                Outcome::Retry { reply, at, in_doubt }
+                Outcome::Retry {
+                    reply,
+                    at,
+                    in_doubt,
+                }
             }
             Delivery::BadAddress(reply) => {
                 warn!(delivery = row.id, to = %row.email, %reply, "address rejected; suppressed");
-                Outcome::Failed { reply, suppress: true }
+                Outcome::Failed {
+                    reply,
+                    suppress: true,
+                }
             }
             Delivery::Rejected(reply) => {
                 warn!(delivery = row.id, to = %row.email, %reply, "message rejected");
-                Outcome::Failed { reply, suppress: false }
+                Outcome::Failed {
+                    reply,
+                    suppress: false,
+                }
             }
             Delivery::Policy(reply) => {
                 error!(delivery = row.id, %reply, "the server refused us on policy or authentication grounds: mail channel paused");
                 self.paused.store(true, Ordering::SeqCst);
-                self.pause_reason.lock().expect("not poisoned").get_or_insert_with(|| reply.clone());
-                Outcome::Retry { reply, at: now, in_doubt: false }
+                self.pause_reason
+                    .lock()
+                    .expect("not poisoned")
+                    .get_or_insert_with(|| reply.clone());
+                Outcome::Retry {
+                    reply,
+                    at: now,
+                    in_doubt: false,
+                }
             }
         }
     }

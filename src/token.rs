@@ -45,12 +45,23 @@ impl Key {
     fn new(secret: &[u8]) -> Self {
         let digest = Sha256::digest(secret);
         let id = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
-        Key { id, secret: secret.to_vec() }
+        Key {
+            id,
+            secret: secret.to_vec(),
+        }
     }
 
     fn mac(&self, purpose: Purpose, subject: &str) -> Hmac<Sha256> {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC takes keys of any length");
-        mac.update(format!("herald:{VERSION}:{}:{}:{subject}", purpose.as_str(), self.id).as_bytes());
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC takes keys of any length");
+        mac.update(
+            format!(
+                "herald:{VERSION}:{}:{}:{subject}",
+                purpose.as_str(),
+                self.id
+            )
+            .as_bytes(),
+        );
         mac
     }
 }
@@ -93,25 +104,44 @@ impl TokenKeys {
     }
 
     pub fn sign(&self, purpose: Purpose, subject: &str) -> String {
-        let key = self.keys.first().expect("a signing key is configured or generated before signing");
+        let key = self
+            .keys
+            .first()
+            .expect("a signing key is configured or generated before signing");
         let tag = key.mac(purpose, subject).finalize().into_bytes();
-        format!("{VERSION}.{}.{subject}.{}", key.id, URL_SAFE_NO_PAD.encode(tag))
+        format!(
+            "{VERSION}.{}.{subject}.{}",
+            key.id,
+            URL_SAFE_NO_PAD.encode(tag)
+        )
     }
 
     /// Returns the subject (the subscriber uid) of a valid token.
     pub fn verify(&self, purpose: Purpose, token: &str) -> Result<String, TokenError> {
         let mut parts = token.split('.');
-        let (Some(VERSION), Some(kid), Some(subject), Some(sig), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
-        else {
+        let (Some(VERSION), Some(kid), Some(subject), Some(sig), None) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
             return Err(TokenError::Malformed);
         };
         if subject.is_empty() || !subject.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return Err(TokenError::Malformed);
         }
-        let sig = URL_SAFE_NO_PAD.decode(sig).map_err(|_| TokenError::Malformed)?;
-        let key = self.keys.iter().find(|k| k.id == kid).ok_or(TokenError::UnknownKey)?;
-        key.mac(purpose, subject).verify_slice(&sig).map_err(|_| TokenError::BadSignature)?;
+        let sig = URL_SAFE_NO_PAD
+            .decode(sig)
+            .map_err(|_| TokenError::Malformed)?;
+        let key = self
+            .keys
+            .iter()
+            .find(|k| k.id == kid)
+            .ok_or(TokenError::UnknownKey)?;
+        key.mac(purpose, subject)
+            .verify_slice(&sig)
+            .map_err(|_| TokenError::BadSignature)?;
         Ok(subject.to_string())
     }
 }
@@ -124,14 +154,23 @@ mod tests {
     fn signs_and_verifies_and_rotates() {
         let old = TokenKeys::from_config(Some("old-secret"), &[]);
         let token = old.sign(Purpose::Unsubscribe, "abc123");
-        assert_eq!(old.verify(Purpose::Unsubscribe, &token), Ok("abc123".into()));
+        assert_eq!(
+            old.verify(Purpose::Unsubscribe, &token),
+            Ok("abc123".into())
+        );
 
         let rotated = TokenKeys::from_config(Some("new-secret"), &["old-secret".into()]);
-        assert_eq!(rotated.verify(Purpose::Unsubscribe, &token), Ok("abc123".into()));
+        assert_eq!(
+            rotated.verify(Purpose::Unsubscribe, &token),
+            Ok("abc123".into())
+        );
         assert_ne!(rotated.sign(Purpose::Unsubscribe, "abc123"), token);
 
         let other = TokenKeys::from_config(Some("new-secret"), &[]);
-        assert_eq!(other.verify(Purpose::Unsubscribe, &token), Err(TokenError::UnknownKey));
+        assert_eq!(
+            other.verify(Purpose::Unsubscribe, &token),
+            Err(TokenError::UnknownKey)
+        );
     }
 
     #[test]
@@ -139,10 +178,22 @@ mod tests {
         let keys = TokenKeys::from_config(Some("s3cret"), &[]);
         let token = keys.sign(Purpose::Unsubscribe, "abc123");
         let forged = token.replace("abc123", "abc124");
-        assert_eq!(keys.verify(Purpose::Unsubscribe, &forged), Err(TokenError::BadSignature));
-        assert_eq!(keys.verify(Purpose::Unsubscribe, &token[..token.len() - 3]), Err(TokenError::BadSignature));
-        assert_eq!(keys.verify(Purpose::Unsubscribe, "1.x.y"), Err(TokenError::Malformed));
-        assert_eq!(keys.verify(Purpose::Unsubscribe, ""), Err(TokenError::Malformed));
+        assert_eq!(
+            keys.verify(Purpose::Unsubscribe, &forged),
+            Err(TokenError::BadSignature)
+        );
+        assert_eq!(
+            keys.verify(Purpose::Unsubscribe, &token[..token.len() - 3]),
+            Err(TokenError::BadSignature)
+        );
+        assert_eq!(
+            keys.verify(Purpose::Unsubscribe, "1.x.y"),
+            Err(TokenError::Malformed)
+        );
+        assert_eq!(
+            keys.verify(Purpose::Unsubscribe, ""),
+            Err(TokenError::Malformed)
+        );
     }
 
     #[test]

@@ -12,16 +12,25 @@ fn the_shipped_configuration_is_valid() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", show(&out));
-    assert_eq!(stdout(&out), "config/herald.toml: configuration is valid (1 sources, 1 lists, 1 jobs)\n");
+    assert_eq!(
+        stdout(&out),
+        "config/herald.toml: configuration is valid (1 sources, 1 lists, 1 jobs)\n"
+    );
 }
 
 #[test]
 fn a_broken_configuration_is_refused_with_every_problem() {
     let config = base_config(&file_mail())
         .replace("schedule = \"0 7 * * *\"", "schedule = \"0 7 * *\"")
-        .replace("timezone = \"Europe/London\"", "timezone = \"Europe/Londn\"")
+        .replace(
+            "timezone = \"Europe/London\"",
+            "timezone = \"Europe/Londn\"",
+        )
         .replace("list = \"readers\"", "list = \"reader\"")
-        .replace("base_url = \"https://gazette.example.org/\"", "base_url = \"gazette.example.org\"")
+        .replace(
+            "base_url = \"https://gazette.example.org/\"",
+            "base_url = \"gazette.example.org\"",
+        )
         + "\n[[jobs]]\nname = \"weekly\"\nkind = \"digest\"\nlist = \"readers\"\nsources = [\"nope\"]\nschedule = \"61 7 * * 1\"\ntimezone = \"UTC\"\n";
     let ws = Workspace::new(&config);
     let out = ws.herald(&["check"]);
@@ -32,8 +41,14 @@ fn a_broken_configuration_is_refused_with_every_problem() {
 #[test]
 fn a_template_with_a_syntax_error_is_named_by_file() {
     let ws = Workspace::new(&base_config(&file_mail()));
-    ws.write("templates/digest.txt.hbs", "Hello {{#each articles}}{{title}}\n");
-    ws.write("templates/digest.html.hbs", "<p>{{recipient \"shoe_size\"}}</p>");
+    ws.write(
+        "templates/digest.txt.hbs",
+        "Hello {{#each articles}}{{title}}\n",
+    );
+    ws.write(
+        "templates/digest.html.hbs",
+        "<p>{{recipient \"shoe_size\"}}</p>",
+    );
     let out = ws.herald(&["check"]);
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -44,31 +59,57 @@ fn a_template_with_a_syntax_error_is_named_by_file() {
 #[test]
 fn a_template_that_uses_an_unknown_field_is_refused() {
     let ws = Workspace::new(&base_config(&file_mail()));
-    ws.write("templates/digest.html.hbs", "<p>{{#each articles}}{{headline}}{{/each}} {{recipient \"shoe_size\"}}</p>");
+    ws.write(
+        "templates/digest.html.hbs",
+        "<p>{{#each articles}}{{headline}}{{/each}} {{recipient \"shoe_size\"}}</p>",
+    );
     let out = ws.herald(&["check"]);
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("templates/digest.html.hbs") && err.contains("does not render"), "{err}");
+    assert!(
+        err.contains("templates/digest.html.hbs") && err.contains("does not render"),
+        "{err}"
+    );
 }
 
 #[test]
 fn a_mistyped_key_is_refused() {
-    let ws = Workspace::new(&base_config("[mail]\ntransport = \"file\"\nmax_conections = 4\n"));
+    let ws = Workspace::new(&base_config(
+        "[mail]\ntransport = \"file\"\nmax_conections = 4\n",
+    ));
     let out = ws.herald(&["check"]);
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("config/herald.toml") && err.contains("max_conections"), "{err}");
+    assert!(
+        err.contains("config/herald.toml") && err.contains("max_conections"),
+        "{err}"
+    );
 }
 
 #[test]
 fn a_bad_environment_override_is_named() {
     let ws = Workspace::new(&base_config(&crate::util::smtp_mail(2525, "")));
-    let out = ws.command(&["check"]).env("HERALD_MAIL__SMTP__TLS", "sometimes").output().unwrap();
+    let out = ws
+        .command(&["check"])
+        .env("HERALD_MAIL__SMTP__TLS", "sometimes")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("environment HERALD_MAIL__SMTP__TLS: mail.smtp.tls"), "{err}");
+    assert!(
+        err.contains("environment HERALD_MAIL__SMTP__TLS: mail.smtp.tls"),
+        "{err}"
+    );
 
-    let out = ws.command(&["check"]).env("HERALD_MAIL__SMTP__PORT", "twenty-five").output().unwrap();
+    let out = ws
+        .command(&["check"])
+        .env("HERALD_MAIL__SMTP__PORT", "twenty-five")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("mail.smtp.port"), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("mail.smtp.port"),
+        "{}",
+        show(&out)
+    );
 }

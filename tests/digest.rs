@@ -38,19 +38,46 @@ fn the_readme_command_runs_the_main_job_on_embedded_defaults() {
     let text = stdout(&out);
     assert!(text.contains("source newsroom: 7 new"), "{text}");
     assert!(text.contains("seeded 5 subscriber(s)"), "{text}");
-    assert!(text.contains("edition #1: 6 article(s) for 5 recipient(s)"), "the 2019 archive piece stays out: {text}");
+    assert!(
+        text.contains("edition #1: 6 article(s) for 5 recipient(s)"),
+        "the 2019 archive piece stays out: {text}"
+    );
     assert!(text.contains("deliveries: 5 sent"), "{text}");
 
-    let outbox: Vec<_> = std::fs::read_dir(dir.path().join("data/outbox")).unwrap().flatten().collect();
+    let outbox: Vec<_> = std::fs::read_dir(dir.path().join("data/outbox"))
+        .unwrap()
+        .flatten()
+        .collect();
     assert_eq!(outbox.len(), 5);
     for entry in outbox {
         let bytes = std::fs::read(entry.path()).unwrap();
-        let message = MessageParser::default().parse(&bytes).expect("a complete RFC 5322 message");
-        assert!(message.subject().unwrap().starts_with("The Millbrook Courier: 6 new stories"));
+        let message = MessageParser::default()
+            .parse(&bytes)
+            .expect("a complete RFC 5322 message");
+        assert!(
+            message
+                .subject()
+                .unwrap()
+                .starts_with("The Millbrook Courier: 6 new stories")
+        );
         let body = message.body_text(0).unwrap();
-        assert!(body.contains("The Tanners' footbridge over the Mill Race reopened"), "{body}");
-        for junk in ["staff training day", "priya.natarajan@", "@priya", "Comments are open", "12 comments", "Share this story", "@millbrookcourier"] {
-            assert!(!body.contains(junk), "boilerplate {junk:?} leaked into:\n{body}");
+        assert!(
+            body.contains("The Tanners' footbridge over the Mill Race reopened"),
+            "{body}"
+        );
+        for junk in [
+            "staff training day",
+            "priya.natarajan@",
+            "@priya",
+            "Comments are open",
+            "12 comments",
+            "Share this story",
+            "@millbrookcourier",
+        ] {
+            assert!(
+                !body.contains(junk),
+                "boilerplate {junk:?} leaked into:\n{body}"
+            );
         }
     }
 
@@ -58,8 +85,17 @@ fn the_readme_command_runs_the_main_job_on_embedded_defaults() {
     assert!(again.status.success(), "{}", show(&again));
     let text = stdout(&again);
     assert!(text.contains("0 new, 0 updated, 7 unchanged"), "{text}");
-    assert!(text.contains("no new articles since the last edition"), "{text}");
-    assert_eq!(std::fs::read_dir(dir.path().join("data/outbox")).unwrap().count(), 5, "nothing is sent twice");
+    assert!(
+        text.contains("no new articles since the last edition"),
+        "{text}"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("data/outbox"))
+            .unwrap()
+            .count(),
+        5,
+        "nothing is sent twice"
+    );
 }
 
 fn workspace_with_readers(n: usize) -> Workspace {
@@ -76,17 +112,37 @@ fn an_edited_article_is_updated_in_place_and_not_sent_again() {
     assert!(first.status.success(), "{}", show(&first));
     assert_eq!(ws.outbox().len(), 2);
 
-    ws.write("articles/ferry.txt", &article_txt("Ferry returns", "ferry timetable"));
-    ws.write("articles/market.txt", &article_txt("Market moves", "market"));
+    ws.write(
+        "articles/ferry.txt",
+        &article_txt("Ferry returns", "ferry timetable"),
+    );
+    ws.write(
+        "articles/market.txt",
+        &article_txt("Market moves", "market"),
+    );
     let second = ws.herald(&["digest", "daily"]);
     let text = stdout(&second);
     assert!(text.contains("1 new, 1 updated"), "{text}");
-    assert!(text.contains("edition #2: 1 article(s) for 2 recipient(s)"), "{text}");
+    assert!(
+        text.contains("edition #2: 1 article(s) for 2 recipient(s)"),
+        "{text}"
+    );
     let outbox = ws.outbox();
     assert_eq!(outbox.len(), 4);
-    let latest = MessageParser::default().parse(&outbox.iter().find(|(p, _)| p.to_string_lossy().contains("-e2-")).unwrap().1).unwrap();
+    let latest = MessageParser::default()
+        .parse(
+            &outbox
+                .iter()
+                .find(|(p, _)| p.to_string_lossy().contains("-e2-"))
+                .unwrap()
+                .1,
+        )
+        .unwrap();
     let body = latest.body_text(0).unwrap();
-    assert!(body.contains("Market moves") && !body.contains("Ferry returns"), "{body}");
+    assert!(
+        body.contains("Market moves") && !body.contains("Ferry returns"),
+        "{body}"
+    );
 }
 
 #[test]
@@ -97,7 +153,11 @@ fn history_older_than_the_lookback_does_not_flood_the_first_edition() {
     ws.write("articles/new.md", &format!("---\ntitle: Fresh news\npublished: {recent}\n---\nThe fresh story has plenty of words in its only paragraph here.\n"));
     let out = ws.herald(&["digest", "daily"]);
     let text = stdout(&out);
-    assert!(text.contains("2 new") && text.contains("edition #1: 1 article(s)"), "{}", show(&out));
+    assert!(
+        text.contains("2 new") && text.contains("edition #1: 1 article(s)"),
+        "{}",
+        show(&out)
+    );
 }
 
 #[test]
@@ -107,13 +167,25 @@ fn dry_run_renders_but_sends_and_records_nothing() {
     let out = ws.herald(&["digest", "daily", "--dry-run"]);
     assert!(out.status.success(), "{}", show(&out));
     let text = stdout(&out);
-    assert!(text.contains("would hold 1 article(s) for 3 active subscriber(s)"), "{text}");
-    assert!(text.contains("Ferry returns") && text.contains("nothing sent, nothing recorded"), "{text}");
+    assert!(
+        text.contains("would hold 1 article(s) for 3 active subscriber(s)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Ferry returns") && text.contains("nothing sent, nothing recorded"),
+        "{text}"
+    );
     assert!(ws.outbox().is_empty());
     let deliveries = stdout(&ws.herald(&["deliveries"]));
-    assert!(deliveries.contains("all jobs: 0 delivery record(s)"), "{deliveries}");
+    assert!(
+        deliveries.contains("all jobs: 0 delivery record(s)"),
+        "{deliveries}"
+    );
     let real = stdout(&ws.herald(&["digest", "daily"]));
-    assert!(real.contains("1 new") && real.contains("3 sent"), "the dry run stored nothing: {real}");
+    assert!(
+        real.contains("1 new") && real.contains("3 sent"),
+        "the dry run stored nothing: {real}"
+    );
 }
 
 #[test]
@@ -125,13 +197,25 @@ fn a_test_copy_goes_to_one_address_only() {
     let outbox = ws.outbox();
     assert_eq!(outbox.len(), 1);
     let message = MessageParser::default().parse(&outbox[0].1).unwrap();
-    assert_eq!(message.to().unwrap().first().unwrap().address().unwrap(), "editor@gazette.example.org");
-    assert!(message.subject().unwrap().starts_with("[Test] Test Gazette: 1 new"));
+    assert_eq!(
+        message.to().unwrap().first().unwrap().address().unwrap(),
+        "editor@gazette.example.org"
+    );
+    assert!(
+        message
+            .subject()
+            .unwrap()
+            .starts_with("[Test] Test Gazette: 1 new")
+    );
     assert!(stdout(&ws.herald(&["deliveries"])).contains("0 delivery record(s)"));
 
     let bad = ws.herald(&["digest", "daily", "--to", "not an address"]);
     assert!(!bad.status.success());
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("not an address"), "{}", show(&bad));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("not an address"),
+        "{}",
+        show(&bad)
+    );
 }
 
 #[test]
@@ -139,13 +223,35 @@ fn preview_renders_every_format_without_sending() {
     let ws = workspace_with_readers(1);
     ws.write("articles/ferry.txt", &article_txt("Ferry returns", "ferry"));
     let html = ws.herald(&["preview", "daily"]);
-    assert!(stdout(&html).contains("<h2") && stdout(&html).contains("Hello Reader 0"), "{}", show(&html));
+    assert!(
+        stdout(&html).contains("<h2") && stdout(&html).contains("Hello Reader 0"),
+        "{}",
+        show(&html)
+    );
     let text = ws.herald(&["preview", "daily", "--format", "text"]);
-    assert!(stdout(&text).contains("Read more: https://gazette.example.org/ferry-returns"), "{}", show(&text));
-    let eml = ws.herald(&["preview", "daily", "--format", "eml", "--out", "preview.eml"]);
+    assert!(
+        stdout(&text).contains("Read more: https://gazette.example.org/ferry-returns"),
+        "{}",
+        show(&text)
+    );
+    let eml = ws.herald(&[
+        "preview",
+        "daily",
+        "--format",
+        "eml",
+        "--out",
+        "preview.eml",
+    ]);
     assert!(eml.status.success(), "{}", show(&eml));
     let bytes = std::fs::read(ws.path().join("preview.eml")).unwrap();
-    assert!(MessageParser::default().parse(&bytes).unwrap().subject().unwrap().contains("1 new"));
+    assert!(
+        MessageParser::default()
+            .parse(&bytes)
+            .unwrap()
+            .subject()
+            .unwrap()
+            .contains("1 new")
+    );
     assert!(ws.outbox().is_empty());
 }
 
@@ -163,10 +269,16 @@ fn hostile_titles_are_escaped_and_kept_on_one_line() {
     assert!(message.header("Bcc").is_none());
     assert!(message.bcc().is_none());
     let html = message.body_html(0).unwrap();
-    assert!(!html.contains("<script>") && html.contains("&lt;script&gt;"), "{html}");
+    assert!(
+        !html.contains("<script>") && html.contains("&lt;script&gt;"),
+        "{html}"
+    );
     assert!(!html.contains("<b>to</b>"), "{html}");
     let text = message.body_text(0).unwrap();
-    assert!(text.contains("Bad Bcc: victim@example.org <script>alert(1)</script>"), "one line, plain: {text}");
+    assert!(
+        text.contains("Bad Bcc: victim@example.org <script>alert(1)</script>"),
+        "one line, plain: {text}"
+    );
 }
 
 #[test]
@@ -178,8 +290,14 @@ fn unreadable_article_files_are_reported_and_the_rest_still_go_out() {
     let out = ws.herald(&["digest", "daily"]);
     assert!(out.status.success(), "{}", show(&out));
     let text = stdout(&out);
-    assert!(text.contains("1 new, 0 updated, 0 unchanged, 2 skipped"), "{text}");
-    assert!(text.contains("articles/broken.md: the front matter is not closed with +++"), "{text}");
+    assert!(
+        text.contains("1 new, 0 updated, 0 unchanged, 2 skipped"),
+        "{text}"
+    );
+    assert!(
+        text.contains("articles/broken.md: the front matter is not closed with +++"),
+        "{text}"
+    );
     assert!(text.contains("articles/bad.json: bad JSON"), "{text}");
     assert!(text.contains("1 sent"), "{text}");
 }

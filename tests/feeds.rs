@@ -18,7 +18,9 @@ fn rss(items: &[(&str, &str, &str)]) -> String {
             )
         })
         .collect();
-    format!("<?xml version=\"1.0\"?><rss version=\"2.0\"><channel><title>Wire</title><link>https://feeds.example.org/</link><description>d</description>{items}</channel></rss>")
+    format!(
+        "<?xml version=\"1.0\"?><rss version=\"2.0\"><channel><title>Wire</title><link>https://feeds.example.org/</link><description>d</description>{items}</channel></rss>"
+    )
 }
 
 const ATOM: &str = r#"<?xml version="1.0" encoding="utf-8"?>
@@ -33,19 +35,30 @@ const JSON_FEED: &str = r#"{"version": "https://jsonfeed.org/version/1.1", "titl
 "date_published": "2026-11-02T10:00:00Z", "tags": ["food"]}]}"#;
 
 fn feed_config(feeds: &[(&str, String)], extra: &str) -> String {
-    let mut config = base_config(&file_mail()).replace("[[sources]]\nname = \"desk\"\ntype = \"folder\"\npath = \"articles\"\n", "");
+    let mut config = base_config(&file_mail()).replace(
+        "[[sources]]\nname = \"desk\"\ntype = \"folder\"\npath = \"articles\"\n",
+        "",
+    );
     for (name, url) in feeds {
-        config.push_str(&format!("\n[[sources]]\nname = \"{name}\"\ntype = \"feed\"\nurl = \"{url}\"\n{extra}\n"));
+        config.push_str(&format!(
+            "\n[[sources]]\nname = \"{name}\"\ntype = \"feed\"\nurl = \"{url}\"\n{extra}\n"
+        ));
     }
     config
 }
 
 async fn herald(ws: &Workspace, args: &[&str]) -> std::process::Output {
-    tokio::process::Command::from(ws.command(args)).output().await.unwrap()
+    tokio::process::Command::from(ws.command(args))
+        .output()
+        .await
+        .unwrap()
 }
 
 async fn article_count(ws: &Workspace) -> i64 {
-    let store = herald::store::Store::open(&format!("sqlite://{}/data/herald.db", ws.path().display())).await.unwrap();
+    let store =
+        herald::store::Store::open(&format!("sqlite://{}/data/herald.db", ws.path().display()))
+            .await
+            .unwrap();
     store.article_count().await.unwrap()
 }
 
@@ -56,7 +69,10 @@ fn stdout(out: &std::process::Output) -> String {
 #[tokio::test]
 async fn rss_atom_and_json_feed_are_read_and_conditional_get_is_used() {
     let server = MockServer::start().await;
-    let body = rss(&[("a1", "Harbour wall", "Mon, 02 Nov 2026 08:00:00 GMT"), ("a2", "Bus timetable", "Mon, 02 Nov 2026 09:00:00 GMT")]);
+    let body = rss(&[
+        ("a1", "Harbour wall", "Mon, 02 Nov 2026 08:00:00 GMT"),
+        ("a2", "Bus timetable", "Mon, 02 Nov 2026 09:00:00 GMT"),
+    ]);
     Mock::given(method("GET"))
         .and(path("/rss"))
         .and(header("If-None-Match", "\"v1\""))
@@ -67,15 +83,31 @@ async fn rss_atom_and_json_feed_are_read_and_conditional_get_is_used() {
         .await;
     Mock::given(method("GET"))
         .and(path("/rss"))
-        .respond_with(ResponseTemplate::new(200).insert_header("ETag", "\"v1\"").set_body_string(body))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("ETag", "\"v1\"")
+                .set_body_string(body),
+        )
         .expect(1)
         .mount(&server)
         .await;
-    Mock::given(method("GET")).and(path("/atom")).respond_with(ResponseTemplate::new(200).set_body_string(ATOM)).mount(&server).await;
-    Mock::given(method("GET")).and(path("/json")).respond_with(ResponseTemplate::new(200).set_body_string(JSON_FEED)).mount(&server).await;
+    Mock::given(method("GET"))
+        .and(path("/atom"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(ATOM))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/json"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(JSON_FEED))
+        .mount(&server)
+        .await;
     let uri = server.uri();
     let ws = Workspace::new(&feed_config(
-        &[("wire", format!("{uri}/rss")), ("atom", format!("{uri}/atom")), ("json", format!("{uri}/json"))],
+        &[
+            ("wire", format!("{uri}/rss")),
+            ("atom", format!("{uri}/atom")),
+            ("json", format!("{uri}/json")),
+        ],
         "",
     ));
 
@@ -83,14 +115,29 @@ async fn rss_atom_and_json_feed_are_read_and_conditional_get_is_used() {
     assert!(first.status.success(), "{}", show(&first));
     let text = stdout(&first);
     assert!(text.contains("source wire: 2 new"), "{text}");
-    assert!(text.contains("+ Harbour wall <https://feeds.example.org/a1>"), "tracking parameters dropped: {text}");
-    assert!(text.contains("source atom: 1 new") && text.contains("Atom entry on the canal"), "{text}");
-    assert!(text.contains("source json: 1 new") && text.contains("Orchard harvest festival"), "{text}");
+    assert!(
+        text.contains("+ Harbour wall <https://feeds.example.org/a1>"),
+        "tracking parameters dropped: {text}"
+    );
+    assert!(
+        text.contains("source atom: 1 new") && text.contains("Atom entry on the canal"),
+        "{text}"
+    );
+    assert!(
+        text.contains("source json: 1 new") && text.contains("Orchard harvest festival"),
+        "{text}"
+    );
 
     let second = herald(&ws, &["ingest"]).await;
     let text = stdout(&second);
-    assert!(text.contains("source wire: not modified since the last poll"), "{text}");
-    assert!(text.contains("source atom: 0 new, 0 updated, 1 unchanged"), "{text}");
+    assert!(
+        text.contains("source wire: not modified since the last poll"),
+        "{text}"
+    );
+    assert!(
+        text.contains("source atom: 0 new, 0 updated, 1 unchanged"),
+        "{text}"
+    );
     assert_eq!(article_count(&ws).await, 4);
 }
 
@@ -98,41 +145,102 @@ async fn rss_atom_and_json_feed_are_read_and_conditional_get_is_used() {
 async fn a_broken_feed_is_reported_and_neither_stops_the_others_nor_loses_stored_articles() {
     let server = MockServer::start().await;
     let good = rss(&[("g1", "Good one", "Mon, 02 Nov 2026 08:00:00 GMT")]);
-    Mock::given(method("GET")).and(path("/flaky")).respond_with(ResponseTemplate::new(200).set_body_string(good.clone())).up_to_n_times(1).mount(&server).await;
-    Mock::given(method("GET")).and(path("/flaky")).respond_with(ResponseTemplate::new(200).set_body_string("<rss><channel><item><title>cut off")).mount(&server).await;
-    Mock::given(method("GET")).and(path("/gone")).respond_with(ResponseTemplate::new(404)).mount(&server).await;
+    Mock::given(method("GET"))
+        .and(path("/flaky"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(good.clone()))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/flaky"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_string("<rss><channel><item><title>cut off"),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/gone"))
+        .respond_with(ResponseTemplate::new(404))
+        .mount(&server)
+        .await;
     Mock::given(method("GET"))
         .and(path("/good"))
-        .respond_with(ResponseTemplate::new(200).set_body_string(rss(&[("s1", "Steady", "Mon, 02 Nov 2026 08:00:00 GMT")])))
+        .respond_with(ResponseTemplate::new(200).set_body_string(rss(&[(
+            "s1",
+            "Steady",
+            "Mon, 02 Nov 2026 08:00:00 GMT",
+        )])))
         .mount(&server)
         .await;
     let uri = server.uri();
     let ws = Workspace::new(&feed_config(
-        &[("flaky", format!("{uri}/flaky")), ("gone", format!("{uri}/gone")), ("good", format!("{uri}/good"))],
+        &[
+            ("flaky", format!("{uri}/flaky")),
+            ("gone", format!("{uri}/gone")),
+            ("good", format!("{uri}/good")),
+        ],
         "",
     ));
     let first = herald(&ws, &["ingest"]).await;
-    assert_eq!(first.status.code(), Some(1), "a failed source makes ingest fail: {}", show(&first));
+    assert_eq!(
+        first.status.code(),
+        Some(1),
+        "a failed source makes ingest fail: {}",
+        show(&first)
+    );
     assert_eq!(article_count(&ws).await, 2);
 
     let second = herald(&ws, &["ingest"]).await;
     let text = stdout(&second);
-    assert!(text.contains(&format!("source flaky: FAILED: {uri}/flaky is not a feed Herald can read")), "{text}");
-    assert!(text.contains(&format!("source gone: FAILED: {uri}/gone answered HTTP 404")), "{text}");
-    assert!(text.contains("source good: 0 new, 0 updated, 1 unchanged"), "{text}");
-    assert_eq!(article_count(&ws).await, 2, "the broken feed lost nothing already stored");
+    assert!(
+        text.contains(&format!(
+            "source flaky: FAILED: {uri}/flaky is not a feed Herald can read"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "source gone: FAILED: {uri}/gone answered HTTP 404"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("source good: 0 new, 0 updated, 1 unchanged"),
+        "{text}"
+    );
+    assert_eq!(
+        article_count(&ws).await,
+        2,
+        "the broken feed lost nothing already stored"
+    );
 }
 
 #[tokio::test]
 async fn a_feed_over_the_byte_cap_is_refused() {
     let server = MockServer::start().await;
-    let items: Vec<(String, String)> = (0..200).map(|i| (format!("id{i}"), format!("Item {i}"))).collect();
-    let items: Vec<(&str, &str, &str)> = items.iter().map(|(g, t)| (g.as_str(), t.as_str(), "Mon, 02 Nov 2026 08:00:00 GMT")).collect();
-    Mock::given(method("GET")).and(path("/big")).respond_with(ResponseTemplate::new(200).set_body_string(rss(&items))).mount(&server).await;
-    let ws = Workspace::new(&feed_config(&[("big", format!("{}/big", server.uri()))], "max_bytes = 4096"));
+    let items: Vec<(String, String)> = (0..200)
+        .map(|i| (format!("id{i}"), format!("Item {i}")))
+        .collect();
+    let items: Vec<(&str, &str, &str)> = items
+        .iter()
+        .map(|(g, t)| (g.as_str(), t.as_str(), "Mon, 02 Nov 2026 08:00:00 GMT"))
+        .collect();
+    Mock::given(method("GET"))
+        .and(path("/big"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(rss(&items)))
+        .mount(&server)
+        .await;
+    let ws = Workspace::new(&feed_config(
+        &[("big", format!("{}/big", server.uri()))],
+        "max_bytes = 4096",
+    ));
     let out = herald(&ws, &["ingest"]).await;
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
-    assert!(stdout(&out).contains("is larger than max_bytes (4096 bytes)"), "{}", show(&out));
+    assert!(
+        stdout(&out).contains("is larger than max_bytes (4096 bytes)"),
+        "{}",
+        show(&out)
+    );
     assert_eq!(article_count(&ws).await, 0);
 }
 
@@ -141,11 +249,24 @@ async fn an_edited_feed_item_updates_in_place() {
     let server = MockServer::start().await;
     let before = rss(&[("e1", "Original headline", "Mon, 02 Nov 2026 08:00:00 GMT")]);
     let after = rss(&[("e1", "Corrected headline", "Mon, 02 Nov 2026 08:00:00 GMT")]);
-    Mock::given(method("GET")).and(path("/f")).respond_with(ResponseTemplate::new(200).set_body_string(before)).up_to_n_times(1).mount(&server).await;
-    Mock::given(method("GET")).and(path("/f")).respond_with(ResponseTemplate::new(200).set_body_string(after)).mount(&server).await;
+    Mock::given(method("GET"))
+        .and(path("/f"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(before))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/f"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(after))
+        .mount(&server)
+        .await;
     let ws = Workspace::new(&feed_config(&[("f", format!("{}/f", server.uri()))], ""));
     assert!(stdout(&herald(&ws, &["ingest"]).await).contains("1 new"));
     let out = herald(&ws, &["ingest"]).await;
-    assert!(stdout(&out).contains("source f: 0 new, 1 updated"), "{}", show(&out));
+    assert!(
+        stdout(&out).contains("source f: 0 new, 1 updated"),
+        "{}",
+        show(&out)
+    );
     assert_eq!(article_count(&ws).await, 1);
 }

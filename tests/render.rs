@@ -6,7 +6,13 @@ use herald::store::StoredArticle;
 
 use crate::util::{Workspace, base_config, file_mail};
 
-fn article(id: i64, title: &str, excerpt: &str, author: Option<&str>, published: &str) -> StoredArticle {
+fn article(
+    id: i64,
+    title: &str,
+    excerpt: &str,
+    author: Option<&str>,
+    published: &str,
+) -> StoredArticle {
     StoredArticle {
         id,
         identity: format!("url:https://gazette.example.org/{id}"),
@@ -17,25 +23,52 @@ fn article(id: i64, title: &str, excerpt: &str, author: Option<&str>, published:
         excerpt: excerpt.into(),
         tags: "[\"town\"]".into(),
         image: None,
-        published_at: DateTime::parse_from_rfc3339(published).unwrap().timestamp_millis(),
+        published_at: DateTime::parse_from_rfc3339(published)
+            .unwrap()
+            .timestamp_millis(),
     }
 }
 
 fn rendered() -> (EditionParts, String, String) {
     let ws = Workspace::new(&base_config(&file_mail()));
     let root = ws.path().display().to_string();
-    let config = base_config(&file_mail()).replace("path = \"articles\"", &format!("path = \"{root}/articles\""))
-        + &format!("\n[templates]\ndir = \"{root}/templates\"\n");
+    let config = base_config(&file_mail()).replace(
+        "path = \"articles\"",
+        &format!("path = \"{root}/articles\""),
+    ) + &format!("\n[templates]\ndir = \"{root}/templates\"\n");
     ws.write("config/herald.toml", &config);
-    let settings = herald::config::load(&ws.path().join("config/herald.toml"), Vec::new()).expect("valid config");
+    let settings = herald::config::load(&ws.path().join("config/herald.toml"), Vec::new())
+        .expect("valid config");
     let job = settings.job("daily").unwrap();
-    let now: DateTime<Utc> = DateTime::parse_from_rfc3339("2026-03-02T07:00:00Z").unwrap().into();
+    let now: DateTime<Utc> = DateTime::parse_from_rfc3339("2026-03-02T07:00:00Z")
+        .unwrap()
+        .into();
     let articles = vec![
-        article(2, "Council backs the <em>new</em> ferry & pier", "Councillors voted 9-2 to fund repairs to the pier.", Some("Jo Reed"), "2026-03-01T18:30:00Z"),
-        article(1, "Library opens late on Thursdays", "A six-month trial starts in April.", None, "2026-03-01T09:00:00Z"),
+        article(
+            2,
+            "Council backs the <em>new</em> ferry & pier",
+            "Councillors voted 9-2 to fund repairs to the pier.",
+            Some("Jo Reed"),
+            "2026-03-01T18:30:00Z",
+        ),
+        article(
+            1,
+            "Library opens late on Thursdays",
+            "A six-month trial starts in April.",
+            None,
+            "2026-03-01T09:00:00Z",
+        ),
     ];
     let parts = herald::digest::render(&settings, job, &articles, now).unwrap();
-    let edition = EditionParts::new(1, "abc", "readers", "Gazette Daily", &parts.subject, &parts.html, &parts.text);
+    let edition = EditionParts::new(
+        1,
+        "abc",
+        "readers",
+        "Gazette Daily",
+        &parts.subject,
+        &parts.html,
+        &parts.text,
+    );
     let to = Addressee {
         email: "ana@example.org",
         name: Some("Ana <Ruiz>"),

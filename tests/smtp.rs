@@ -24,14 +24,21 @@ fn a_digest_to_three_hundred_subscribers_arrives_once_each_and_complete() {
     let sink = SmtpSink::start(&[]);
     let ws = Workspace::new(&base_config(&smtp_mail(sink.port, "max_connections = 8")));
     ws.subscribers(300);
-    ws.write("articles/ferry.txt", &article_txt("Harbour ferry returns in spring", "harbour ferry"));
+    ws.write(
+        "articles/ferry.txt",
+        &article_txt("Harbour ferry returns in spring", "harbour ferry"),
+    );
     ws.write(
         "articles/fair.md",
         "---\ntitle: \"Fair <b>returns</b> & more\"\nauthor: Sam Lee\ntags: [events]\n---\nThe autumn fair returns to the green with more stalls than ever before.\n",
     );
     let out = ws.herald(&["digest", "daily"]);
     assert!(out.status.success(), "{}", show(&out));
-    assert!(stdout(&out).contains("deliveries: 300 sent, 0 to retry"), "{}", show(&out));
+    assert!(
+        stdout(&out).contains("deliveries: 300 sent, 0 to retry"),
+        "{}",
+        show(&out)
+    );
 
     let recipients = sink.recipients();
     assert_eq!(recipients.len(), 300, "one envelope per recipient");
@@ -45,24 +52,50 @@ fn a_digest_to_three_hundred_subscribers_arrives_once_each_and_complete() {
         let m = MessageParser::default().parse(&raw).expect("parses");
         let to = m.to().unwrap().first().unwrap();
         let email = to.address().unwrap().to_string();
-        let n: usize = email.trim_start_matches("reader").split('@').next().unwrap().parse().unwrap();
+        let n: usize = email
+            .trim_start_matches("reader")
+            .split('@')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
         assert_eq!(to.name(), Some(format!("Reader {n}").as_str()));
-        assert_eq!(m.from().unwrap().first().unwrap().address(), Some("news@gazette.example.org"));
+        assert_eq!(
+            m.from().unwrap().first().unwrap().address(),
+            Some("news@gazette.example.org")
+        );
         assert_eq!(m.subject(), Some("Test Gazette: 2 new"));
         assert!(m.date().is_some());
         let id = m.message_id().unwrap().to_string();
         assert!(id.ends_with("@gazette.example.org"), "{id}");
         assert!(message_ids.insert(id), "Message-IDs are unique");
         assert_eq!(m.header_raw("MIME-Version").map(str::trim), Some("1.0"));
-        assert_eq!(m.header_raw("List-Id").map(str::trim), Some("\"Gazette Daily\" <readers.gazette.example.org>"));
-        assert_eq!(m.header_raw("List-Unsubscribe-Post").map(str::trim), Some("List-Unsubscribe=One-Click"));
+        assert_eq!(
+            m.header_raw("List-Id").map(str::trim),
+            Some("\"Gazette Daily\" <readers.gazette.example.org>")
+        );
+        assert_eq!(
+            m.header_raw("List-Unsubscribe-Post").map(str::trim),
+            Some("List-Unsubscribe=One-Click")
+        );
 
         let unsubscribe = m.header_raw("List-Unsubscribe").unwrap().trim();
-        let url = url::Url::parse(unsubscribe.trim_start_matches('<').trim_end_matches('>')).unwrap();
+        let url =
+            url::Url::parse(unsubscribe.trim_start_matches('<').trim_end_matches('>')).unwrap();
         assert_eq!(url.scheme(), "https");
-        assert!(!unsubscribe.contains(&email) && !unsubscribe.contains("reader"), "no raw address in the URL");
-        let token = url.query_pairs().find(|(k, _)| k == "token").unwrap().1.into_owned();
-        let uid = keys.verify(Purpose::Unsubscribe, &token).expect("the token verifies");
+        assert!(
+            !unsubscribe.contains(&email) && !unsubscribe.contains("reader"),
+            "no raw address in the URL"
+        );
+        let token = url
+            .query_pairs()
+            .find(|(k, _)| k == "token")
+            .unwrap()
+            .1
+            .into_owned();
+        let uid = keys
+            .verify(Purpose::Unsubscribe, &token)
+            .expect("the token verifies");
         assert_eq!(uid_to_email[&uid], email, "the token names this recipient");
 
         let root = m.root_part();
@@ -70,26 +103,61 @@ fn a_digest_to_three_hundred_subscribers_arrives_once_each_and_complete() {
         assert_eq!(root.content_type().unwrap().subtype(), Some("alternative"));
         assert_eq!(m.text_body.len(), 1);
         assert_eq!(m.html_body.len(), 1);
-        assert!(m.text_body[0] < m.html_body[0], "the text part comes before the HTML part");
+        assert!(
+            m.text_body[0] < m.html_body[0],
+            "the text part comes before the HTML part"
+        );
 
         let text = m.body_text(0).unwrap();
         let html = m.body_html(0).unwrap();
         assert!(text.contains(&format!("Hello Reader {n},")), "{text}");
-        assert!(text.contains(url.as_str()), "the footer carries the unsubscribe link");
-        assert!(text.contains("1 Test Row, Testham TE1 1ST"), "the footer carries the postal address");
+        assert!(
+            text.contains(url.as_str()),
+            "the footer carries the unsubscribe link"
+        );
+        assert!(
+            text.contains("1 Test Row, Testham TE1 1ST"),
+            "the footer carries the postal address"
+        );
         assert!(html.contains(&format!("Hello Reader {n},")));
         assert!(html.contains(&url.as_str().replace('&', "&amp;")));
-        assert!(html.contains("Fair &lt;b&gt;returns&lt;/b&gt; &amp; more"), "titles are escaped data");
+        assert!(
+            html.contains("Fair &lt;b&gt;returns&lt;/b&gt; &amp; more"),
+            "titles are escaped data"
+        );
         assert!(html.contains("style=\""), "CSS is inlined");
-        for junk in ["phone lines", "Follow me", "jo.reed@", "@jo@", "Comments are closed"] {
-            assert!(!text.contains(junk) && !html.contains(junk), "boilerplate {junk:?} leaked");
+        for junk in [
+            "phone lines",
+            "Follow me",
+            "jo.reed@",
+            "@jo@",
+            "Comments are closed",
+        ] {
+            assert!(
+                !text.contains(junk) && !html.contains(junk),
+                "boilerplate {junk:?} leaked"
+            );
         }
     }
 
-    let deliveries = stdout(&ws.herald(&["deliveries", "--job", "daily", "--state", "sent", "--limit", "2"]));
-    assert!(deliveries.contains("job daily: 300 delivery record(s)"), "{deliveries}");
+    let deliveries = stdout(&ws.herald(&[
+        "deliveries",
+        "--job",
+        "daily",
+        "--state",
+        "sent",
+        "--limit",
+        "2",
+    ]));
+    assert!(
+        deliveries.contains("job daily: 300 delivery record(s)"),
+        "{deliveries}"
+    );
     assert!(deliveries.contains("sent             300"), "{deliveries}");
-    assert!(deliveries.contains("250 2.0.0 Ok"), "the server's reply is recorded: {deliveries}");
+    assert!(
+        deliveries.contains("250 2.0.0 Ok"),
+        "the server's reply is recorded: {deliveries}"
+    );
 }
 
 #[test]
@@ -101,7 +169,11 @@ fn an_unsubscribed_reader_is_skipped_before_the_next_send() {
     let out = ws.herald(&["subscribers", "remove", "reader1@example.org"]);
     assert!(out.status.success(), "{}", show(&out));
     let out = ws.herald(&["digest", "daily"]);
-    assert!(stdout(&out).contains("for 2 recipient(s)"), "{}", show(&out));
+    assert!(
+        stdout(&out).contains("for 2 recipient(s)"),
+        "{}",
+        show(&out)
+    );
     let mut got = sink.recipients();
     got.sort();
     assert_eq!(got, vec!["reader0@example.org", "reader2@example.org"]);

@@ -56,14 +56,19 @@ pub fn file_mail() -> String {
 }
 
 pub fn smtp_mail(port: u16, extra: &str) -> String {
-    format!("[mail]\ntransport = \"smtp\"\n{extra}\n[mail.smtp]\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\n")
+    format!(
+        "[mail]\ntransport = \"smtp\"\n{extra}\n[mail.smtp]\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\n"
+    )
 }
 
 impl Workspace {
     pub fn new(config: &str) -> Workspace {
         let dir = tempfile::tempdir().expect("temp dir");
         let ws = Workspace { dir };
-        copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("templates"), &ws.path().join("templates"));
+        copy_dir(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("templates"),
+            &ws.path().join("templates"),
+        );
         std::fs::create_dir_all(ws.path().join("articles")).unwrap();
         ws.write("config/herald.toml", config);
         ws
@@ -83,7 +88,10 @@ impl Workspace {
     pub fn subscribers(&self, n: usize) {
         let mut csv = String::from("email,name,city\n");
         for i in 0..n {
-            csv.push_str(&format!("reader{i}@example.org,Reader {i},Town {}\n", i % 7));
+            csv.push_str(&format!(
+                "reader{i}@example.org,Reader {i},Town {}\n",
+                i % 7
+            ));
         }
         self.write("subs.csv", &csv);
         let out = self.herald(&["subscribers", "import", "subs.csv"]);
@@ -92,7 +100,10 @@ impl Workspace {
 
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(HERALD);
-        cmd.args(args).current_dir(self.path()).env_remove("HERALD_CONFIG").env("HERALD_LOG", "warn");
+        cmd.args(args)
+            .current_dir(self.path())
+            .env_remove("HERALD_CONFIG")
+            .env("HERALD_LOG", "warn");
         for (key, _) in std::env::vars() {
             if key.starts_with("HERALD_") && key != "HERALD_LOG" {
                 cmd.env_remove(key);
@@ -138,7 +149,9 @@ fn copy_dir(from: &Path, to: &Path) {
 
 fn read_all(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else { return out };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         if path.is_dir() {
@@ -152,7 +165,11 @@ fn read_all(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Postfix's `smtp-sink` on a free loopback port, keeping every message it accepts.
@@ -170,13 +187,20 @@ impl SmtpSink {
 
     pub fn start_on(port: u16, options: &[&str]) -> SmtpSink {
         let dump = tempfile::tempdir().unwrap();
-        std::fs::set_permissions(dump.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+        std::fs::set_permissions(
+            dump.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o777),
+        )
+        .unwrap();
         let mut cmd = Command::new("smtp-sink");
         if is_root() {
             cmd.args(["-u", "nobody"]);
         }
         let template = format!("{}/%M.", dump.path().display());
-        cmd.args(["-d", &template]).args(options).arg(format!("127.0.0.1:{port}")).arg("256");
+        cmd.args(["-d", &template])
+            .args(options)
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("256");
         let child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -184,7 +208,10 @@ impl SmtpSink {
             .expect("smtp-sink is installed (scripts/test installs Postfix's smtp-sink)");
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "smtp-sink did not start on port {port}");
+            assert!(
+                Instant::now() < deadline,
+                "smtp-sink did not start on port {port}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         SmtpSink { port, child, dump }
@@ -209,7 +236,12 @@ impl SmtpSink {
             .filter_map(|(_, bytes)| {
                 let text = String::from_utf8_lossy(&bytes);
                 let line = text.lines().find(|l| l.starts_with("X-Rcpt-Args: "))?;
-                Some(line.trim_start_matches("X-Rcpt-Args: <").split('>').next()?.to_string())
+                Some(
+                    line.trim_start_matches("X-Rcpt-Args: <")
+                        .split('>')
+                        .next()?
+                        .to_string(),
+                )
             })
             .collect()
     }
@@ -228,7 +260,11 @@ impl Drop for SmtpSink {
 }
 
 fn is_root() -> bool {
-    Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
 }
 
 /// A realistic article file with junk: an off-topic opener, an author footer, a comments line.
@@ -246,9 +282,13 @@ pub fn article_txt(title: &str, topic: &str) -> String {
 pub fn state_count(deliveries: &str, state: &str) -> (u64, u64) {
     for line in deliveries.lines() {
         let words: Vec<&str> = line.split_whitespace().collect();
-        if words.first() == Some(&state) && words.len() >= 2 && !line.trim_start().starts_with('#') {
+        if words.first() == Some(&state) && words.len() >= 2 && !line.trim_start().starts_with('#')
+        {
             let count = words[1].parse().unwrap_or(0);
-            let doubt = words.get(2).map(|w| w.trim_start_matches('(').parse().unwrap_or(0)).unwrap_or(0);
+            let doubt = words
+                .get(2)
+                .map(|w| w.trim_start_matches('(').parse().unwrap_or(0))
+                .unwrap_or(0);
             return (count, doubt);
         }
     }

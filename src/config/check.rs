@@ -12,8 +12,8 @@ use url::Url;
 
 use super::raw::{RawConfig, RawJob, RawSource};
 use super::{
-    JobSettings, ListSettings, MailSettings, Origins, Problem, Settings, Site, SmtpSettings, SourceKind,
-    SourceSettings, TlsMode, TransportSettings, ConfigError,
+    ConfigError, JobSettings, ListSettings, MailSettings, Origins, Problem, Settings, Site,
+    SmtpSettings, SourceKind, SourceSettings, TlsMode, TransportSettings,
 };
 use crate::render::TemplateSet;
 use crate::token::TokenKeys;
@@ -25,7 +25,11 @@ struct Checker<'a> {
 
 impl Checker<'_> {
     fn problem(&mut self, key: &str, message: impl Into<String>) {
-        self.problems.push(Problem { origin: self.origins.of(key), key: key.to_string(), message: message.into() });
+        self.problems.push(Problem {
+            origin: self.origins.of(key),
+            key: key.to_string(),
+            message: message.into(),
+        });
     }
 
     fn required<T: Clone>(&mut self, key: &str, value: &Option<T>) -> Option<T> {
@@ -37,7 +41,9 @@ impl Checker<'_> {
 
     fn url(&mut self, key: &str, value: &str) -> Option<Url> {
         match Url::parse(value) {
-            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host_str().is_some() => Some(url),
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host_str().is_some() => {
+                Some(url)
+            }
             Ok(_) => {
                 self.problem(key, format!("{value:?} is not an http(s) URL"));
                 None
@@ -82,12 +88,25 @@ fn item_key(table: &str, index: usize, name: &Option<String>) -> String {
 /// Checks `raw`, resolving nothing against the network; relative paths are
 /// relative to the current directory.
 pub fn check(raw: RawConfig, origins: &Origins, file: &Path) -> Result<Settings, ConfigError> {
-    let mut c = Checker { origins, problems: Vec::new() };
+    let mut c = Checker {
+        origins,
+        problems: Vec::new(),
+    };
 
     let site = check_site(&mut c, &raw);
-    let store_url = raw.store.url.clone().unwrap_or_else(|| "sqlite://data/herald.db".into());
-    if !(store_url.starts_with("sqlite:") || store_url.starts_with("postgres://") || store_url.starts_with("postgresql://")) {
-        c.problem("store.url", format!("{store_url:?} is neither a sqlite: nor a postgres:// URL"));
+    let store_url = raw
+        .store
+        .url
+        .clone()
+        .unwrap_or_else(|| "sqlite://data/herald.db".into());
+    if !(store_url.starts_with("sqlite:")
+        || store_url.starts_with("postgres://")
+        || store_url.starts_with("postgresql://"))
+    {
+        c.problem(
+            "store.url",
+            format!("{store_url:?} is neither a sqlite: nor a postgres:// URL"),
+        );
     }
     let mail = check_mail(&mut c, &raw);
     let tokens = TokenKeys::from_config(raw.tokens.secret.as_deref(), &raw.tokens.previous_secrets);
@@ -95,7 +114,12 @@ pub fn check(raw: RawConfig, origins: &Origins, file: &Path) -> Result<Settings,
     let lists = check_lists(&mut c, &raw);
     let jobs = check_jobs(&mut c, &raw, &sources, &lists);
 
-    let templates_dir = PathBuf::from(raw.templates.dir.clone().unwrap_or_else(|| "templates".into()));
+    let templates_dir = PathBuf::from(
+        raw.templates
+            .dir
+            .clone()
+            .unwrap_or_else(|| "templates".into()),
+    );
     let templates = if templates_dir.is_dir() {
         match TemplateSet::load(&templates_dir, &jobs) {
             Ok(set) => Some(set),
@@ -111,7 +135,10 @@ pub fn check(raw: RawConfig, origins: &Origins, file: &Path) -> Result<Settings,
             }
         }
     } else {
-        c.problem("templates.dir", format!("{} is not a folder", templates_dir.display()));
+        c.problem(
+            "templates.dir",
+            format!("{} is not a folder", templates_dir.display()),
+        );
         None
     };
 
@@ -127,29 +154,44 @@ pub fn check(raw: RawConfig, origins: &Origins, file: &Path) -> Result<Settings,
             lists,
             jobs,
         }),
-        _ => Err(ConfigError { problems: c.problems }),
+        _ => Err(ConfigError {
+            problems: c.problems,
+        }),
     }
 }
 
 fn check_site(c: &mut Checker, raw: &RawConfig) -> Option<Site> {
     let s = &raw.site;
     let name = c.required("site.name", &s.name);
-    let base_url = c.required("site.base_url", &s.base_url).and_then(|u| c.url("site.base_url", &u));
-    let from = c.required("site.from", &s.from).and_then(|f| c.mailbox("site.from", &f));
+    let base_url = c
+        .required("site.base_url", &s.base_url)
+        .and_then(|u| c.url("site.base_url", &u));
+    let from = c
+        .required("site.from", &s.from)
+        .and_then(|f| c.mailbox("site.from", &f));
     let reply_to = match &s.reply_to {
         Some(r) => Some(c.mailbox("site.reply_to", r)?),
         None => None,
     };
     let postal_address = c.required("site.postal_address", &s.postal_address);
-    if postal_address.as_deref().is_some_and(|a| a.trim().is_empty()) {
-        c.problem("site.postal_address", "must not be empty: bulk mail must carry a postal address");
+    if postal_address
+        .as_deref()
+        .is_some_and(|a| a.trim().is_empty())
+    {
+        c.problem(
+            "site.postal_address",
+            "must not be empty: bulk mail must carry a postal address",
+        );
     }
     let base_url = base_url?;
     let unsubscribe_url = match &s.unsubscribe_url {
         Some(u) => {
             let url = c.url("site.unsubscribe_url", u)?;
             if url.scheme() != "https" {
-                c.problem("site.unsubscribe_url", "must be an https URL (mailbox providers require it)");
+                c.problem(
+                    "site.unsubscribe_url",
+                    "must be an https URL (mailbox providers require it)",
+                );
             }
             url
         }
@@ -170,7 +212,9 @@ fn check_site(c: &mut Checker, raw: &RawConfig) -> Option<Site> {
 fn check_mail(c: &mut Checker, raw: &RawConfig) -> Option<MailSettings> {
     let m = &raw.mail;
     let transport = match m.transport.as_deref().unwrap_or("file") {
-        "file" => TransportSettings::File { dir: PathBuf::from(m.file.dir.clone().unwrap_or_else(|| "data/outbox".into())) },
+        "file" => TransportSettings::File {
+            dir: PathBuf::from(m.file.dir.clone().unwrap_or_else(|| "data/outbox".into())),
+        },
         "smtp" => {
             let s = &m.smtp;
             let host = c.required("mail.smtp.host", &s.host).unwrap_or_default();
@@ -179,7 +223,10 @@ fn check_mail(c: &mut Checker, raw: &RawConfig) -> Option<MailSettings> {
                 "starttls" => TlsMode::StartTls,
                 "tls" => TlsMode::Implicit,
                 other => {
-                    c.problem("mail.smtp.tls", format!("{other:?} is not one of none, starttls, tls"));
+                    c.problem(
+                        "mail.smtp.tls",
+                        format!("{other:?} is not one of none, starttls, tls"),
+                    );
                     TlsMode::StartTls
                 }
             };
@@ -190,7 +237,10 @@ fn check_mail(c: &mut Checker, raw: &RawConfig) -> Option<MailSettings> {
             };
             let port = c.positive("mail.smtp.port", s.port, default_port, 65535) as u16;
             if s.username.is_some() != s.password.is_some() {
-                c.problem("mail.smtp.username", "username and password go together: set both or neither");
+                c.problem(
+                    "mail.smtp.username",
+                    "username and password go together: set both or neither",
+                );
             }
             TransportSettings::Smtp(SmtpSettings {
                 host,
@@ -202,16 +252,24 @@ fn check_mail(c: &mut Checker, raw: &RawConfig) -> Option<MailSettings> {
             })
         }
         other => {
-            c.problem("mail.transport", format!("{other:?} is not one of file, smtp"));
+            c.problem(
+                "mail.transport",
+                format!("{other:?} is not one of file, smtp"),
+            );
             return None;
         }
     };
     let rate_limit = match m.rate_limit {
         None => None,
-        Some(r) if r == 0.0 => None,
+        Some(0.0) => None,
         Some(r) if r > 0.0 && r.is_finite() => Some(r),
         Some(r) => {
-            c.problem("mail.rate_limit", format!("must be a positive number of messages per second (0 = unlimited), not {r}"));
+            c.problem(
+                "mail.rate_limit",
+                format!(
+                    "must be a positive number of messages per second (0 = unlimited), not {r}"
+                ),
+            );
             None
         }
     };
@@ -219,18 +277,45 @@ fn check_mail(c: &mut Checker, raw: &RawConfig) -> Option<MailSettings> {
         transport,
         max_connections: c.positive("mail.max_connections", m.max_connections, 8, 1024) as usize,
         rate_limit,
-        send_timeout: Duration::from_secs(c.positive("mail.send_timeout_secs", m.send_timeout_secs, 60, 3600) as u64),
-        retry_initial: Duration::from_secs(c.positive("mail.retry_initial_secs", m.retry_initial_secs, 300, 86400) as u64),
-        retry_max_age: Duration::from_secs(3600 * c.positive("mail.retry_max_age_hours", m.retry_max_age_hours, 72, 24 * 30) as u64),
+        send_timeout: Duration::from_secs(c.positive(
+            "mail.send_timeout_secs",
+            m.send_timeout_secs,
+            60,
+            3600,
+        ) as u64),
+        retry_initial: Duration::from_secs(c.positive(
+            "mail.retry_initial_secs",
+            m.retry_initial_secs,
+            300,
+            86400,
+        ) as u64),
+        retry_max_age: Duration::from_secs(
+            3600 * c.positive(
+                "mail.retry_max_age_hours",
+                m.retry_max_age_hours,
+                72,
+                24 * 30,
+            ) as u64,
+        ),
     })
 }
 
-fn check_name(c: &mut Checker, key: &str, name: &Option<String>, seen: &mut HashSet<String>) -> Option<String> {
+fn check_name(
+    c: &mut Checker,
+    key: &str,
+    name: &Option<String>,
+    seen: &mut HashSet<String>,
+) -> Option<String> {
     let name = c.required(&format!("{key}.name"), name)?;
     let valid = !name.is_empty()
-        && name.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_');
+        && name
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_');
     if !valid {
-        c.problem(&format!("{key}.name"), format!("{name:?} must be letters, digits, - and _ only"));
+        c.problem(
+            &format!("{key}.name"),
+            format!("{name:?} must be letters, digits, - and _ only"),
+        );
         return None;
     }
     if !seen.insert(name.clone()) {
@@ -254,12 +339,20 @@ fn check_sources(c: &mut Checker, raw: &RawConfig, site_base: Option<&Url>) -> V
     out
 }
 
-fn check_source_kind(c: &mut Checker, key: &str, s: &RawSource, site_base: Option<&Url>) -> Option<SourceKind> {
+fn check_source_kind(
+    c: &mut Checker,
+    key: &str,
+    s: &RawSource,
+    site_base: Option<&Url>,
+) -> Option<SourceKind> {
     match s.kind.as_deref() {
         Some("folder") => {
             let path = PathBuf::from(c.required(&format!("{key}.path"), &s.path)?);
             if !path.is_dir() {
-                c.problem(&format!("{key}.path"), format!("{} is not a folder", path.display()));
+                c.problem(
+                    &format!("{key}.path"),
+                    format!("{} is not a folder", path.display()),
+                );
             }
             let base_url = match &s.base_url {
                 Some(u) => c.url(&format!("{key}.base_url"), u)?,
@@ -272,14 +365,28 @@ fn check_source_kind(c: &mut Checker, key: &str, s: &RawSource, site_base: Optio
             let url = c.url(&format!("{key}.url"), &url)?;
             Some(SourceKind::Feed {
                 url,
-                timeout: Duration::from_secs(c.positive(&format!("{key}.timeout_secs"), s.timeout_secs, 20, 600) as u64),
-                max_bytes: c.positive(&format!("{key}.max_bytes"), s.max_bytes, 10 * 1024 * 1024, 1 << 30) as u64,
-                max_items: c.positive(&format!("{key}.max_items"), s.max_items, 1000, 100_000) as usize,
+                timeout: Duration::from_secs(c.positive(
+                    &format!("{key}.timeout_secs"),
+                    s.timeout_secs,
+                    20,
+                    600,
+                ) as u64),
+                max_bytes: c.positive(
+                    &format!("{key}.max_bytes"),
+                    s.max_bytes,
+                    10 * 1024 * 1024,
+                    1 << 30,
+                ) as u64,
+                max_items: c.positive(&format!("{key}.max_items"), s.max_items, 1000, 100_000)
+                    as usize,
                 trust_ids: s.trust_ids.unwrap_or(true),
             })
         }
         Some(other) => {
-            c.problem(&format!("{key}.type"), format!("{other:?} is not one of folder, feed"));
+            c.problem(
+                &format!("{key}.type"),
+                format!("{other:?} is not one of folder, feed"),
+            );
             None
         }
         None => {
@@ -294,14 +401,23 @@ fn check_lists(c: &mut Checker, raw: &RawConfig) -> Vec<ListSettings> {
     let mut out = Vec::new();
     for (i, l) in raw.lists.iter().enumerate() {
         let key = item_key("lists", i, &l.name);
-        let Some(name) = check_name(c, &key, &l.name, &mut seen) else { continue };
+        let Some(name) = check_name(c, &key, &l.name, &mut seen) else {
+            continue;
+        };
         let seed = l.seed.as_ref().map(PathBuf::from);
         if let Some(seed) = &seed
             && !seed.is_file()
         {
-            c.problem(&format!("{key}.seed"), format!("{} is not a file", seed.display()));
+            c.problem(
+                &format!("{key}.seed"),
+                format!("{} is not a file", seed.display()),
+            );
         }
-        out.push(ListSettings { title: l.title.clone().unwrap_or_else(|| name.clone()), name, seed });
+        out.push(ListSettings {
+            title: l.title.clone().unwrap_or_else(|| name.clone()),
+            name,
+            seed,
+        });
     }
     out
 }
@@ -316,7 +432,12 @@ pub fn parse_cron(line: &str) -> Result<croner::Cron, String> {
         .map_err(|e| e.to_string())
 }
 
-fn check_jobs(c: &mut Checker, raw: &RawConfig, sources: &[SourceSettings], lists: &[ListSettings]) -> Vec<JobSettings> {
+fn check_jobs(
+    c: &mut Checker,
+    raw: &RawConfig,
+    sources: &[SourceSettings],
+    lists: &[ListSettings],
+) -> Vec<JobSettings> {
     let mut seen = HashSet::new();
     let mut lists_taken = HashSet::new();
     let mut out = Vec::new();
@@ -325,7 +446,13 @@ fn check_jobs(c: &mut Checker, raw: &RawConfig, sources: &[SourceSettings], list
         let name = check_name(c, &key, &j.name, &mut seen);
         if let Some(job) = check_job(c, &key, j, sources, lists) {
             if !lists_taken.insert(job.list.clone()) {
-                c.problem(&format!("{key}.list"), format!("list {:?} already has a digest job; one digest job per list", job.list));
+                c.problem(
+                    &format!("{key}.list"),
+                    format!(
+                        "list {:?} already has a digest job; one digest job per list",
+                        job.list
+                    ),
+                );
             }
             if let Some(name) = name {
                 out.push(JobSettings { name, ..job });
@@ -335,11 +462,20 @@ fn check_jobs(c: &mut Checker, raw: &RawConfig, sources: &[SourceSettings], list
     out
 }
 
-fn check_job(c: &mut Checker, key: &str, j: &RawJob, sources: &[SourceSettings], lists: &[ListSettings]) -> Option<JobSettings> {
+fn check_job(
+    c: &mut Checker,
+    key: &str,
+    j: &RawJob,
+    sources: &[SourceSettings],
+    lists: &[ListSettings],
+) -> Option<JobSettings> {
     let k = |field: &str| format!("{key}.{field}");
     match j.kind.as_deref() {
         Some("digest") => {}
-        Some(other) => c.problem(&k("kind"), format!("{other:?} is not a job kind this version knows (digest)")),
+        Some(other) => c.problem(
+            &k("kind"),
+            format!("{other:?} is not a job kind this version knows (digest)"),
+        ),
         None => c.problem(&k("kind"), "is required (digest)"),
     }
     let list = c.required(&k("list"), &j.list);
@@ -352,11 +488,17 @@ fn check_job(c: &mut Checker, key: &str, j: &RawJob, sources: &[SourceSettings],
         Some(names) => {
             for name in names {
                 if !sources.iter().any(|s| &s.name == name) {
-                    c.problem(&k("sources"), format!("no source named {name:?} in [[sources]]"));
+                    c.problem(
+                        &k("sources"),
+                        format!("no source named {name:?} in [[sources]]"),
+                    );
                 }
             }
             if names.is_empty() {
-                c.problem(&k("sources"), "must name at least one source (or be left out to take all)");
+                c.problem(
+                    &k("sources"),
+                    "must name at least one source (or be left out to take all)",
+                );
             }
             names.clone()
         }
@@ -366,17 +508,25 @@ fn check_job(c: &mut Checker, key: &str, j: &RawJob, sources: &[SourceSettings],
     let cron = schedule.as_deref().and_then(|line| match parse_cron(line) {
         Ok(cron) => Some(cron),
         Err(e) => {
-            c.problem(&k("schedule"), format!("{line:?} is not a valid cron line: {e}"));
+            c.problem(
+                &k("schedule"),
+                format!("{line:?} is not a valid cron line: {e}"),
+            );
             None
         }
     });
-    let timezone = c.required(&k("timezone"), &j.timezone).and_then(|tz| match Tz::from_str(&tz) {
-        Ok(tz) => Some(tz),
-        Err(_) => {
-            c.problem(&k("timezone"), format!("{tz:?} is not an IANA time zone (e.g. Europe/London)"));
-            None
-        }
-    });
+    let timezone = c
+        .required(&k("timezone"), &j.timezone)
+        .and_then(|tz| match Tz::from_str(&tz) {
+            Ok(tz) => Some(tz),
+            Err(_) => {
+                c.problem(
+                    &k("timezone"),
+                    format!("{tz:?} is not an IANA time zone (e.g. Europe/London)"),
+                );
+                None
+            }
+        });
     let max_articles = c.positive(&k("max_articles"), j.max_articles, 20, 500) as usize;
     let lookback_hours = c.positive(&k("lookback_hours"), j.lookback_hours, 24, 24 * 366);
     Some(JobSettings {

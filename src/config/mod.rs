@@ -50,7 +50,11 @@ pub struct ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.problems.len();
-        writeln!(f, "invalid configuration ({n} problem{}):", if n == 1 { "" } else { "s" })?;
+        writeln!(
+            f,
+            "invalid configuration ({n} problem{}):",
+            if n == 1 { "" } else { "s" }
+        )?;
         for problem in &self.problems {
             writeln!(f, "  {problem}")?;
         }
@@ -87,15 +91,25 @@ pub fn env_var_for(key: &str) -> String {
 
 /// Reads and checks the configuration at `path`, with the given environment
 /// (normally `std::env::vars()`, after `.env` has been read).
-pub fn load(path: &Path, env: impl IntoIterator<Item = (String, String)>) -> Result<Settings, ConfigError> {
+pub fn load(
+    path: &Path,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Settings, ConfigError> {
     let file = path.display().to_string();
     let env: BTreeMap<String, String> = env
         .into_iter()
         .filter(|(k, _)| k.starts_with("HERALD_") && !NON_CONFIG_VARS.contains(&k.as_str()))
         .collect();
-    let origins = Origins { file: file.clone(), env: env.clone() };
+    let origins = Origins {
+        file: file.clone(),
+        env: env.clone(),
+    };
     let fail = |message: String| ConfigError {
-        problems: vec![Problem { origin: file.clone(), key: String::new(), message }],
+        problems: vec![Problem {
+            origin: file.clone(),
+            key: String::new(),
+            message,
+        }],
     };
     if !path.is_file() {
         return Err(fail("configuration file not found".into()));
@@ -108,6 +122,7 @@ pub fn load(path: &Path, env: impl IntoIterator<Item = (String, String)>) -> Res
                 .prefix_separator("_")
                 .separator("__")
                 .try_parsing(true)
+                .ignore_empty(true)
                 .source(Some(env.into_iter().collect())),
         )
         .build()
@@ -221,8 +236,17 @@ pub struct SourceSettings {
 
 #[derive(Debug, Clone)]
 pub enum SourceKind {
-    Folder { path: PathBuf, base_url: url::Url },
-    Feed { url: url::Url, timeout: Duration, max_bytes: u64, max_items: usize, trust_ids: bool },
+    Folder {
+        path: PathBuf,
+        base_url: url::Url,
+    },
+    Feed {
+        url: url::Url,
+        timeout: Duration,
+        max_bytes: u64,
+        max_items: usize,
+        trust_ids: bool,
+    },
 }
 
 #[derive(Debug, Clone)]

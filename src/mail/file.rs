@@ -13,8 +13,11 @@ pub struct FileTransport {
 
 impl FileTransport {
     pub fn new(dir: &Path) -> Result<FileTransport, String> {
-        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create outbox {}: {e}", dir.display()))?;
-        Ok(FileTransport { dir: dir.to_path_buf() })
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create outbox {}: {e}", dir.display()))?;
+        Ok(FileTransport {
+            dir: dir.to_path_buf(),
+        })
     }
 
     pub fn dir(&self) -> &Path {
@@ -24,7 +27,13 @@ impl FileTransport {
     pub async fn send(&self, message: &Message, label: &str) -> Delivery {
         let name: String = label
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@') { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@') {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect();
         let path = self.dir.join(format!("{name}.eml"));
         let tmp = self.dir.join(format!(".{name}.eml.tmp"));
@@ -35,7 +44,10 @@ impl FileTransport {
         };
         match written.await {
             Ok(()) => Delivery::Accepted(format!("written to {}", path.display())),
-            Err(e) => Delivery::Transient { reply: format!("cannot write {}: {e}", path.display()), in_doubt: false },
+            Err(e) => Delivery::Transient {
+                reply: format!("cannot write {}: {e}", path.display()),
+                in_doubt: false,
+            },
         }
     }
 }

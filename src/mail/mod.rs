@@ -40,7 +40,11 @@ impl MailTransport {
     pub fn build(settings: &MailSettings) -> Result<MailTransport, String> {
         Ok(match &settings.transport {
             TransportSettings::File { dir } => MailTransport::File(FileTransport::new(dir)?),
-            TransportSettings::Smtp(smtp) => MailTransport::Smtp(SmtpTransport::new(smtp, settings.max_connections, settings.send_timeout)?),
+            TransportSettings::Smtp(smtp) => MailTransport::Smtp(SmtpTransport::new(
+                smtp,
+                settings.max_connections,
+                settings.send_timeout,
+            )?),
         })
     }
 
@@ -63,20 +67,26 @@ impl MailTransport {
         };
         match tokio::time::timeout(timeout, attempt).await {
             Ok(delivery) => delivery,
-            Err(_) => Delivery::Transient { reply: format!("no answer within {}s", timeout.as_secs()), in_doubt: true },
+            Err(_) => Delivery::Transient {
+                reply: format!("no answer within {}s", timeout.as_secs()),
+                in_doubt: true,
+            },
         }
     }
 }
 
 /// Finds an enhanced status code (RFC 3463, like `5.1.1`) in a reply text.
 pub fn enhanced_code(reply: &str) -> Option<(u8, u16, u16)> {
-    reply.split(|c: char| c.is_whitespace() || c == ',' || c == ';' || c == '(' || c == ')').find_map(|word| {
-        let mut parts = word.split('.');
-        let class: u8 = parts.next()?.parse().ok()?;
-        let subject: u16 = parts.next()?.parse().ok()?;
-        let detail: u16 = parts.next()?.parse().ok()?;
-        (parts.next().is_none() && matches!(class, 2 | 4 | 5)).then_some((class, subject, detail))
-    })
+    reply
+        .split(|c: char| c.is_whitespace() || c == ',' || c == ';' || c == '(' || c == ')')
+        .find_map(|word| {
+            let mut parts = word.split('.');
+            let class: u8 = parts.next()?.parse().ok()?;
+            let subject: u16 = parts.next()?.parse().ok()?;
+            let detail: u16 = parts.next()?.parse().ok()?;
+            (parts.next().is_none() && matches!(class, 2 | 4 | 5))
+                .then_some((class, subject, detail))
+        })
 }
 
 /// Classifies a permanent (5xx) reply by its enhanced code.
@@ -94,10 +104,25 @@ mod tests {
 
     #[test]
     fn enhanced_codes_classify() {
-        assert_eq!(enhanced_code("550 5.1.1 <x@y>: Recipient address rejected"), Some((5, 1, 1)));
-        assert!(matches!(classify_permanent("550 5.1.1 no such user".into()), Delivery::BadAddress(_)));
-        assert!(matches!(classify_permanent("550 5.7.26 unauthenticated mail".into()), Delivery::Policy(_)));
-        assert!(matches!(classify_permanent("554 5.0.0 Error: command failed".into()), Delivery::Rejected(_)));
-        assert!(matches!(classify_permanent("550 rejected".into()), Delivery::Rejected(_)));
+        assert_eq!(
+            enhanced_code("550 5.1.1 <x@y>: Recipient address rejected"),
+            Some((5, 1, 1))
+        );
+        assert!(matches!(
+            classify_permanent("550 5.1.1 no such user".into()),
+            Delivery::BadAddress(_)
+        ));
+        assert!(matches!(
+            classify_permanent("550 5.7.26 unauthenticated mail".into()),
+            Delivery::Policy(_)
+        ));
+        assert!(matches!(
+            classify_permanent("554 5.0.0 Error: command failed".into()),
+            Delivery::Rejected(_)
+        ));
+        assert!(matches!(
+            classify_permanent("550 rejected".into()),
+            Delivery::Rejected(_)
+        ));
     }
 }

@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
+use lettre::transport::smtp::PoolConfig;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::extension::ClientId;
-use lettre::transport::smtp::PoolConfig;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::{Delivery, classify_permanent};
@@ -16,16 +16,24 @@ pub struct SmtpTransport {
 }
 
 impl SmtpTransport {
-    pub fn new(s: &SmtpSettings, max_connections: usize, timeout: Duration) -> Result<SmtpTransport, String> {
+    pub fn new(
+        s: &SmtpSettings,
+        max_connections: usize,
+        timeout: Duration,
+    ) -> Result<SmtpTransport, String> {
         let builder = match s.tls {
             TlsMode::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host),
-            TlsMode::StartTls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&s.host).map_err(|e| e.to_string())?,
-            TlsMode::Implicit => AsyncSmtpTransport::<Tokio1Executor>::relay(&s.host).map_err(|e| e.to_string())?,
+            TlsMode::StartTls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&s.host)
+                .map_err(|e| e.to_string())?,
+            TlsMode::Implicit => {
+                AsyncSmtpTransport::<Tokio1Executor>::relay(&s.host).map_err(|e| e.to_string())?
+            }
         };
-        let mut builder = builder
-            .port(s.port)
-            .timeout(Some(timeout))
-            .pool_config(PoolConfig::new().max_size(max_connections as u32).idle_timeout(Duration::from_secs(30)));
+        let mut builder = builder.port(s.port).timeout(Some(timeout)).pool_config(
+            PoolConfig::new()
+                .max_size(max_connections as u32)
+                .idle_timeout(Duration::from_secs(30)),
+        );
         if let (Some(user), Some(password)) = (&s.username, &s.password) {
             builder = builder.credentials(Credentials::new(user.clone(), password.clone()));
         }
@@ -37,7 +45,10 @@ impl SmtpTransport {
             TlsMode::StartTls => "STARTTLS",
             TlsMode::Implicit => "TLS",
         };
-        Ok(SmtpTransport { inner: builder.build(), shown: format!("{}:{} ({tls})", s.host, s.port) })
+        Ok(SmtpTransport {
+            inner: builder.build(),
+            shown: format!("{}:{} ({tls})", s.host, s.port),
+        })
     }
 
     pub fn describe(&self) -> &str {
@@ -55,13 +66,20 @@ impl SmtpTransport {
                 if e.is_permanent() {
                     classify_permanent(reply)
                 } else if e.is_transient() {
-                    Delivery::Transient { reply, in_doubt: false }
+                    Delivery::Transient {
+                        reply,
+                        in_doubt: false,
+                    }
                 } else {
                     // A failure while connecting cannot have delivered anything; one
                     // mid-session (a dropped connection, a garbled reply, a timeout)
                     // may have come after the server took the message.
-                    let mid_session = e.is_timeout() || e.is_response() || reply.starts_with("network error");
-                    Delivery::Transient { reply, in_doubt: mid_session }
+                    let mid_session =
+                        e.is_timeout() || e.is_response() || reply.starts_with("network error");
+                    Delivery::Transient {
+                        reply,
+                        in_doubt: mid_session,
+                    }
                 }
             }
         }

@@ -18,7 +18,10 @@ pub const FIELDS: &[&str] = &["name", "email", "unsubscribe_url"];
 
 /// Whether `field` is a merge field: one of [`FIELDS`] or `attributes.<key>`.
 pub fn is_known_field(field: &str) -> bool {
-    FIELDS.contains(&field) || field.strip_prefix("attributes.").is_some_and(|k| !k.is_empty())
+    FIELDS.contains(&field)
+        || field
+            .strip_prefix("attributes.")
+            .is_some_and(|k| !k.is_empty())
 }
 
 /// The marker the shared render leaves for `field`.
@@ -30,7 +33,12 @@ pub fn marker(field: &str, default: &str) -> String {
 /// smuggle in a merge field.
 pub fn strip_markers(value: &str) -> Cow<'_, str> {
     if value.contains([OPEN, SEP, CLOSE]) {
-        Cow::Owned(value.chars().filter(|c| !matches!(*c, OPEN | SEP | CLOSE)).collect())
+        Cow::Owned(
+            value
+                .chars()
+                .filter(|c| !matches!(*c, OPEN | SEP | CLOSE))
+                .collect(),
+        )
     } else {
         Cow::Borrowed(value)
     }
@@ -77,14 +85,20 @@ impl MergeTemplate {
                 literal_len += start;
                 segments.push(Segment::Literal(rest[..start].to_string()));
             }
-            segments.push(Segment::Field { name: name.to_string(), default: default.to_string() });
+            segments.push(Segment::Field {
+                name: name.to_string(),
+                default: default.to_string(),
+            });
             rest = &after[end + CLOSE.len_utf8()..];
         }
         if !rest.is_empty() {
             literal_len += rest.len();
             segments.push(Segment::Literal(rest.to_string()));
         }
-        MergeTemplate { segments, literal_len }
+        MergeTemplate {
+            segments,
+            literal_len,
+        }
     }
 
     /// The names of the fields this part uses.
@@ -131,9 +145,16 @@ mod tests {
 
     #[test]
     fn fills_and_escapes() {
-        let t = MergeTemplate::parse(&format!("Hi {}, from {}!", marker("name", "reader"), marker("attributes.city", "here")));
+        let t = MergeTemplate::parse(&format!(
+            "Hi {}, from {}!",
+            marker("name", "reader"),
+            marker("attributes.city", "here")
+        ));
         assert_eq!(t.fill(&R, Escape::Html), "Hi Ana &lt;b&gt;, from here!");
         assert_eq!(t.fill(&R, Escape::Text), "Hi Ana <b>, from here!");
-        assert_eq!(t.fields().collect::<Vec<_>>(), vec!["name", "attributes.city"]);
+        assert_eq!(
+            t.fields().collect::<Vec<_>>(),
+            vec!["name", "attributes.city"]
+        );
     }
 }

@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use handlebars::{Context, Handlebars, Helper, HelperResult, Output, RenderContext, RenderErrorReason};
+use handlebars::{
+    Context, Handlebars, Helper, HelperResult, Output, RenderContext, RenderErrorReason,
+};
 use serde::Serialize;
 
 use crate::config::{JobSettings, ListSettings, Site};
@@ -96,7 +98,13 @@ fn safe(value: &str) -> String {
 impl EditionData {
     /// The data an edition's templates see. Every value is data: escaped in
     /// the HTML part, never parsed as template source.
-    pub fn new(site: &Site, list: &ListSettings, job: &JobSettings, articles: &[StoredArticle], now: DateTime<Utc>) -> Self {
+    pub fn new(
+        site: &Site,
+        list: &ListSettings,
+        job: &JobSettings,
+        articles: &[StoredArticle],
+        now: DateTime<Utc>,
+    ) -> Self {
         let tz: Tz = job.timezone;
         EditionData {
             site: SiteData {
@@ -104,7 +112,10 @@ impl EditionData {
                 base_url: site.base_url.to_string(),
                 postal_address: safe(&site.postal_address),
             },
-            list: ListData { name: list.name.clone(), title: safe(&list.title) },
+            list: ListData {
+                name: list.name.clone(),
+                title: safe(&list.title),
+            },
             edition: EditionInfo {
                 job: job.name.clone(),
                 date: now.with_timezone(&tz).format("%A %-d %B %Y").to_string(),
@@ -119,7 +130,11 @@ impl EditionData {
                     url: safe(&a.url),
                     excerpt: safe(&a.excerpt),
                     author: a.author.as_deref().map(safe),
-                    published: a.published().with_timezone(&tz).format("%-d %B %Y").to_string(),
+                    published: a
+                        .published()
+                        .with_timezone(&tz)
+                        .format("%-d %B %Y")
+                        .to_string(),
                     tags: a.tags().iter().map(|t| safe(t)).collect(),
                     image: a.image.as_deref().map(safe),
                 })
@@ -129,18 +144,26 @@ impl EditionData {
 }
 
 /// `{{recipient "field" default="..."}}`: leaves a merge marker.
-fn recipient_helper(h: &Helper, _: &Handlebars, _: &Context, _: &mut RenderContext, out: &mut dyn Output) -> HelperResult {
-    let field = h
-        .param(0)
-        .and_then(|p| p.value().as_str())
-        .ok_or_else(|| RenderErrorReason::Other("recipient needs a field name, e.g. {{recipient \"name\"}}".into()))?;
+fn recipient_helper(
+    h: &Helper,
+    _: &Handlebars,
+    _: &Context,
+    _: &mut RenderContext,
+    out: &mut dyn Output,
+) -> HelperResult {
+    let field = h.param(0).and_then(|p| p.value().as_str()).ok_or_else(|| {
+        RenderErrorReason::Other("recipient needs a field name, e.g. {{recipient \"name\"}}".into())
+    })?;
     if !is_known_field(field) {
         return Err(RenderErrorReason::Other(format!(
             "recipient field {field:?} is unknown (use name, email, unsubscribe_url or attributes.<key>)"
         ))
         .into());
     }
-    let default = h.hash_get("default").and_then(|v| v.value().as_str()).unwrap_or("");
+    let default = h
+        .hash_get("default")
+        .and_then(|v| v.value().as_str())
+        .unwrap_or("");
     out.write(&marker(field, default))?;
     Ok(())
 }
@@ -158,7 +181,9 @@ fn registry(escape: bool) -> Handlebars<'static> {
 /// Template files under `dir` ending in `ext`, named by their path without it.
 fn template_files(dir: &Path, ext: &str) -> Vec<(String, PathBuf)> {
     fn walk(root: &Path, dir: &Path, ext: &str, out: &mut Vec<(String, PathBuf)>) {
-        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
         for entry in entries.flatten() {
             let path = entry.path();
             if path.is_dir() {
@@ -186,23 +211,39 @@ impl TemplateSet {
         for (hb, ext) in [(&mut html, ".html.hbs"), (&mut text, ".txt.hbs")] {
             for (name, path) in template_files(dir, ext) {
                 if let Err(e) = hb.register_template_file(&name, &path) {
-                    problems.push(TemplateProblem { file: Some(path.display().to_string()), key: String::new(), message: e.to_string() });
+                    problems.push(TemplateProblem {
+                        file: Some(path.display().to_string()),
+                        key: String::new(),
+                        message: e.to_string(),
+                    });
                 }
             }
         }
         for job in jobs {
             let key = format!("jobs.{:?}.subject", job.name);
             if let Err(e) = text.register_template_string(&subject_name(&job.name), &job.subject) {
-                problems.push(TemplateProblem { file: None, key, message: format!("the subject template does not compile: {e}") });
+                problems.push(TemplateProblem {
+                    file: None,
+                    key,
+                    message: format!("the subject template does not compile: {e}"),
+                });
             }
         }
-        let set = TemplateSet { dir: dir.to_path_buf(), html, text };
+        let set = TemplateSet {
+            dir: dir.to_path_buf(),
+            html,
+            text,
+        };
         if problems.is_empty() {
             for job in jobs {
                 problems.extend(set.try_job(job));
             }
         }
-        if problems.is_empty() { Ok(set) } else { Err(problems) }
+        if problems.is_empty() {
+            Ok(set)
+        } else {
+            Err(problems)
+        }
     }
 
     /// Checks a job's templates exist and render sample editions (one full, one sparse).
@@ -213,7 +254,10 @@ impl TemplateSet {
                 problems.push(TemplateProblem {
                     file: None,
                     key: format!("jobs.{:?}.template", job.name),
-                    message: format!("{} not found", self.dir.join(format!("{}{ext}", job.template)).display()),
+                    message: format!(
+                        "{} not found",
+                        self.dir.join(format!("{}{ext}", job.template)).display()
+                    ),
                 });
             }
         }
@@ -224,11 +268,29 @@ impl TemplateSet {
             if let Err(e) = self.render_edition(job, &data) {
                 let file = match e.part {
                     "subject" => None,
-                    "html" => Some(self.dir.join(format!("{}.html.hbs", job.template)).display().to_string()),
-                    _ => Some(self.dir.join(format!("{}.txt.hbs", job.template)).display().to_string()),
+                    "html" => Some(
+                        self.dir
+                            .join(format!("{}.html.hbs", job.template))
+                            .display()
+                            .to_string(),
+                    ),
+                    _ => Some(
+                        self.dir
+                            .join(format!("{}.txt.hbs", job.template))
+                            .display()
+                            .to_string(),
+                    ),
                 };
-                let key = if e.part == "subject" { format!("jobs.{:?}.subject", job.name) } else { String::new() };
-                problems.push(TemplateProblem { file, key, message: format!("does not render: {}", e.message) });
+                let key = if e.part == "subject" {
+                    format!("jobs.{:?}.subject", job.name)
+                } else {
+                    String::new()
+                };
+                problems.push(TemplateProblem {
+                    file,
+                    key,
+                    message: format!("does not render: {}", e.message),
+                });
                 break;
             }
         }
@@ -236,20 +298,45 @@ impl TemplateSet {
     }
 
     /// Renders what all recipients of an edition share.
-    pub fn render_edition(&self, job: &JobSettings, data: &EditionData) -> Result<SharedParts, RenderError> {
+    pub fn render_edition(
+        &self,
+        job: &JobSettings,
+        data: &EditionData,
+    ) -> Result<SharedParts, RenderError> {
         let fail = |part: &'static str| {
-            move |e: handlebars::RenderError| RenderError { job: job.name.clone(), part, message: e.to_string() }
+            move |e: handlebars::RenderError| RenderError {
+                job: job.name.clone(),
+                part,
+                message: e.to_string(),
+            }
         };
-        let subject = self.text.render(&subject_name(&job.name), data).map_err(fail("subject"))?;
-        let text = self.text.render(&job.template, data).map_err(fail("text"))?;
-        let html = self.html.render(&job.template, data).map_err(fail("html"))?;
+        let subject = self
+            .text
+            .render(&subject_name(&job.name), data)
+            .map_err(fail("subject"))?;
+        let text = self
+            .text
+            .render(&job.template, data)
+            .map_err(fail("text"))?;
+        let html = self
+            .html
+            .render(&job.template, data)
+            .map_err(fail("html"))?;
         let html = css_inline::CSSInliner::options()
             .load_remote_stylesheets(false)
             .keep_style_tags(true)
             .build()
             .inline(&html)
-            .map_err(|e| RenderError { job: job.name.clone(), part: "html", message: format!("inlining CSS: {e}") })?;
-        Ok(SharedParts { subject: crate::clean::one_line(&subject), html, text })
+            .map_err(|e| RenderError {
+                job: job.name.clone(),
+                part: "html",
+                message: format!("inlining CSS: {e}"),
+            })?;
+        Ok(SharedParts {
+            subject: crate::clean::one_line(&subject),
+            html,
+            text,
+        })
     }
 }
 
@@ -264,12 +351,23 @@ fn sample_editions(job: &JobSettings) -> Vec<EditionData> {
         excerpt: "A sample excerpt.".into(),
         author: full.then(|| "Sample Author".into()),
         published: "1 January 2026".into(),
-        tags: if full { vec!["sample".into()] } else { Vec::new() },
+        tags: if full {
+            vec!["sample".into()]
+        } else {
+            Vec::new()
+        },
         image: full.then(|| "https://example.org/sample.png".into()),
     };
     let make = |articles: Vec<ArticleData>| EditionData {
-        site: SiteData { name: "Sample".into(), base_url: "https://example.org/".into(), postal_address: "1 Sample Street".into() },
-        list: ListData { name: job.list.clone(), title: "Sample list".into() },
+        site: SiteData {
+            name: "Sample".into(),
+            base_url: "https://example.org/".into(),
+            postal_address: "1 Sample Street".into(),
+        },
+        list: ListData {
+            name: job.list.clone(),
+            title: "Sample list".into(),
+        },
         edition: EditionInfo {
             job: job.name.clone(),
             date: "Thursday 1 January 2026".into(),
@@ -279,5 +377,8 @@ fn sample_editions(job: &JobSettings) -> Vec<EditionData> {
         },
         articles,
     };
-    vec![make(vec![article(1, true), article(2, false)]), make(Vec::new())]
+    vec![
+        make(vec![article(1, true), article(2, false)]),
+        make(Vec::new()),
+    ]
 }

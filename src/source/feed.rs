@@ -19,9 +19,18 @@ pub struct Limits {
     pub trust_ids: bool,
 }
 
-pub async fn poll(name: &str, client: &reqwest::Client, url: &Url, limits: &Limits, previous: &Validators) -> Result<Polled, SourceError> {
+pub async fn poll(
+    name: &str,
+    client: &reqwest::Client,
+    url: &Url,
+    limits: &Limits,
+    previous: &Validators,
+) -> Result<Polled, SourceError> {
     let shown = url.to_string();
-    let http = |error: reqwest::Error| SourceError::Http { url: shown.clone(), error: error_chain(&error) };
+    let http = |error: reqwest::Error| SourceError::Http {
+        url: shown.clone(),
+        error: error_chain(&error),
+    };
     let mut request = client.get(url.clone()).timeout(limits.timeout);
     if let Some(etag) = &previous.etag {
         request = request.header(IF_NONE_MATCH, etag);
@@ -31,44 +40,87 @@ pub async fn poll(name: &str, client: &reqwest::Client, url: &Url, limits: &Limi
     }
     let response = request.send().await.map_err(http)?;
     if response.status() == StatusCode::NOT_MODIFIED {
-        return Ok(Polled { not_modified: true, ..Polled::default() });
+        return Ok(Polled {
+            not_modified: true,
+            ..Polled::default()
+        });
     }
     if !response.status().is_success() {
-        return Err(SourceError::Status { url: shown, status: response.status().as_u16() });
+        return Err(SourceError::Status {
+            url: shown,
+            status: response.status().as_u16(),
+        });
     }
-    let header = |name| response.headers().get(name).and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok()).map(str::to_string);
-    let validators = Validators { etag: header(ETAG), last_modified: header(LAST_MODIFIED) };
-    if response.content_length().is_some_and(|len| len > limits.max_bytes) {
-        return Err(SourceError::TooLarge { url: shown, max: limits.max_bytes });
+    let header = |name| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let validators = Validators {
+        etag: header(ETAG),
+        last_modified: header(LAST_MODIFIED),
+    };
+    if response
+        .content_length()
+        .is_some_and(|len| len > limits.max_bytes)
+    {
+        return Err(SourceError::TooLarge {
+            url: shown,
+            max: limits.max_bytes,
+        });
     }
     let mut body = Vec::new();
     let mut stream = response.bytes_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(http)?;
         if body.len() as u64 + chunk.len() as u64 > limits.max_bytes {
-            return Err(SourceError::TooLarge { url: shown, max: limits.max_bytes });
+            return Err(SourceError::TooLarge {
+                url: shown,
+                max: limits.max_bytes,
+            });
         }
         body.extend_from_slice(&chunk);
     }
-    let parser = feed_rs::parser::Builder::new().base_uri(Some(url.as_str())).id_generator(|_, _, _| String::new()).build();
-    let feed = parser.parse(body.as_slice()).map_err(|e| SourceError::Parse { url: shown.clone(), error: e.to_string() })?;
+    let parser = feed_rs::parser::Builder::new()
+        .base_uri(Some(url.as_str()))
+        .id_generator(|_, _, _| String::new())
+        .build();
+    let feed = parser
+        .parse(body.as_slice())
+        .map_err(|e| SourceError::Parse {
+            url: shown.clone(),
+            error: e.to_string(),
+        })?;
 
-    let mut polled = Polled { validators: Some(validators), ..Polled::default() };
+    let mut polled = Polled {
+        validators: Some(validators),
+        ..Polled::default()
+    };
     let fetched_at = crate::clock::now();
     for (index, entry) in feed.entries.into_iter().take(limits.max_items).enumerate() {
         let draft = entry_draft(entry, limits.trust_ids, fetched_at);
         match Article::from_draft(name, draft, None) {
             Ok(article) if article.url.is_empty() && article.identity.starts_with("hash:") => {
-                polled.skipped.push(format!("{shown} item {}: no link", index + 1));
+                polled
+                    .skipped
+                    .push(format!("{shown} item {}: no link", index + 1));
             }
             Ok(article) => polled.articles.push(article),
-            Err(e) => polled.skipped.push(format!("{shown} item {}: {e}", index + 1)),
+            Err(e) => polled
+                .skipped
+                .push(format!("{shown} item {}: {e}", index + 1)),
         }
     }
     Ok(polled)
 }
 
-fn entry_draft(entry: feed_rs::model::Entry, trust_ids: bool, fetched_at: chrono::DateTime<Utc>) -> Draft {
+fn entry_draft(
+    entry: feed_rs::model::Entry,
+    trust_ids: bool,
+    fetched_at: chrono::DateTime<Utc>,
+) -> Draft {
     let link = entry
         .links
         .iter()
@@ -83,24 +135,38 @@ fn entry_draft(entry: feed_rs::model::Entry, trust_ids: bool, fetched_at: chrono
         }
     };
     let body = match (&entry.content, &entry.summary) {
-        (Some(content), _) if content.body.is_some() => Body::Html(content.body.clone().unwrap_or_default()),
+        (Some(content), _) if content.body.is_some() => {
+            Body::Html(content.body.clone().unwrap_or_default())
+        }
         (_, Some(summary)) => Body::Html(summary.content.clone()),
         _ => Body::Text(String::new()),
     };
     let image = entry
         .media
         .iter()
-        .flat_map(|m| m.thumbnails.iter().map(|t| t.image.uri.clone()).chain(m.content.iter().filter_map(|c| {
-            let is_image = c.content_type.as_ref().is_some_and(|t| t.ty().as_str() == "image");
-            c.url.as_ref().filter(|_| is_image).map(|u| u.to_string())
-        })))
+        .flat_map(|m| {
+            m.thumbnails
+                .iter()
+                .map(|t| t.image.uri.clone())
+                .chain(m.content.iter().filter_map(|c| {
+                    let is_image = c
+                        .content_type
+                        .as_ref()
+                        .is_some_and(|t| t.ty().as_str() == "image");
+                    c.url.as_ref().filter(|_| is_image).map(|u| u.to_string())
+                }))
+        })
         .next();
     Draft {
         id: Some(entry.id).filter(|id| trust_ids && !id.trim().is_empty()),
         url: link,
         title: entry.title.as_ref().map(text_of).unwrap_or_default(),
         author: entry.authors.first().and_then(|a| a.name.clone()),
-        tags: entry.categories.iter().map(|c| c.label.clone().unwrap_or_else(|| c.term.clone())).collect(),
+        tags: entry
+            .categories
+            .iter()
+            .map(|c| c.label.clone().unwrap_or_else(|| c.term.clone()))
+            .collect(),
         image,
         summary: entry.summary.as_ref().map(|s| s.content.clone()),
         body,

@@ -21,15 +21,22 @@ pub async fn poll(name: &str, path: &Path, base_url: &Url) -> Result<Polled, Sou
 
 fn poll_blocking(name: &str, root: &Path, base_url: &Url) -> Result<Polled, SourceError> {
     let mut files = Vec::new();
-    collect(root, &mut files).map_err(|error| SourceError::Folder { path: root.display().to_string(), error })?;
+    collect(root, &mut files).map_err(|error| SourceError::Folder {
+        path: root.display().to_string(),
+        error,
+    })?;
     files.sort();
     let mut polled = Polled::default();
     for file in files {
-        let ext = file.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+        let ext = file
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or("")
+            .to_ascii_lowercase();
         let shown = file.display().to_string();
-        let read = std::fs::read(&file).map_err(|e| e.to_string()).and_then(|bytes| {
-            String::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_string())
-        });
+        let read = std::fs::read(&file)
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| String::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_string()));
         let text = match read {
             Ok(text) => text,
             Err(e) => {
@@ -43,8 +50,9 @@ fn poll_blocking(name: &str, root: &Path, base_url: &Url) -> Result<Polled, Sour
             .unwrap_or_else(|_| crate::clock::now());
         match article_file::parse(&ext, &text, modified)
             .map_err(|e| e.to_string())
-            .and_then(|draft| Article::from_draft(name, draft, Some(base_url)).map_err(|e| e.to_string()))
-        {
+            .and_then(|draft| {
+                Article::from_draft(name, draft, Some(base_url)).map_err(|e| e.to_string())
+            }) {
             Ok(article) => polled.articles.push(article),
             Err(e) => polled.skipped.push(format!("{shown}: {e}")),
         }
@@ -55,13 +63,20 @@ fn poll_blocking(name: &str, root: &Path, base_url: &Url) -> Result<Polled, Sour
 fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
-        let hidden = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'));
+        let hidden = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with('.'));
         if hidden {
             continue;
         }
         if path.is_dir() {
             collect(&path, out)?;
-        } else if path.extension().and_then(|e| e.to_str()).is_some_and(|e| EXTENSIONS.contains(&e.to_ascii_lowercase().as_str())) {
+        } else if path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+        {
             out.push(path);
         }
     }

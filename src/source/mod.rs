@@ -36,18 +36,35 @@ pub enum SourceError {
     Http { url: String, error: String },
     #[error("{url} answered HTTP {status}")]
     Status { url: String, status: u16 },
-    #[error("{url} is larger than max_bytes ({max} bytes); raise the source's max_bytes if it is genuine")]
+    #[error(
+        "{url} is larger than max_bytes ({max} bytes); raise the source's max_bytes if it is genuine"
+    )]
     TooLarge { url: String, max: u64 },
     #[error("{url} is not a feed Herald can read (RSS, Atom or JSON Feed): {error}")]
     Parse { url: String, error: String },
 }
 
 /// Polls one source. `previous` holds the validators stored from the last poll.
-pub async fn poll(source: &SourceSettings, client: &reqwest::Client, previous: &Validators) -> Result<Polled, SourceError> {
+pub async fn poll(
+    source: &SourceSettings,
+    client: &reqwest::Client,
+    previous: &Validators,
+) -> Result<Polled, SourceError> {
     match &source.kind {
         SourceKind::Folder { path, base_url } => folder::poll(&source.name, path, base_url).await,
-        SourceKind::Feed { url, timeout, max_bytes, max_items, trust_ids } => {
-            let limits = feed::Limits { timeout: *timeout, max_bytes: *max_bytes, max_items: *max_items, trust_ids: *trust_ids };
+        SourceKind::Feed {
+            url,
+            timeout,
+            max_bytes,
+            max_items,
+            trust_ids,
+        } => {
+            let limits = feed::Limits {
+                timeout: *timeout,
+                max_bytes: *max_bytes,
+                max_items: *max_items,
+                trust_ids: *trust_ids,
+            };
             feed::poll(&source.name, client, url, &limits, previous).await
         }
     }
@@ -56,7 +73,11 @@ pub async fn poll(source: &SourceSettings, client: &reqwest::Client, previous: &
 /// The HTTP client sources share.
 pub fn http_client() -> reqwest::Client {
     reqwest::Client::builder()
-        .user_agent(concat!("Herald/", env!("CARGO_PKG_VERSION"), " (newsletter dispatcher)"))
+        .user_agent(concat!(
+            "Herald/",
+            env!("CARGO_PKG_VERSION"),
+            " (newsletter dispatcher)"
+        ))
         .redirect(reqwest::redirect::Policy::limited(5))
         .build()
         .expect("the HTTP client builds once TLS is installed")

@@ -42,7 +42,11 @@ impl StoredArticle {
 impl Store {
     /// Stores an article once per identity; an edited article is updated in
     /// place (and so is never sent again as new).
-    pub async fn upsert_article(&self, article: &Article, now: DateTime<Utc>) -> Result<Upsert, StoreError> {
+    pub async fn upsert_article(
+        &self,
+        article: &Article,
+        now: DateTime<Utc>,
+    ) -> Result<Upsert, StoreError> {
         let hash = article.content_hash();
         let tags = serde_json::to_string(&article.tags).expect("strings serialise");
         let now = now.timestamp_millis();
@@ -86,7 +90,11 @@ impl Store {
         .bind(now)
         .execute(&self.pool)
         .await?;
-        Ok(if updated.rows_affected() == 1 { Upsert::Updated } else { Upsert::Unchanged })
+        Ok(if updated.rows_affected() == 1 {
+            Upsert::Updated
+        } else {
+            Upsert::Unchanged
+        })
     }
 
     pub async fn validators(&self, source: &str) -> Result<Validators, StoreError> {
@@ -95,7 +103,12 @@ impl Store {
                 .bind(source)
                 .fetch_optional(&self.pool)
                 .await?;
-        Ok(row.map(|(etag, last_modified)| Validators { etag, last_modified }).unwrap_or_default())
+        Ok(row
+            .map(|(etag, last_modified)| Validators {
+                etag,
+                last_modified,
+            })
+            .unwrap_or_default())
     }
 
     /// Records a poll: new validators when the source gave them, and the error when it failed.
@@ -160,16 +173,24 @@ impl Store {
     }
 
     pub async fn article_count(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM articles").fetch_one(&self.pool).await?)
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM articles")
+            .fetch_one(&self.pool)
+            .await?)
     }
 }
 
 impl Store {
     /// Which of `identities` the store already holds.
-    pub async fn known_identities(&self, identities: &[String]) -> Result<std::collections::HashSet<String>, StoreError> {
+    pub async fn known_identities(
+        &self,
+        identities: &[String],
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
         let mut known = std::collections::HashSet::new();
         for chunk in identities.chunks(500) {
-            let sql = format!("SELECT identity FROM articles WHERE identity IN ({})", placeholders(1, chunk.len()));
+            let sql = format!(
+                "SELECT identity FROM articles WHERE identity IN ({})",
+                placeholders(1, chunk.len())
+            );
             let mut query = sqlx::query_scalar::<_, String>(AssertSqlSafe(sql));
             for identity in chunk {
                 query = query.bind(identity);

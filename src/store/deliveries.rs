@@ -22,7 +22,14 @@ pub enum DeliveryState {
 }
 
 impl DeliveryState {
-    pub const ALL: [DeliveryState; 6] = [Self::Queued, Self::Sending, Self::Sent, Self::Failed, Self::Suppressed, Self::Expired];
+    pub const ALL: [DeliveryState; 6] = [
+        Self::Queued,
+        Self::Sending,
+        Self::Sent,
+        Self::Failed,
+        Self::Suppressed,
+        Self::Expired,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -99,15 +106,28 @@ pub struct StateCount {
 /// How one delivery attempt ended, as the store records it.
 #[derive(Debug, Clone)]
 pub enum Outcome {
-    Sent { reply: String },
+    Sent {
+        reply: String,
+    },
     /// Try again at `at`; `in_doubt` when the message may have gone out.
-    Retry { reply: String, at: DateTime<Utc>, in_doubt: bool },
+    Retry {
+        reply: String,
+        at: DateTime<Utc>,
+        in_doubt: bool,
+    },
     /// Permanently refused; `suppress` adds the address to the suppression list.
-    Failed { reply: String, suppress: bool },
+    Failed {
+        reply: String,
+        suppress: bool,
+    },
     /// Not sent: the address is suppressed or the subscriber left.
-    Suppressed { reason: String },
+    Suppressed {
+        reason: String,
+    },
     /// Retried for longer than the maximum age.
-    Expired { reply: String },
+    Expired {
+        reply: String,
+    },
     /// Not attempted (the channel paused): back to the queue as it was.
     Released,
 }
@@ -115,7 +135,11 @@ pub enum Outcome {
 impl Store {
     /// Puts rows of `job` that are `sending` with an expired lease back in the
     /// queue, flagged in doubt. Returns how many.
-    pub async fn recover_expired_leases(&self, job: &str, now: DateTime<Utc>) -> Result<u64, StoreError> {
+    pub async fn recover_expired_leases(
+        &self,
+        job: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
         let now = now.timestamp_millis();
         Ok(sqlx::query(
             "UPDATE deliveries SET state = 'queued', in_doubt = 1, lease_until = NULL, next_attempt_at = $2, updated_at = $2 \
@@ -137,7 +161,11 @@ impl Store {
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> Result<Vec<Claimed>, StoreError> {
-        let lock = if self.backend == super::Backend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
+        let lock = if self.backend == super::Backend::Postgres {
+            " FOR UPDATE SKIP LOCKED"
+        } else {
+            ""
+        };
         let sql = format!(
             "UPDATE deliveries SET state = 'sending', lease_until = $3, attempts = attempts + 1, updated_at = $2 \
              WHERE id IN (SELECT id FROM deliveries WHERE job = $1 AND state = 'queued' AND next_attempt_at <= $2 \
@@ -167,11 +195,27 @@ impl Store {
     }
 
     /// Records how an attempt on row `id` ended.
-    pub async fn record_outcome(&self, id: i64, outcome: &Outcome, email: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+    pub async fn record_outcome(
+        &self,
+        id: i64,
+        outcome: &Outcome,
+        email: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         let now_ms = now.timestamp_millis();
         let (state, reply, next, in_doubt, undo_attempt) = match outcome {
             Outcome::Sent { reply } => ("sent", Some(reply.as_str()), None, false, 0),
-            Outcome::Retry { reply, at, in_doubt } => ("queued", Some(reply.as_str()), Some(at.timestamp_millis()), *in_doubt, 0),
+            Outcome::Retry {
+                reply,
+                at,
+                in_doubt,
+            } => (
+                "queued",
+                Some(reply.as_str()),
+                Some(at.timestamp_millis()),
+                *in_doubt,
+                0,
+            ),
             Outcome::Failed { reply, suppress } => {
                 if *suppress {
                     self.suppress(email, reply, now).await?;
@@ -208,10 +252,22 @@ impl Store {
         .bind(job.unwrap_or(""))
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.into_iter().map(|(state, count, in_doubt)| StateCount { state: parse_state(&state), count, in_doubt }).collect())
+        Ok(rows
+            .into_iter()
+            .map(|(state, count, in_doubt)| StateCount {
+                state: parse_state(&state),
+                count,
+                in_doubt,
+            })
+            .collect())
     }
 
-    pub async fn deliveries(&self, job: Option<&str>, state: Option<DeliveryState>, limit: i64) -> Result<Vec<DeliveryRow>, StoreError> {
+    pub async fn deliveries(
+        &self,
+        job: Option<&str>,
+        state: Option<DeliveryState>,
+        limit: i64,
+    ) -> Result<Vec<DeliveryRow>, StoreError> {
         Ok(sqlx::query_as(
             "SELECT id, edition_id, job, email, state, attempts, in_doubt, next_attempt_at, last_reply, updated_at FROM deliveries \
              WHERE ($1 = '' OR job = $1) AND ($2 = '' OR state = $2) ORDER BY id LIMIT $3",
@@ -225,19 +281,23 @@ impl Store {
 
     /// When the earliest lease on a `sending` row of `job` runs out.
     pub async fn earliest_lease(&self, job: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let at: Option<i64> = sqlx::query_scalar("SELECT MIN(lease_until) FROM deliveries WHERE job = $1 AND state = 'sending'")
-            .bind(job)
-            .fetch_one(&self.pool)
-            .await?;
+        let at: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(lease_until) FROM deliveries WHERE job = $1 AND state = 'sending'",
+        )
+        .bind(job)
+        .fetch_one(&self.pool)
+        .await?;
         Ok(at.and_then(DateTime::from_timestamp_millis))
     }
 
     /// The earliest next attempt among queued rows of `job`.
     pub async fn next_retry_at(&self, job: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let at: Option<i64> = sqlx::query_scalar("SELECT MIN(next_attempt_at) FROM deliveries WHERE job = $1 AND state = 'queued'")
-            .bind(job)
-            .fetch_one(&self.pool)
-            .await?;
+        let at: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(next_attempt_at) FROM deliveries WHERE job = $1 AND state = 'queued'",
+        )
+        .bind(job)
+        .fetch_one(&self.pool)
+        .await?;
         Ok(at.and_then(DateTime::from_timestamp_millis))
     }
 }

@@ -34,7 +34,11 @@ impl Store {
     /// `queued` delivery row per active, unsuppressed subscriber, all in one
     /// transaction. Fails without writing anything if another edition of the
     /// job already took one of the articles.
-    pub async fn create_edition(&self, e: &NewEdition<'_>, now: DateTime<Utc>) -> Result<EditionRow, StoreError> {
+    pub async fn create_edition(
+        &self,
+        e: &NewEdition<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<EditionRow, StoreError> {
         let now = now.timestamp_millis();
         let mut tx = self.pool.begin().await?;
         let id: i64 = sqlx::query_scalar(

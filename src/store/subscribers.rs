@@ -43,7 +43,12 @@ fn new_uid() -> String {
 impl Store {
     /// Adds one subscriber, or reactivates one who had left (with a new uid,
     /// so tokens from before are void).
-    pub async fn add_subscriber(&self, list: &str, s: &NewSubscriber, now: DateTime<Utc>) -> Result<AddOutcome, StoreError> {
+    pub async fn add_subscriber(
+        &self,
+        list: &str,
+        s: &NewSubscriber,
+        now: DateTime<Utc>,
+    ) -> Result<AddOutcome, StoreError> {
         let now = now.timestamp_millis();
         let attributes = serde_json::Value::Object(s.attributes.clone()).to_string();
         let inserted = sqlx::query(
@@ -73,12 +78,21 @@ impl Store {
         .bind(&s.name)
         .execute(&self.pool)
         .await?;
-        Ok(if reactivated.rows_affected() == 1 { AddOutcome::Resubscribed } else { AddOutcome::AlreadySubscribed })
+        Ok(if reactivated.rows_affected() == 1 {
+            AddOutcome::Resubscribed
+        } else {
+            AddOutcome::AlreadySubscribed
+        })
     }
 
     /// Adds a batch in one transaction, skipping addresses already on the list.
     /// Returns how many were added.
-    pub async fn import_subscribers(&self, list: &str, batch: &[NewSubscriber], now: DateTime<Utc>) -> Result<u64, StoreError> {
+    pub async fn import_subscribers(
+        &self,
+        list: &str,
+        batch: &[NewSubscriber],
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
         let now = now.timestamp_millis();
         let mut tx = self.pool.begin().await?;
         let mut added = 0;
@@ -104,7 +118,12 @@ impl Store {
     }
 
     /// Marks a subscriber as unsubscribed; returns whether one was active.
-    pub async fn unsubscribe(&self, list: &str, email: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    pub async fn unsubscribe(
+        &self,
+        list: &str,
+        email: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "UPDATE subscribers SET status = 'unsubscribed', updated_at = $3 WHERE list_name = $1 AND email_key = $2 AND status = 'active'",
         )
@@ -126,7 +145,12 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    pub async fn subscribers(&self, list: &str, status: Option<&str>, limit: i64) -> Result<Vec<Subscriber>, StoreError> {
+    pub async fn subscribers(
+        &self,
+        list: &str,
+        status: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Subscriber>, StoreError> {
         Ok(sqlx::query_as(
             "SELECT id, list_name, email, name, attributes, status, uid, created_at FROM subscribers \
              WHERE list_name = $1 AND ($2 = '' OR status = $2) ORDER BY id LIMIT $3",
@@ -146,15 +170,26 @@ impl Store {
     }
 
     /// Counts a list's subscribers by status (all statuses when `status` is `None`).
-    pub async fn subscriber_count(&self, list: &str, status: Option<&str>) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM subscribers WHERE list_name = $1 AND ($2 = '' OR status = $2)")
-            .bind(list)
-            .bind(status.unwrap_or(""))
-            .fetch_one(&self.pool)
-            .await?)
+    pub async fn subscriber_count(
+        &self,
+        list: &str,
+        status: Option<&str>,
+    ) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM subscribers WHERE list_name = $1 AND ($2 = '' OR status = $2)",
+        )
+        .bind(list)
+        .bind(status.unwrap_or(""))
+        .fetch_one(&self.pool)
+        .await?)
     }
 
-    pub async fn suppress(&self, email: &str, reason: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+    pub async fn suppress(
+        &self,
+        email: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         sqlx::query("INSERT INTO suppressions (email_key, reason, created_at) VALUES ($1, $2, $3) ON CONFLICT (email_key) DO NOTHING")
             .bind(email_key(email))
             .bind(reason)
