@@ -333,3 +333,35 @@ impl Run {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_rate_limit_spaces_sends_evenly() {
+        let limit = RateLimit::new(10.0);
+        let start = Instant::now();
+        for _ in 0..5 {
+            limit.wait().await;
+        }
+        assert_eq!(start.elapsed(), Duration::from_millis(400));
+    }
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let mail = MailSettings {
+            transport: crate::config::TransportSettings::File { dir: "x".into() },
+            max_connections: 1,
+            rate_limit: None,
+            send_timeout: Duration::from_secs(60),
+            retry_initial: Duration::from_secs(300),
+            retry_max_age: Duration::from_secs(3 * 86400),
+        };
+        let secs = |attempts| backoff(&mail, attempts, 1).as_secs();
+        assert!((300..=330).contains(&secs(1)), "{}", secs(1));
+        assert!((600..=660).contains(&secs(2)), "{}", secs(2));
+        assert!((1200..=1320).contains(&secs(3)), "{}", secs(3));
+        assert!((6 * 3600..=6 * 3600 + 2160).contains(&secs(15)), "{}", secs(15));
+    }
+}

@@ -7,6 +7,7 @@ mod crash;
 mod digest;
 mod faults;
 mod feeds;
+mod postgres;
 mod render;
 mod smtp;
 mod subscribers;

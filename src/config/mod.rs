@@ -270,3 +270,27 @@ pub struct JobSettings {
     pub send_when_empty: bool,
     pub lookback: chrono::Duration,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn smtp_debug_hides_the_password() {
+        let s = SmtpSettings {
+            host: "smtp.example.org".into(),
+            port: 587,
+            tls: TlsMode::StartTls,
+            username: Some("herald".into()),
+            password: Some("hunter2-pass".into()),
+            helo_name: None,
+        };
+        let shown = format!("{:?}", TransportSettings::Smtp(s));
+        assert!(shown.contains("smtp.example.org") && !shown.contains("hunter2"), "{shown}");
+    }
+
+    #[test]
+    fn env_var_names() {
+        assert_eq!(env_var_for("mail.smtp.max_connections"), "HERALD_MAIL__SMTP__MAX_CONNECTIONS");
+    }
+}
