@@ -362,6 +362,10 @@ mod tests {
         assert!((300..=330).contains(&secs(1)), "{}", secs(1));
         assert!((600..=660).contains(&secs(2)), "{}", secs(2));
         assert!((1200..=1320).contains(&secs(3)), "{}", secs(3));
-        assert!((6 * 3600..=6 * 3600 + 2160).contains(&secs(15)), "{}", secs(15));
+        assert!(
+            (6 * 3600..=6 * 3600 + 2160).contains(&secs(15)),
+            "{}",
+            secs(15)
+        );
     }
 }

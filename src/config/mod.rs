@@ -286,11 +286,17 @@ mod tests {
             helo_name: None,
         };
         let shown = format!("{:?}", TransportSettings::Smtp(s));
-        assert!(shown.contains("smtp.example.org") && !shown.contains("hunter2"), "{shown}");
+        assert!(
+            shown.contains("smtp.example.org") && !shown.contains("hunter2"),
+            "{shown}"
+        );
     }
 
     #[test]
     fn env_var_names() {
-        assert_eq!(env_var_for("mail.smtp.max_connections"), "HERALD_MAIL__SMTP__MAX_CONNECTIONS");
+        assert_eq!(
+            env_var_for("mail.smtp.max_connections"),
+            "HERALD_MAIL__SMTP__MAX_CONNECTIONS"
+        );
     }
 }
