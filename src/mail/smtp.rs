@@ -92,15 +92,5 @@ fn error_text(error: &lettre::transport::smtp::Error) -> String {
     if let (Some(code), Some(message)) = (error.status(), std::error::Error::source(error)) {
         return format!("{code} {message}");
     }
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(inner) = source {
-        let inner_text = inner.to_string();
-        if !text.contains(&inner_text) {
-            text.push_str(": ");
-            text.push_str(&inner_text);
-        }
-        source = inner.source();
-    }
-    text
+    crate::error_chain(error)
 }

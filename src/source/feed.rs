@@ -29,7 +29,7 @@ pub async fn poll(
     let shown = url.to_string();
     let http = |error: reqwest::Error| SourceError::Http {
         url: shown.clone(),
-        error: error_chain(&error),
+        error: crate::error_chain(&error),
     };
     let mut request = client.get(url.clone()).timeout(limits.timeout);
     if let Some(etag) = &previous.etag {
@@ -172,18 +172,4 @@ fn entry_draft(
         body,
         published: entry.published.or(entry.updated).unwrap_or(fetched_at),
     }
-}
-
-fn error_chain(error: &reqwest::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(inner) = source {
-        let inner_text = inner.to_string();
-        if !text.contains(&inner_text) {
-            text.push_str(": ");
-            text.push_str(&inner_text);
-        }
-        source = inner.source();
-    }
-    text
 }

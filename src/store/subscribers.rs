@@ -2,6 +2,8 @@
 
 use chrono::{DateTime, Utc};
 
+use sqlx::{Any, Executor};
+
 use super::{Store, StoreError};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -40,6 +42,31 @@ fn new_uid() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
+/// Inserts an active subscriber unless the address is already on the list;
+/// returns how many rows were added (0 or 1).
+async fn insert<'e>(
+    executor: impl Executor<'e, Database = Any>,
+    list: &str,
+    s: &NewSubscriber,
+    now: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    let attributes = serde_json::Value::Object(s.attributes.clone()).to_string();
+    Ok(sqlx::query(
+        "INSERT INTO subscribers (list_name, email, email_key, name, attributes, status, uid, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, 'active', $6, $7, $7) ON CONFLICT (list_name, email_key) DO NOTHING",
+    )
+    .bind(list)
+    .bind(s.email.trim())
+    .bind(email_key(&s.email))
+    .bind(&s.name)
+    .bind(attributes)
+    .bind(new_uid())
+    .bind(now.timestamp_millis())
+    .execute(executor)
+    .await?
+    .rows_affected())
+}
+
 impl Store {
     /// Adds one subscriber, or reactivates one who had left (with a new uid,
     /// so tokens from before are void).
@@ -49,22 +76,9 @@ impl Store {
         s: &NewSubscriber,
         now: DateTime<Utc>,
     ) -> Result<AddOutcome, StoreError> {
+        let inserted = insert(&self.pool, list, s, now).await?;
         let now = now.timestamp_millis();
-        let attributes = serde_json::Value::Object(s.attributes.clone()).to_string();
-        let inserted = sqlx::query(
-            "INSERT INTO subscribers (list_name, email, email_key, name, attributes, status, uid, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, 'active', $6, $7, $7) ON CONFLICT (list_name, email_key) DO NOTHING",
-        )
-        .bind(list)
-        .bind(s.email.trim())
-        .bind(email_key(&s.email))
-        .bind(&s.name)
-        .bind(&attributes)
-        .bind(new_uid())
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        if inserted.rows_affected() == 1 {
+        if inserted == 1 {
             return Ok(AddOutcome::Added);
         }
         let reactivated = sqlx::query(
@@ -93,25 +107,10 @@ impl Store {
         batch: &[NewSubscriber],
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
-        let now = now.timestamp_millis();
         let mut tx = self.pool.begin().await?;
         let mut added = 0;
         for s in batch {
-            let attributes = serde_json::Value::Object(s.attributes.clone()).to_string();
-            added += sqlx::query(
-                "INSERT INTO subscribers (list_name, email, email_key, name, attributes, status, uid, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, 'active', $6, $7, $7) ON CONFLICT (list_name, email_key) DO NOTHING",
-            )
-            .bind(list)
-            .bind(s.email.trim())
-            .bind(email_key(&s.email))
-            .bind(&s.name)
-            .bind(&attributes)
-            .bind(new_uid())
-            .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+            added += insert(&mut *tx, list, s, now).await?;
         }
         tx.commit().await?;
         Ok(added)
