@@ -58,11 +58,7 @@ pub enum ArticleError {
 impl Article {
     /// Cleans a draft from `source`; `base_url` gives URLs to drafts without one
     /// (the base URL plus a slug of the title).
-    pub fn from_draft(
-        source: &str,
-        draft: Draft,
-        base_url: Option<&Url>,
-    ) -> Result<Article, ArticleError> {
+    pub fn from_draft(source: &str, draft: Draft, base_url: Option<&Url>) -> Result<Article, ArticleError> {
         let title = clean::one_line(&draft.title);
         if title.is_empty() {
             return Err(ArticleError::NoTitle);
@@ -92,18 +88,12 @@ impl Article {
                 (clean::text_to_html(&paragraphs), paragraphs)
             }
         };
-        let summary_text = draft
-            .summary
-            .as_deref()
-            .map(|s| clean::html_paragraphs(s).join(" "));
+        let summary_text = draft.summary.as_deref().map(|s| clean::html_paragraphs(s).join(" "));
         let excerpt = clean::excerpt(&title, summary_text.as_deref(), &paragraphs, EXCERPT_CHARS);
         let identity = match (&draft.id, url.is_empty()) {
             (Some(id), _) => format!("id:{source}:{}", clean::one_line(id)),
             (None, false) => format!("url:{url}"),
-            (None, true) => format!(
-                "hash:{}",
-                hex(&Sha256::digest(format!("{title}\n{content_html}")))
-            ),
+            (None, true) => format!("hash:{}", hex(&Sha256::digest(format!("{title}\n{content_html}")))),
         };
         let image = draft.image.as_deref().and_then(canonical_url);
         let mut tags: Vec<String> = draft
@@ -118,10 +108,7 @@ impl Article {
             identity,
             url,
             title,
-            author: draft
-                .author
-                .map(|a| clean::one_line(&a))
-                .filter(|a| !a.is_empty()),
+            author: draft.author.map(|a| clean::one_line(&a)).filter(|a| !a.is_empty()),
             excerpt,
             content_html,
             tags,
@@ -164,10 +151,7 @@ pub fn canonical_url(raw: &str) -> Option<String> {
     url.set_fragment(None);
     let kept: Vec<(String, String)> = url
         .query_pairs()
-        .filter(|(k, _)| {
-            !(k.starts_with("utm_")
-                || matches!(k.as_ref(), "fbclid" | "gclid" | "mc_cid" | "mc_eid"))
-        })
+        .filter(|(k, _)| !(k.starts_with("utm_") || matches!(k.as_ref(), "fbclid" | "gclid" | "mc_cid" | "mc_eid")))
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
     if kept.is_empty() {
@@ -216,10 +200,7 @@ mod tests {
 
     #[test]
     fn slugs() {
-        assert_eq!(
-            slug("Café owners rally: 3 new rules!"),
-            "cafe-owners-rally-3-new-rules"
-        );
+        assert_eq!(slug("Café owners rally: 3 new rules!"), "cafe-owners-rally-3-new-rules");
         assert_eq!(slug("!!!"), "article");
     }
 

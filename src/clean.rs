@@ -62,10 +62,10 @@ pub fn html_paragraphs(html: &str) -> Vec<String> {
 }
 
 const STOPWORDS: &[&str] = &[
-    "about", "after", "again", "also", "been", "before", "being", "could", "does", "from", "have",
-    "here", "into", "just", "more", "most", "much", "only", "other", "over", "some", "such",
-    "than", "that", "their", "them", "then", "there", "these", "they", "this", "those", "what",
-    "when", "where", "which", "while", "will", "with", "would", "your", "yours",
+    "about", "after", "again", "also", "been", "before", "being", "could", "does", "from", "have", "here", "into",
+    "just", "more", "most", "much", "only", "other", "over", "some", "such", "than", "that", "their", "them", "then",
+    "there", "these", "they", "this", "those", "what", "when", "where", "which", "while", "will", "with", "would",
+    "your", "yours",
 ];
 
 /// Words that carry meaning, cut to a short stem so "harbour" matches "harbours".
@@ -80,9 +80,7 @@ fn content_stems(text: &str) -> HashSet<String> {
 fn looks_like_email(word: &str) -> bool {
     let word = word.trim_matches(|c: char| !c.is_alphanumeric());
     match word.split_once('@') {
-        Some((local, domain)) => {
-            !local.is_empty() && domain.contains('.') && !domain.starts_with('.')
-        }
+        Some((local, domain)) => !local.is_empty() && domain.contains('.') && !domain.starts_with('.'),
         None => false,
     }
 }
@@ -126,20 +124,12 @@ const BOILERPLATE_PHRASES: &[&str] = &[
 pub fn is_boilerplate(paragraph: &str) -> bool {
     let lower = paragraph.to_lowercase();
     let words: Vec<&str> = paragraph.split_whitespace().collect();
-    words
-        .iter()
-        .any(|w| looks_like_email(w) || looks_like_handle(w))
+    words.iter().any(|w| looks_like_email(w) || looks_like_handle(w))
         || BOILERPLATE_PHRASES.iter().any(|p| lower.contains(p))
-        || lower
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .windows(2)
-            .any(|w| {
-                w[0].chars().all(|c| c.is_ascii_digit())
-                    && w[1]
-                        .trim_matches(|c: char| !c.is_alphabetic())
-                        .starts_with("comment")
-            })
+        || lower.split_whitespace().collect::<Vec<_>>().windows(2).any(|w| {
+            w[0].chars().all(|c| c.is_ascii_digit())
+                && w[1].trim_matches(|c: char| !c.is_alphabetic()).starts_with("comment")
+        })
 }
 
 /// Picks the paragraph an excerpt comes from: not boilerplate, long enough to
@@ -157,14 +147,7 @@ pub fn lead_paragraph<'a>(title: &str, paragraphs: &'a [String]) -> Option<&'a s
     if title_stems.is_empty() || shares(first) {
         return Some(first);
     }
-    Some(
-        candidates
-            .iter()
-            .take(4)
-            .copied()
-            .find(|p| shares(p))
-            .unwrap_or(first),
-    )
+    Some(candidates.iter().take(4).copied().find(|p| shares(p)).unwrap_or(first))
 }
 
 /// Shortens `text` to at most `max` characters at a sentence boundary when one
@@ -185,17 +168,14 @@ pub fn shorten(text: &str, max: usize) -> String {
     let word_end = cut.rfind(' ').unwrap_or(cut.len());
     format!(
         "{}…",
-        cut[..word_end]
-            .trim_end_matches(|c: char| c.is_whitespace() || matches!(c, ',' | ';' | ':' | '-'))
+        cut[..word_end].trim_end_matches(|c: char| c.is_whitespace() || matches!(c, ',' | ';' | ':' | '-'))
     )
 }
 
 /// The excerpt of an article: an explicit summary when it is not boilerplate,
 /// else the lead paragraph, shortened to `max` characters.
 pub fn excerpt(title: &str, summary: Option<&str>, paragraphs: &[String], max: usize) -> String {
-    let summary = summary
-        .map(one_line)
-        .filter(|s| !s.is_empty() && !is_boilerplate(s));
+    let summary = summary.map(one_line).filter(|s| !s.is_empty() && !is_boilerplate(s));
     let text = summary
         .as_deref()
         .or_else(|| lead_paragraph(title, paragraphs))
@@ -214,9 +194,7 @@ mod tests {
 
     #[test]
     fn boilerplate_is_recognised() {
-        assert!(is_boilerplate(
-            "Follow me on Mastodon at @ana@social.example for more."
-        ));
+        assert!(is_boilerplate("Follow me on Mastodon at @ana@social.example for more."));
         assert!(is_boilerplate("Questions? Write to ana.perez@example.org."));
         assert!(is_boilerplate("Comments are closed on this post."));
         assert!(is_boilerplate("12 comments"));
@@ -239,8 +217,7 @@ mod tests {
 
     #[test]
     fn shorten_prefers_sentences_then_words() {
-        let text =
-            "First sentence is here. Second sentence runs on for quite a while longer than that.";
+        let text = "First sentence is here. Second sentence runs on for quite a while longer than that.";
         assert_eq!(shorten(text, 40), "First sentence is here.");
         assert_eq!(shorten("one two three four five six", 15), "one two three…");
         assert_eq!(shorten("short", 15), "short");

@@ -14,7 +14,7 @@ use crate::digest;
 use crate::import;
 use crate::mail::{Delivery, MailTransport};
 use crate::message::{self, Addressee, EditionParts};
-use crate::sender::SendContext;
+use crate::sender::{DrainOptions, SendContext};
 use crate::store::{AddOutcome, DeliveryState, NewSubscriber, Store, StoredArticle};
 use crate::{clock, ingest, source};
 
@@ -142,9 +142,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Digest { job, dry_run, to } => cmd_digest(settings, &job, dry_run, to).await,
         Command::Preview { job, format, out } => cmd_preview(&settings, &job, format, out).await,
         Command::Subscribers { action } => cmd_subscribers(&settings, action).await,
-        Command::Deliveries { job, state, limit } => {
-            cmd_deliveries(&settings, job, state, limit).await
-        }
+        Command::Deliveries { job, state, limit } => cmd_deliveries(&settings, job, state, limit).await,
     }
 }
 
@@ -181,10 +179,7 @@ fn list_name(settings: &Settings, list: Option<String>) -> anyhow::Result<String
         Some(name) if settings.list(&name).is_some() => Ok(name),
         Some(name) => bail!("no list named {name:?} in {}", settings.file.display()),
         None if settings.lists.len() == 1 => Ok(settings.lists[0].name.clone()),
-        None => bail!(
-            "there are {} lists: name one with --list",
-            settings.lists.len()
-        ),
+        None => bail!("there are {} lists: name one with --list", settings.lists.len()),
     }
 }
 
@@ -220,16 +215,11 @@ fn print_sources(reports: &[ingest::SourceReport]) {
 
 async fn cmd_ingest(settings: &Settings) -> anyhow::Result<ExitCode> {
     let store = open_store(settings).await?;
-    let reports =
-        ingest::ingest(&store, settings, None, &source::http_client(), clock::now()).await?;
+    let reports = ingest::ingest(&store, settings, None, &source::http_client(), clock::now()).await?;
     print_sources(&reports);
     store.close().await;
     let failed = reports.iter().any(|r| r.error.is_some());
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
 /// Plans and renders the next edition without storing anything new.
@@ -240,8 +230,7 @@ async fn next_edition(
 ) -> anyhow::Result<(Vec<StoredArticle>, EditionParts)> {
     let now = clock::now();
     let mut fetched = Vec::new();
-    for (name, result) in ingest::fetch(settings, Some(&job.sources), &source::http_client()).await
-    {
+    for (name, result) in ingest::fetch(settings, Some(&job.sources), &source::http_client()).await {
         match result {
             Ok(polled) => fetched.extend(polled.articles),
             Err(e) => eprintln!("warning: source {name}: {e}"),
@@ -298,22 +287,14 @@ async fn cmd_digest(
                 uuid::Uuid::new_v4().simple(),
                 settings.site.domain
             );
-            let msg = message::build(
-                &settings.site,
-                &parts,
-                &addressee,
-                id,
-                "[Test] ",
-                clock::now().into(),
-            )?;
+            let msg = message::build(&settings.site, &parts, &addressee, id, "[Test] ", clock::now().into())?;
             match transport
                 .send(&msg, &format!("test-{address}"), settings.mail.send_timeout)
                 .await
             {
-                Delivery::Accepted(reply) => println!(
-                    "test copy sent to {address} via {}: {reply}",
-                    transport.describe()
-                ),
+                Delivery::Accepted(reply) => {
+                    println!("test copy sent to {address} via {}: {reply}", transport.describe())
+                }
                 other => bail!("the test copy to {address} was not accepted: {other:?}"),
             }
         } else if articles.is_empty() && !job.send_when_empty {
@@ -336,7 +317,14 @@ async fn cmd_digest(
         transport,
         keys,
     });
-    let report = digest::run(ctx, &job, &source::http_client(), clock::now()).await?;
+    let report = digest::run(
+        ctx,
+        &job,
+        &source::http_client(),
+        clock::now(),
+        &DrainOptions::to_completion(),
+    )
+    .await?;
     print_sources(&report.sources);
     if let Some(seeded) = &report.seeded {
         println!(
@@ -352,9 +340,7 @@ async fn cmd_digest(
             e.recipient_count,
             message::subject_preview(&e.subject)
         ),
-        None => println!(
-            "no new articles since the last edition: nothing to send (send_when_empty = false)"
-        ),
+        None => println!("no new articles since the last edition: nothing to send (send_when_empty = false)"),
     }
     let s = &report.send;
     if s.recovered_in_doubt > 0 {
@@ -377,9 +363,7 @@ async fn cmd_digest(
     }
     store.close().await;
     if let Some(reason) = &s.paused {
-        eprintln!(
-            "ERROR: mail channel PAUSED: the server refused us on policy or authentication grounds: {reason}"
-        );
+        eprintln!("ERROR: mail channel PAUSED: the server refused us on policy or authentication grounds: {reason}");
         eprintln!(
             "ERROR: fix the sending setup (SPF/DKIM/credentials), then run `herald digest {name}` again; unsent rows stay queued"
         );
@@ -430,15 +414,7 @@ async fn cmd_preview(
                 uuid::Uuid::new_v4().simple(),
                 settings.site.domain
             );
-            message::build(
-                &settings.site,
-                &parts,
-                &addressee,
-                id,
-                "",
-                clock::now().into(),
-            )?
-            .formatted()
+            message::build(&settings.site, &parts, &addressee, id, "", clock::now().into())?.formatted()
         }
     };
     match out {
@@ -452,19 +428,14 @@ async fn cmd_preview(
     Ok(ExitCode::SUCCESS)
 }
 
-async fn cmd_subscribers(
-    settings: &Settings,
-    action: SubscribersAction,
-) -> anyhow::Result<ExitCode> {
+async fn cmd_subscribers(settings: &Settings, action: SubscribersAction) -> anyhow::Result<ExitCode> {
     let store = open_store(settings).await?;
     let now = clock::now();
     let code = match action {
         SubscribersAction::Add { email, name, list } => {
             let list = list_name(settings, list)?;
             let email = import::validate_email(&email).map_err(anyhow::Error::msg)?;
-            let name = name
-                .map(|n| crate::clean::one_line(&n))
-                .filter(|n| !n.is_empty());
+            let name = name.map(|n| crate::clean::one_line(&n)).filter(|n| !n.is_empty());
             let outcome = store
                 .add_subscriber(
                     &list,
@@ -495,52 +466,31 @@ async fn cmd_subscribers(
                 ExitCode::FAILURE
             }
         }
-        SubscribersAction::List {
-            list,
-            status,
-            limit,
-        } => {
+        SubscribersAction::List { list, status, limit } => {
             let list = list_name(settings, list)?;
             let rows = store.subscribers(&list, status.as_deref(), limit).await?;
             let total = store.subscriber_count(&list, status.as_deref()).await?;
             println!(
                 "list {list}: {total} subscriber(s){}",
-                status
-                    .map(|s| format!(" with status {s}"))
-                    .unwrap_or_default()
+                status.map(|s| format!(" with status {s}")).unwrap_or_default()
             );
             for s in rows {
-                println!(
-                    "  {:<40} {:<14} {}",
-                    s.email,
-                    s.status,
-                    s.name.unwrap_or_default()
-                );
+                println!("  {:<40} {:<14} {}", s.email, s.status, s.name.unwrap_or_default());
             }
             ExitCode::SUCCESS
         }
         SubscribersAction::Import { file, list } => {
             let list = list_name(settings, list)?;
-            let input = std::fs::File::open(&file)
-                .with_context(|| format!("opening {}", file.display()))?;
+            let input = std::fs::File::open(&file).with_context(|| format!("opening {}", file.display()))?;
             let size = input.metadata().map(|m| m.len()).unwrap_or(0);
-            let bar = indicatif::ProgressBar::with_draw_target(
-                Some(size),
-                indicatif::ProgressDrawTarget::stderr(),
-            );
+            let bar = indicatif::ProgressBar::with_draw_target(Some(size), indicatif::ProgressDrawTarget::stderr());
             bar.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{bar:40} {bytes}/{total_bytes} {elapsed} {msg}",
-                )
-                .expect("the template is valid"),
+                indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {elapsed} {msg}")
+                    .expect("the template is valid"),
             );
-            let report = import::import_csv(
-                &store,
-                &list,
-                std::io::BufReader::new(input),
-                now,
-                |bytes| bar.set_position(bytes),
-            )
+            let report = import::import_csv(&store, &list, std::io::BufReader::new(input), now, |bytes| {
+                bar.set_position(bytes)
+            })
             .await?;
             bar.finish_and_clear();
             println!(
@@ -579,8 +529,7 @@ async fn cmd_deliveries(
     let total: i64 = counts.iter().map(|c| c.count).sum();
     println!(
         "{}: {total} delivery record(s)",
-        job.as_deref()
-            .map_or("all jobs".to_string(), |j| format!("job {j}"))
+        job.as_deref().map_or("all jobs".to_string(), |j| format!("job {j}"))
     );
     for c in &counts {
         let doubt = if c.in_doubt > 0 {

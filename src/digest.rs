@@ -10,7 +10,7 @@ use crate::article::Article;
 use crate::config::{JobSettings, Settings};
 use crate::ingest::{self, SourceReport};
 use crate::render::{EditionData, RenderError, SharedParts};
-use crate::sender::{self, SendContext, SendReport};
+use crate::sender::{self, DrainOptions, SendContext, SendReport};
 use crate::store::{EditionRow, NewEdition, Store, StoreError, StoredArticle};
 
 #[derive(Debug, thiserror::Error)]
@@ -27,11 +27,7 @@ pub enum DigestError {
 
 /// The start of the window an edition takes articles from: the previous
 /// edition's time (or now, for the first) minus the job's look-back.
-pub async fn window_start(
-    store: &Store,
-    job: &JobSettings,
-    now: DateTime<Utc>,
-) -> Result<DateTime<Utc>, StoreError> {
+pub async fn window_start(store: &Store, job: &JobSettings, now: DateTime<Utc>) -> Result<DateTime<Utc>, StoreError> {
     Ok(store.last_edition_at(&job.name).await?.unwrap_or(now) - job.lookback)
 }
 
@@ -79,9 +75,7 @@ pub fn render(
     articles: &[StoredArticle],
     now: DateTime<Utc>,
 ) -> Result<SharedParts, RenderError> {
-    let list = settings
-        .list(&job.list)
-        .expect("checked config: a job's list exists");
+    let list = settings.list(&job.list).expect("checked config: a job's list exists");
     let data = EditionData::new(&settings.site, list, job, articles, now);
     settings.templates.render_edition(job, &data)
 }
@@ -104,9 +98,7 @@ pub async fn seed_list(
         path: path.display().to_string(),
         error,
     })?;
-    Ok(Some(
-        crate::import::import_csv(store, list, file, now, |_| {}).await?,
-    ))
+    Ok(Some(crate::import::import_csv(store, list, file, now, |_| {}).await?))
 }
 
 /// What `herald digest JOB` did.
@@ -128,6 +120,7 @@ pub async fn run(
     job: &JobSettings,
     client: &reqwest::Client,
     now: DateTime<Utc>,
+    drain: &DrainOptions,
 ) -> Result<DigestReport, DigestError> {
     let settings = &ctx.settings;
     let store = &ctx.store;
@@ -153,6 +146,6 @@ pub async fn run(
         };
         report.edition = Some(store.create_edition(&edition, now).await?);
     }
-    report.send = sender::drain(ctx.clone(), &job.name).await?;
+    report.send = sender::drain(ctx.clone(), &job.name, drain).await?;
     Ok(report)
 }

@@ -42,10 +42,7 @@ pub fn validate_email(raw: &str) -> Result<String, String> {
     let parsed: email_address::EmailAddress = email
         .parse()
         .map_err(|e| format!("{email:?} is not a valid address: {e}"))?;
-    if email.contains('<')
-        || !parsed.domain().contains('.')
-        || email.parse::<lettre::Address>().is_err()
-    {
+    if email.contains('<') || !parsed.domain().contains('.') || email.parse::<lettre::Address>().is_err() {
         return Err(format!("{email:?} is not a deliverable address"));
     }
     Ok(email.to_string())
@@ -64,11 +61,7 @@ pub async fn import_csv(
         .flexible(true)
         .trim(csv::Trim::All)
         .from_reader(input);
-    let headers: Vec<String> = reader
-        .headers()?
-        .iter()
-        .map(|h| h.trim().to_lowercase())
-        .collect();
+    let headers: Vec<String> = reader.headers()?.iter().map(|h| h.trim().to_lowercase()).collect();
     let email_col = headers
         .iter()
         .position(|h| h == "email")

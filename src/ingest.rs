@@ -59,10 +59,7 @@ pub async fn ingest(
     for s in &sources {
         validators.push(store.validators(&s.name).await?);
     }
-    let polls = sources
-        .iter()
-        .zip(&validators)
-        .map(|(s, v)| source::poll(s, client, v));
+    let polls = sources.iter().zip(&validators).map(|(s, v)| source::poll(s, client, v));
     let results = join_all(polls).await;
     let mut reports = Vec::new();
     for (s, result) in sources.iter().zip(results) {
@@ -91,9 +88,7 @@ pub async fn ingest(
             }
             Err(e) => {
                 warn!(source = %s.name, error = %e, "poll failed; stored articles are kept");
-                store
-                    .record_poll(&s.name, None, Some(&e.to_string()), now)
-                    .await?;
+                store.record_poll(&s.name, None, Some(&e.to_string()), now).await?;
                 report.error = Some(e.to_string());
             }
         }

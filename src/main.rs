@@ -10,8 +10,7 @@ use clap::Parser;
 async fn main() -> ExitCode {
     let _ = dotenvy::dotenv();
     let cli = herald::cli::Cli::parse();
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_env("HERALD_LOG").unwrap_or_else(|_| "warn".into());
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HERALD_LOG").unwrap_or_else(|_| "warn".into());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -136,18 +136,12 @@ pub fn build(
         .email
         .parse()
         .map_err(|_| MessageError::Address(to.email.to_string()))?;
-    let name = to
-        .name
-        .map(crate::clean::one_line)
-        .filter(|n| !n.is_empty());
+    let name = to.name.map(crate::clean::one_line).filter(|n| !n.is_empty());
     let mailbox = Mailbox::new(name, address);
     let mut builder = Message::builder()
         .from(site.from.clone())
         .to(mailbox)
-        .subject(format!(
-            "{subject_prefix}{}",
-            parts.subject.fill(to, Escape::Text)
-        ))
+        .subject(format!("{subject_prefix}{}", parts.subject.fill(to, Escape::Text)))
         .date(date)
         .message_id(Some(message_id))
         .header(ListId(format!(
@@ -161,10 +155,7 @@ pub fn build(
     if let Some(reply_to) = &site.reply_to {
         builder = builder.reply_to(reply_to.clone());
     }
-    let body = MultiPart::alternative_plain_html(
-        parts.text.fill(to, Escape::Text),
-        parts.html.fill(to, Escape::Html),
-    );
+    let body = MultiPart::alternative_plain_html(parts.text.fill(to, Escape::Text), parts.html.fill(to, Escape::Html));
     Ok(builder.multipart(body)?)
 }
 

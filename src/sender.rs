@@ -5,7 +5,7 @@
 //! retry with exponential backoff up to a maximum age; 5.1.x suppresses the
 //! address; 5.7.x pauses the whole channel, since the fault is ours.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -20,6 +20,7 @@ use crate::clock;
 use crate::config::{MailSettings, Settings};
 use crate::mail::{Delivery, MailTransport};
 use crate::message::{self, Addressee, EditionParts};
+use crate::shutdown::Shutdown;
 use crate::store::{Claimed, Outcome, Store, StoreError};
 use crate::token::TokenKeys;
 
@@ -66,10 +67,7 @@ impl RateLimit {
 
     async fn wait(&self) {
         let slot = {
-            let mut next = self
-                .next
-                .lock()
-                .expect("the rate limit lock is never poisoned");
+            let mut next = self.next.lock().expect("the rate limit lock is never poisoned");
             let slot = (*next).max(Instant::now());
             *next = slot + self.period;
             slot
@@ -86,11 +84,36 @@ pub struct SendContext {
     pub keys: TokenKeys,
 }
 
+/// How a drain behaves around other runs and shutdown.
+#[derive(Clone)]
+pub struct DrainOptions {
+    /// Wait for rows leased by another run to come free (or expire) before
+    /// returning. One-shot commands do; the daemon's drainer comes back later.
+    pub wait_for_leases: bool,
+    pub shutdown: Shutdown,
+    /// After shutdown, how long in-flight sends may take to finish.
+    pub grace: Duration,
+}
+
+impl DrainOptions {
+    /// For a one-shot command: finish everything, including rows an interrupted run left.
+    pub fn to_completion() -> DrainOptions {
+        DrainOptions {
+            wait_for_leases: true,
+            shutdown: Shutdown::never(),
+            grace: Duration::ZERO,
+        }
+    }
+}
+
 struct Run {
     ctx: Arc<SendContext>,
     rate: Option<RateLimit>,
     paused: AtomicBool,
     pause_reason: Mutex<Option<String>>,
+    shutdown: Shutdown,
+    /// Rows whose sends are under way.
+    in_flight: Mutex<HashSet<i64>>,
 }
 
 /// The delay before retry number `attempts` (1-based): the initial delay,
@@ -106,12 +129,12 @@ pub fn backoff(mail: &MailSettings, attempts: i64, id: i64) -> Duration {
 }
 
 fn lease_for(mail: &MailSettings) -> chrono::Duration {
-    chrono::Duration::from_std(mail.send_timeout * 2 + Duration::from_secs(5))
-        .expect("the lease fits")
+    chrono::Duration::from_std(mail.send_timeout * 2 + Duration::from_secs(5)).expect("the lease fits")
 }
 
-/// Sends every due delivery of `job` until none is left or the channel pauses.
-pub async fn drain(ctx: Arc<SendContext>, job: &str) -> Result<SendReport, StoreError> {
+/// Sends every due delivery of `job` until none is left, the channel pauses
+/// or shutdown is triggered.
+pub async fn drain(ctx: Arc<SendContext>, job: &str, options: &DrainOptions) -> Result<SendReport, StoreError> {
     let mail = &ctx.settings.mail;
     let mut report = SendReport {
         recovered_in_doubt: ctx.store.recover_expired_leases(job, clock::now()).await?,
@@ -129,20 +152,21 @@ pub async fn drain(ctx: Arc<SendContext>, job: &str) -> Result<SendReport, Store
         rate: mail.rate_limit.map(RateLimit::new),
         paused: AtomicBool::new(false),
         pause_reason: Mutex::new(None),
+        shutdown: options.shutdown.clone(),
+        in_flight: Mutex::new(HashSet::new()),
     });
+    let mut shutdown = options.shutdown.clone();
     let permits = Arc::new(Semaphore::new(mail.max_connections));
     let mut editions: HashMap<i64, Arc<EditionParts>> = HashMap::new();
     let mut tasks = JoinSet::new();
-    while !run.paused.load(Ordering::SeqCst) {
+    while !run.paused.load(Ordering::SeqCst) && !shutdown.is_triggered() {
         // Claim only as many rows as there are free connections, so that a
         // row is `sending` only while its message is really in flight.
-        let mut held = vec![
-            permits
-                .clone()
-                .acquire_owned()
-                .await
-                .expect("the semaphore is never closed"),
-        ];
+        let first = tokio::select! {
+            permit = permits.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+            () = shutdown.wait() => break,
+        };
+        let mut held = vec![first];
         while let Ok(permit) = permits.clone().try_acquire_owned() {
             held.push(permit);
         }
@@ -161,6 +185,9 @@ pub async fn drain(ctx: Arc<SendContext>, job: &str) -> Result<SendReport, Store
             }
             // Rows still leased belong to a run that died (or is finishing
             // elsewhere): wait out the lease, then take back what is left.
+            if !options.wait_for_leases {
+                break;
+            }
             let Some(until) = ctx.store.earliest_lease(job).await? else {
                 break;
             };
@@ -170,7 +197,10 @@ pub async fn drain(ctx: Arc<SendContext>, job: &str) -> Result<SendReport, Store
                 wait_ms = wait.as_millis() as u64,
                 "waiting for leased deliveries of an interrupted run"
             );
-            tokio::time::sleep(wait).await;
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = shutdown.wait() => break,
+            }
             let recovered = ctx.store.recover_expired_leases(job, clock::now()).await?;
             if recovered > 0 {
                 warn!(
@@ -205,6 +235,7 @@ pub async fn drain(ctx: Arc<SendContext>, job: &str) -> Result<SendReport, Store
                 }
             };
             let run = run.clone();
+            run.in_flight.lock().expect("not poisoned").insert(row.id);
             tasks.spawn(async move {
                 let outcome = run.send_one(&row, &parts).await;
                 let recorded = run
@@ -212,6 +243,7 @@ pub async fn drain(ctx: Arc<SendContext>, job: &str) -> Result<SendReport, Store
                     .store
                     .record_outcome(row.id, &outcome, &row.email, clock::now())
                     .await;
+                run.in_flight.lock().expect("not poisoned").remove(&row.id);
                 drop(permit);
                 recorded.map(|()| outcome)
             });
@@ -220,8 +252,41 @@ pub async fn drain(ctx: Arc<SendContext>, job: &str) -> Result<SendReport, Store
             report.count(done.expect("send tasks do not panic")?);
         }
     }
-    while let Some(done) = tasks.join_next().await {
-        report.count(done.expect("send tasks do not panic")?);
+    let finish = async {
+        while let Some(done) = tasks.join_next().await {
+            report.count(done.expect("send tasks do not panic")?);
+        }
+        Ok::<(), StoreError>(())
+    };
+    let grace = if shutdown.is_triggered() {
+        options.grace
+    } else {
+        Duration::MAX
+    };
+    match tokio::time::timeout(grace, finish).await {
+        Ok(finished) => finished?,
+        Err(_) => {
+            // The grace period is over: cut the remaining sends off. They may
+            // have reached the server, so they go back to the queue in doubt.
+            tasks.abort_all();
+            while tasks.join_next().await.is_some() {}
+            let cut: Vec<i64> = run.in_flight.lock().expect("not poisoned").drain().collect();
+            warn!(
+                job,
+                rows = cut.len(),
+                "shutdown grace period over: unfinished sends requeued in doubt"
+            );
+            let reply = "interrupted by shutdown".to_string();
+            for id in cut {
+                let outcome = Outcome::Retry {
+                    reply: reply.clone(),
+                    at: clock::now(),
+                    in_doubt: true,
+                };
+                ctx.store.record_outcome(id, &outcome, "", clock::now()).await?;
+                report.retrying += 1;
+            }
+        }
     }
     report.paused = run.pause_reason.lock().expect("not poisoned").clone();
     Ok(report)
@@ -231,7 +296,7 @@ impl Run {
     async fn send_one(&self, row: &Claimed, parts: &EditionParts) -> Outcome {
         let ctx = &self.ctx;
         let mail = &ctx.settings.mail;
-        if self.paused.load(Ordering::SeqCst) {
+        if self.paused.load(Ordering::SeqCst) || self.shutdown.is_triggered() {
             return Outcome::Released;
         }
         if row.suppressed > 0 {
@@ -246,6 +311,9 @@ impl Run {
         }
         if let Some(rate) = &self.rate {
             rate.wait().await;
+            if self.shutdown.is_triggered() {
+                return Outcome::Released;
+            }
         }
         let site = &ctx.settings.site;
         let to = Addressee {
@@ -272,14 +340,8 @@ impl Run {
                 };
             }
         };
-        let label = format!(
-            "{}-e{}-d{}-{}",
-            parts.list_name, parts.edition_id, row.id, row.email
-        );
-        let delivery = ctx
-            .transport
-            .send(&message, &label, mail.send_timeout)
-            .await;
+        let label = format!("{}-e{}-d{}-{}", parts.list_name, parts.edition_id, row.id, row.email);
+        let delivery = ctx.transport.send(&message, &label, mail.send_timeout).await;
         let now = clock::now();
         match delivery {
             Delivery::Accepted(reply) => {
@@ -287,35 +349,22 @@ impl Run {
                 Outcome::Sent { reply }
             }
             Delivery::Transient { reply, in_doubt } => {
-                let age =
-                    now - DateTime::<Utc>::from_timestamp_millis(row.created_at).unwrap_or(now);
+                let age = now - DateTime::<Utc>::from_timestamp_millis(row.created_at).unwrap_or(now);
                 if age.to_std().unwrap_or_default() > mail.retry_max_age {
                     warn!(delivery = row.id, to = %row.email, %reply, "gave up: older than retry_max_age");
                     return Outcome::Expired { reply };
                 }
-                let at = now
-                    + chrono::Duration::from_std(backoff(mail, row.attempts, row.id))
-                        .expect("backoff fits");
+                let at = now + chrono::Duration::from_std(backoff(mail, row.attempts, row.id)).expect("backoff fits");
                 warn!(delivery = row.id, to = %row.email, %reply, in_doubt, retry_at = %at, "deferred");
-                Outcome::Retry {
-                    reply,
-                    at,
-                    in_doubt,
-                }
+                Outcome::Retry { reply, at, in_doubt }
             }
             Delivery::BadAddress(reply) => {
                 warn!(delivery = row.id, to = %row.email, %reply, "address rejected; suppressed");
-                Outcome::Failed {
-                    reply,
-                    suppress: true,
-                }
+                Outcome::Failed { reply, suppress: true }
             }
             Delivery::Rejected(reply) => {
                 warn!(delivery = row.id, to = %row.email, %reply, "message rejected");
-                Outcome::Failed {
-                    reply,
-                    suppress: false,
-                }
+                Outcome::Failed { reply, suppress: false }
             }
             Delivery::Policy(reply) => {
                 error!(delivery = row.id, %reply, "the server refused us on policy or authentication grounds: mail channel paused");
@@ -362,10 +411,6 @@ mod tests {
         assert!((300..=330).contains(&secs(1)), "{}", secs(1));
         assert!((600..=660).contains(&secs(2)), "{}", secs(2));
         assert!((1200..=1320).contains(&secs(3)), "{}", secs(3));
-        assert!(
-            (6 * 3600..=6 * 3600 + 2160).contains(&secs(15)),
-            "{}",
-            secs(15)
-        );
+        assert!((6 * 3600..=6 * 3600 + 2160).contains(&secs(15)), "{}", secs(15));
     }
 }

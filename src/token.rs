@@ -52,16 +52,8 @@ impl Key {
     }
 
     fn mac(&self, purpose: Purpose, subject: &str) -> Hmac<Sha256> {
-        let mut mac =
-            Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC takes keys of any length");
-        mac.update(
-            format!(
-                "herald:{VERSION}:{}:{}:{subject}",
-                purpose.as_str(),
-                self.id
-            )
-            .as_bytes(),
-        );
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC takes keys of any length");
+        mac.update(format!("herald:{VERSION}:{}:{}:{subject}", purpose.as_str(), self.id).as_bytes());
         mac
     }
 }
@@ -109,36 +101,22 @@ impl TokenKeys {
             .first()
             .expect("a signing key is configured or generated before signing");
         let tag = key.mac(purpose, subject).finalize().into_bytes();
-        format!(
-            "{VERSION}.{}.{subject}.{}",
-            key.id,
-            URL_SAFE_NO_PAD.encode(tag)
-        )
+        format!("{VERSION}.{}.{subject}.{}", key.id, URL_SAFE_NO_PAD.encode(tag))
     }
 
     /// Returns the subject (the subscriber uid) of a valid token.
     pub fn verify(&self, purpose: Purpose, token: &str) -> Result<String, TokenError> {
         let mut parts = token.split('.');
-        let (Some(VERSION), Some(kid), Some(subject), Some(sig), None) = (
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-        ) else {
+        let (Some(VERSION), Some(kid), Some(subject), Some(sig), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+        else {
             return Err(TokenError::Malformed);
         };
         if subject.is_empty() || !subject.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return Err(TokenError::Malformed);
         }
-        let sig = URL_SAFE_NO_PAD
-            .decode(sig)
-            .map_err(|_| TokenError::Malformed)?;
-        let key = self
-            .keys
-            .iter()
-            .find(|k| k.id == kid)
-            .ok_or(TokenError::UnknownKey)?;
+        let sig = URL_SAFE_NO_PAD.decode(sig).map_err(|_| TokenError::Malformed)?;
+        let key = self.keys.iter().find(|k| k.id == kid).ok_or(TokenError::UnknownKey)?;
         key.mac(purpose, subject)
             .verify_slice(&sig)
             .map_err(|_| TokenError::BadSignature)?;
@@ -154,23 +132,14 @@ mod tests {
     fn signs_and_verifies_and_rotates() {
         let old = TokenKeys::from_config(Some("old-secret"), &[]);
         let token = old.sign(Purpose::Unsubscribe, "abc123");
-        assert_eq!(
-            old.verify(Purpose::Unsubscribe, &token),
-            Ok("abc123".into())
-        );
+        assert_eq!(old.verify(Purpose::Unsubscribe, &token), Ok("abc123".into()));
 
         let rotated = TokenKeys::from_config(Some("new-secret"), &["old-secret".into()]);
-        assert_eq!(
-            rotated.verify(Purpose::Unsubscribe, &token),
-            Ok("abc123".into())
-        );
+        assert_eq!(rotated.verify(Purpose::Unsubscribe, &token), Ok("abc123".into()));
         assert_ne!(rotated.sign(Purpose::Unsubscribe, "abc123"), token);
 
         let other = TokenKeys::from_config(Some("new-secret"), &[]);
-        assert_eq!(
-            other.verify(Purpose::Unsubscribe, &token),
-            Err(TokenError::UnknownKey)
-        );
+        assert_eq!(other.verify(Purpose::Unsubscribe, &token), Err(TokenError::UnknownKey));
     }
 
     #[test]
@@ -186,14 +155,8 @@ mod tests {
             keys.verify(Purpose::Unsubscribe, &token[..token.len() - 3]),
             Err(TokenError::BadSignature)
         );
-        assert_eq!(
-            keys.verify(Purpose::Unsubscribe, "1.x.y"),
-            Err(TokenError::Malformed)
-        );
-        assert_eq!(
-            keys.verify(Purpose::Unsubscribe, ""),
-            Err(TokenError::Malformed)
-        );
+        assert_eq!(keys.verify(Purpose::Unsubscribe, "1.x.y"), Err(TokenError::Malformed));
+        assert_eq!(keys.verify(Purpose::Unsubscribe, ""), Err(TokenError::Malformed));
     }
 
     #[test]

@@ -22,10 +22,7 @@ fn the_shipped_configuration_is_valid() {
 fn a_broken_configuration_is_refused_with_every_problem() {
     let config = base_config(&file_mail())
         .replace("schedule = \"0 7 * * *\"", "schedule = \"0 7 * *\"")
-        .replace(
-            "timezone = \"Europe/London\"",
-            "timezone = \"Europe/Londn\"",
-        )
+        .replace("timezone = \"Europe/London\"", "timezone = \"Europe/Londn\"")
         .replace("list = \"readers\"", "list = \"reader\"")
         .replace(
             "base_url = \"https://gazette.example.org/\"",
@@ -41,14 +38,8 @@ fn a_broken_configuration_is_refused_with_every_problem() {
 #[test]
 fn a_template_with_a_syntax_error_is_named_by_file() {
     let ws = Workspace::new(&base_config(&file_mail()));
-    ws.write(
-        "templates/digest.txt.hbs",
-        "Hello {{#each articles}}{{title}}\n",
-    );
-    ws.write(
-        "templates/digest.html.hbs",
-        "<p>{{recipient \"shoe_size\"}}</p>",
-    );
+    ws.write("templates/digest.txt.hbs", "Hello {{#each articles}}{{title}}\n");
+    ws.write("templates/digest.html.hbs", "<p>{{recipient \"shoe_size\"}}</p>");
     let out = ws.herald(&["check"]);
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -74,9 +65,7 @@ fn a_template_that_uses_an_unknown_field_is_refused() {
 
 #[test]
 fn a_mistyped_key_is_refused() {
-    let ws = Workspace::new(&base_config(
-        "[mail]\ntransport = \"file\"\nmax_conections = 4\n",
-    ));
+    let ws = Workspace::new(&base_config("[mail]\ntransport = \"file\"\nmax_conections = 4\n"));
     let out = ws.herald(&["check"]);
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
     let err = String::from_utf8_lossy(&out.stderr);

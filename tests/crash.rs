@@ -5,9 +5,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use crate::util::{
-    SmtpSink, Workspace, article_txt, base_config, show, smtp_mail, state_count, stdout,
-};
+use crate::util::{SmtpSink, Workspace, article_txt, base_config, show, smtp_mail, state_count, stdout};
 
 #[test]
 fn a_killed_send_finishes_after_restart_with_only_in_doubt_rows_doubled() {
@@ -55,24 +53,14 @@ fn a_killed_send_finishes_after_restart_with_only_in_doubt_rows_doubled() {
         *copies.entry(r).or_default() += 1;
     }
     assert_eq!(copies.len(), 600, "no recipient is skipped");
-    let doubled: Vec<&String> = copies
-        .iter()
-        .filter(|(_, n)| **n > 1)
-        .map(|(r, _)| r)
-        .collect();
+    let doubled: Vec<&String> = copies.iter().filter(|(_, n)| **n > 1).map(|(r, _)| r).collect();
     assert!(
         doubled.len() as u64 <= in_doubt,
         "only in-doubt rows may be doubled: {doubled:?} vs {in_doubt} in doubt"
     );
     let listed = stdout(&ws.herald(&["deliveries", "--limit", "1000"]));
     for r in doubled {
-        let line = listed
-            .lines()
-            .find(|l| l.contains(&format!(" {r} ")))
-            .unwrap();
-        assert!(
-            line.contains("in-doubt"),
-            "{r} was doubled but not flagged: {line}"
-        );
+        let line = listed.lines().find(|l| l.contains(&format!(" {r} "))).unwrap();
+        assert!(line.contains("in-doubt"), "{r} was doubled but not flagged: {line}");
     }
 }

@@ -74,10 +74,7 @@ fn the_readme_command_runs_the_main_job_on_embedded_defaults() {
             "Share this story",
             "@millbrookcourier",
         ] {
-            assert!(
-                !body.contains(junk),
-                "boilerplate {junk:?} leaked into:\n{body}"
-            );
+            assert!(!body.contains(junk), "boilerplate {junk:?} leaked into:\n{body}");
         }
     }
 
@@ -85,14 +82,9 @@ fn the_readme_command_runs_the_main_job_on_embedded_defaults() {
     assert!(again.status.success(), "{}", show(&again));
     let text = stdout(&again);
     assert!(text.contains("0 new, 0 updated, 7 unchanged"), "{text}");
-    assert!(
-        text.contains("no new articles since the last edition"),
-        "{text}"
-    );
+    assert!(text.contains("no new articles since the last edition"), "{text}");
     assert_eq!(
-        std::fs::read_dir(dir.path().join("data/outbox"))
-            .unwrap()
-            .count(),
+        std::fs::read_dir(dir.path().join("data/outbox")).unwrap().count(),
         5,
         "nothing is sent twice"
     );
@@ -112,21 +104,12 @@ fn an_edited_article_is_updated_in_place_and_not_sent_again() {
     assert!(first.status.success(), "{}", show(&first));
     assert_eq!(ws.outbox().len(), 2);
 
-    ws.write(
-        "articles/ferry.txt",
-        &article_txt("Ferry returns", "ferry timetable"),
-    );
-    ws.write(
-        "articles/market.txt",
-        &article_txt("Market moves", "market"),
-    );
+    ws.write("articles/ferry.txt", &article_txt("Ferry returns", "ferry timetable"));
+    ws.write("articles/market.txt", &article_txt("Market moves", "market"));
     let second = ws.herald(&["digest", "daily"]);
     let text = stdout(&second);
     assert!(text.contains("1 new, 1 updated"), "{text}");
-    assert!(
-        text.contains("edition #2: 1 article(s) for 2 recipient(s)"),
-        "{text}"
-    );
+    assert!(text.contains("edition #2: 1 article(s) for 2 recipient(s)"), "{text}");
     let outbox = ws.outbox();
     assert_eq!(outbox.len(), 4);
     let latest = MessageParser::default()
@@ -177,10 +160,7 @@ fn dry_run_renders_but_sends_and_records_nothing() {
     );
     assert!(ws.outbox().is_empty());
     let deliveries = stdout(&ws.herald(&["deliveries"]));
-    assert!(
-        deliveries.contains("all jobs: 0 delivery record(s)"),
-        "{deliveries}"
-    );
+    assert!(deliveries.contains("all jobs: 0 delivery record(s)"), "{deliveries}");
     let real = stdout(&ws.herald(&["digest", "daily"]));
     assert!(
         real.contains("1 new") && real.contains("3 sent"),
@@ -201,12 +181,7 @@ fn a_test_copy_goes_to_one_address_only() {
         message.to().unwrap().first().unwrap().address().unwrap(),
         "editor@gazette.example.org"
     );
-    assert!(
-        message
-            .subject()
-            .unwrap()
-            .starts_with("[Test] Test Gazette: 1 new")
-    );
+    assert!(message.subject().unwrap().starts_with("[Test] Test Gazette: 1 new"));
     assert!(stdout(&ws.herald(&["deliveries"])).contains("0 delivery record(s)"));
 
     let bad = ws.herald(&["digest", "daily", "--to", "not an address"]);
@@ -234,14 +209,7 @@ fn preview_renders_every_format_without_sending() {
         "{}",
         show(&text)
     );
-    let eml = ws.herald(&[
-        "preview",
-        "daily",
-        "--format",
-        "eml",
-        "--out",
-        "preview.eml",
-    ]);
+    let eml = ws.herald(&["preview", "daily", "--format", "eml", "--out", "preview.eml"]);
     assert!(eml.status.success(), "{}", show(&eml));
     let bytes = std::fs::read(ws.path().join("preview.eml")).unwrap();
     assert!(
@@ -269,10 +237,7 @@ fn hostile_titles_are_escaped_and_kept_on_one_line() {
     assert!(message.header("Bcc").is_none());
     assert!(message.bcc().is_none());
     let html = message.body_html(0).unwrap();
-    assert!(
-        !html.contains("<script>") && html.contains("&lt;script&gt;"),
-        "{html}"
-    );
+    assert!(!html.contains("<script>") && html.contains("&lt;script&gt;"), "{html}");
     assert!(!html.contains("<b>to</b>"), "{html}");
     let text = message.body_text(0).unwrap();
     assert!(
@@ -290,10 +255,7 @@ fn unreadable_article_files_are_reported_and_the_rest_still_go_out() {
     let out = ws.herald(&["digest", "daily"]);
     assert!(out.status.success(), "{}", show(&out));
     let text = stdout(&out);
-    assert!(
-        text.contains("1 new, 0 updated, 0 unchanged, 2 skipped"),
-        "{text}"
-    );
+    assert!(text.contains("1 new, 0 updated, 0 unchanged, 2 skipped"), "{text}");
     assert!(
         text.contains("articles/broken.md: the front matter is not closed with +++"),
         "{text}"

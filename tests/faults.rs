@@ -4,9 +4,7 @@
 
 use std::time::Duration;
 
-use crate::util::{
-    SmtpSink, Workspace, article_txt, base_config, free_port, show, smtp_mail, state_count, stdout,
-};
+use crate::util::{SmtpSink, Workspace, article_txt, base_config, free_port, show, smtp_mail, state_count, stdout};
 
 fn workspace(port: u16, readers: usize) -> Workspace {
     let ws = Workspace::new(&base_config(&smtp_mail(
@@ -39,11 +37,7 @@ fn a_4xx_defers_with_backoff_and_the_retry_delivers() {
     let ws = workspace(port, 4);
     let out = ws.herald(&["digest", "daily"]);
     assert!(out.status.success(), "{}", show(&out));
-    assert!(
-        stdout(&out).contains("0 sent, 4 to retry"),
-        "{}",
-        show(&out)
-    );
+    assert!(stdout(&out).contains("0 sent, 4 to retry"), "{}", show(&out));
     assert!(stdout(&out).contains("next retry at"), "{}", show(&out));
     assert!(sink.recipients().is_empty());
     let rows = stdout(&ws.herald(&["deliveries", "--state", "queued"]));
@@ -73,20 +67,11 @@ fn a_5_1_1_fails_the_row_and_suppresses_the_address_for_good() {
     let port = free_port();
     let sink = SmtpSink::start_on(
         port,
-        &[
-            "-f",
-            "RCPT",
-            "-B",
-            "550 5.1.1 Recipient address rejected: User unknown",
-        ],
+        &["-f", "RCPT", "-B", "550 5.1.1 Recipient address rejected: User unknown"],
     );
     let ws = workspace(port, 2);
     let out = ws.herald(&["digest", "daily"]);
-    assert!(
-        stdout(&out).contains("0 sent, 0 to retry, 2 failed"),
-        "{}",
-        show(&out)
-    );
+    assert!(stdout(&out).contains("0 sent, 0 to retry, 2 failed"), "{}", show(&out));
     let rows = stdout(&ws.herald(&["deliveries"]));
     assert!(
         rows.contains("failed") && rows.contains("5.1.1 Recipient address rejected"),
@@ -95,10 +80,7 @@ fn a_5_1_1_fails_the_row_and_suppresses_the_address_for_good() {
     sink.stop();
 
     let good = SmtpSink::start_on(port, &[]);
-    ws.write(
-        "articles/market.txt",
-        &article_txt("Market moves", "market"),
-    );
+    ws.write("articles/market.txt", &article_txt("Market moves", "market"));
     ws.herald(&["subscribers", "add", "fresh@example.org"]);
     let next = ws.herald(&["digest", "daily"]);
     assert!(
@@ -128,16 +110,8 @@ fn a_5_7_x_pauses_the_channel_loudly_and_keeps_the_rows_queued() {
     assert!(err.contains("PAUSED") && err.contains("5.7.26"), "{err}");
     let rows = stdout(&ws.herald(&["deliveries"]));
     assert_eq!(state_count(&rows, "queued"), (40, 0), "{rows}");
-    assert_eq!(
-        state_count(&rows, "failed"),
-        (0, 0),
-        "nothing failed: {rows}"
-    );
-    assert_eq!(
-        state_count(&rows, "suppressed"),
-        (0, 0),
-        "nothing suppressed: {rows}"
-    );
+    assert_eq!(state_count(&rows, "failed"), (0, 0), "nothing failed: {rows}");
+    assert_eq!(state_count(&rows, "suppressed"), (0, 0), "nothing suppressed: {rows}");
     sink.stop();
 
     let good = SmtpSink::start_on(port, &[]);
@@ -152,11 +126,7 @@ fn a_connection_dropped_after_the_data_leaves_the_row_in_doubt() {
     let sink = SmtpSink::start_on(port, &["-q", "."]);
     let ws = workspace(port, 2);
     let out = ws.herald(&["digest", "daily"]);
-    assert!(
-        stdout(&out).contains("0 sent, 2 to retry"),
-        "{}",
-        show(&out)
-    );
+    assert!(stdout(&out).contains("0 sent, 2 to retry"), "{}", show(&out));
     let rows = stdout(&ws.herald(&["deliveries"]));
     assert_eq!(state_count(&rows, "queued"), (2, 2), "{rows}");
     sink.stop();
@@ -168,11 +138,7 @@ fn a_server_that_is_down_defers_without_doubt() {
     let ws = workspace(port, 2);
     let out = ws.herald(&["digest", "daily"]);
     assert!(out.status.success(), "{}", show(&out));
-    assert!(
-        stdout(&out).contains("0 sent, 2 to retry"),
-        "{}",
-        show(&out)
-    );
+    assert!(stdout(&out).contains("0 sent, 2 to retry"), "{}", show(&out));
     let rows = stdout(&ws.herald(&["deliveries"]));
     assert_eq!(
         state_count(&rows, "queued"),
@@ -192,11 +158,7 @@ fn a_server_that_never_answers_the_data_times_out_in_doubt() {
         started.elapsed() < Duration::from_secs(20),
         "the send timeout bounds the wait"
     );
-    assert!(
-        stdout(&out).contains("0 sent, 1 to retry"),
-        "{}",
-        show(&out)
-    );
+    assert!(stdout(&out).contains("0 sent, 1 to retry"), "{}", show(&out));
     let rows = stdout(&ws.herald(&["deliveries"]));
     assert!(
         rows.contains("(1 in doubt)") && rows.contains("no answer within 2s"),
@@ -217,8 +179,5 @@ fn a_row_retried_past_the_maximum_age_expires() {
     let out = ws.herald(&["digest", "daily"]);
     assert!(stdout(&out).contains("1 expired"), "{}", show(&out));
     let rows = stdout(&ws.herald(&["deliveries", "--state", "expired"]));
-    assert!(
-        rows.contains("expired") && rows.contains("450 4.3.0"),
-        "{rows}"
-    );
+    assert!(rows.contains("expired") && rows.contains("450 4.3.0"), "{rows}");
 }

@@ -48,17 +48,13 @@ fn feed_config(feeds: &[(&str, String)], extra: &str) -> String {
 }
 
 async fn herald(ws: &Workspace, args: &[&str]) -> std::process::Output {
-    tokio::process::Command::from(ws.command(args))
-        .output()
-        .await
-        .unwrap()
+    tokio::process::Command::from(ws.command(args)).output().await.unwrap()
 }
 
 async fn article_count(ws: &Workspace) -> i64 {
-    let store =
-        herald::store::Store::open(&format!("sqlite://{}/data/herald.db", ws.path().display()))
-            .await
-            .unwrap();
+    let store = herald::store::Store::open(&format!("sqlite://{}/data/herald.db", ws.path().display()))
+        .await
+        .unwrap();
     store.article_count().await.unwrap()
 }
 
@@ -130,14 +126,8 @@ async fn rss_atom_and_json_feed_are_read_and_conditional_get_is_used() {
 
     let second = herald(&ws, &["ingest"]).await;
     let text = stdout(&second);
-    assert!(
-        text.contains("source wire: not modified since the last poll"),
-        "{text}"
-    );
-    assert!(
-        text.contains("source atom: 0 new, 0 updated, 1 unchanged"),
-        "{text}"
-    );
+    assert!(text.contains("source wire: not modified since the last poll"), "{text}");
+    assert!(text.contains("source atom: 0 new, 0 updated, 1 unchanged"), "{text}");
     assert_eq!(article_count(&ws).await, 4);
 }
 
@@ -153,9 +143,7 @@ async fn a_broken_feed_is_reported_and_neither_stops_the_others_nor_loses_stored
         .await;
     Mock::given(method("GET"))
         .and(path("/flaky"))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_string("<rss><channel><item><title>cut off"),
-        )
+        .respond_with(ResponseTemplate::new(200).set_body_string("<rss><channel><item><title>cut off"))
         .mount(&server)
         .await;
     Mock::given(method("GET"))
@@ -199,15 +187,10 @@ async fn a_broken_feed_is_reported_and_neither_stops_the_others_nor_loses_stored
         "{text}"
     );
     assert!(
-        text.contains(&format!(
-            "source gone: FAILED: {uri}/gone answered HTTP 404"
-        )),
+        text.contains(&format!("source gone: FAILED: {uri}/gone answered HTTP 404")),
         "{text}"
     );
-    assert!(
-        text.contains("source good: 0 new, 0 updated, 1 unchanged"),
-        "{text}"
-    );
+    assert!(text.contains("source good: 0 new, 0 updated, 1 unchanged"), "{text}");
     assert_eq!(
         article_count(&ws).await,
         2,
@@ -218,9 +201,7 @@ async fn a_broken_feed_is_reported_and_neither_stops_the_others_nor_loses_stored
 #[tokio::test]
 async fn a_feed_over_the_byte_cap_is_refused() {
     let server = MockServer::start().await;
-    let items: Vec<(String, String)> = (0..200)
-        .map(|i| (format!("id{i}"), format!("Item {i}")))
-        .collect();
+    let items: Vec<(String, String)> = (0..200).map(|i| (format!("id{i}"), format!("Item {i}"))).collect();
     let items: Vec<(&str, &str, &str)> = items
         .iter()
         .map(|(g, t)| (g.as_str(), t.as_str(), "Mon, 02 Nov 2026 08:00:00 GMT"))
@@ -263,10 +244,6 @@ async fn an_edited_feed_item_updates_in_place() {
     let ws = Workspace::new(&feed_config(&[("f", format!("{}/f", server.uri()))], ""));
     assert!(stdout(&herald(&ws, &["ingest"]).await).contains("1 new"));
     let out = herald(&ws, &["ingest"]).await;
-    assert!(
-        stdout(&out).contains("source f: 0 new, 1 updated"),
-        "{}",
-        show(&out)
-    );
+    assert!(stdout(&out).contains("source f: 0 new, 1 updated"), "{}", show(&out));
     assert_eq!(article_count(&ws).await, 1);
 }

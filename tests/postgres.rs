@@ -3,9 +3,7 @@
 
 use std::collections::HashSet;
 
-use crate::util::{
-    SmtpSink, Workspace, article_txt, base_config, show, smtp_mail, state_count, stdout,
-};
+use crate::util::{SmtpSink, Workspace, article_txt, base_config, show, smtp_mail, state_count, stdout};
 
 /// A fresh database on the local PostgreSQL, dropped when this is dropped.
 pub struct PgDatabase {
@@ -43,10 +41,7 @@ impl PgDatabase {
 
 impl Drop for PgDatabase {
     fn drop(&mut self) {
-        admin(format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            self.name
-        ));
+        admin(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
     }
 }
 
@@ -54,17 +49,12 @@ impl Drop for PgDatabase {
 fn a_digest_on_postgres_goes_out_once() {
     let db = PgDatabase::create();
     let sink = SmtpSink::start(&[]);
-    let config = base_config(&smtp_mail(sink.port, "")).replace(
-        "url = \"sqlite://data/herald.db\"",
-        &format!("url = \"{}\"", db.url),
-    );
+    let config = base_config(&smtp_mail(sink.port, ""))
+        .replace("url = \"sqlite://data/herald.db\"", &format!("url = \"{}\"", db.url));
     let ws = Workspace::new(&config);
     ws.subscribers(50);
     ws.write("articles/ferry.txt", &article_txt("Ferry returns", "ferry"));
-    ws.write(
-        "articles/market.txt",
-        &article_txt("Market moves", "market"),
-    );
+    ws.write("articles/market.txt", &article_txt("Market moves", "market"));
 
     let first = ws.herald(&["digest", "daily"]);
     assert!(first.status.success(), "{}", show(&first));
@@ -74,21 +64,11 @@ fn a_digest_on_postgres_goes_out_once() {
         show(&first)
     );
     let again = ws.herald(&["digest", "daily"]);
-    assert!(
-        stdout(&again).contains("no new articles"),
-        "{}",
-        show(&again)
-    );
+    assert!(stdout(&again).contains("no new articles"), "{}", show(&again));
 
     let recipients = sink.recipients();
     assert_eq!(recipients.len(), 50);
     assert_eq!(recipients.iter().collect::<HashSet<_>>().len(), 50);
-    assert_eq!(
-        state_count(&stdout(&ws.herald(&["deliveries"])), "sent"),
-        (50, 0)
-    );
-    assert!(
-        !ws.path().join("data/herald.db").exists(),
-        "nothing went to SQLite"
-    );
+    assert_eq!(state_count(&stdout(&ws.herald(&["deliveries"])), "sent"), (50, 0));
+    assert!(!ws.path().join("data/herald.db").exists(), "nothing went to SQLite");
 }

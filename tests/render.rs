@@ -6,13 +6,7 @@ use herald::store::StoredArticle;
 
 use crate::util::{Workspace, base_config, file_mail};
 
-fn article(
-    id: i64,
-    title: &str,
-    excerpt: &str,
-    author: Option<&str>,
-    published: &str,
-) -> StoredArticle {
+fn article(id: i64, title: &str, excerpt: &str, author: Option<&str>, published: &str) -> StoredArticle {
     StoredArticle {
         id,
         identity: format!("url:https://gazette.example.org/{id}"),
@@ -23,26 +17,19 @@ fn article(
         excerpt: excerpt.into(),
         tags: "[\"town\"]".into(),
         image: None,
-        published_at: DateTime::parse_from_rfc3339(published)
-            .unwrap()
-            .timestamp_millis(),
+        published_at: DateTime::parse_from_rfc3339(published).unwrap().timestamp_millis(),
     }
 }
 
 fn rendered() -> (EditionParts, String, String) {
     let ws = Workspace::new(&base_config(&file_mail()));
     let root = ws.path().display().to_string();
-    let config = base_config(&file_mail()).replace(
-        "path = \"articles\"",
-        &format!("path = \"{root}/articles\""),
-    ) + &format!("\n[templates]\ndir = \"{root}/templates\"\n");
+    let config = base_config(&file_mail()).replace("path = \"articles\"", &format!("path = \"{root}/articles\""))
+        + &format!("\n[templates]\ndir = \"{root}/templates\"\n");
     ws.write("config/herald.toml", &config);
-    let settings = herald::config::load(&ws.path().join("config/herald.toml"), Vec::new())
-        .expect("valid config");
+    let settings = herald::config::load(&ws.path().join("config/herald.toml"), Vec::new()).expect("valid config");
     let job = settings.job("daily").unwrap();
-    let now: DateTime<Utc> = DateTime::parse_from_rfc3339("2026-03-02T07:00:00Z")
-        .unwrap()
-        .into();
+    let now: DateTime<Utc> = DateTime::parse_from_rfc3339("2026-03-02T07:00:00Z").unwrap().into();
     let articles = vec![
         article(
             2,

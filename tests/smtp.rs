@@ -80,22 +80,14 @@ fn a_digest_to_three_hundred_subscribers_arrives_once_each_and_complete() {
         );
 
         let unsubscribe = m.header_raw("List-Unsubscribe").unwrap().trim();
-        let url =
-            url::Url::parse(unsubscribe.trim_start_matches('<').trim_end_matches('>')).unwrap();
+        let url = url::Url::parse(unsubscribe.trim_start_matches('<').trim_end_matches('>')).unwrap();
         assert_eq!(url.scheme(), "https");
         assert!(
             !unsubscribe.contains(&email) && !unsubscribe.contains("reader"),
             "no raw address in the URL"
         );
-        let token = url
-            .query_pairs()
-            .find(|(k, _)| k == "token")
-            .unwrap()
-            .1
-            .into_owned();
-        let uid = keys
-            .verify(Purpose::Unsubscribe, &token)
-            .expect("the token verifies");
+        let token = url.query_pairs().find(|(k, _)| k == "token").unwrap().1.into_owned();
+        let uid = keys.verify(Purpose::Unsubscribe, &token).expect("the token verifies");
         assert_eq!(uid_to_email[&uid], email, "the token names this recipient");
 
         let root = m.root_part();
@@ -111,10 +103,7 @@ fn a_digest_to_three_hundred_subscribers_arrives_once_each_and_complete() {
         let text = m.body_text(0).unwrap();
         let html = m.body_html(0).unwrap();
         assert!(text.contains(&format!("Hello Reader {n},")), "{text}");
-        assert!(
-            text.contains(url.as_str()),
-            "the footer carries the unsubscribe link"
-        );
+        assert!(text.contains(url.as_str()), "the footer carries the unsubscribe link");
         assert!(
             text.contains("1 Test Row, Testham TE1 1ST"),
             "the footer carries the postal address"
@@ -126,13 +115,7 @@ fn a_digest_to_three_hundred_subscribers_arrives_once_each_and_complete() {
             "titles are escaped data"
         );
         assert!(html.contains("style=\""), "CSS is inlined");
-        for junk in [
-            "phone lines",
-            "Follow me",
-            "jo.reed@",
-            "@jo@",
-            "Comments are closed",
-        ] {
+        for junk in ["phone lines", "Follow me", "jo.reed@", "@jo@", "Comments are closed"] {
             assert!(
                 !text.contains(junk) && !html.contains(junk),
                 "boilerplate {junk:?} leaked"
@@ -140,19 +123,8 @@ fn a_digest_to_three_hundred_subscribers_arrives_once_each_and_complete() {
         }
     }
 
-    let deliveries = stdout(&ws.herald(&[
-        "deliveries",
-        "--job",
-        "daily",
-        "--state",
-        "sent",
-        "--limit",
-        "2",
-    ]));
-    assert!(
-        deliveries.contains("job daily: 300 delivery record(s)"),
-        "{deliveries}"
-    );
+    let deliveries = stdout(&ws.herald(&["deliveries", "--job", "daily", "--state", "sent", "--limit", "2"]));
+    assert!(deliveries.contains("job daily: 300 delivery record(s)"), "{deliveries}");
     assert!(deliveries.contains("sent             300"), "{deliveries}");
     assert!(
         deliveries.contains("250 2.0.0 Ok"),
@@ -169,11 +141,7 @@ fn an_unsubscribed_reader_is_skipped_before_the_next_send() {
     let out = ws.herald(&["subscribers", "remove", "reader1@example.org"]);
     assert!(out.status.success(), "{}", show(&out));
     let out = ws.herald(&["digest", "daily"]);
-    assert!(
-        stdout(&out).contains("for 2 recipient(s)"),
-        "{}",
-        show(&out)
-    );
+    assert!(stdout(&out).contains("for 2 recipient(s)"), "{}", show(&out));
     let mut got = sink.recipients();
     got.sort();
     assert_eq!(got, vec!["reader0@example.org", "reader2@example.org"]);

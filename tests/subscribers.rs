@@ -39,9 +39,7 @@ fn import_reports_invalid_rows_by_line_and_skips_duplicates() {
     let list = stdout(&ws.herald(&["subscribers", "list"]));
     assert!(list.contains("list readers: 3 subscriber(s)"), "{list}");
     assert!(
-        list.contains("ana@example.org")
-            && list.contains("Ana Ruiz")
-            && list.contains("bo@example.net"),
+        list.contains("ana@example.org") && list.contains("Ana Ruiz") && list.contains("bo@example.net"),
         "{list}"
     );
 }
@@ -66,33 +64,22 @@ fn add_remove_and_resubscribe() {
         stdout(&ws.herald(&["subscribers", "add", "ana@example.org"]))
             .contains("ana@example.org subscribed to readers")
     );
-    assert!(
-        stdout(&ws.herald(&["subscribers", "add", "ANA@example.org"]))
-            .contains("already subscribed")
-    );
+    assert!(stdout(&ws.herald(&["subscribers", "add", "ANA@example.org"])).contains("already subscribed"));
     let bad = ws.herald(&["subscribers", "add", "ana@example"]);
     assert!(
-        !bad.status.success()
-            && String::from_utf8_lossy(&bad.stderr).contains("not a deliverable address"),
+        !bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("not a deliverable address"),
         "{}",
         show(&bad)
     );
-    assert!(
-        stdout(&ws.herald(&["subscribers", "remove", "ana@example.org"]))
-            .contains("unsubscribed from readers")
-    );
+    assert!(stdout(&ws.herald(&["subscribers", "remove", "ana@example.org"])).contains("unsubscribed from readers"));
     let again = ws.herald(&["subscribers", "remove", "ana@example.org"]);
     assert_eq!(again.status.code(), Some(1));
     let list = stdout(&ws.herald(&["subscribers", "list", "--status", "unsubscribed"]));
     assert!(
-        list.contains("1 subscriber(s) with status unsubscribed")
-            && list.contains("ana@example.org"),
+        list.contains("1 subscriber(s) with status unsubscribed") && list.contains("ana@example.org"),
         "{list}"
     );
-    assert!(
-        stdout(&ws.herald(&["subscribers", "add", "ana@example.org"]))
-            .contains("subscribed to readers again")
-    );
+    assert!(stdout(&ws.herald(&["subscribers", "add", "ana@example.org"])).contains("subscribed to readers again"));
     let wrong = ws.herald(&["subscribers", "list", "--list", "nope"]);
     assert!(
         String::from_utf8_lossy(&wrong.stderr).contains("no list named \"nope\""),

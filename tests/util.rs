@@ -56,9 +56,7 @@ pub fn file_mail() -> String {
 }
 
 pub fn smtp_mail(port: u16, extra: &str) -> String {
-    format!(
-        "[mail]\ntransport = \"smtp\"\n{extra}\n[mail.smtp]\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\n"
-    )
+    format!("[mail]\ntransport = \"smtp\"\n{extra}\n[mail.smtp]\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\n")
 }
 
 impl Workspace {
@@ -88,10 +86,7 @@ impl Workspace {
     pub fn subscribers(&self, n: usize) {
         let mut csv = String::from("email,name,city\n");
         for i in 0..n {
-            csv.push_str(&format!(
-                "reader{i}@example.org,Reader {i},Town {}\n",
-                i % 7
-            ));
+            csv.push_str(&format!("reader{i}@example.org,Reader {i},Town {}\n", i % 7));
         }
         self.write("subs.csv", &csv);
         let out = self.herald(&["subscribers", "import", "subs.csv"]);
@@ -165,11 +160,7 @@ fn read_all(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// Postfix's `smtp-sink` on a free loopback port, keeping every message it accepts.
@@ -187,11 +178,7 @@ impl SmtpSink {
 
     pub fn start_on(port: u16, options: &[&str]) -> SmtpSink {
         let dump = tempfile::tempdir().unwrap();
-        std::fs::set_permissions(
-            dump.path(),
-            std::os::unix::fs::PermissionsExt::from_mode(0o777),
-        )
-        .unwrap();
+        std::fs::set_permissions(dump.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
         let mut cmd = Command::new("smtp-sink");
         if is_root() {
             cmd.args(["-u", "nobody"]);
@@ -208,10 +195,7 @@ impl SmtpSink {
             .expect("smtp-sink is installed (scripts/test installs Postfix's smtp-sink)");
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "smtp-sink did not start on port {port}"
-            );
+            assert!(Instant::now() < deadline, "smtp-sink did not start on port {port}");
             std::thread::sleep(Duration::from_millis(20));
         }
         SmtpSink { port, child, dump }
@@ -236,12 +220,7 @@ impl SmtpSink {
             .filter_map(|(_, bytes)| {
                 let text = String::from_utf8_lossy(&bytes);
                 let line = text.lines().find(|l| l.starts_with("X-Rcpt-Args: "))?;
-                Some(
-                    line.trim_start_matches("X-Rcpt-Args: <")
-                        .split('>')
-                        .next()?
-                        .to_string(),
-                )
+                Some(line.trim_start_matches("X-Rcpt-Args: <").split('>').next()?.to_string())
             })
             .collect()
     }
@@ -282,8 +261,7 @@ pub fn article_txt(title: &str, topic: &str) -> String {
 pub fn state_count(deliveries: &str, state: &str) -> (u64, u64) {
     for line in deliveries.lines() {
         let words: Vec<&str> = line.split_whitespace().collect();
-        if words.first() == Some(&state) && words.len() >= 2 && !line.trim_start().starts_with('#')
-        {
+        if words.first() == Some(&state) && words.len() >= 2 && !line.trim_start().starts_with('#') {
             let count = words[1].parse().unwrap_or(0);
             let doubt = words
                 .get(2)

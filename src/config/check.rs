@@ -12,10 +12,11 @@ use url::Url;
 
 use super::raw::{RawConfig, RawJob, RawSource};
 use super::{
-    ConfigError, JobSettings, ListSettings, MailSettings, Origins, Problem, Settings, Site,
+    ConfigError, DaemonSettings, JobSettings, ListSettings, LogFormat, MailSettings, Origins, Problem, Settings, Site,
     SmtpSettings, SourceKind, SourceSettings, TlsMode, TransportSettings,
 };
 use crate::render::TemplateSet;
+use crate::schedule::CatchUp;
 use crate::token::TokenKeys;
 
 struct Checker<'a> {
@@ -41,9 +42,7 @@ impl Checker<'_> {
 
     fn url(&mut self, key: &str, value: &str) -> Option<Url> {
         match Url::parse(value) {
-            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host_str().is_some() => {
-                Some(url)
-            }
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host_str().is_some() => Some(url),
             Ok(_) => {
                 self.problem(key, format!("{value:?} is not an http(s) URL"));
                 None
@@ -110,16 +109,12 @@ pub fn check(raw: RawConfig, origins: &Origins, file: &Path) -> Result<Settings,
     }
     let mail = check_mail(&mut c, &raw);
     let tokens = TokenKeys::from_config(raw.tokens.secret.as_deref(), &raw.tokens.previous_secrets);
+    let daemon = check_daemon(&mut c, &raw);
     let sources = check_sources(&mut c, &raw, site.as_ref().map(|s| &s.base_url));
     let lists = check_lists(&mut c, &raw);
     let jobs = check_jobs(&mut c, &raw, &sources, &lists);
 
-    let templates_dir = PathBuf::from(
-        raw.templates
-            .dir
-            .clone()
-            .unwrap_or_else(|| "templates".into()),
-    );
+    let templates_dir = PathBuf::from(raw.templates.dir.clone().unwrap_or_else(|| "templates".into()));
     let templates = if templates_dir.is_dir() {
         match TemplateSet::load(&templates_dir, &jobs) {
             Ok(set) => Some(set),
@@ -135,10 +130,7 @@ pub fn check(raw: RawConfig, origins: &Origins, file: &Path) -> Result<Settings,
             }
         }
     } else {
-        c.problem(
-            "templates.dir",
-            format!("{} is not a folder", templates_dir.display()),
-        );
+        c.problem("templates.dir", format!("{} is not a folder", templates_dir.display()));
         None
     };
 
@@ -150,13 +142,12 @@ pub fn check(raw: RawConfig, origins: &Origins, file: &Path) -> Result<Settings,
             mail,
             tokens,
             templates,
+            daemon,
             sources,
             lists,
             jobs,
         }),
-        _ => Err(ConfigError {
-            problems: c.problems,
-        }),
+        _ => Err(ConfigError { problems: c.problems }),
     }
 }
 
@@ -174,10 +165,7 @@ fn check_site(c: &mut Checker, raw: &RawConfig) -> Option<Site> {
         None => None,
     };
     let postal_address = c.required("site.postal_address", &s.postal_address);
-    if postal_address
-        .as_deref()
-        .is_some_and(|a| a.trim().is_empty())
-    {
+    if postal_address.as_deref().is_some_and(|a| a.trim().is_empty()) {
         c.problem(
             "site.postal_address",
             "must not be empty: bulk mail must carry a postal address",
@@ -223,10 +211,7 @@ fn check_mail(c: &mut Checker, raw: &RawConfig) -> Option<MailSettings> {
                 "starttls" => TlsMode::StartTls,
                 "tls" => TlsMode::Implicit,
                 other => {
-                    c.problem(
-                        "mail.smtp.tls",
-                        format!("{other:?} is not one of none, starttls, tls"),
-                    );
+                    c.problem("mail.smtp.tls", format!("{other:?} is not one of none, starttls, tls"));
                     TlsMode::StartTls
                 }
             };
@@ -252,10 +237,7 @@ fn check_mail(c: &mut Checker, raw: &RawConfig) -> Option<MailSettings> {
             })
         }
         other => {
-            c.problem(
-                "mail.transport",
-                format!("{other:?} is not one of file, smtp"),
-            );
+            c.problem("mail.transport", format!("{other:?} is not one of file, smtp"));
             return None;
         }
     };
@@ -266,9 +248,7 @@ fn check_mail(c: &mut Checker, raw: &RawConfig) -> Option<MailSettings> {
         Some(r) => {
             c.problem(
                 "mail.rate_limit",
-                format!(
-                    "must be a positive number of messages per second (0 = unlimited), not {r}"
-                ),
+                format!("must be a positive number of messages per second (0 = unlimited), not {r}"),
             );
             None
         }
@@ -277,35 +257,35 @@ fn check_mail(c: &mut Checker, raw: &RawConfig) -> Option<MailSettings> {
         transport,
         max_connections: c.positive("mail.max_connections", m.max_connections, 8, 1024) as usize,
         rate_limit,
-        send_timeout: Duration::from_secs(c.positive(
-            "mail.send_timeout_secs",
-            m.send_timeout_secs,
-            60,
-            3600,
-        ) as u64),
-        retry_initial: Duration::from_secs(c.positive(
-            "mail.retry_initial_secs",
-            m.retry_initial_secs,
-            300,
-            86400,
-        ) as u64),
+        send_timeout: Duration::from_secs(c.positive("mail.send_timeout_secs", m.send_timeout_secs, 60, 3600) as u64),
+        retry_initial: Duration::from_secs(
+            c.positive("mail.retry_initial_secs", m.retry_initial_secs, 300, 86400) as u64
+        ),
         retry_max_age: Duration::from_secs(
-            3600 * c.positive(
-                "mail.retry_max_age_hours",
-                m.retry_max_age_hours,
-                72,
-                24 * 30,
-            ) as u64,
+            3600 * c.positive("mail.retry_max_age_hours", m.retry_max_age_hours, 72, 24 * 30) as u64,
         ),
     })
 }
 
-fn check_name(
-    c: &mut Checker,
-    key: &str,
-    name: &Option<String>,
-    seen: &mut HashSet<String>,
-) -> Option<String> {
+fn check_daemon(c: &mut Checker, raw: &RawConfig) -> DaemonSettings {
+    let d = &raw.daemon;
+    let log_format = match d.log_format.as_deref().unwrap_or("text") {
+        "text" => LogFormat::Text,
+        "json" => LogFormat::Json,
+        other => {
+            c.problem("daemon.log_format", format!("{other:?} is not one of text, json"));
+            LogFormat::Text
+        }
+    };
+    DaemonSettings {
+        shutdown_grace: Duration::from_secs(
+            c.positive("daemon.shutdown_grace_secs", d.shutdown_grace_secs, 30, 3600) as u64,
+        ),
+        log_format,
+    }
+}
+
+fn check_name(c: &mut Checker, key: &str, name: &Option<String>, seen: &mut HashSet<String>) -> Option<String> {
     let name = c.required(&format!("{key}.name"), name)?;
     let valid = !name.is_empty()
         && name
@@ -332,27 +312,29 @@ fn check_sources(c: &mut Checker, raw: &RawConfig, site_base: Option<&Url>) -> V
         let key = item_key("sources", i, &s.name);
         let name = check_name(c, &key, &s.name, &mut seen);
         let kind = check_source_kind(c, &key, s, site_base);
+        let poll_interval = Duration::from_secs(c.positive(
+            &format!("{key}.poll_interval_secs"),
+            s.poll_interval_secs,
+            900,
+            7 * 86400,
+        ) as u64);
         if let (Some(name), Some(kind)) = (name, kind) {
-            out.push(SourceSettings { name, kind });
+            out.push(SourceSettings {
+                name,
+                kind,
+                poll_interval,
+            });
         }
     }
     out
 }
 
-fn check_source_kind(
-    c: &mut Checker,
-    key: &str,
-    s: &RawSource,
-    site_base: Option<&Url>,
-) -> Option<SourceKind> {
+fn check_source_kind(c: &mut Checker, key: &str, s: &RawSource, site_base: Option<&Url>) -> Option<SourceKind> {
     match s.kind.as_deref() {
         Some("folder") => {
             let path = PathBuf::from(c.required(&format!("{key}.path"), &s.path)?);
             if !path.is_dir() {
-                c.problem(
-                    &format!("{key}.path"),
-                    format!("{} is not a folder", path.display()),
-                );
+                c.problem(&format!("{key}.path"), format!("{} is not a folder", path.display()));
             }
             let base_url = match &s.base_url {
                 Some(u) => c.url(&format!("{key}.base_url"), u)?,
@@ -365,28 +347,14 @@ fn check_source_kind(
             let url = c.url(&format!("{key}.url"), &url)?;
             Some(SourceKind::Feed {
                 url,
-                timeout: Duration::from_secs(c.positive(
-                    &format!("{key}.timeout_secs"),
-                    s.timeout_secs,
-                    20,
-                    600,
-                ) as u64),
-                max_bytes: c.positive(
-                    &format!("{key}.max_bytes"),
-                    s.max_bytes,
-                    10 * 1024 * 1024,
-                    1 << 30,
-                ) as u64,
-                max_items: c.positive(&format!("{key}.max_items"), s.max_items, 1000, 100_000)
-                    as usize,
+                timeout: Duration::from_secs(c.positive(&format!("{key}.timeout_secs"), s.timeout_secs, 20, 600) as u64),
+                max_bytes: c.positive(&format!("{key}.max_bytes"), s.max_bytes, 10 * 1024 * 1024, 1 << 30) as u64,
+                max_items: c.positive(&format!("{key}.max_items"), s.max_items, 1000, 100_000) as usize,
                 trust_ids: s.trust_ids.unwrap_or(true),
             })
         }
         Some(other) => {
-            c.problem(
-                &format!("{key}.type"),
-                format!("{other:?} is not one of folder, feed"),
-            );
+            c.problem(&format!("{key}.type"), format!("{other:?} is not one of folder, feed"));
             None
         }
         None => {
@@ -408,10 +376,7 @@ fn check_lists(c: &mut Checker, raw: &RawConfig) -> Vec<ListSettings> {
         if let Some(seed) = &seed
             && !seed.is_file()
         {
-            c.problem(
-                &format!("{key}.seed"),
-                format!("{} is not a file", seed.display()),
-            );
+            c.problem(&format!("{key}.seed"), format!("{} is not a file", seed.display()));
         }
         out.push(ListSettings {
             title: l.title.clone().unwrap_or_else(|| name.clone()),
@@ -448,10 +413,7 @@ fn check_jobs(
             if !lists_taken.insert(job.list.clone()) {
                 c.problem(
                     &format!("{key}.list"),
-                    format!(
-                        "list {:?} already has a digest job; one digest job per list",
-                        job.list
-                    ),
+                    format!("list {:?} already has a digest job; one digest job per list", job.list),
                 );
             }
             if let Some(name) = name {
@@ -488,10 +450,7 @@ fn check_job(
         Some(names) => {
             for name in names {
                 if !sources.iter().any(|s| &s.name == name) {
-                    c.problem(
-                        &k("sources"),
-                        format!("no source named {name:?} in [[sources]]"),
-                    );
+                    c.problem(&k("sources"), format!("no source named {name:?} in [[sources]]"));
                 }
             }
             if names.is_empty() {
@@ -508,10 +467,7 @@ fn check_job(
     let cron = schedule.as_deref().and_then(|line| match parse_cron(line) {
         Ok(cron) => Some(cron),
         Err(e) => {
-            c.problem(
-                &k("schedule"),
-                format!("{line:?} is not a valid cron line: {e}"),
-            );
+            c.problem(&k("schedule"), format!("{line:?} is not a valid cron line: {e}"));
             None
         }
     });
@@ -529,6 +485,15 @@ fn check_job(
         });
     let max_articles = c.positive(&k("max_articles"), j.max_articles, 20, 500) as usize;
     let lookback_hours = c.positive(&k("lookback_hours"), j.lookback_hours, 24, 24 * 366);
+    let catch_up = match j.catch_up.as_deref().unwrap_or("latest") {
+        "latest" => CatchUp::Latest,
+        "skip" => CatchUp::Skip,
+        other => {
+            c.problem(&k("catch_up"), format!("{other:?} is not one of latest, skip"));
+            CatchUp::Skip
+        }
+    };
+    let catch_up_window_hours = c.positive(&k("catch_up_window_hours"), j.catch_up_window_hours, 6, 24 * 31);
     Some(JobSettings {
         name: String::new(),
         list: list?,
@@ -537,9 +502,13 @@ fn check_job(
         cron: cron?,
         timezone: timezone?,
         template: j.template.clone().unwrap_or_else(|| "digest".into()),
-        subject: j.subject.clone().unwrap_or_else(|| "{{site.name}}: {{edition.count}} new {{#if edition.single}}story{{else}}stories{{/if}}".into()),
+        subject: j.subject.clone().unwrap_or_else(|| {
+            "{{site.name}}: {{edition.count}} new {{#if edition.single}}story{{else}}stories{{/if}}".into()
+        }),
         max_articles,
         send_when_empty: j.send_when_empty.unwrap_or(false),
         lookback: chrono::Duration::hours(lookback_hours),
+        catch_up,
+        catch_up_window: chrono::Duration::hours(catch_up_window_hours),
     })
 }

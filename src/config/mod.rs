@@ -13,9 +13,10 @@ use std::time::Duration;
 use chrono_tz::Tz;
 
 use crate::render::TemplateSet;
+use crate::schedule::CatchUp;
 use crate::token::TokenKeys;
 
-pub use check::check;
+pub use check::{check, parse_cron};
 
 /// Where the configuration is read from when neither `--config` nor `HERALD_CONFIG` is given.
 pub const DEFAULT_CONFIG_PATH: &str = "config/herald.toml";
@@ -91,10 +92,7 @@ pub fn env_var_for(key: &str) -> String {
 
 /// Reads and checks the configuration at `path`, with the given environment
 /// (normally `std::env::vars()`, after `.env` has been read).
-pub fn load(
-    path: &Path,
-    env: impl IntoIterator<Item = (String, String)>,
-) -> Result<Settings, ConfigError> {
+pub fn load(path: &Path, env: impl IntoIterator<Item = (String, String)>) -> Result<Settings, ConfigError> {
     let file = path.display().to_string();
     let env: BTreeMap<String, String> = env
         .into_iter()
@@ -141,6 +139,7 @@ pub struct Settings {
     pub mail: MailSettings,
     pub tokens: TokenKeys,
     pub templates: TemplateSet,
+    pub daemon: DaemonSettings,
     pub sources: Vec<SourceSettings>,
     pub lists: Vec<ListSettings>,
     pub jobs: Vec<JobSettings>,
@@ -228,13 +227,27 @@ impl fmt::Debug for SmtpSettings {
     }
 }
 
-#[derive(Debug, Clone)]
-pub struct SourceSettings {
-    pub name: String,
-    pub kind: SourceKind,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Clone)]
+pub struct DaemonSettings {
+    /// How long in-flight sends may take to finish after SIGTERM.
+    pub shutdown_grace: Duration,
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceSettings {
+    pub name: String,
+    pub kind: SourceKind,
+    pub poll_interval: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
 pub enum SourceKind {
     Folder {
         path: PathBuf,
@@ -269,6 +282,8 @@ pub struct JobSettings {
     pub max_articles: usize,
     pub send_when_empty: bool,
     pub lookback: chrono::Duration,
+    pub catch_up: CatchUp,
+    pub catch_up_window: chrono::Duration,
 }
 
 #[cfg(test)]

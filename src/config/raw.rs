@@ -17,6 +17,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub templates: RawTemplates,
     #[serde(default)]
+    pub daemon: RawDaemon,
+    #[serde(default)]
     pub sources: Vec<RawSource>,
     #[serde(default)]
     pub lists: Vec<RawList>,
@@ -87,6 +89,13 @@ pub struct RawTemplates {
     pub dir: Option<String>,
 }
 
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawDaemon {
+    pub shutdown_grace_secs: Option<i64>,
+    pub log_format: Option<String>,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSource {
@@ -103,6 +112,8 @@ pub struct RawSource {
     pub max_bytes: Option<i64>,
     pub max_items: Option<i64>,
     pub trust_ids: Option<bool>,
+    /// How often `herald run` polls this source.
+    pub poll_interval_secs: Option<i64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -127,4 +138,6 @@ pub struct RawJob {
     pub max_articles: Option<i64>,
     pub send_when_empty: Option<bool>,
     pub lookback_hours: Option<i64>,
+    pub catch_up: Option<String>,
+    pub catch_up_window_hours: Option<i64>,
 }

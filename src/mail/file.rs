@@ -13,11 +13,8 @@ pub struct FileTransport {
 
 impl FileTransport {
     pub fn new(dir: &Path) -> Result<FileTransport, String> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create outbox {}: {e}", dir.display()))?;
-        Ok(FileTransport {
-            dir: dir.to_path_buf(),
-        })
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create outbox {}: {e}", dir.display()))?;
+        Ok(FileTransport { dir: dir.to_path_buf() })
     }
 
     pub fn dir(&self) -> &Path {

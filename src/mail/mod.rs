@@ -84,8 +84,7 @@ pub fn enhanced_code(reply: &str) -> Option<(u8, u16, u16)> {
             let class: u8 = parts.next()?.parse().ok()?;
             let subject: u16 = parts.next()?.parse().ok()?;
             let detail: u16 = parts.next()?.parse().ok()?;
-            (parts.next().is_none() && matches!(class, 2 | 4 | 5))
-                .then_some((class, subject, detail))
+            (parts.next().is_none() && matches!(class, 2 | 4 | 5)).then_some((class, subject, detail))
         })
 }
 

@@ -16,18 +16,13 @@ pub struct SmtpTransport {
 }
 
 impl SmtpTransport {
-    pub fn new(
-        s: &SmtpSettings,
-        max_connections: usize,
-        timeout: Duration,
-    ) -> Result<SmtpTransport, String> {
+    pub fn new(s: &SmtpSettings, max_connections: usize, timeout: Duration) -> Result<SmtpTransport, String> {
         let builder = match s.tls {
             TlsMode::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host),
-            TlsMode::StartTls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&s.host)
-                .map_err(|e| e.to_string())?,
-            TlsMode::Implicit => {
-                AsyncSmtpTransport::<Tokio1Executor>::relay(&s.host).map_err(|e| e.to_string())?
+            TlsMode::StartTls => {
+                AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&s.host).map_err(|e| e.to_string())?
             }
+            TlsMode::Implicit => AsyncSmtpTransport::<Tokio1Executor>::relay(&s.host).map_err(|e| e.to_string())?,
         };
         let mut builder = builder.port(s.port).timeout(Some(timeout)).pool_config(
             PoolConfig::new()
@@ -66,16 +61,12 @@ impl SmtpTransport {
                 if e.is_permanent() {
                     classify_permanent(reply)
                 } else if e.is_transient() {
-                    Delivery::Transient {
-                        reply,
-                        in_doubt: false,
-                    }
+                    Delivery::Transient { reply, in_doubt: false }
                 } else {
                     // A failure while connecting cannot have delivered anything; one
                     // mid-session (a dropped connection, a garbled reply, a timeout)
                     // may have come after the server took the message.
-                    let mid_session =
-                        e.is_timeout() || e.is_response() || reply.starts_with("network error");
+                    let mid_session = e.is_timeout() || e.is_response() || reply.starts_with("network error");
                     Delivery::Transient {
                         reply,
                         in_doubt: mid_session,

@@ -18,10 +18,7 @@ pub const FIELDS: &[&str] = &["name", "email", "unsubscribe_url"];
 
 /// Whether `field` is a merge field: one of [`FIELDS`] or `attributes.<key>`.
 pub fn is_known_field(field: &str) -> bool {
-    FIELDS.contains(&field)
-        || field
-            .strip_prefix("attributes.")
-            .is_some_and(|k| !k.is_empty())
+    FIELDS.contains(&field) || field.strip_prefix("attributes.").is_some_and(|k| !k.is_empty())
 }
 
 /// The marker the shared render leaves for `field`.
@@ -33,12 +30,7 @@ pub fn marker(field: &str, default: &str) -> String {
 /// smuggle in a merge field.
 pub fn strip_markers(value: &str) -> Cow<'_, str> {
     if value.contains([OPEN, SEP, CLOSE]) {
-        Cow::Owned(
-            value
-                .chars()
-                .filter(|c| !matches!(*c, OPEN | SEP | CLOSE))
-                .collect(),
-        )
+        Cow::Owned(value.chars().filter(|c| !matches!(*c, OPEN | SEP | CLOSE)).collect())
     } else {
         Cow::Borrowed(value)
     }
@@ -95,10 +87,7 @@ impl MergeTemplate {
             literal_len += rest.len();
             segments.push(Segment::Literal(rest.to_string()));
         }
-        MergeTemplate {
-            segments,
-            literal_len,
-        }
+        MergeTemplate { segments, literal_len }
     }
 
     /// The names of the fields this part uses.
@@ -152,9 +141,6 @@ mod tests {
         ));
         assert_eq!(t.fill(&R, Escape::Html), "Hi Ana &lt;b&gt;, from here!");
         assert_eq!(t.fill(&R, Escape::Text), "Hi Ana <b>, from here!");
-        assert_eq!(
-            t.fields().collect::<Vec<_>>(),
-            vec!["name", "attributes.city"]
-        );
+        assert_eq!(t.fields().collect::<Vec<_>>(), vec!["name", "attributes.city"]);
     }
 }

@@ -9,9 +9,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use handlebars::{
-    Context, Handlebars, Helper, HelperResult, Output, RenderContext, RenderErrorReason,
-};
+use handlebars::{Context, Handlebars, Helper, HelperResult, Output, RenderContext, RenderErrorReason};
 use serde::Serialize;
 
 use crate::config::{JobSettings, ListSettings, Site};
@@ -130,11 +128,7 @@ impl EditionData {
                     url: safe(&a.url),
                     excerpt: safe(&a.excerpt),
                     author: a.author.as_deref().map(safe),
-                    published: a
-                        .published()
-                        .with_timezone(&tz)
-                        .format("%-d %B %Y")
-                        .to_string(),
+                    published: a.published().with_timezone(&tz).format("%-d %B %Y").to_string(),
                     tags: a.tags().iter().map(|t| safe(t)).collect(),
                     image: a.image.as_deref().map(safe),
                 })
@@ -151,19 +145,17 @@ fn recipient_helper(
     _: &mut RenderContext,
     out: &mut dyn Output,
 ) -> HelperResult {
-    let field = h.param(0).and_then(|p| p.value().as_str()).ok_or_else(|| {
-        RenderErrorReason::Other("recipient needs a field name, e.g. {{recipient \"name\"}}".into())
-    })?;
+    let field = h
+        .param(0)
+        .and_then(|p| p.value().as_str())
+        .ok_or_else(|| RenderErrorReason::Other("recipient needs a field name, e.g. {{recipient \"name\"}}".into()))?;
     if !is_known_field(field) {
         return Err(RenderErrorReason::Other(format!(
             "recipient field {field:?} is unknown (use name, email, unsubscribe_url or attributes.<key>)"
         ))
         .into());
     }
-    let default = h
-        .hash_get("default")
-        .and_then(|v| v.value().as_str())
-        .unwrap_or("");
+    let default = h.hash_get("default").and_then(|v| v.value().as_str()).unwrap_or("");
     out.write(&marker(field, default))?;
     Ok(())
 }
@@ -239,11 +231,7 @@ impl TemplateSet {
                 problems.extend(set.try_job(job));
             }
         }
-        if problems.is_empty() {
-            Ok(set)
-        } else {
-            Err(problems)
-        }
+        if problems.is_empty() { Ok(set) } else { Err(problems) }
     }
 
     /// Checks a job's templates exist and render sample editions (one full, one sparse).
@@ -274,12 +262,7 @@ impl TemplateSet {
                             .display()
                             .to_string(),
                     ),
-                    _ => Some(
-                        self.dir
-                            .join(format!("{}.txt.hbs", job.template))
-                            .display()
-                            .to_string(),
-                    ),
+                    _ => Some(self.dir.join(format!("{}.txt.hbs", job.template)).display().to_string()),
                 };
                 let key = if e.part == "subject" {
                     format!("jobs.{:?}.subject", job.name)
@@ -298,11 +281,7 @@ impl TemplateSet {
     }
 
     /// Renders what all recipients of an edition share.
-    pub fn render_edition(
-        &self,
-        job: &JobSettings,
-        data: &EditionData,
-    ) -> Result<SharedParts, RenderError> {
+    pub fn render_edition(&self, job: &JobSettings, data: &EditionData) -> Result<SharedParts, RenderError> {
         let fail = |part: &'static str| {
             move |e: handlebars::RenderError| RenderError {
                 job: job.name.clone(),
@@ -314,14 +293,8 @@ impl TemplateSet {
             .text
             .render(&subject_name(&job.name), data)
             .map_err(fail("subject"))?;
-        let text = self
-            .text
-            .render(&job.template, data)
-            .map_err(fail("text"))?;
-        let html = self
-            .html
-            .render(&job.template, data)
-            .map_err(fail("html"))?;
+        let text = self.text.render(&job.template, data).map_err(fail("text"))?;
+        let html = self.html.render(&job.template, data).map_err(fail("html"))?;
         let html = css_inline::CSSInliner::options()
             .load_remote_stylesheets(false)
             .keep_style_tags(true)
@@ -351,11 +324,7 @@ fn sample_editions(job: &JobSettings) -> Vec<EditionData> {
         excerpt: "A sample excerpt.".into(),
         author: full.then(|| "Sample Author".into()),
         published: "1 January 2026".into(),
-        tags: if full {
-            vec!["sample".into()]
-        } else {
-            Vec::new()
-        },
+        tags: if full { vec!["sample".into()] } else { Vec::new() },
         image: full.then(|| "https://example.org/sample.png".into()),
     };
     let make = |articles: Vec<ArticleData>| EditionData {
@@ -377,8 +346,5 @@ fn sample_editions(job: &JobSettings) -> Vec<EditionData> {
         },
         articles,
     };
-    vec![
-        make(vec![article(1, true), article(2, false)]),
-        make(Vec::new()),
-    ]
+    vec![make(vec![article(1, true), article(2, false)]), make(Vec::new())]
 }

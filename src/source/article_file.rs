@@ -18,9 +18,7 @@ pub enum FileError {
     FrontMatter(String),
     #[error("bad JSON: {0}")]
     Json(String),
-    #[error(
-        "bad `published` value {0:?}: use RFC 3339 (2026-03-01T07:00:00Z) or a date (2026-03-01)"
-    )]
+    #[error("bad `published` value {0:?}: use RFC 3339 (2026-03-01T07:00:00Z) or a date (2026-03-01)")]
     Published(String),
     #[error("not an article file (use .txt, .md or .json)")]
     UnknownExtension,
@@ -79,8 +77,7 @@ pub fn parse(ext: &str, text: &str, modified: DateTime<Utc>) -> Result<Draft, Fi
         "txt" => parse_text(text, modified),
         "md" | "markdown" => parse_markdown(text, modified),
         "json" => {
-            let meta: Meta =
-                serde_json::from_str(text).map_err(|e| FileError::Json(e.to_string()))?;
+            let meta: Meta = serde_json::from_str(text).map_err(|e| FileError::Json(e.to_string()))?;
             let body = match (&meta.content_html, &meta.body) {
                 (Some(html), _) => Body::Html(html.clone()),
                 (None, Some(body)) => Body::Text(body.clone()),
@@ -97,12 +94,7 @@ fn parse_text(text: &str, modified: DateTime<Utc>) -> Result<Draft, FileError> {
     let mut lines = text.lines().skip_while(|l| l.trim().is_empty());
     let title = lines.next().ok_or(FileError::NoTitle)?.trim().to_string();
     let rest: Vec<&str> = lines.collect();
-    draft(
-        Meta::default(),
-        title,
-        Body::Text(rest.join("\n")),
-        modified,
-    )
+    draft(Meta::default(), title, Body::Text(rest.join("\n")), modified)
 }
 
 fn parse_markdown(text: &str, modified: DateTime<Utc>) -> Result<Draft, FileError> {
@@ -118,12 +110,8 @@ fn parse_markdown(text: &str, modified: DateTime<Utc>) -> Result<Draft, FileErro
     let markdown: Vec<&str> = body_lines.collect();
     let markdown = markdown.join("\n");
     let mut html = String::new();
-    let parser = pulldown_cmark::Parser::new(&markdown).filter(|e| {
-        !matches!(
-            e,
-            pulldown_cmark::Event::Html(_) | pulldown_cmark::Event::InlineHtml(_)
-        )
-    });
+    let parser = pulldown_cmark::Parser::new(&markdown)
+        .filter(|e| !matches!(e, pulldown_cmark::Event::Html(_) | pulldown_cmark::Event::InlineHtml(_)));
     pulldown_cmark::html::push_html(&mut html, parser);
     draft(meta, title, Body::Html(html), modified)
 }
@@ -142,18 +130,16 @@ fn split_front_matter(text: &str) -> Result<(Meta, &str), FileError> {
             let front = &after[..offset];
             let body = &after[offset + line.len()..];
             let value: serde_json::Value = if fence == "+++" {
-                let table: toml::Table =
-                    toml::from_str(front).map_err(|e| FileError::FrontMatter(e.to_string()))?;
+                let table: toml::Table = toml::from_str(front).map_err(|e| FileError::FrontMatter(e.to_string()))?;
                 toml_to_json(toml::Value::Table(table))
             } else if front.trim().is_empty() {
                 serde_json::Value::Object(Default::default())
             } else {
-                let yaml: serde_yaml::Value = serde_yaml::from_str(front)
-                    .map_err(|e| FileError::FrontMatter(e.to_string()))?;
+                let yaml: serde_yaml::Value =
+                    serde_yaml::from_str(front).map_err(|e| FileError::FrontMatter(e.to_string()))?;
                 serde_json::to_value(yaml).map_err(|e| FileError::FrontMatter(e.to_string()))?
             };
-            let meta =
-                serde_json::from_value(value).map_err(|e| FileError::FrontMatter(e.to_string()))?;
+            let meta = serde_json::from_value(value).map_err(|e| FileError::FrontMatter(e.to_string()))?;
             return Ok((meta, body));
         }
         offset += line.len();
@@ -170,18 +156,11 @@ fn toml_to_json(value: toml::Value) -> serde_json::Value {
         toml::Value::Boolean(b) => J::Bool(b),
         toml::Value::Datetime(d) => J::String(d.to_string()),
         toml::Value::Array(a) => J::Array(a.into_iter().map(toml_to_json).collect()),
-        toml::Value::Table(t) => {
-            J::Object(t.into_iter().map(|(k, v)| (k, toml_to_json(v))).collect())
-        }
+        toml::Value::Table(t) => J::Object(t.into_iter().map(|(k, v)| (k, toml_to_json(v))).collect()),
     }
 }
 
-fn draft(
-    meta: Meta,
-    title: String,
-    body: Body,
-    modified: DateTime<Utc>,
-) -> Result<Draft, FileError> {
+fn draft(meta: Meta, title: String, body: Body, modified: DateTime<Utc>) -> Result<Draft, FileError> {
     if title.trim().is_empty() {
         return Err(FileError::NoTitle);
     }
@@ -235,21 +214,13 @@ mod tests {
 
     #[test]
     fn text_file_title_and_paragraphs() {
-        let d = parse(
-            "txt",
-            "\n  Title here \n\nFirst para\nwraps.\n\nSecond.\n",
-            t0(),
-        )
-        .unwrap();
+        let d = parse("txt", "\n  Title here \n\nFirst para\nwraps.\n\nSecond.\n", t0()).unwrap();
         assert_eq!(d.title, "Title here");
         assert_eq!(d.published, t0());
         let Body::Text(body) = d.body else {
             panic!("text body expected")
         };
-        assert_eq!(
-            crate::clean::paragraphs(&body),
-            vec!["First para wraps.", "Second."]
-        );
+        assert_eq!(crate::clean::paragraphs(&body), vec!["First para wraps.", "Second."]);
     }
 
     #[test]
@@ -259,7 +230,8 @@ mod tests {
         assert_eq!((d.title.as_str(), d.tags.len()), ("T", 2));
         assert_eq!(d.published.to_rfc3339(), "2026-03-01T07:00:00+00:00");
 
-        let yaml = "---\nurl: https://example.org/x\ntags: one, two\npublished: 2026-03-01\n---\n# Heading title\n\nBody.\n";
+        let yaml =
+            "---\nurl: https://example.org/x\ntags: one, two\npublished: 2026-03-01\n---\n# Heading title\n\nBody.\n";
         let d = parse("md", yaml, t0()).unwrap();
         assert_eq!(d.title, "Heading title");
         assert_eq!(d.tags, vec!["one", "two"]);
@@ -280,9 +252,6 @@ mod tests {
             parse("md", "+++\npublished = \"soon\"\n+++\n# T\n", t0()),
             Err(FileError::Published(_))
         ));
-        assert!(matches!(
-            parse("txt", "  \n\n", t0()),
-            Err(FileError::Empty)
-        ));
+        assert!(matches!(parse("txt", "  \n\n", t0()), Err(FileError::Empty)));
     }
 }

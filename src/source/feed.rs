@@ -62,10 +62,7 @@ pub async fn poll(
         etag: header(ETAG),
         last_modified: header(LAST_MODIFIED),
     };
-    if response
-        .content_length()
-        .is_some_and(|len| len > limits.max_bytes)
-    {
+    if response.content_length().is_some_and(|len| len > limits.max_bytes) {
         return Err(SourceError::TooLarge {
             url: shown,
             max: limits.max_bytes,
@@ -87,12 +84,10 @@ pub async fn poll(
         .base_uri(Some(url.as_str()))
         .id_generator(|_, _, _| String::new())
         .build();
-    let feed = parser
-        .parse(body.as_slice())
-        .map_err(|e| SourceError::Parse {
-            url: shown.clone(),
-            error: e.to_string(),
-        })?;
+    let feed = parser.parse(body.as_slice()).map_err(|e| SourceError::Parse {
+        url: shown.clone(),
+        error: e.to_string(),
+    })?;
 
     let mut polled = Polled {
         validators: Some(validators),
@@ -103,24 +98,16 @@ pub async fn poll(
         let draft = entry_draft(entry, limits.trust_ids, fetched_at);
         match Article::from_draft(name, draft, None) {
             Ok(article) if article.url.is_empty() && article.identity.starts_with("hash:") => {
-                polled
-                    .skipped
-                    .push(format!("{shown} item {}: no link", index + 1));
+                polled.skipped.push(format!("{shown} item {}: no link", index + 1));
             }
             Ok(article) => polled.articles.push(article),
-            Err(e) => polled
-                .skipped
-                .push(format!("{shown} item {}: {e}", index + 1)),
+            Err(e) => polled.skipped.push(format!("{shown} item {}: {e}", index + 1)),
         }
     }
     Ok(polled)
 }
 
-fn entry_draft(
-    entry: feed_rs::model::Entry,
-    trust_ids: bool,
-    fetched_at: chrono::DateTime<Utc>,
-) -> Draft {
+fn entry_draft(entry: feed_rs::model::Entry, trust_ids: bool, fetched_at: chrono::DateTime<Utc>) -> Draft {
     let link = entry
         .links
         .iter()
@@ -135,9 +122,7 @@ fn entry_draft(
         }
     };
     let body = match (&entry.content, &entry.summary) {
-        (Some(content), _) if content.body.is_some() => {
-            Body::Html(content.body.clone().unwrap_or_default())
-        }
+        (Some(content), _) if content.body.is_some() => Body::Html(content.body.clone().unwrap_or_default()),
         (_, Some(summary)) => Body::Html(summary.content.clone()),
         _ => Body::Text(String::new()),
     };
@@ -149,10 +134,7 @@ fn entry_draft(
                 .iter()
                 .map(|t| t.image.uri.clone())
                 .chain(m.content.iter().filter_map(|c| {
-                    let is_image = c
-                        .content_type
-                        .as_ref()
-                        .is_some_and(|t| t.ty().as_str() == "image");
+                    let is_image = c.content_type.as_ref().is_some_and(|t| t.ty().as_str() == "image");
                     c.url.as_ref().filter(|_| is_image).map(|u| u.to_string())
                 }))
         })

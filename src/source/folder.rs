@@ -50,9 +50,8 @@ fn poll_blocking(name: &str, root: &Path, base_url: &Url) -> Result<Polled, Sour
             .unwrap_or_else(|_| crate::clock::now());
         match article_file::parse(&ext, &text, modified)
             .map_err(|e| e.to_string())
-            .and_then(|draft| {
-                Article::from_draft(name, draft, Some(base_url)).map_err(|e| e.to_string())
-            }) {
+            .and_then(|draft| Article::from_draft(name, draft, Some(base_url)).map_err(|e| e.to_string()))
+        {
             Ok(article) => polled.articles.push(article),
             Err(e) => polled.skipped.push(format!("{shown}: {e}")),
         }

@@ -36,9 +36,7 @@ pub enum SourceError {
     Http { url: String, error: String },
     #[error("{url} answered HTTP {status}")]
     Status { url: String, status: u16 },
-    #[error(
-        "{url} is larger than max_bytes ({max} bytes); raise the source's max_bytes if it is genuine"
-    )]
+    #[error("{url} is larger than max_bytes ({max} bytes); raise the source's max_bytes if it is genuine")]
     TooLarge { url: String, max: u64 },
     #[error("{url} is not a feed Herald can read (RSS, Atom or JSON Feed): {error}")]
     Parse { url: String, error: String },

@@ -42,11 +42,7 @@ impl StoredArticle {
 impl Store {
     /// Stores an article once per identity; an edited article is updated in
     /// place (and so is never sent again as new).
-    pub async fn upsert_article(
-        &self,
-        article: &Article,
-        now: DateTime<Utc>,
-    ) -> Result<Upsert, StoreError> {
+    pub async fn upsert_article(&self, article: &Article, now: DateTime<Utc>) -> Result<Upsert, StoreError> {
         let hash = article.content_hash();
         let tags = serde_json::to_string(&article.tags).expect("strings serialise");
         let now = now.timestamp_millis();
@@ -104,10 +100,7 @@ impl Store {
                 .fetch_optional(&self.pool)
                 .await?;
         Ok(row
-            .map(|(etag, last_modified)| Validators {
-                etag,
-                last_modified,
-            })
+            .map(|(etag, last_modified)| Validators { etag, last_modified })
             .unwrap_or_default())
     }
 

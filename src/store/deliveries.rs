@@ -52,10 +52,9 @@ impl fmt::Display for DeliveryState {
 impl FromStr for DeliveryState {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        Self::ALL
-            .into_iter()
-            .find(|state| state.as_str() == s)
-            .ok_or_else(|| format!("{s:?} is not a delivery state (queued, sending, sent, failed, suppressed, expired)"))
+        Self::ALL.into_iter().find(|state| state.as_str() == s).ok_or_else(|| {
+            format!("{s:?} is not a delivery state (queued, sending, sent, failed, suppressed, expired)")
+        })
     }
 }
 
@@ -135,11 +134,7 @@ pub enum Outcome {
 impl Store {
     /// Puts rows of `job` that are `sending` with an expired lease back in the
     /// queue, flagged in doubt. Returns how many.
-    pub async fn recover_expired_leases(
-        &self,
-        job: &str,
-        now: DateTime<Utc>,
-    ) -> Result<u64, StoreError> {
+    pub async fn recover_expired_leases(&self, job: &str, now: DateTime<Utc>) -> Result<u64, StoreError> {
         let now = now.timestamp_millis();
         Ok(sqlx::query(
             "UPDATE deliveries SET state = 'queued', in_doubt = 1, lease_until = NULL, next_attempt_at = $2, updated_at = $2 \
@@ -205,11 +200,7 @@ impl Store {
         let now_ms = now.timestamp_millis();
         let (state, reply, next, in_doubt, undo_attempt) = match outcome {
             Outcome::Sent { reply } => ("sent", Some(reply.as_str()), None, false, 0),
-            Outcome::Retry {
-                reply,
-                at,
-                in_doubt,
-            } => (
+            Outcome::Retry { reply, at, in_doubt } => (
                 "queued",
                 Some(reply.as_str()),
                 Some(at.timestamp_millis()),
@@ -281,23 +272,21 @@ impl Store {
 
     /// When the earliest lease on a `sending` row of `job` runs out.
     pub async fn earliest_lease(&self, job: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let at: Option<i64> = sqlx::query_scalar(
-            "SELECT MIN(lease_until) FROM deliveries WHERE job = $1 AND state = 'sending'",
-        )
-        .bind(job)
-        .fetch_one(&self.pool)
-        .await?;
+        let at: Option<i64> =
+            sqlx::query_scalar("SELECT MIN(lease_until) FROM deliveries WHERE job = $1 AND state = 'sending'")
+                .bind(job)
+                .fetch_one(&self.pool)
+                .await?;
         Ok(at.and_then(DateTime::from_timestamp_millis))
     }
 
     /// The earliest next attempt among queued rows of `job`.
     pub async fn next_retry_at(&self, job: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let at: Option<i64> = sqlx::query_scalar(
-            "SELECT MIN(next_attempt_at) FROM deliveries WHERE job = $1 AND state = 'queued'",
-        )
-        .bind(job)
-        .fetch_one(&self.pool)
-        .await?;
+        let at: Option<i64> =
+            sqlx::query_scalar("SELECT MIN(next_attempt_at) FROM deliveries WHERE job = $1 AND state = 'queued'")
+                .bind(job)
+                .fetch_one(&self.pool)
+                .await?;
         Ok(at.and_then(DateTime::from_timestamp_millis))
     }
 }

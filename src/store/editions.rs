@@ -34,11 +34,7 @@ impl Store {
     /// `queued` delivery row per active, unsuppressed subscriber, all in one
     /// transaction. Fails without writing anything if another edition of the
     /// job already took one of the articles.
-    pub async fn create_edition(
-        &self,
-        e: &NewEdition<'_>,
-        now: DateTime<Utc>,
-    ) -> Result<EditionRow, StoreError> {
+    pub async fn create_edition(&self, e: &NewEdition<'_>, now: DateTime<Utc>) -> Result<EditionRow, StoreError> {
         let now = now.timestamp_millis();
         let mut tx = self.pool.begin().await?;
         let id: i64 = sqlx::query_scalar(
@@ -97,10 +93,12 @@ impl Store {
 
     /// The creation time of the job's latest edition.
     pub async fn last_edition_at(&self, job: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let at: Option<i64> = sqlx::query_scalar("SELECT created_at FROM editions WHERE job = $1 ORDER BY created_at DESC, id DESC LIMIT 1")
-            .bind(job)
-            .fetch_optional(&self.pool)
-            .await?;
+        let at: Option<i64> = sqlx::query_scalar(
+            "SELECT created_at FROM editions WHERE job = $1 ORDER BY created_at DESC, id DESC LIMIT 1",
+        )
+        .bind(job)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(at.and_then(DateTime::from_timestamp_millis))
     }
 }

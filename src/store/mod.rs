@@ -5,6 +5,7 @@
 mod articles;
 mod deliveries;
 mod editions;
+mod fires;
 mod subscribers;
 
 use std::path::Path;
@@ -54,14 +55,9 @@ impl Store {
         };
         let url = match backend {
             Backend::Sqlite => {
-                let path = url
-                    .trim_start_matches("sqlite://")
-                    .trim_start_matches("sqlite:");
+                let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
                 let file = path.split('?').next().unwrap_or(path);
-                if let Some(parent) = Path::new(file)
-                    .parent()
-                    .filter(|p| !p.as_os_str().is_empty())
-                {
+                if let Some(parent) = Path::new(file).parent().filter(|p| !p.as_os_str().is_empty()) {
                     std::fs::create_dir_all(parent).map_err(|error| StoreError::Folder {
                         path: file.to_string(),
                         error,
@@ -75,8 +71,7 @@ impl Store {
             }
             Backend::Postgres => url.to_string(),
         };
-        let options =
-            AnyPoolOptions::new().max_connections(if backend == Backend::Sqlite { 4 } else { 16 });
+        let options = AnyPoolOptions::new().max_connections(if backend == Backend::Sqlite { 4 } else { 16 });
         let options = if backend == Backend::Sqlite {
             options.after_connect(|conn, _| {
                 Box::pin(async move {
@@ -108,19 +103,14 @@ impl Store {
 
     /// The token secret generated for this store when none is configured.
     pub async fn generated_token_secret(&self) -> Result<String, StoreError> {
-        let fresh = format!(
-            "{}{}",
-            uuid::Uuid::new_v4().simple(),
-            uuid::Uuid::new_v4().simple()
-        );
+        let fresh = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
         sqlx::query("INSERT INTO secrets (name, value) VALUES ('token_secret', $1) ON CONFLICT (name) DO NOTHING")
             .bind(&fresh)
             .execute(&self.pool)
             .await?;
-        let value: String =
-            sqlx::query_scalar("SELECT value FROM secrets WHERE name = 'token_secret'")
-                .fetch_one(&self.pool)
-                .await?;
+        let value: String = sqlx::query_scalar("SELECT value FROM secrets WHERE name = 'token_secret'")
+            .fetch_one(&self.pool)
+            .await?;
         Ok(value)
     }
 }
@@ -138,7 +128,5 @@ fn parse_state<T: FromStr>(value: &str) -> T
 where
     T::Err: std::fmt::Debug,
 {
-    value
-        .parse()
-        .expect("the store only holds values Herald wrote")
+    value.parse().expect("the store only holds values Herald wrote")
 }

@@ -117,12 +117,7 @@ impl Store {
     }
 
     /// Marks a subscriber as unsubscribed; returns whether one was active.
-    pub async fn unsubscribe(
-        &self,
-        list: &str,
-        email: &str,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
+    pub async fn unsubscribe(&self, list: &str, email: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "UPDATE subscribers SET status = 'unsubscribed', updated_at = $3 WHERE list_name = $1 AND email_key = $2 AND status = 'active'",
         )
@@ -136,11 +131,13 @@ impl Store {
 
     /// Unsubscribes whoever holds `uid` (from a verified token).
     pub async fn unsubscribe_uid(&self, uid: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE subscribers SET status = 'unsubscribed', updated_at = $2 WHERE uid = $1 AND status = 'active'")
-            .bind(uid)
-            .bind(now.timestamp_millis())
-            .execute(&self.pool)
-            .await?;
+        let done = sqlx::query(
+            "UPDATE subscribers SET status = 'unsubscribed', updated_at = $2 WHERE uid = $1 AND status = 'active'",
+        )
+        .bind(uid)
+        .bind(now.timestamp_millis())
+        .execute(&self.pool)
+        .await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -162,33 +159,26 @@ impl Store {
     }
 
     pub async fn subscriber_by_uid(&self, uid: &str) -> Result<Option<Subscriber>, StoreError> {
-        Ok(sqlx::query_as("SELECT id, list_name, email, name, attributes, status, uid, created_at FROM subscribers WHERE uid = $1")
-            .bind(uid)
-            .fetch_optional(&self.pool)
-            .await?)
-    }
-
-    /// Counts a list's subscribers by status (all statuses when `status` is `None`).
-    pub async fn subscriber_count(
-        &self,
-        list: &str,
-        status: Option<&str>,
-    ) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT COUNT(*) FROM subscribers WHERE list_name = $1 AND ($2 = '' OR status = $2)",
+        Ok(sqlx::query_as(
+            "SELECT id, list_name, email, name, attributes, status, uid, created_at FROM subscribers WHERE uid = $1",
         )
-        .bind(list)
-        .bind(status.unwrap_or(""))
-        .fetch_one(&self.pool)
+        .bind(uid)
+        .fetch_optional(&self.pool)
         .await?)
     }
 
-    pub async fn suppress(
-        &self,
-        email: &str,
-        reason: &str,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    /// Counts a list's subscribers by status (all statuses when `status` is `None`).
+    pub async fn subscriber_count(&self, list: &str, status: Option<&str>) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM subscribers WHERE list_name = $1 AND ($2 = '' OR status = $2)")
+                .bind(list)
+                .bind(status.unwrap_or(""))
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    pub async fn suppress(&self, email: &str, reason: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
         sqlx::query("INSERT INTO suppressions (email_key, reason, created_at) VALUES ($1, $2, $3) ON CONFLICT (email_key) DO NOTHING")
             .bind(email_key(email))
             .bind(reason)
