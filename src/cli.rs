@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::config::{self, DEFAULT_CONFIG_PATH, Settings};
+use crate::config::{self, DEFAULT_CONFIG_PATH, LogFormat, Settings};
 use crate::digest;
 use crate::import;
 use crate::mail::{Delivery, MailTransport};
@@ -63,6 +63,23 @@ pub enum Command {
         #[command(subcommand)]
         action: SubscribersAction,
     },
+    /// Run the daemon: fire jobs on their schedules, poll sources, keep the queue moving,
+    /// reload on config changes and SIGHUP, stop gracefully on SIGTERM/SIGINT.
+    Run {
+        /// Run every job once now, wait until its work is delivered or deferred, and exit
+        /// (status 1 if anything failed).
+        #[arg(long)]
+        once: bool,
+        /// Log format (overrides daemon.log_format).
+        #[arg(long, value_enum, env = "HERALD_LOG_FORMAT")]
+        log_format: Option<LogFormatArg>,
+    },
+    /// Print each job's cron line, time zone and next five fire times.
+    Schedule {
+        /// How many fire times to show per job.
+        #[arg(long, default_value_t = 5)]
+        count: usize,
+    },
     /// Count and list per-recipient delivery records.
     Deliveries {
         #[arg(long)]
@@ -74,6 +91,12 @@ pub enum Command {
         #[arg(long, default_value_t = 20)]
         limit: i64,
     },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormatArg {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -118,15 +141,53 @@ pub enum SubscribersAction {
     },
 }
 
+/// Sets up logs on stderr: `HERALD_LOG` filters (default `warn` for one-shot
+/// commands, `info` for the daemon); the format is text or JSON.
+fn init_logs(format: LogFormat, default_level: tracing::Level) {
+    let filter = tracing_subscriber::EnvFilter::builder()
+        .with_env_var("HERALD_LOG")
+        .with_default_directive(tracing_subscriber::filter::LevelFilter::from_level(default_level).into())
+        .from_env_lossy();
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => logs.try_init(),
+        LogFormat::Json => logs.json().try_init(),
+    };
+}
+
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let settings = match config::load(&cli.config, std::env::vars()) {
-        Ok(settings) => Arc::new(settings),
+        Ok(settings) => settings,
         Err(e) => {
             eprint!("{e}");
             return Ok(ExitCode::from(2));
         }
     };
+    let daemon = matches!(cli.command, Command::Run { once: false, .. });
+    let format = match &cli.command {
+        Command::Run {
+            log_format: Some(LogFormatArg::Json),
+            ..
+        } => LogFormat::Json,
+        Command::Run {
+            log_format: Some(LogFormatArg::Text),
+            ..
+        } => LogFormat::Text,
+        _ => settings.daemon.log_format,
+    };
+    let level = if daemon {
+        tracing::Level::INFO
+    } else {
+        tracing::Level::WARN
+    };
+    init_logs(format, level);
+    if daemon {
+        return crate::daemon::run(settings, &cli.config).await;
+    }
+    let settings = Arc::new(settings);
     match cli.command {
         Command::Check => {
             println!(
@@ -143,6 +204,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Preview { job, format, out } => cmd_preview(&settings, &job, format, out).await,
         Command::Subscribers { action } => cmd_subscribers(&settings, action).await,
         Command::Deliveries { job, state, limit } => cmd_deliveries(&settings, job, state, limit).await,
+        Command::Run { .. } => cmd_run_once(settings).await,
+        Command::Schedule { count } => cmd_schedule(&settings, count),
     }
 }
 
@@ -150,14 +213,6 @@ async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
     Store::open(&settings.store_url)
         .await
         .with_context(|| format!("opening the store {}", settings.store_url))
-}
-
-async fn token_keys(settings: &Settings, store: &Store) -> anyhow::Result<crate::token::TokenKeys> {
-    let keys = settings.tokens.clone();
-    if keys.is_configured() {
-        return Ok(keys);
-    }
-    Ok(keys.or_generated(&store.generated_token_secret().await?))
 }
 
 fn job<'a>(settings: &'a Settings, name: &str) -> anyhow::Result<&'a crate::config::JobSettings> {
@@ -261,7 +316,7 @@ async fn cmd_digest(
 ) -> anyhow::Result<ExitCode> {
     let job = job(&settings, name)?.clone();
     let store = open_store(&settings).await?;
-    let keys = token_keys(&settings, &store).await?;
+    let keys = store.token_keys(&settings.tokens).await?;
     if dry_run || to.is_some() {
         let (articles, parts) = next_edition(&settings, &store, &job).await?;
         let recipients = store.subscriber_count(&job.list, Some("active")).await?;
@@ -309,14 +364,8 @@ async fn cmd_digest(
         return Ok(ExitCode::SUCCESS);
     }
 
-    let transport = MailTransport::build(&settings.mail).map_err(anyhow::Error::msg)?;
-    println!("job {name}: list {} via {}", job.list, transport.describe());
-    let ctx = Arc::new(SendContext {
-        store: store.clone(),
-        settings: settings.clone(),
-        transport,
-        keys,
-    });
+    let ctx = Arc::new(SendContext::new(store.clone(), settings.clone()).await?);
+    println!("job {name}: list {} via {}", job.list, ctx.transport.describe());
     let report = digest::run(
         ctx,
         &job,
@@ -325,6 +374,25 @@ async fn cmd_digest(
         &DrainOptions::to_completion(),
     )
     .await?;
+    let paused = print_digest(&store, &job, &report).await?;
+    store.close().await;
+    if let Some(reason) = paused {
+        eprintln!("ERROR: mail channel PAUSED: the server refused us on policy or authentication grounds: {reason}");
+        eprintln!(
+            "ERROR: fix the sending setup (SPF/DKIM/credentials), then run `herald digest {name}` again; unsent rows stay queued"
+        );
+        return Ok(ExitCode::from(3));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints what a digest run did; returns why the channel paused, if it did.
+async fn print_digest(
+    store: &Store,
+    job: &crate::config::JobSettings,
+    report: &digest::DigestReport,
+) -> anyhow::Result<Option<String>> {
+    let name = &job.name;
     print_sources(&report.sources);
     if let Some(seeded) = &report.seeded {
         println!(
@@ -361,15 +429,7 @@ async fn cmd_digest(
             at.format("%Y-%m-%d %H:%M:%S UTC")
         );
     }
-    store.close().await;
-    if let Some(reason) = &s.paused {
-        eprintln!("ERROR: mail channel PAUSED: the server refused us on policy or authentication grounds: {reason}");
-        eprintln!(
-            "ERROR: fix the sending setup (SPF/DKIM/credentials), then run `herald digest {name}` again; unsent rows stay queued"
-        );
-        return Ok(ExitCode::from(3));
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(s.paused.clone())
 }
 
 async fn cmd_preview(
@@ -380,7 +440,7 @@ async fn cmd_preview(
 ) -> anyhow::Result<ExitCode> {
     let job = job(settings, name)?;
     let store = open_store(settings).await?;
-    let keys = token_keys(settings, &store).await?;
+    let keys = store.token_keys(&settings.tokens).await?;
     let (_, parts) = next_edition(settings, &store, job).await?;
     let sample = store
         .subscribers(&job.list, Some("active"), 1)
@@ -557,5 +617,60 @@ async fn cmd_deliveries(
         }
     }
     store.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn cmd_run_once(settings: Arc<Settings>) -> anyhow::Result<ExitCode> {
+    let store = open_store(&settings).await?;
+    let ctx = Arc::new(SendContext::new(store.clone(), settings.clone()).await?);
+    let client = source::http_client();
+    let mut failed = false;
+    for job in &settings.jobs {
+        println!(
+            "== job {} (list {}, via {})",
+            job.name,
+            job.list,
+            ctx.transport.describe()
+        );
+        match digest::run(ctx.clone(), job, &client, clock::now(), &DrainOptions::to_completion()).await {
+            Ok(report) => {
+                let paused = print_digest(&store, job, &report).await?;
+                failed |= paused.is_some()
+                    || report.send.failed > 0
+                    || report.send.expired > 0
+                    || report.sources.iter().any(|s| s.error.is_some());
+                if let Some(reason) = paused {
+                    eprintln!("ERROR: job {}: mail channel PAUSED: {reason}", job.name);
+                }
+            }
+            Err(e) => {
+                eprintln!("ERROR: job {}: {e}", job.name);
+                failed = true;
+            }
+        }
+    }
+    store.close().await;
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+fn cmd_schedule(settings: &Settings, count: usize) -> anyhow::Result<ExitCode> {
+    let now = clock::now();
+    for job in &settings.jobs {
+        println!(
+            "job {}: {:?} in {} ({})",
+            job.name,
+            job.schedule,
+            job.timezone,
+            job.cron.describe()
+        );
+        for at in crate::schedule::upcoming(&job.cron, job.timezone, now, count) {
+            let local = at.with_timezone(&job.timezone);
+            println!(
+                "  {}   = {}",
+                local.format("%a %Y-%m-%d %H:%M:%S %Z"),
+                at.format("%Y-%m-%d %H:%M:%S UTC")
+            );
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }

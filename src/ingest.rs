@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use futures::future::join_all;
-use tracing::{info, warn};
+use tracing::warn;
 
 use crate::article::Article;
 use crate::config::{Settings, SourceSettings};
@@ -84,10 +84,8 @@ pub async fn ingest(
                 store
                     .record_poll(&s.name, polled.validators.as_ref(), None, now)
                     .await?;
-                info!(source = %s.name, new = report.new.len(), updated = report.updated, "polled");
             }
             Err(e) => {
-                warn!(source = %s.name, error = %e, "poll failed; stored articles are kept");
                 store.record_poll(&s.name, None, Some(&e.to_string()), now).await?;
                 report.error = Some(e.to_string());
             }

@@ -106,6 +106,28 @@ impl DrainOptions {
     }
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum ContextError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot set up the mail transport: {0}")]
+    Transport(String),
+}
+
+impl SendContext {
+    /// The transport and token keys for `settings`, on `store`.
+    pub async fn new(store: Store, settings: Arc<Settings>) -> Result<SendContext, ContextError> {
+        let keys = store.token_keys(&settings.tokens).await?;
+        let transport = MailTransport::build(&settings.mail).map_err(ContextError::Transport)?;
+        Ok(SendContext {
+            store,
+            settings,
+            transport,
+            keys,
+        })
+    }
+}
+
 struct Run {
     ctx: Arc<SendContext>,
     rate: Option<RateLimit>,

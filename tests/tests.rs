@@ -9,5 +9,6 @@ mod faults;
 mod feeds;
 mod postgres;
 mod render;
+mod scheduler;
 mod smtp;
 mod subscribers;

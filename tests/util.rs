@@ -272,3 +272,28 @@ pub fn state_count(deliveries: &str, state: &str) -> (u64, u64) {
     }
     (0, 0)
 }
+
+/// Loads a configuration for in-process tests: `base_config` with `jobs`
+/// replacing its job, and paths made absolute so the process's directory does not matter.
+pub fn settings_with(ws: &Workspace, jobs: &str) -> herald::config::Settings {
+    let root = ws.path().display().to_string();
+    let config = base_config(&file_mail())
+        .split("[[jobs]]")
+        .next()
+        .unwrap()
+        .replace("path = \"articles\"", &format!("path = \"{root}/articles\""))
+        .replace(
+            "url = \"sqlite://data/herald.db\"",
+            &format!("url = \"sqlite://{root}/data/herald.db\""),
+        )
+        + &format!("\n[templates]\ndir = \"{root}/templates\"\n")
+        + jobs;
+    ws.write("config/herald.toml", &config);
+    herald::config::load(&ws.path().join("config/herald.toml"), Vec::new()).expect("valid config")
+}
+
+pub fn job_toml(name: &str, schedule: &str) -> String {
+    format!(
+        "\n[[jobs]]\nname = \"{name}\"\nkind = \"digest\"\nlist = \"readers\"\nschedule = \"{schedule}\"\ntimezone = \"UTC\"\n"
+    )
+}

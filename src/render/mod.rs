@@ -194,6 +194,11 @@ fn template_files(dir: &Path, ext: &str) -> Vec<(String, PathBuf)> {
 }
 
 impl TemplateSet {
+    /// The folder the templates were read from.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Compiles every template under `dir` and test-renders each job's
     /// templates with sample data, reporting every problem found.
     pub fn load(dir: &Path, jobs: &[JobSettings]) -> Result<TemplateSet, Vec<TemplateProblem>> {

@@ -101,8 +101,20 @@ impl Store {
         self.pool.close().await;
     }
 
+    /// The configured token keys, or a signing key generated for this store
+    /// (and kept in it) when none is configured.
+    pub async fn token_keys(
+        &self,
+        configured: &crate::token::TokenKeys,
+    ) -> Result<crate::token::TokenKeys, StoreError> {
+        if configured.is_configured() {
+            return Ok(configured.clone());
+        }
+        Ok(configured.clone().or_generated(&self.generated_token_secret().await?))
+    }
+
     /// The token secret generated for this store when none is configured.
-    pub async fn generated_token_secret(&self) -> Result<String, StoreError> {
+    async fn generated_token_secret(&self) -> Result<String, StoreError> {
         let fresh = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
         sqlx::query("INSERT INTO secrets (name, value) VALUES ('token_secret', $1) ON CONFLICT (name) DO NOTHING")
             .bind(&fresh)

@@ -1,0 +1,148 @@
+//! The daemon's background loops: the retry drainer, which keeps every job's
+//! queue moving (retries, rows an interrupted run left), the source poller,
+//! and the heartbeat.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tracing::{error, info, warn};
+
+use super::fires::Daemon;
+use crate::ingest;
+use crate::sender::{self, SendContext};
+use crate::shutdown::Shutdown;
+
+/// The longest the drainer and the poller sleep between looks.
+const MAX_IDLE: Duration = Duration::from_secs(30);
+
+fn until(now: DateTime<Utc>, at: DateTime<Utc>) -> Duration {
+    (at - now).to_std().unwrap_or_default()
+}
+
+/// Delivers due rows of every job, whenever the job is not already running.
+pub async fn drainer(daemon: Daemon, mut shutdown: Shutdown) {
+    // After a 5.7.x refusal the channel stays paused for `retry_initial`,
+    // so the daemon does not hammer a server that has refused us.
+    let mut paused_until: Option<DateTime<Utc>> = None;
+    loop {
+        let settings = daemon.settings();
+        let mut wake = daemon.clock.now() + chrono::Duration::from_std(MAX_IDLE).expect("fits");
+        if let Some(until) = paused_until.filter(|until| *until > daemon.clock.now()) {
+            wake = until;
+        }
+        for job in &settings.jobs {
+            if shutdown.is_triggered() || paused_until.is_some_and(|until| until > daemon.clock.now()) {
+                break;
+            }
+            let lock = daemon.locks.of(&job.name);
+            let Ok(_guard) = lock.try_lock() else { continue };
+            let ctx = match SendContext::new(daemon.store.clone(), settings.clone()).await {
+                Ok(ctx) => Arc::new(ctx),
+                Err(e) => {
+                    error!(job = %job.name, error = %e, "cannot prepare sending");
+                    continue;
+                }
+            };
+            let drained = sender::drain(ctx, &job.name, &daemon.drain).await;
+            match &drained {
+                Ok(report) if *report != sender::SendReport::default() => info!(
+                    job = %job.name,
+                    sent = report.sent,
+                    retrying = report.retrying,
+                    failed = report.failed,
+                    recovered_in_doubt = report.recovered_in_doubt,
+                    "queue drained"
+                ),
+                Ok(_) => {}
+                Err(e) => error!(job = %job.name, error = %e, "draining the queue failed"),
+            }
+            if let Ok(report) = &drained
+                && let Some(reason) = &report.paused
+            {
+                let until = daemon.clock.now() + chrono::Duration::from_std(settings.mail.retry_initial).expect("fits");
+                error!(%reason, until = %until, "mail channel PAUSED after a policy refusal; retrying after the pause");
+                paused_until = Some(until);
+                wake = until;
+            }
+            for at in [
+                daemon.store.next_retry_at(&job.name).await,
+                daemon.store.earliest_lease(&job.name).await,
+            ]
+            .into_iter()
+            .flatten()
+            .flatten()
+            {
+                wake = wake.min(at);
+            }
+        }
+        daemon.health.beat(daemon.clock.now());
+        let wait = until(daemon.clock.now(), wake).max(Duration::from_secs(1));
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = shutdown.wait() => break,
+        }
+    }
+}
+
+/// Polls each source on its own interval.
+pub async fn poller(daemon: Daemon, mut shutdown: Shutdown) {
+    let mut next: HashMap<String, DateTime<Utc>> = HashMap::new();
+    loop {
+        let settings = daemon.settings();
+        let now = daemon.clock.now();
+        next.retain(|name, _| settings.source(name).is_some());
+        for source in &settings.sources {
+            next.entry(source.name.clone()).or_insert(now);
+        }
+        for source in &settings.sources {
+            if next[&source.name] > now {
+                continue;
+            }
+            let names = [source.name.clone()];
+            match ingest::ingest(&daemon.store, &settings, Some(&names), &daemon.client, now).await {
+                Ok(reports) => {
+                    for r in reports {
+                        match r.error {
+                            Some(e) => warn!(source = %r.source, error = %e, "poll failed; stored articles kept"),
+                            None => info!(source = %r.source, new = r.new.len(), updated = r.updated, "source polled"),
+                        }
+                    }
+                }
+                Err(e) => error!(source = %source.name, error = %e, "storing what the source gave failed"),
+            }
+            let interval = chrono::Duration::from_std(source.poll_interval).expect("fits");
+            next.insert(source.name.clone(), daemon.clock.now() + interval);
+        }
+        let wake = next.values().min().copied().unwrap_or(now);
+        let wait = until(daemon.clock.now(), wake).clamp(Duration::from_millis(100), MAX_IDLE);
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = shutdown.wait() => break,
+        }
+    }
+}
+
+/// Records the instance's heartbeat in the store every few seconds.
+pub async fn heartbeat(daemon: Daemon, mut shutdown: Shutdown) {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    loop {
+        let now = daemon.clock.now();
+        daemon.health.beat(now);
+        if let Err(e) = daemon
+            .store
+            .heartbeat(&daemon.instance, &host, std::process::id(), now)
+            .await
+        {
+            warn!(error = %e, "cannot record the heartbeat");
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(10)) => {}
+            () = shutdown.wait() => break,
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! What a scheduled fire does in the daemon: claim the (job, scheduled time)
+//! in the store so no other instance runs it, take the job's lock so no other
+//! work on the job overlaps it here, then run the digest.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+use super::scheduler::FireHandler;
+use crate::clock::Clock;
+use crate::config::{JobSettings, Settings};
+use crate::digest::{self, DigestReport};
+use crate::health::Health;
+use crate::sender::{DrainOptions, SendContext};
+use crate::store::Store;
+
+/// One async lock per job, shared by its fires and the retry drainer.
+#[derive(Clone, Default)]
+pub struct JobLocks(Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>);
+
+impl JobLocks {
+    pub fn of(&self, job: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.0
+            .lock()
+            .expect("not poisoned")
+            .entry(job.to_string())
+            .or_default()
+            .clone()
+    }
+}
+
+/// The parts of the daemon every fire and drain uses.
+#[derive(Clone)]
+pub struct Daemon {
+    pub store: Store,
+    pub config: watch::Receiver<Arc<Settings>>,
+    pub clock: Arc<dyn Clock>,
+    pub instance: String,
+    pub locks: JobLocks,
+    pub health: Arc<Health>,
+    pub client: reqwest::Client,
+    pub drain: DrainOptions,
+}
+
+impl Daemon {
+    pub fn settings(&self) -> Arc<Settings> {
+        self.config.borrow().clone()
+    }
+
+    async fn run_fire(self, job: JobSettings, at: DateTime<Utc>) {
+        match self
+            .store
+            .claim_fire(&job.name, at, &self.instance, self.clock.now())
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                info!(job = %job.name, scheduled = %at, "fire already claimed by another run: skipped");
+                return;
+            }
+            Err(e) => {
+                error!(job = %job.name, scheduled = %at, error = %e, "cannot claim the fire: skipped");
+                return;
+            }
+        }
+        let lock = self.locks.of(&job.name);
+        let _guard = lock.lock().await;
+        let outcome = match self.digest(&job).await {
+            Ok(report) => {
+                log_report(&job.name, &report);
+                let failed = report.sources.iter().filter(|s| s.error.is_some()).count();
+                let outcome = summary(&report);
+                let error = report
+                    .send
+                    .paused
+                    .clone()
+                    .or_else(|| (failed > 0).then(|| format!("{failed} source(s) failed")));
+                self.health.job_finished(&job.name, self.clock.now(), error);
+                outcome
+            }
+            Err(e) => {
+                error!(job = %job.name, scheduled = %at, error = %e, "job run failed");
+                self.health
+                    .job_finished(&job.name, self.clock.now(), Some(e.to_string()));
+                format!("error: {e}")
+            }
+        };
+        if let Err(e) = self.store.finish_fire(&job.name, at, &outcome, self.clock.now()).await {
+            warn!(job = %job.name, error = %e, "cannot record the end of the fire");
+        }
+    }
+
+    async fn digest(&self, job: &JobSettings) -> anyhow::Result<DigestReport> {
+        let ctx = Arc::new(SendContext::new(self.store.clone(), self.settings()).await?);
+        Ok(digest::run(ctx, job, &self.client, self.clock.now(), &self.drain).await?)
+    }
+}
+
+impl FireHandler for Daemon {
+    fn fire(&self, job: JobSettings, at: DateTime<Utc>) -> BoxFuture<'static, ()> {
+        Box::pin(self.clone().run_fire(job, at))
+    }
+}
+
+/// A one-line summary of a run, for the fire record.
+pub fn summary(report: &DigestReport) -> String {
+    let s = &report.send;
+    let edition = report.edition.as_ref().map_or("no edition".to_string(), |e| {
+        format!(
+            "edition {} ({} articles, {} recipients)",
+            e.id, e.article_count, e.recipient_count
+        )
+    });
+    format!(
+        "{edition}; {} sent, {} retrying, {} failed, {} suppressed, {} expired{}",
+        s.sent,
+        s.retrying,
+        s.failed,
+        s.suppressed,
+        s.expired,
+        s.paused.as_ref().map(|p| format!("; PAUSED: {p}")).unwrap_or_default()
+    )
+}
+
+fn log_report(job: &str, report: &DigestReport) {
+    for source in &report.sources {
+        match &source.error {
+            Some(e) => warn!(job, source = %source.source, error = %e, "source failed; stored articles kept"),
+            None => {
+                info!(job, source = %source.source, new = source.new.len(), updated = source.updated, "source polled")
+            }
+        }
+    }
+    match &report.edition {
+        Some(e) => info!(
+            job,
+            edition = e.id,
+            articles = e.article_count,
+            recipients = e.recipient_count,
+            "edition created"
+        ),
+        None => info!(job, "nothing new since the last edition: no edition"),
+    }
+    let s = &report.send;
+    info!(
+        job,
+        sent = s.sent,
+        retrying = s.retrying,
+        failed = s.failed,
+        suppressed = s.suppressed,
+        expired = s.expired,
+        "job finished"
+    );
+    if let Some(reason) = &s.paused {
+        error!(job, %reason, "mail channel PAUSED: the server refused us on policy or authentication grounds; rows stay queued");
+    }
+}

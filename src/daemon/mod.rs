@@ -1,0 +1,118 @@
+//! `herald run`: the long-lived daemon. It fires every job on its cron
+//! schedule in its time zone, polls sources on their intervals, keeps the
+//! delivery queue moving, reloads the configuration on file changes and
+//! SIGHUP, and shuts down gracefully on SIGTERM or SIGINT.
+
+mod background;
+mod fires;
+pub mod reload;
+pub mod scheduler;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::Settings;
+use crate::health::Health;
+use crate::schedule::missed_fire;
+use crate::sender::DrainOptions;
+use crate::shutdown::{self, ShutdownTrigger};
+use crate::source;
+use crate::store::Store;
+
+pub use fires::{Daemon, JobLocks, summary};
+
+/// Triggers shutdown on the first SIGTERM or SIGINT; exits at once on the second.
+async fn signals(trigger: ShutdownTrigger) {
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM can be handled");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT can be handled");
+    let name = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    };
+    info!(
+        signal = name,
+        "shutting down: no new work; in-flight sends may finish within the grace period"
+    );
+    trigger.trigger();
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    warn!("second signal: exiting at once");
+    std::process::exit(130);
+}
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub async fn run(settings: Settings, config_path: &Path) -> anyhow::Result<ExitCode> {
+    let store = Store::open(&settings.store_url).await?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let (trigger, shutdown) = shutdown::channel();
+    let (tx, config) = watch::channel(Arc::new(settings));
+    let grace = config.borrow().daemon.shutdown_grace;
+    let daemon = Daemon {
+        store: store.clone(),
+        config: config.clone(),
+        clock: clock.clone(),
+        instance: uuid::Uuid::new_v4().simple().to_string(),
+        locks: JobLocks::default(),
+        health: Arc::new(Health::default()),
+        client: source::http_client(),
+        drain: DrainOptions {
+            wait_for_leases: false,
+            shutdown: shutdown.clone(),
+            grace,
+        },
+    };
+
+    // Missed fires: at most one per job, the latest, when its policy and window allow.
+    let now = clock.now();
+    let mut catch_up = HashMap::new();
+    for job in &config.borrow().jobs {
+        let last = store.last_fire(&job.name).await?;
+        match missed_fire(&job.cron, job.timezone, last, now, job.catch_up, job.catch_up_window) {
+            Some(at) => {
+                info!(job = %job.name, scheduled = %at, "catching up the latest missed fire");
+                catch_up.insert(job.name.clone(), at);
+            }
+            None => {
+                if let Some(last) = last
+                    && crate::schedule::latest_between(&job.cron, job.timezone, last, now).is_some()
+                {
+                    info!(job = %job.name, "missed fires are skipped (catch_up policy or window)");
+                }
+            }
+        }
+    }
+
+    info!(instance = %daemon.instance, jobs = config.borrow().jobs.len(), sources = config.borrow().sources.len(), "herald daemon started");
+    tokio::spawn(signals(trigger));
+    let reloader = tokio::spawn(reload::Reloader::new(config_path, tx).watch(shutdown.clone()));
+    let tasks = [
+        tokio::spawn(scheduler::run(
+            config.clone(),
+            clock.clone(),
+            Arc::new(daemon.clone()),
+            shutdown.clone(),
+            daemon.health.clone(),
+            catch_up,
+        )),
+        tokio::spawn(background::drainer(daemon.clone(), shutdown.clone())),
+        tokio::spawn(background::poller(daemon.clone(), shutdown.clone())),
+        tokio::spawn(background::heartbeat(daemon.clone(), shutdown.clone())),
+    ];
+    for task in tasks {
+        task.await?;
+    }
+    reloader.abort();
+    store.instance_stopped(&daemon.instance, clock.now()).await?;
+    store.close().await;
+    info!("herald daemon stopped");
+    Ok(ExitCode::SUCCESS)
+}
