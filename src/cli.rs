@@ -18,6 +18,21 @@ use crate::sender::{DrainOptions, SendContext};
 use crate::store::{AddOutcome, DeliveryState, NewSubscriber, Store, StoredArticle};
 use crate::{clock, ingest, source};
 
+/// Prints one line of command output; a closed pipe (`herald ... | head`)
+/// ends the command quietly instead of panicking.
+macro_rules! say {
+    () => { emit(format_args!("")) };
+    ($($arg:tt)*) => { emit(format_args!($($arg)*)) };
+}
+
+fn emit(line: std::fmt::Arguments<'_>) {
+    if let Err(e) = writeln!(std::io::stdout(), "{line}")
+        && e.kind() == std::io::ErrorKind::BrokenPipe
+    {
+        std::process::exit(0);
+    }
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "herald",
@@ -190,7 +205,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let settings = Arc::new(settings);
     match cli.command {
         Command::Check => {
-            println!(
+            say!(
                 "{}: configuration is valid ({} sources, {} lists, {} jobs)",
                 settings.file.display(),
                 settings.sources.len(),
@@ -241,11 +256,11 @@ fn list_name(settings: &Settings, list: Option<String>) -> anyhow::Result<String
 fn print_sources(reports: &[ingest::SourceReport]) {
     for r in reports {
         match &r.error {
-            Some(e) => println!("source {}: FAILED: {e} (stored articles kept)", r.source),
+            Some(e) => say!("source {}: FAILED: {e} (stored articles kept)", r.source),
             None if r.not_modified => {
-                println!("source {}: not modified since the last poll", r.source)
+                say!("source {}: not modified since the last poll", r.source)
             }
-            None => println!(
+            None => say!(
                 "source {}: {} new, {} updated, {} unchanged, {} skipped",
                 r.source,
                 r.new.len(),
@@ -255,7 +270,7 @@ fn print_sources(reports: &[ingest::SourceReport]) {
             ),
         }
         for a in &r.new {
-            println!(
+            say!(
                 "  + {} <{}> ({})",
                 a.title,
                 a.url,
@@ -263,7 +278,7 @@ fn print_sources(reports: &[ingest::SourceReport]) {
             );
         }
         for s in &r.skipped {
-            println!("  ! skipped {s}");
+            say!("  ! skipped {s}");
         }
     }
 }
@@ -320,12 +335,12 @@ async fn cmd_digest(
     if dry_run || to.is_some() {
         let (articles, parts) = next_edition(&settings, &store, &job).await?;
         let recipients = store.subscriber_count(&job.list, Some("active")).await?;
-        println!(
+        say!(
             "job {name}: the next edition would hold {} article(s) for {recipients} active subscriber(s)",
             articles.len()
         );
         for a in &articles {
-            println!("  - {} <{}>", a.title, a.url);
+            say!("  - {} <{}>", a.title, a.url);
         }
         if let Some(address) = to {
             let address = import::validate_email(&address).map_err(anyhow::Error::msg)?;
@@ -348,14 +363,14 @@ async fn cmd_digest(
                 .await
             {
                 Delivery::Accepted(reply) => {
-                    println!("test copy sent to {address} via {}: {reply}", transport.describe())
+                    say!("test copy sent to {address} via {}: {reply}", transport.describe())
                 }
                 other => bail!("the test copy to {address} was not accepted: {other:?}"),
             }
         } else if articles.is_empty() && !job.send_when_empty {
-            println!("dry run: nothing new, so no edition would be sent (send_when_empty = false)");
+            say!("dry run: nothing new, so no edition would be sent (send_when_empty = false)");
         } else {
-            println!(
+            say!(
                 "dry run: subject {:?}; nothing sent, nothing recorded",
                 parts.subject_preview()
             );
@@ -365,7 +380,7 @@ async fn cmd_digest(
     }
 
     let ctx = Arc::new(SendContext::new(store.clone(), settings.clone()).await?);
-    println!("job {name}: list {} via {}", job.list, ctx.transport.describe());
+    say!("job {name}: list {} via {}", job.list, ctx.transport.describe());
     let report = digest::run(
         ctx,
         &job,
@@ -395,36 +410,41 @@ async fn print_digest(
     let name = &job.name;
     print_sources(&report.sources);
     if let Some(seeded) = &report.seeded {
-        println!(
+        say!(
             "list {}: seeded {} subscriber(s) from its seed file",
-            job.list, seeded.added
+            job.list,
+            seeded.added
         );
     }
     match &report.edition {
-        Some(e) => println!(
+        Some(e) => say!(
             "edition #{}: {} article(s) for {} recipient(s), subject {:?}",
             e.id,
             e.article_count,
             e.recipient_count,
             message::subject_preview(&e.subject)
         ),
-        None => println!("no new articles since the last edition: nothing to send (send_when_empty = false)"),
+        None => say!("no new articles since the last edition: nothing to send (send_when_empty = false)"),
     }
     let s = &report.send;
     if s.recovered_in_doubt > 0 {
-        println!(
+        say!(
             "recovered {} delivery(ies) left mid-send by an interrupted run (flagged in doubt)",
             s.recovered_in_doubt
         );
     }
-    println!(
+    say!(
         "deliveries: {} sent, {} to retry, {} failed, {} suppressed, {} expired",
-        s.sent, s.retrying, s.failed, s.suppressed, s.expired
+        s.sent,
+        s.retrying,
+        s.failed,
+        s.suppressed,
+        s.expired
     );
     if s.retrying > 0
         && let Some(at) = store.next_retry_at(name).await?
     {
-        println!(
+        say!(
             "next retry at {} (run `herald digest {name}` again, or let the daemon do it)",
             at.format("%Y-%m-%d %H:%M:%S UTC")
         );
@@ -508,10 +528,10 @@ async fn cmd_subscribers(settings: &Settings, action: SubscribersAction) -> anyh
                 )
                 .await?;
             match outcome {
-                AddOutcome::Added => println!("{email} subscribed to {list}"),
-                AddOutcome::Resubscribed => println!("{email} subscribed to {list} again"),
+                AddOutcome::Added => say!("{email} subscribed to {list}"),
+                AddOutcome::Resubscribed => say!("{email} subscribed to {list} again"),
                 AddOutcome::AlreadySubscribed => {
-                    println!("{email} is already subscribed to {list}")
+                    say!("{email} is already subscribed to {list}")
                 }
             }
             ExitCode::SUCCESS
@@ -519,10 +539,10 @@ async fn cmd_subscribers(settings: &Settings, action: SubscribersAction) -> anyh
         SubscribersAction::Remove { email, list } => {
             let list = list_name(settings, list)?;
             if store.unsubscribe(&list, &email, now).await? {
-                println!("{email} unsubscribed from {list}");
+                say!("{email} unsubscribed from {list}");
                 ExitCode::SUCCESS
             } else {
-                println!("{email} is not an active subscriber of {list}");
+                say!("{email} is not an active subscriber of {list}");
                 ExitCode::FAILURE
             }
         }
@@ -530,12 +550,12 @@ async fn cmd_subscribers(settings: &Settings, action: SubscribersAction) -> anyh
             let list = list_name(settings, list)?;
             let rows = store.subscribers(&list, status.as_deref(), limit).await?;
             let total = store.subscriber_count(&list, status.as_deref()).await?;
-            println!(
+            say!(
                 "list {list}: {total} subscriber(s){}",
                 status.map(|s| format!(" with status {s}")).unwrap_or_default()
             );
             for s in rows {
-                println!("  {:<40} {:<14} {}", s.email, s.status, s.name.unwrap_or_default());
+                say!("  {:<40} {:<14} {}", s.email, s.status, s.name.unwrap_or_default());
             }
             ExitCode::SUCCESS
         }
@@ -553,7 +573,7 @@ async fn cmd_subscribers(settings: &Settings, action: SubscribersAction) -> anyh
             })
             .await?;
             bar.finish_and_clear();
-            println!(
+            say!(
                 "{}: {} row(s), {} added to {list}, {} duplicate(s) skipped, {} invalid",
                 file.display(),
                 report.rows,
@@ -562,7 +582,7 @@ async fn cmd_subscribers(settings: &Settings, action: SubscribersAction) -> anyh
                 report.invalid.len()
             );
             for (line, reason) in &report.invalid {
-                println!("  line {line}: {reason}");
+                say!("  line {line}: {reason}");
             }
             if report.invalid.is_empty() {
                 ExitCode::SUCCESS
@@ -587,7 +607,7 @@ async fn cmd_deliveries(
     let store = open_store(settings).await?;
     let counts = store.delivery_counts(job.as_deref()).await?;
     let total: i64 = counts.iter().map(|c| c.count).sum();
-    println!(
+    say!(
         "{}: {total} delivery record(s)",
         job.as_deref().map_or("all jobs".to_string(), |j| format!("job {j}"))
     );
@@ -597,13 +617,13 @@ async fn cmd_deliveries(
         } else {
             String::new()
         };
-        println!("  {:<11} {:>8}{doubt}", c.state.as_str(), c.count);
+        say!("  {:<11} {:>8}{doubt}", c.state.as_str(), c.count);
     }
     let rows = store.deliveries(job.as_deref(), state, limit).await?;
     if !rows.is_empty() {
-        println!();
+        say!();
         for r in rows {
-            println!(
+            say!(
                 "  #{:<7} {:<10} edition {:<4} {:<10} tries {:<2}{} {:<36} {}",
                 r.id,
                 r.job,
@@ -626,7 +646,7 @@ async fn cmd_run_once(settings: Arc<Settings>) -> anyhow::Result<ExitCode> {
     let client = source::http_client();
     let mut failed = false;
     for job in &settings.jobs {
-        println!(
+        say!(
             "== job {} (list {}, via {})",
             job.name,
             job.list,
@@ -656,7 +676,7 @@ async fn cmd_run_once(settings: Arc<Settings>) -> anyhow::Result<ExitCode> {
 fn cmd_schedule(settings: &Settings, count: usize) -> anyhow::Result<ExitCode> {
     let now = clock::now();
     for job in &settings.jobs {
-        println!(
+        say!(
             "job {}: {:?} in {} ({})",
             job.name,
             job.schedule,
@@ -665,7 +685,7 @@ fn cmd_schedule(settings: &Settings, count: usize) -> anyhow::Result<ExitCode> {
         );
         for at in crate::schedule::upcoming(&job.cron, job.timezone, now, count) {
             let local = at.with_timezone(&job.timezone);
-            println!(
+            say!(
                 "  {}   = {}",
                 local.format("%a %Y-%m-%d %H:%M:%S %Z"),
                 at.format("%Y-%m-%d %H:%M:%S UTC")

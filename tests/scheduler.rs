@@ -21,10 +21,13 @@ fn utc(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
 }
 
-/// Records each fire as (job, scheduled time, time the run started); each run takes `busy`.
+/// One recorded fire: the job, its scheduled time, and when its run started.
+type Fire = (String, DateTime<Utc>, DateTime<Utc>);
+
+/// Records each fire; each run takes `busy`.
 #[derive(Clone, Default)]
 struct Recorder {
-    fires: Arc<Mutex<Vec<(String, DateTime<Utc>, DateTime<Utc>)>>>,
+    fires: Arc<Mutex<Vec<Fire>>>,
     clock: Option<Arc<TokioClock>>,
     busy: Duration,
 }

@@ -4,6 +4,7 @@ mod util;
 
 mod check;
 mod crash;
+mod daemon;
 mod digest;
 mod faults;
 mod feeds;

@@ -22,7 +22,7 @@ pub use check::{check, parse_cron};
 pub const DEFAULT_CONFIG_PATH: &str = "config/herald.toml";
 
 /// Environment variables with the `HERALD_` prefix that are not configuration keys.
-const NON_CONFIG_VARS: &[&str] = &["HERALD_CONFIG", "HERALD_LOG"];
+const NON_CONFIG_VARS: &[&str] = &["HERALD_CONFIG", "HERALD_LOG", "HERALD_LOG_FORMAT"];
 
 /// One thing wrong with the configuration, with where it came from and which key.
 #[derive(Debug, Clone, PartialEq, Eq)]
