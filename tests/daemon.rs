@@ -24,7 +24,11 @@ fn wait_for(ws: &Workspace, what: &str, timeout: Duration, done: impl Fn() -> bo
 }
 
 fn start_daemon(ws: &Workspace) -> Child {
-    let log = std::fs::File::create(ws.path().join("daemon.log")).unwrap();
+    start_daemon_logging_to(ws, "daemon.log")
+}
+
+fn start_daemon_logging_to(ws: &Workspace, log: &str) -> Child {
+    let log = std::fs::File::create(ws.path().join(log)).unwrap();
     ws.command(&["run", "--log-format", "json"])
         .env("HERALD_LOG", "info")
         .stdout(Stdio::null())
@@ -225,15 +229,7 @@ fn two_daemons_on_one_store_never_run_the_same_fire() {
     wait_for(&ws, "the first daemon", Duration::from_secs(20), || {
         log_text(&ws).contains("herald daemon started")
     });
-    let second = {
-        let log = std::fs::File::create(ws.path().join("second.log")).unwrap();
-        ws.command(&["run", "--log-format", "json"])
-            .env("HERALD_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap()
-    };
+    let second = start_daemon_logging_to(&ws, "second.log");
     // Three editions, each on a fire that both daemons see.
     for n in 0..3 {
         ws.write(
