@@ -18,6 +18,7 @@ pub mod render;
 pub mod schedule;
 pub mod sender;
 pub mod shutdown;
+pub mod social;
 pub mod source;
 pub mod store;
 pub mod token;
