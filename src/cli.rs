@@ -9,14 +9,17 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::config::{self, DEFAULT_CONFIG_PATH, LogFormat, Settings};
+use crate::config::{self, DEFAULT_CONFIG_PATH, JobKind, LogFormat, Settings};
 use crate::digest;
 use crate::import;
 use crate::mail::{Delivery, MailTransport};
 use crate::message::{self, Addressee, EditionParts};
 use crate::sender::{DrainOptions, SendContext};
+use crate::shutdown::Shutdown;
+use crate::social;
 use crate::store::{AddOutcome, DeliveryState, NewSubscriber, Store, StoredArticle};
 use crate::{clock, ingest, source};
+use chrono::{DateTime, Utc};
 
 /// Prints one line of command output; a closed pipe (`herald ... | head`)
 /// ends the command quietly instead of panicking.
@@ -63,6 +66,21 @@ pub enum Command {
         /// Send one test copy of the next digest to this address only (nothing is recorded).
         #[arg(long, value_name = "ADDRESS")]
         to: Option<String>,
+    },
+    /// Run a social job now: queue a teaser per new article and account, and post what is due.
+    Post {
+        /// The social job's name, from [[jobs]].
+        job: String,
+        /// Print exactly what each account would receive, with its length beside the limit; post nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Count and list social post records.
+    Posts {
+        #[arg(long)]
+        account: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
     },
     /// Render the next digest of a job without sending it.
     Preview {
@@ -216,6 +234,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Ingest => cmd_ingest(&settings).await,
         Command::Digest { job, dry_run, to } => cmd_digest(settings, &job, dry_run, to).await,
+        Command::Post { job, dry_run } => cmd_post(&settings, &job, dry_run).await,
+        Command::Posts { account, limit } => cmd_posts(&settings, account, limit).await,
         Command::Preview { job, format, out } => cmd_preview(&settings, &job, format, out).await,
         Command::Subscribers { action } => cmd_subscribers(&settings, action).await,
         Command::Deliveries { job, state, limit } => cmd_deliveries(&settings, job, state, limit).await,
@@ -231,8 +251,20 @@ async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
 }
 
 fn job<'a>(settings: &'a Settings, name: &str) -> anyhow::Result<&'a crate::config::JobSettings> {
+    job_of_kind(settings, name, JobKind::Digest)
+}
+
+fn job_of_kind<'a>(
+    settings: &'a Settings,
+    name: &str,
+    kind: JobKind,
+) -> anyhow::Result<&'a crate::config::JobSettings> {
     match settings.job(name) {
-        Some(job) => Ok(job),
+        Some(job) if job.kind == kind => Ok(job),
+        Some(job) => match job.kind {
+            JobKind::Social => bail!("job {name:?} is a social job: use `herald post {name}`"),
+            JobKind::Digest => bail!("job {name:?} is a digest job: use `herald digest {name}`"),
+        },
         None => {
             let names: Vec<&str> = settings.jobs.iter().map(|j| j.name.as_str()).collect();
             bail!(
@@ -646,6 +678,12 @@ async fn cmd_run_once(settings: Arc<Settings>) -> anyhow::Result<ExitCode> {
     let client = source::http_client();
     let mut failed = false;
     for job in &settings.jobs {
+        if job.kind == JobKind::Social {
+            say!("== job {} (accounts {})", job.name, job.accounts.join(", "));
+            let report = social::run(&store, &settings, job, &client, clock::now(), &Shutdown::never()).await?;
+            failed |= print_social(&report);
+            continue;
+        }
         say!(
             "== job {} (list {}, via {})",
             job.name,
@@ -692,5 +730,157 @@ fn cmd_schedule(settings: &Settings, count: usize) -> anyhow::Result<ExitCode> {
             );
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints what a social run did; returns whether anything failed.
+fn print_social(report: &social::SocialReport) -> bool {
+    print_sources(&report.sources);
+    for a in &report.accounts {
+        say!(
+            "account {}: {} queued, {} skipped, {} posted, {} to retry, {} failed",
+            a.account,
+            a.queued,
+            a.skipped,
+            a.posted,
+            a.retrying,
+            a.failed
+        );
+        if let Some(at) = a.waiting_until {
+            say!(
+                "  the rest waits until {} (spacing, daily cap or rate limit)",
+                at.format("%Y-%m-%d %H:%M:%S UTC")
+            );
+        }
+    }
+    report.accounts.iter().any(|a| a.failed > 0) || report.sources.iter().any(|s| s.error.is_some())
+}
+
+async fn cmd_post(settings: &Settings, name: &str, dry_run: bool) -> anyhow::Result<ExitCode> {
+    let job = job_of_kind(settings, name, JobKind::Social)?;
+    let store = open_store(settings).await?;
+    let client = source::http_client();
+    let now = clock::now();
+    if !dry_run {
+        let report = social::run(&store, settings, job, &client, now, &Shutdown::never()).await?;
+        let failed = print_social(&report);
+        store.close().await;
+        return Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS });
+    }
+    // Dry run: read the sources without storing, and show each account's teasers.
+    let mut fresh = Vec::new();
+    for (source, result) in ingest::fetch(settings, Some(&job.sources), &client).await {
+        match result {
+            Ok(polled) => fresh.extend(polled.articles),
+            Err(e) => eprintln!("warning: source {source}: {e}"),
+        }
+    }
+    for account_name in &job.accounts {
+        let account = settings.account(account_name).expect("checked");
+        let rule = social::post::rule(&store, account, &client, now).await?;
+        let template = social::teaser::compile(&account.template)?;
+        say!(
+            "account {} ({}, limit {} {}):",
+            account.name,
+            account.kind.name(),
+            rule.max,
+            match rule.counting {
+                social::teaser::Counting::XWeighted => "weighted characters, URLs as 23",
+                social::teaser::Counting::CharsUrl23 => "characters, URLs as 23",
+                social::teaser::Counting::Graphemes => "graphemes",
+                social::teaser::Counting::Chars => "characters",
+            }
+        );
+        if !store.account_initialized(&account.name).await? && !account.backfill {
+            say!("  first run: the articles that exist now are recorded without posting (backfill = false)");
+            continue;
+        }
+        let stored = store.unposted_articles(&account.name, &job.sources).await?;
+        let identities: Vec<String> = fresh.iter().map(|a| a.identity.clone()).collect();
+        let known = store.known_identities(&identities).await?;
+        let mut inputs: Vec<(String, social::teaser::TeaserInput, DateTime<Utc>)> = stored
+            .iter()
+            .map(|a| (a.url.clone(), social::post::teaser_input(a), a.published()))
+            .collect();
+        for a in fresh.iter().filter(|a| !known.contains(&a.identity)) {
+            let input = social::teaser::TeaserInput {
+                title: a.title.clone(),
+                excerpt: a.excerpt.clone(),
+                url: a.url.clone(),
+                author: a.author.clone(),
+                tags: a.tags.clone(),
+            };
+            inputs.push((a.url.clone(), input, a.published_at));
+        }
+        let mut shown = 0;
+        for (url, input, published) in inputs {
+            if published < now - account.lookback {
+                continue;
+            }
+            shown += 1;
+            match social::teaser::build(&template, &input, account.max_hashtags, &rule) {
+                Ok(text) => {
+                    say!("  --- {url} [{}]", rule.describe(&text));
+                    for line in text.lines() {
+                        say!("  | {line}");
+                    }
+                }
+                Err(e) => say!("  --- {url}: CANNOT POST: {e}"),
+            }
+        }
+        if shown == 0 {
+            say!("  nothing new to post");
+        }
+    }
+    say!("dry run: nothing posted, nothing recorded");
+    store.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn cmd_posts(settings: &Settings, account: Option<String>, limit: i64) -> anyhow::Result<ExitCode> {
+    if let Some(name) = &account
+        && settings.account(name).is_none()
+    {
+        bail!("no account named {name:?} in {}", settings.file.display());
+    }
+    let store = open_store(settings).await?;
+    let rows = store.posts(account.as_deref(), 1_000_000).await?;
+    let mut counts: std::collections::BTreeMap<&str, (usize, usize)> = Default::default();
+    for r in &rows {
+        let entry = counts.entry(r.state.as_str()).or_default();
+        entry.0 += 1;
+        entry.1 += (r.in_doubt == 1) as usize;
+    }
+    say!(
+        "{}: {} post record(s)",
+        account
+            .as_deref()
+            .map_or("all accounts".to_string(), |a| format!("account {a}")),
+        rows.len()
+    );
+    for (state, (n, doubt)) in &counts {
+        let doubt = if *doubt > 0 {
+            format!(" ({doubt} in doubt)")
+        } else {
+            String::new()
+        };
+        say!("  {state:<11} {n:>8}{doubt}");
+    }
+    if limit > 0 && !rows.is_empty() {
+        say!();
+        for r in rows.iter().take(limit as usize) {
+            say!(
+                "  #{:<6} {:<14} article {:<5} {:<8} tries {:<2} {} {}",
+                r.id,
+                r.account,
+                r.article_id,
+                r.state,
+                r.attempts,
+                r.remote_url.as_deref().or(r.remote_id.as_deref()).unwrap_or(""),
+                r.last_reply.as_deref().unwrap_or("")
+            );
+        }
+    }
+    store.close().await;
     Ok(ExitCode::SUCCESS)
 }

@@ -140,10 +140,9 @@ struct Run {
 
 /// The delay before retry number `attempts` (1-based): the initial delay,
 /// doubling each time, at most six hours, with up to 10% jitter.
-pub fn backoff(mail: &MailSettings, attempts: i64, id: i64) -> Duration {
+pub fn backoff(initial: Duration, attempts: i64, id: i64) -> Duration {
     let exp = attempts.clamp(1, 20) as u32 - 1;
-    let base = mail
-        .retry_initial
+    let base = initial
         .saturating_mul(2u32.saturating_pow(exp))
         .min(Duration::from_secs(6 * 3600));
     let jitter = (id as u64).wrapping_mul(2_654_435_761) % 1000;
@@ -376,7 +375,9 @@ impl Run {
                     warn!(delivery = row.id, to = %row.email, %reply, "gave up: older than retry_max_age");
                     return Outcome::Expired { reply };
                 }
-                let at = now + chrono::Duration::from_std(backoff(mail, row.attempts, row.id)).expect("backoff fits");
+                let at = now
+                    + chrono::Duration::from_std(backoff(mail.retry_initial, row.attempts, row.id))
+                        .expect("backoff fits");
                 warn!(delivery = row.id, to = %row.email, %reply, in_doubt, retry_at = %at, "deferred");
                 Outcome::Retry { reply, at, in_doubt }
             }
@@ -429,7 +430,7 @@ mod tests {
             retry_initial: Duration::from_secs(300),
             retry_max_age: Duration::from_secs(3 * 86400),
         };
-        let secs = |attempts| backoff(&mail, attempts, 1).as_secs();
+        let secs = |attempts| backoff(mail.retry_initial, attempts, 1).as_secs();
         assert!((300..=330).contains(&secs(1)), "{}", secs(1));
         assert!((600..=660).contains(&secs(2)), "{}", secs(2));
         assert!((1200..=1320).contains(&secs(3)), "{}", secs(3));

@@ -11,9 +11,11 @@ use croner::parser::{CronParser, Seconds};
 use url::Url;
 
 use super::raw::{RawConfig, RawJob, RawSource};
+use super::secret_var;
 use super::{
-    ConfigError, DaemonSettings, JobSettings, ListSettings, LogFormat, MailSettings, Origins, Problem, Settings, Site,
-    SmtpSettings, SourceKind, SourceSettings, TlsMode, TransportSettings,
+    AccountKind, AccountSettings, ConfigError, DaemonSettings, JobKind, JobSettings, ListSettings, LogFormat,
+    MailSettings, Origins, Problem, Settings, Site, SmtpSettings, SourceKind, SourceSettings, TlsMode,
+    TransportSettings,
 };
 use crate::render::TemplateSet;
 use crate::schedule::CatchUp;
@@ -112,11 +114,13 @@ pub fn check(raw: RawConfig, origins: &Origins, file: &Path) -> Result<Settings,
     let daemon = check_daemon(&mut c, &raw);
     let sources = check_sources(&mut c, &raw, site.as_ref().map(|s| &s.base_url));
     let lists = check_lists(&mut c, &raw);
-    let jobs = check_jobs(&mut c, &raw, &sources, &lists);
+    let accounts = check_accounts(&mut c, &raw);
+    let jobs = check_jobs(&mut c, &raw, &sources, &lists, &accounts);
 
     let templates_dir = PathBuf::from(raw.templates.dir.clone().unwrap_or_else(|| "templates".into()));
     let templates = if templates_dir.is_dir() {
-        match TemplateSet::load(&templates_dir, &jobs) {
+        let digests: Vec<JobSettings> = jobs.iter().filter(|j| j.kind == JobKind::Digest).cloned().collect();
+        match TemplateSet::load(&templates_dir, &digests) {
             Ok(set) => Some(set),
             Err(errors) => {
                 for error in errors {
@@ -145,6 +149,7 @@ pub fn check(raw: RawConfig, origins: &Origins, file: &Path) -> Result<Settings,
             daemon,
             sources,
             lists,
+            accounts,
             jobs,
         }),
         _ => Err(ConfigError { problems: c.problems }),
@@ -402,6 +407,7 @@ fn check_jobs(
     raw: &RawConfig,
     sources: &[SourceSettings],
     lists: &[ListSettings],
+    accounts: &[AccountSettings],
 ) -> Vec<JobSettings> {
     let mut seen = HashSet::new();
     let mut lists_taken = HashSet::new();
@@ -409,8 +415,8 @@ fn check_jobs(
     for (i, j) in raw.jobs.iter().enumerate() {
         let key = item_key("jobs", i, &j.name);
         let name = check_name(c, &key, &j.name, &mut seen);
-        if let Some(job) = check_job(c, &key, j, sources, lists) {
-            if !lists_taken.insert(job.list.clone()) {
+        if let Some(job) = check_job(c, &key, j, sources, lists, accounts) {
+            if job.kind == JobKind::Digest && !lists_taken.insert(job.list.clone()) {
                 c.problem(
                     &format!("{key}.list"),
                     format!("list {:?} already has a digest job; one digest job per list", job.list),
@@ -430,22 +436,63 @@ fn check_job(
     j: &RawJob,
     sources: &[SourceSettings],
     lists: &[ListSettings],
+    accounts: &[AccountSettings],
 ) -> Option<JobSettings> {
     let k = |field: &str| format!("{key}.{field}");
-    match j.kind.as_deref() {
-        Some("digest") => {}
-        Some(other) => c.problem(
-            &k("kind"),
-            format!("{other:?} is not a job kind this version knows (digest)"),
-        ),
-        None => c.problem(&k("kind"), "is required (digest)"),
-    }
-    let list = c.required(&k("list"), &j.list);
-    if let Some(list) = &list
-        && !lists.iter().any(|l| &l.name == list)
-    {
-        c.problem(&k("list"), format!("no list named {list:?} in [[lists]]"));
-    }
+    let kind = match j.kind.as_deref() {
+        Some("digest") => JobKind::Digest,
+        Some("social") => JobKind::Social,
+        Some(other) => {
+            c.problem(
+                &k("kind"),
+                format!("{other:?} is not a job kind this version knows (digest, social)"),
+            );
+            return None;
+        }
+        None => {
+            c.problem(&k("kind"), "is required (digest or social)");
+            return None;
+        }
+    };
+    let list = match kind {
+        JobKind::Digest => {
+            let list = c.required(&k("list"), &j.list);
+            if let Some(list) = &list
+                && !lists.iter().any(|l| &l.name == list)
+            {
+                c.problem(&k("list"), format!("no list named {list:?} in [[lists]]"));
+            }
+            list
+        }
+        JobKind::Social => {
+            if j.list.is_some() {
+                c.problem(&k("list"), "a social job posts to accounts, not to a list");
+            }
+            Some(String::new())
+        }
+    };
+    let job_accounts = match (kind, &j.accounts) {
+        (JobKind::Social, Some(names)) if !names.is_empty() => {
+            for name in names {
+                if !accounts.iter().any(|a| &a.name == name) {
+                    c.problem(&k("accounts"), format!("no account named {name:?} in [[accounts]]"));
+                }
+            }
+            names.clone()
+        }
+        (JobKind::Social, _) => {
+            c.problem(&k("accounts"), "a social job needs at least one account");
+            Vec::new()
+        }
+        (JobKind::Digest, Some(_)) => {
+            c.problem(
+                &k("accounts"),
+                "a digest job sends to a list; accounts belong to social jobs",
+            );
+            Vec::new()
+        }
+        (JobKind::Digest, None) => Vec::new(),
+    };
     let job_sources = match &j.sources {
         Some(names) => {
             for name in names {
@@ -496,6 +543,8 @@ fn check_job(
     let catch_up_window_hours = c.positive(&k("catch_up_window_hours"), j.catch_up_window_hours, 6, 24 * 31);
     Some(JobSettings {
         name: String::new(),
+        kind,
+        accounts: job_accounts,
         list: list?,
         sources: job_sources,
         schedule: schedule?,
@@ -511,4 +560,145 @@ fn check_job(
         catch_up,
         catch_up_window: chrono::Duration::hours(catch_up_window_hours),
     })
+}
+
+/// The API base URL each platform has unless `base_url` says otherwise.
+fn default_base_url(kind: &str) -> Option<&'static str> {
+    match kind {
+        "x" => Some("https://api.x.com"),
+        "bluesky" => Some("https://bsky.social"),
+        "telegram" => Some("https://api.telegram.org"),
+        _ => None,
+    }
+}
+
+fn check_accounts(c: &mut Checker, raw: &RawConfig) -> Vec<AccountSettings> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for (i, a) in raw.accounts.iter().enumerate() {
+        let key = item_key("accounts", i, &a.name);
+        let k = |field: &str| format!("{key}.{field}");
+        let Some(name) = check_name(c, &key, &a.name, &mut seen) else {
+            continue;
+        };
+        let Some(kind_name) = c.required(&k("type"), &a.kind) else {
+            continue;
+        };
+        let mut secret = |field: &str| match c.origins.secret(&name, field) {
+            Ok(value) => value,
+            Err(var) => {
+                c.problems.push(Problem {
+                    origin: format!("environment {var}"),
+                    key: key.clone(),
+                    message: format!(
+                        "the {kind_name} account needs its {field} in {var} (secrets are never read from files)"
+                    ),
+                });
+                String::new()
+            }
+        };
+        let kind = match kind_name.as_str() {
+            "x" => AccountKind::X {
+                consumer_key: secret("consumer_key"),
+                consumer_secret: secret("consumer_secret"),
+                access_token: secret("access_token"),
+                access_token_secret: secret("access_token_secret"),
+            },
+            "mastodon" => AccountKind::Mastodon {
+                access_token: secret("access_token"),
+                visibility: String::new(),
+            },
+            "bluesky" => AccountKind::Bluesky {
+                handle: String::new(),
+                app_password: secret("app_password"),
+            },
+            "slack" | "discord" => {
+                let webhook = secret("webhook_url");
+                if !webhook.is_empty() {
+                    c.url(
+                        &format!("{} (from {})", k("webhook_url"), secret_var(&name, "webhook_url")),
+                        &webhook,
+                    );
+                }
+                if kind_name == "slack" {
+                    AccountKind::Slack
+                } else {
+                    AccountKind::Discord
+                }
+            }
+            "telegram" => AccountKind::Telegram {
+                bot_token: secret("bot_token"),
+                chat_id: String::new(),
+            },
+            "webhook" => AccountKind::Webhook {
+                secret: c.origins.secret(&name, "signing_secret").ok(),
+                max_chars: a.max_chars.map(|n| n.max(1) as usize),
+            },
+            other => {
+                c.problem(
+                    &k("type"),
+                    format!("{other:?} is not one of x, mastodon, bluesky, slack, discord, telegram, webhook"),
+                );
+                continue;
+            }
+        };
+        let kind = match kind {
+            AccountKind::Mastodon { access_token, .. } => {
+                let visibility = a.visibility.clone().unwrap_or_else(|| "public".into());
+                if !["public", "unlisted", "private", "direct"].contains(&visibility.as_str()) {
+                    c.problem(
+                        &k("visibility"),
+                        format!("{visibility:?} is not one of public, unlisted, private, direct"),
+                    );
+                }
+                AccountKind::Mastodon {
+                    access_token,
+                    visibility,
+                }
+            }
+            AccountKind::Bluesky { app_password, .. } => {
+                let handle = c.required(&k("handle"), &a.handle).unwrap_or_default();
+                AccountKind::Bluesky { handle, app_password }
+            }
+            AccountKind::Telegram { bot_token, .. } => {
+                let chat_id = c.required(&k("chat_id"), &a.chat_id).unwrap_or_default();
+                AccountKind::Telegram { bot_token, chat_id }
+            }
+            other => other,
+        };
+        // Chat webhooks are addressed by their (secret) webhook URL; the others by an API base URL.
+        let base = match &kind {
+            AccountKind::Slack | AccountKind::Discord => c.origins.secret(&name, "webhook_url").ok(),
+            AccountKind::Webhook { .. } => c.required(&k("url"), &a.url),
+            AccountKind::Mastodon { .. } => c.required(&k("base_url"), &a.base_url),
+            _ => a
+                .base_url
+                .clone()
+                .or_else(|| default_base_url(&kind_name).map(str::to_string)),
+        };
+        let Some(base_url) = base.and_then(|u| c.url(&k("base_url"), &u)) else {
+            continue;
+        };
+        let template = a
+            .template
+            .clone()
+            .unwrap_or_else(|| crate::social::teaser::DEFAULT_TEMPLATE.to_string());
+        if let Err(e) = crate::social::teaser::compile(&template) {
+            c.problem(&k("template"), e.to_string());
+        }
+        let default_cap = if matches!(kind, AccountKind::X { .. }) { 10 } else { 50 };
+        out.push(AccountSettings {
+            base_url,
+            template,
+            max_hashtags: c.positive(&k("max_hashtags"), a.max_hashtags.or(Some(3)).filter(|n| *n > 0), 3, 30) as usize,
+            min_spacing: Duration::from_secs(a.min_spacing_secs.unwrap_or(60).max(0) as u64),
+            daily_cap: c.positive(&k("daily_cap"), a.daily_cap, default_cap, 10_000) as u32,
+            backfill: a.backfill.unwrap_or(false),
+            lookback: chrono::Duration::hours(c.positive(&k("lookback_hours"), a.lookback_hours, 24, 24 * 366)),
+            timeout: Duration::from_secs(c.positive(&k("timeout_secs"), a.timeout_secs, 20, 600) as u64),
+            name,
+            kind,
+        });
+    }
+    out
 }

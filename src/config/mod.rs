@@ -21,6 +21,9 @@ pub use check::{check, parse_cron};
 /// Where the configuration is read from when neither `--config` nor `HERALD_CONFIG` is given.
 pub const DEFAULT_CONFIG_PATH: &str = "config/herald.toml";
 
+/// Account secrets come from variables with this prefix, never from files.
+pub const SECRET_PREFIX: &str = "HERALD_SECRET_";
+
 /// Environment variables with the `HERALD_` prefix that are not configuration keys.
 const NON_CONFIG_VARS: &[&str] = &["HERALD_CONFIG", "HERALD_LOG", "HERALD_LOG_FORMAT"];
 
@@ -68,6 +71,7 @@ impl fmt::Display for ConfigError {
 pub struct Origins {
     file: String,
     env: BTreeMap<String, String>,
+    secrets: BTreeMap<String, String>,
 }
 
 impl Origins {
@@ -83,6 +87,15 @@ impl Origins {
     pub fn file(&self) -> &str {
         &self.file
     }
+
+    /// The secret `field` of account `account`, from `HERALD_SECRET_<ACCOUNT>_<FIELD>`.
+    pub fn secret(&self, account: &str, field: &str) -> Result<String, String> {
+        let var = secret_var(account, field);
+        match self.secrets.get(&var) {
+            Some(value) if !value.is_empty() => Ok(value.clone()),
+            _ => Err(var),
+        }
+    }
 }
 
 /// `mail.smtp.port` is overridden by `HERALD_MAIL__SMTP__PORT`.
@@ -90,17 +103,27 @@ pub fn env_var_for(key: &str) -> String {
     format!("HERALD_{}", key.to_uppercase().replace('.', "__"))
 }
 
+/// The variable that holds secret `field` of account `account`.
+pub fn secret_var(account: &str, field: &str) -> String {
+    format!(
+        "{SECRET_PREFIX}{}_{}",
+        account.to_uppercase().replace('-', "_"),
+        field.to_uppercase()
+    )
+}
+
 /// Reads and checks the configuration at `path`, with the given environment
 /// (normally `std::env::vars()`, after `.env` has been read).
 pub fn load(path: &Path, env: impl IntoIterator<Item = (String, String)>) -> Result<Settings, ConfigError> {
     let file = path.display().to_string();
-    let env: BTreeMap<String, String> = env
+    let (secrets, env): (BTreeMap<String, String>, BTreeMap<String, String>) = env
         .into_iter()
         .filter(|(k, _)| k.starts_with("HERALD_") && !NON_CONFIG_VARS.contains(&k.as_str()))
-        .collect();
+        .partition(|(k, _)| k.starts_with(SECRET_PREFIX));
     let origins = Origins {
         file: file.clone(),
         env: env.clone(),
+        secrets,
     };
     let fail = |message: String| ConfigError {
         problems: vec![Problem {
@@ -142,6 +165,7 @@ pub struct Settings {
     pub daemon: DaemonSettings,
     pub sources: Vec<SourceSettings>,
     pub lists: Vec<ListSettings>,
+    pub accounts: Vec<AccountSettings>,
     pub jobs: Vec<JobSettings>,
 }
 
@@ -156,6 +180,10 @@ impl Settings {
 
     pub fn source(&self, name: &str) -> Option<&SourceSettings> {
         self.sources.iter().find(|s| s.name == name)
+    }
+
+    pub fn account(&self, name: &str) -> Option<&AccountSettings> {
+        self.accounts.iter().find(|a| a.name == name)
     }
 }
 
@@ -269,9 +297,89 @@ pub struct ListSettings {
     pub seed: Option<PathBuf>,
 }
 
+/// A social account, its platform and its posting rules.
+#[derive(Clone)]
+pub struct AccountSettings {
+    pub name: String,
+    pub kind: AccountKind,
+    /// The API's base URL (or, for chat webhooks, the webhook URL).
+    pub base_url: url::Url,
+    pub template: String,
+    pub max_hashtags: usize,
+    pub min_spacing: Duration,
+    pub daily_cap: u32,
+    /// Post the articles that existed before the account was added, instead of recording them as skipped.
+    pub backfill: bool,
+    /// Articles published longer ago than this are recorded as skipped, not posted.
+    pub lookback: chrono::Duration,
+    pub timeout: Duration,
+}
+
+impl fmt::Debug for AccountSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccountSettings")
+            .field("name", &self.name)
+            .field("kind", &self.kind.name())
+            .field("base_url", &self.base_url.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The platform of an account, with its secrets (never printed).
+#[derive(Clone)]
+pub enum AccountKind {
+    X {
+        consumer_key: String,
+        consumer_secret: String,
+        access_token: String,
+        access_token_secret: String,
+    },
+    Mastodon {
+        access_token: String,
+        visibility: String,
+    },
+    Bluesky {
+        handle: String,
+        app_password: String,
+    },
+    Slack,
+    Discord,
+    Telegram {
+        bot_token: String,
+        chat_id: String,
+    },
+    Webhook {
+        secret: Option<String>,
+        max_chars: Option<usize>,
+    },
+}
+
+impl AccountKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            AccountKind::X { .. } => "x",
+            AccountKind::Mastodon { .. } => "mastodon",
+            AccountKind::Bluesky { .. } => "bluesky",
+            AccountKind::Slack => "slack",
+            AccountKind::Discord => "discord",
+            AccountKind::Telegram { .. } => "telegram",
+            AccountKind::Webhook { .. } => "webhook",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobKind {
+    Digest,
+    Social,
+}
+
 #[derive(Debug, Clone)]
 pub struct JobSettings {
     pub name: String,
+    pub kind: JobKind,
+    /// `social` jobs: the accounts they post to.
+    pub accounts: Vec<String>,
     pub list: String,
     pub sources: Vec<String>,
     pub schedule: String,

@@ -23,6 +23,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub lists: Vec<RawList>,
     #[serde(default)]
+    pub accounts: Vec<RawAccount>,
+    #[serde(default)]
     pub jobs: Vec<RawJob>,
 }
 
@@ -124,6 +126,34 @@ pub struct RawList {
     pub seed: Option<String>,
 }
 
+/// A social account. Its secrets never come from here: they are read from
+/// `HERALD_SECRET_<ACCOUNT>_<FIELD>` environment variables.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAccount {
+    pub name: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub base_url: Option<String>,
+    pub template: Option<String>,
+    pub max_hashtags: Option<i64>,
+    pub min_spacing_secs: Option<i64>,
+    pub daily_cap: Option<i64>,
+    pub backfill: Option<bool>,
+    pub lookback_hours: Option<i64>,
+    pub timeout_secs: Option<i64>,
+    /// `mastodon`: public, unlisted, private or direct.
+    pub visibility: Option<String>,
+    /// `bluesky`: the account's handle or DID.
+    pub handle: Option<String>,
+    /// `telegram`: the chat or channel id (`@channel` or a number).
+    pub chat_id: Option<String>,
+    /// `webhook`: where to POST.
+    pub url: Option<String>,
+    /// `webhook`: a length limit, if the receiver has one.
+    pub max_chars: Option<i64>,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawJob {
@@ -139,5 +169,7 @@ pub struct RawJob {
     pub send_when_empty: Option<bool>,
     pub lookback_hours: Option<i64>,
     pub catch_up: Option<String>,
+    /// `social`: the accounts it posts to.
+    pub accounts: Option<Vec<String>>,
     pub catch_up_window_hours: Option<i64>,
 }

@@ -10,9 +10,10 @@ use chrono::{DateTime, Utc};
 use tracing::{error, info, warn};
 
 use super::fires::Daemon;
-use crate::ingest;
+use crate::config::JobKind;
 use crate::sender::{self, SendContext};
 use crate::shutdown::Shutdown;
+use crate::{ingest, social};
 
 /// The longest the drainer and the poller sleep between looks.
 const MAX_IDLE: Duration = Duration::from_secs(30);
@@ -38,6 +39,28 @@ pub async fn drainer(daemon: Daemon, mut shutdown: Shutdown) {
             }
             let lock = daemon.locks.of(&job.name);
             let Ok(_guard) = lock.try_lock() else { continue };
+            if job.kind == JobKind::Social {
+                for name in &job.accounts {
+                    let account = settings.account(name).expect("checked config");
+                    match social::post::drain(&daemon.store, account, &daemon.client, &shutdown).await {
+                        Ok(report) => {
+                            if report.posted + report.retrying + report.failed > 0 {
+                                info!(account = %name, posted = report.posted, retrying = report.retrying, failed = report.failed, "posts drained");
+                            }
+                            // Spacing, the daily cap or a rate limit says when; else the next retry.
+                            let next = match report.waiting_until {
+                                Some(at) => Some(at),
+                                None => daemon.store.next_post_at(name).await.ok().flatten(),
+                            };
+                            if let Some(at) = next {
+                                wake = wake.min(at);
+                            }
+                        }
+                        Err(e) => error!(account = %name, error = %e, "posting failed"),
+                    }
+                }
+                continue;
+            }
             let ctx = match SendContext::new(daemon.store.clone(), settings.clone()).await {
                 Ok(ctx) => Arc::new(ctx),
                 Err(e) => {

@@ -12,10 +12,11 @@ use tracing::{error, info, warn};
 
 use super::scheduler::FireHandler;
 use crate::clock::Clock;
-use crate::config::{JobSettings, Settings};
+use crate::config::{JobKind, JobSettings, Settings};
 use crate::digest::{self, DigestReport};
 use crate::health::Health;
 use crate::sender::{DrainOptions, SendContext};
+use crate::social;
 use crate::store::Store;
 
 /// One async lock per job, shared by its fires and the retry drainer.
@@ -69,18 +70,27 @@ impl Daemon {
         }
         let lock = self.locks.of(&job.name);
         let _guard = lock.lock().await;
-        let outcome = match self.digest(&job).await {
+        let outcome = match job.kind {
+            JobKind::Digest => self.digest_fire(&job, at).await,
+            JobKind::Social => self.social_fire(&job, at).await,
+        };
+        if let Err(e) = self.store.finish_fire(&job.name, at, &outcome, self.clock.now()).await {
+            warn!(job = %job.name, error = %e, "cannot record the end of the fire");
+        }
+    }
+
+    async fn digest_fire(&self, job: &JobSettings, at: DateTime<Utc>) -> String {
+        match self.digest(job).await {
             Ok(report) => {
                 log_report(&job.name, &report);
                 let failed = report.sources.iter().filter(|s| s.error.is_some()).count();
-                let outcome = summary(&report);
                 let error = report
                     .send
                     .paused
                     .clone()
                     .or_else(|| (failed > 0).then(|| format!("{failed} source(s) failed")));
                 self.health.job_finished(&job.name, self.clock.now(), error);
-                outcome
+                summary(&report)
             }
             Err(e) => {
                 error!(job = %job.name, scheduled = %at, error = %e, "job run failed");
@@ -88,9 +98,41 @@ impl Daemon {
                     .job_finished(&job.name, self.clock.now(), Some(e.to_string()));
                 format!("error: {e}")
             }
-        };
-        if let Err(e) = self.store.finish_fire(&job.name, at, &outcome, self.clock.now()).await {
-            warn!(job = %job.name, error = %e, "cannot record the end of the fire");
+        }
+    }
+
+    async fn social_fire(&self, job: &JobSettings, at: DateTime<Utc>) -> String {
+        let settings = self.settings();
+        match social::run(
+            &self.store,
+            &settings,
+            job,
+            &self.client,
+            self.clock.now(),
+            &self.drain.shutdown,
+        )
+        .await
+        {
+            Ok(report) => {
+                let mut parts = Vec::new();
+                for a in &report.accounts {
+                    info!(job = %job.name, account = %a.account, queued = a.queued, skipped = a.skipped, posted = a.posted, retrying = a.retrying, failed = a.failed, "account done");
+                    parts.push(format!("{}: {} posted, {} failed", a.account, a.posted, a.failed));
+                }
+                let failed: u64 = report.accounts.iter().map(|a| a.failed).sum();
+                self.health.job_finished(
+                    &job.name,
+                    self.clock.now(),
+                    (failed > 0).then(|| format!("{failed} post(s) failed")),
+                );
+                parts.join("; ")
+            }
+            Err(e) => {
+                error!(job = %job.name, scheduled = %at, error = %e, "job run failed");
+                self.health
+                    .job_finished(&job.name, self.clock.now(), Some(e.to_string()));
+                format!("error: {e}")
+            }
         }
     }
 

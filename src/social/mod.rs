@@ -1,4 +1,56 @@
 //! Social posting: teasers of new articles to X, Mastodon, Bluesky and chat
-//! webhooks, once per (article, account).
+//! webhooks, once per (article, account), within each platform's rules.
 
+pub mod bluesky;
+pub mod chat;
+pub mod mastodon;
+pub mod post;
+pub mod reply;
 pub mod teaser;
+pub mod x;
+
+use chrono::{DateTime, Utc};
+
+use crate::config::{JobSettings, Settings};
+use crate::ingest::{self, SourceReport};
+use crate::shutdown::Shutdown;
+use crate::store::{Store, StoreError};
+use post::AccountReport;
+
+/// What a social job's run did.
+#[derive(Debug, Default)]
+pub struct SocialReport {
+    pub sources: Vec<SourceReport>,
+    pub accounts: Vec<AccountReport>,
+}
+
+/// Runs a social job now: poll its sources, queue a teaser per new article
+/// and account, and post what is due.
+pub async fn run(
+    store: &Store,
+    settings: &Settings,
+    job: &JobSettings,
+    http: &reqwest::Client,
+    now: DateTime<Utc>,
+    shutdown: &Shutdown,
+) -> Result<SocialReport, StoreError> {
+    let mut report = SocialReport {
+        sources: ingest::ingest(store, settings, Some(&job.sources), http, now).await?,
+        ..SocialReport::default()
+    };
+    for name in &job.accounts {
+        let account = settings.account(name).expect("checked config: a job's accounts exist");
+        let queued = post::queue(store, account, &job.sources, http, now).await?;
+        let sent = post::drain(store, account, http, shutdown).await?;
+        report.accounts.push(AccountReport {
+            account: name.clone(),
+            queued: queued.queued,
+            skipped: queued.skipped,
+            posted: sent.posted,
+            retrying: sent.retrying,
+            failed: queued.failed + sent.failed,
+            waiting_until: sent.waiting_until,
+        });
+    }
+    Ok(report)
+}

@@ -165,6 +165,15 @@ impl Store {
         Ok(query.fetch_all(&self.pool).await?)
     }
 
+    pub async fn article(&self, id: i64) -> Result<StoredArticle, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT id, identity, source, url, title, author, excerpt, tags, image, published_at FROM articles WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
     pub async fn article_count(&self) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM articles")
             .fetch_one(&self.pool)

@@ -6,6 +6,7 @@ mod articles;
 mod deliveries;
 mod editions;
 mod fires;
+mod posts;
 mod subscribers;
 
 use std::path::Path;
@@ -17,6 +18,7 @@ use sqlx::{AnyPool, Executor};
 pub use articles::{StoredArticle, Upsert};
 pub use deliveries::{Claimed, DeliveryRow, DeliveryState, Outcome, StateCount};
 pub use editions::{EditionRow, NewEdition};
+pub use posts::{PostOutcome, PostRow};
 pub use subscribers::{AddOutcome, NewSubscriber, Subscriber, email_key};
 
 #[derive(Debug, thiserror::Error)]

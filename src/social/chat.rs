@@ -1,0 +1,90 @@
+//! Chat webhooks and bots: Slack and Discord incoming webhooks, Telegram's
+//! bot `sendMessage`, and a generic JSON webhook (optionally HMAC-signed).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+
+use super::reply::{Reply, send};
+
+pub enum ChatKind<'a> {
+    Slack,
+    Discord,
+    Telegram { bot_token: &'a str, chat_id: &'a str },
+    Webhook { secret: Option<&'a str> },
+}
+
+pub struct ChatClient<'a> {
+    pub kind: ChatKind<'a>,
+    pub url: &'a url::Url,
+    pub timeout: Duration,
+}
+
+impl ChatClient<'_> {
+    /// Posts `text`; `payload` is the article data a generic webhook also receives.
+    pub async fn post(
+        &self,
+        http: &reqwest::Client,
+        text: &str,
+        payload: serde_json::Value,
+        idempotency_key: &str,
+        now: DateTime<Utc>,
+    ) -> Reply {
+        let request = match &self.kind {
+            ChatKind::Slack => http.post(self.url.clone()).json(&serde_json::json!({ "text": text })),
+            ChatKind::Discord => {
+                let mut url = self.url.clone();
+                url.query_pairs_mut().append_pair("wait", "true");
+                http.post(url)
+                    .json(&serde_json::json!({ "content": text, "allowed_mentions": { "parse": [] } }))
+            }
+            ChatKind::Telegram { bot_token, chat_id } => {
+                let url = format!("{}/bot{bot_token}/sendMessage", self.url.as_str().trim_end_matches('/'));
+                http.post(url)
+                    .json(&serde_json::json!({ "chat_id": chat_id, "text": text }))
+            }
+            ChatKind::Webhook { secret } => {
+                let body = serde_json::json!({ "text": text, "article": payload }).to_string();
+                let mut request = http
+                    .post(self.url.clone())
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .header("Idempotency-Key", idempotency_key);
+                if let Some(secret) = secret {
+                    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+                    mac.update(body.as_bytes());
+                    let hex: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+                    request = request.header("X-Herald-Signature", format!("sha256={hex}"));
+                }
+                request.body(body)
+            }
+        };
+        let answer = match send(request, self.timeout).await {
+            Ok(answer) => answer,
+            Err(reply) => return reply,
+        };
+        if !answer.status.is_success() {
+            return match answer.classify_failure(now) {
+                Reply::AuthExpired(m) => Reply::Permanent(m),
+                other => other,
+            };
+        }
+        let json = answer.json();
+        let id = match &self.kind {
+            ChatKind::Discord => json["id"].as_str().unwrap_or_default().to_string(),
+            ChatKind::Telegram { .. } => {
+                if json["ok"].as_bool() != Some(true) {
+                    return Reply::Permanent(answer.message());
+                }
+                json["result"]["message_id"].to_string()
+            }
+            _ => String::new(),
+        };
+        Reply::Posted {
+            id,
+            url: None,
+            raw: answer.message(),
+        }
+    }
+}

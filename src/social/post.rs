@@ -1,0 +1,352 @@
+//! A social run: queue a teaser per new article and account (recorded before
+//! any request, unique per pair), then post each account's due teasers within
+//! its spacing, daily cap and the platform's rate limits.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tracing::{error, info, warn};
+
+use super::bluesky::{BlueskyClient, Card, record_key};
+use super::chat::{ChatClient, ChatKind};
+use super::mastodon::{self, MastodonClient};
+use super::reply::Reply;
+use super::teaser::{self, Counting, Rule, TeaserInput};
+use super::x::XClient;
+use crate::clock;
+use crate::config::{AccountKind, AccountSettings};
+use crate::shutdown::Shutdown;
+use crate::store::{PostOutcome, PostRow, Store, StoreError, StoredArticle};
+
+/// The first retry of a failed post comes after this, doubling each time.
+const RETRY_INITIAL: Duration = Duration::from_secs(60);
+/// A post still failing this long after it was queued is given up.
+const RETRY_MAX_AGE: chrono::TimeDelta = chrono::TimeDelta::days(3);
+
+/// What one run did for one account.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct AccountReport {
+    pub account: String,
+    pub queued: u64,
+    pub skipped: u64,
+    pub posted: u64,
+    pub retrying: u64,
+    pub failed: u64,
+    /// Posts left queued until spacing or the daily cap allows, or the rate limit resets.
+    pub waiting_until: Option<DateTime<Utc>>,
+}
+
+/// The platform's length rule for an account (Mastodon's from its instance, cached).
+pub async fn rule(
+    store: &Store,
+    account: &AccountSettings,
+    http: &reqwest::Client,
+    now: DateTime<Utc>,
+) -> Result<Rule, StoreError> {
+    let (counting, max, max_bytes) = match &account.kind {
+        AccountKind::X { .. } => (Counting::XWeighted, 280, None),
+        AccountKind::Mastodon {
+            access_token,
+            visibility,
+        } => {
+            let max = match store.account_char_limit(&account.name).await? {
+                Some(limit) => limit as usize,
+                None => {
+                    let client = MastodonClient {
+                        base_url: &account.base_url,
+                        access_token,
+                        visibility,
+                        timeout: account.timeout,
+                    };
+                    match client.char_limit(http).await {
+                        Some(limit) => {
+                            store.save_account_char_limit(&account.name, limit as i64, now).await?;
+                            limit
+                        }
+                        None => {
+                            warn!(account = %account.name, "the instance did not give its character limit; using 500");
+                            mastodon::FALLBACK_LIMIT
+                        }
+                    }
+                }
+            };
+            (Counting::CharsUrl23, max, None)
+        }
+        AccountKind::Bluesky { .. } => (Counting::Graphemes, 300, Some(3000)),
+        AccountKind::Discord => (Counting::Chars, 2000, None),
+        AccountKind::Telegram { .. } => (Counting::Chars, 4096, None),
+        AccountKind::Slack => (Counting::Chars, 40_000, None),
+        AccountKind::Webhook { max_chars, .. } => (Counting::Chars, max_chars.unwrap_or(100_000), None),
+    };
+    Ok(Rule {
+        counting,
+        max,
+        max_bytes,
+    })
+}
+
+pub fn teaser_input(article: &StoredArticle) -> TeaserInput {
+    TeaserInput {
+        title: article.title.clone(),
+        excerpt: article.excerpt.clone(),
+        url: article.url.clone(),
+        author: article.author.clone(),
+        tags: article.tags(),
+    }
+}
+
+/// Records a post row for every article of `sources` the account has none
+/// for: `queued` with its teaser, or `skipped` (articles that existed before
+/// the account was added, unless it backfills; articles older than its
+/// look-back), or `failed` when no teaser fits.
+pub async fn queue(
+    store: &Store,
+    account: &AccountSettings,
+    sources: &[String],
+    http: &reqwest::Client,
+    now: DateTime<Utc>,
+) -> Result<AccountReport, StoreError> {
+    let mut report = AccountReport {
+        account: account.name.clone(),
+        ..AccountReport::default()
+    };
+    let first_run = !store.account_initialized(&account.name).await?;
+    let articles = store.unposted_articles(&account.name, sources).await?;
+    let rule = rule(store, account, http, now).await?;
+    let template = teaser::compile(&account.template).expect("checked at load");
+    for article in articles {
+        if first_run && !account.backfill {
+            store
+                .add_post(
+                    &account.name,
+                    article.id,
+                    "skipped",
+                    "",
+                    Some("existed before the account was added"),
+                    now,
+                )
+                .await?;
+            report.skipped += 1;
+        } else if article.published() < now - account.lookback {
+            store
+                .add_post(
+                    &account.name,
+                    article.id,
+                    "skipped",
+                    "",
+                    Some("published before the account's look-back"),
+                    now,
+                )
+                .await?;
+            report.skipped += 1;
+        } else {
+            match teaser::build(&template, &teaser_input(&article), account.max_hashtags, &rule) {
+                Ok(text) => {
+                    store
+                        .add_post(&account.name, article.id, "queued", &text, None, now)
+                        .await?;
+                    report.queued += 1;
+                }
+                Err(e) => {
+                    error!(account = %account.name, article = %article.url, error = %e, "no teaser fits the platform");
+                    store
+                        .add_post(&account.name, article.id, "failed", "", Some(&e.to_string()), now)
+                        .await?;
+                    report.failed += 1;
+                }
+            }
+        }
+    }
+    if first_run {
+        store.initialize_account(&account.name, now).await?;
+        if report.skipped > 0 {
+            info!(account = %account.name, skipped = report.skipped, "new account: existing articles recorded without posting (no backfill)");
+        }
+    }
+    Ok(report)
+}
+
+async fn send(
+    store: &Store,
+    account: &AccountSettings,
+    http: &reqwest::Client,
+    post: &PostRow,
+    article: &StoredArticle,
+    now: DateTime<Utc>,
+) -> Reply {
+    let timeout = account.timeout;
+    match &account.kind {
+        AccountKind::X {
+            consumer_key,
+            consumer_secret,
+            access_token,
+            access_token_secret,
+        } => {
+            let client = XClient {
+                base_url: &account.base_url,
+                consumer_key,
+                consumer_secret,
+                access_token,
+                access_token_secret,
+                timeout,
+            };
+            client.post(http, &post.text, now).await
+        }
+        AccountKind::Mastodon {
+            access_token,
+            visibility,
+        } => {
+            let client = MastodonClient {
+                base_url: &account.base_url,
+                access_token,
+                visibility,
+                timeout,
+            };
+            client.post(http, &post.text, &post.idempotency_key, now).await
+        }
+        AccountKind::Bluesky { handle, app_password } => {
+            let client = BlueskyClient {
+                account: &account.name,
+                base_url: &account.base_url,
+                handle,
+                app_password,
+                timeout,
+                store,
+            };
+            let card = Card {
+                url: &article.url,
+                title: &article.title,
+                description: &article.excerpt,
+            };
+            client
+                .post(
+                    http,
+                    &post.text,
+                    &card,
+                    &record_key(post.created_at, post.id),
+                    post.in_doubt == 1,
+                    now,
+                )
+                .await
+        }
+        AccountKind::Slack | AccountKind::Discord | AccountKind::Telegram { .. } | AccountKind::Webhook { .. } => {
+            let kind = match &account.kind {
+                AccountKind::Slack => ChatKind::Slack,
+                AccountKind::Discord => ChatKind::Discord,
+                AccountKind::Telegram { bot_token, chat_id } => ChatKind::Telegram { bot_token, chat_id },
+                AccountKind::Webhook { secret, .. } => ChatKind::Webhook {
+                    secret: secret.as_deref(),
+                },
+                _ => unreachable!("matched above"),
+            };
+            let payload = serde_json::json!({
+                "title": article.title,
+                "url": article.url,
+                "excerpt": article.excerpt,
+                "author": article.author,
+                "tags": article.tags(),
+                "published": article.published().to_rfc3339(),
+            });
+            ChatClient {
+                kind,
+                url: &account.base_url,
+                timeout,
+            }
+            .post(http, &post.text, payload, &post.idempotency_key, now)
+            .await
+        }
+    }
+}
+
+/// Posts the account's due teasers, one at a time, until none is due, the
+/// spacing or daily cap says wait, the platform rate-limits, or shutdown.
+pub async fn drain(
+    store: &Store,
+    account: &AccountSettings,
+    http: &reqwest::Client,
+    shutdown: &Shutdown,
+) -> Result<AccountReport, StoreError> {
+    let name = account.name.as_str();
+    let mut report = AccountReport {
+        account: name.to_string(),
+        ..AccountReport::default()
+    };
+    let lease = chrono::Duration::from_std(account.timeout * 2 + Duration::from_secs(5)).expect("fits");
+    store.recover_expired_post_leases(name, clock::now()).await?;
+    while !shutdown.is_triggered() {
+        let now = clock::now();
+        let (last, posted_today, oldest) = store.post_activity(name, now - chrono::Duration::days(1)).await?;
+        if posted_today >= account.daily_cap as i64 {
+            report.waiting_until = oldest.map(|t| t + chrono::Duration::days(1));
+            info!(
+                account = name,
+                cap = account.daily_cap,
+                "daily cap reached; the rest waits"
+            );
+            break;
+        }
+        if let Some(next) = last.map(|t| t + chrono::Duration::from_std(account.min_spacing).expect("fits"))
+            && next > now
+        {
+            if store.next_post_at(name).await?.is_some() {
+                report.waiting_until = Some(next);
+            }
+            break;
+        }
+        let Some(post) = store.claim_post(name, now, now + lease).await? else {
+            break;
+        };
+        let article = store.article(post.article_id).await?;
+        let reply = send(store, account, http, &post, &article, now).await;
+        let now = clock::now();
+        let outcome = match reply {
+            Reply::Posted { id, url, raw } => {
+                info!(account = name, article = %article.url, remote = %id, "posted");
+                report.posted += 1;
+                PostOutcome::Posted {
+                    remote_id: id,
+                    remote_url: url,
+                    reply: raw,
+                }
+            }
+            Reply::Duplicate(reply) => {
+                info!(account = name, article = %article.url, %reply, "the platform has this post already: counted as posted");
+                report.posted += 1;
+                PostOutcome::Posted {
+                    remote_id: String::new(),
+                    remote_url: None,
+                    reply: format!("duplicate: {reply}"),
+                }
+            }
+            Reply::RateLimited { until, reply } => {
+                warn!(account = name, %until, %reply, "rate limited: waiting until the reset");
+                store
+                    .record_post(post.id, &PostOutcome::Released { at: until }, now)
+                    .await?;
+                report.waiting_until = Some(until);
+                break;
+            }
+            Reply::Transient { reply, in_doubt } => {
+                if now - DateTime::<Utc>::from_timestamp_millis(post.created_at).unwrap_or(now) > RETRY_MAX_AGE {
+                    error!(account = name, article = %article.url, %reply, "giving up after three days of failures");
+                    report.failed += 1;
+                    PostOutcome::Failed { reply }
+                } else {
+                    let at = now
+                        + chrono::Duration::from_std(crate::sender::backoff(RETRY_INITIAL, post.attempts, post.id))
+                            .expect("fits");
+                    warn!(account = name, article = %article.url, %reply, in_doubt, retry_at = %at, "post deferred");
+                    report.retrying += 1;
+                    PostOutcome::Retry { reply, at, in_doubt }
+                }
+            }
+            Reply::AuthExpired(reply) | Reply::Permanent(reply) => {
+                error!(account = name, article = %article.url, %reply, "the platform refused the post");
+                report.failed += 1;
+                PostOutcome::Failed { reply }
+            }
+        };
+        store.record_post(post.id, &outcome, now).await?;
+    }
+    Ok(report)
+}

@@ -1,0 +1,146 @@
+//! What a platform's answer means for the retry logic: posted, a duplicate
+//! (counts as posted), rate limited until a time, auth expired, transient or
+//! permanent, read from the HTTP status, the headers and the JSON body.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use reqwest::header::HeaderMap;
+use reqwest::{Response, StatusCode};
+
+/// A classified answer to one post request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    Posted {
+        id: String,
+        url: Option<String>,
+        raw: String,
+    },
+    /// The platform already has this post (X's duplicate-content 403, an existing Bluesky record).
+    Duplicate(String),
+    RateLimited {
+        until: DateTime<Utc>,
+        reply: String,
+    },
+    /// The credentials were refused after the one refresh the platform allows.
+    AuthExpired(String),
+    /// 5xx, timeouts, connection failures: retry with backoff. `in_doubt` when
+    /// the post may have been made before the failure.
+    Transient {
+        reply: String,
+        in_doubt: bool,
+    },
+    /// Any other 4xx: the platform's message.
+    Permanent(String),
+}
+
+/// A raw HTTP answer.
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl Answer {
+    pub async fn read(response: Response) -> Result<Answer, Reply> {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.text().await.map_err(|e| Reply::Transient {
+            reply: crate::error_chain(&e),
+            in_doubt: true,
+        })?;
+        Ok(Answer { status, headers, body })
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The platform's own words, from the usual JSON fields, else the body.
+    pub fn message(&self) -> String {
+        let json = self.json();
+        let text = [
+            "detail",
+            "error_description",
+            "description",
+            "message",
+            "error",
+            "title",
+        ]
+        .iter()
+        .find_map(|k| json.get(k).and_then(|v| v.as_str()).map(str::to_string))
+        .unwrap_or_else(|| self.body.chars().take(300).collect());
+        format!("{} {}", self.status.as_u16(), text.trim())
+    }
+
+    /// When a 429 says to come back: `x-rate-limit-reset` / `ratelimit-reset`
+    /// (epoch seconds), `Retry-After` (seconds or an HTTP date),
+    /// `X-RateLimit-Reset` (Mastodon: an ISO 8601 time), a JSON `retry_after`
+    /// (Discord, seconds; Telegram, under `parameters`). A minute when none says.
+    pub fn retry_at(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        let header = |name: &str| self.headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+        let epoch = |v: &str| {
+            v.parse::<i64>()
+                .ok()
+                .filter(|n| *n > 1_000_000_000)
+                .and_then(|s| DateTime::from_timestamp(s, 0))
+        };
+        let after = |secs: f64| now + chrono::Duration::milliseconds((secs * 1000.0).ceil() as i64);
+        if let Some(at) = header("x-rate-limit-reset")
+            .or(header("ratelimit-reset"))
+            .and_then(epoch)
+        {
+            return at;
+        }
+        if let Some(v) = header("x-ratelimit-reset") {
+            if let Ok(at) = DateTime::parse_from_rfc3339(v) {
+                return at.with_timezone(&Utc);
+            }
+            if let Some(at) = epoch(v) {
+                return at;
+            }
+        }
+        if let Some(v) = header("retry-after") {
+            if let Ok(secs) = v.parse::<f64>() {
+                return after(secs);
+            }
+            if let Ok(at) = DateTime::parse_from_rfc2822(v) {
+                return at.with_timezone(&Utc);
+            }
+        }
+        let json = self.json();
+        let secs = json
+            .get("retry_after")
+            .or_else(|| json.get("parameters").and_then(|p| p.get("retry_after")))
+            .and_then(|v| v.as_f64());
+        after(secs.unwrap_or(60.0))
+    }
+
+    /// The classification every platform shares for non-success answers.
+    pub fn classify_failure(&self, now: DateTime<Utc>) -> Reply {
+        match self.status.as_u16() {
+            429 => Reply::RateLimited {
+                until: self.retry_at(now),
+                reply: self.message(),
+            },
+            401 => Reply::AuthExpired(self.message()),
+            500..=599 => Reply::Transient {
+                reply: self.message(),
+                in_doubt: false,
+            },
+            _ => Reply::Permanent(self.message()),
+        }
+    }
+}
+
+/// Sends a request and reads the answer; a failure to get one is transient
+/// (in doubt unless the connection was never made).
+pub async fn send(request: reqwest::RequestBuilder, timeout: Duration) -> Result<Answer, Reply> {
+    match request.timeout(timeout).send().await {
+        Ok(response) => Answer::read(response).await,
+        Err(e) => Err(Reply::Transient {
+            reply: crate::error_chain(&e),
+            in_doubt: !e.is_connect(),
+        }),
+    }
+}

@@ -1,0 +1,56 @@
+//! X (Twitter) API v2: `POST /2/tweets` with a JSON body, signed with OAuth
+//! 1.0a user context (HMAC-SHA1 over the method, URL and OAuth parameters).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use oauth1_request::signature_method::HmacSha1;
+
+use super::reply::{Reply, send};
+
+pub struct XClient<'a> {
+    pub base_url: &'a url::Url,
+    pub consumer_key: &'a str,
+    pub consumer_secret: &'a str,
+    pub access_token: &'a str,
+    pub access_token_secret: &'a str,
+    pub timeout: Duration,
+}
+
+impl XClient<'_> {
+    pub async fn post(&self, http: &reqwest::Client, text: &str, now: DateTime<Utc>) -> Reply {
+        let uri = format!("{}/2/tweets", self.base_url.as_str().trim_end_matches('/'));
+        let token = oauth1_request::Token::from_parts(
+            self.consumer_key,
+            self.consumer_secret,
+            self.access_token,
+            self.access_token_secret,
+        );
+        // A JSON body is not part of the OAuth 1.0a signature base string.
+        let authorization = oauth1_request::authorize("POST", &uri, &(), &token, HmacSha1::new());
+        let request = http
+            .post(&uri)
+            .header(reqwest::header::AUTHORIZATION, authorization)
+            .json(&serde_json::json!({ "text": text }));
+        let answer = match send(request, self.timeout).await {
+            Ok(answer) => answer,
+            Err(reply) => return reply,
+        };
+        if answer.status.is_success() {
+            let id = answer.json()["data"]["id"].as_str().unwrap_or_default().to_string();
+            return Reply::Posted {
+                url: Some(format!("https://x.com/i/web/status/{id}")),
+                id,
+                raw: answer.message(),
+            };
+        }
+        if answer.status.as_u16() == 403 && answer.body.to_lowercase().contains("duplicate") {
+            return Reply::Duplicate(answer.message());
+        }
+        match answer.classify_failure(now) {
+            // OAuth 1.0a user tokens do not expire: a 401 means revoked or wrong keys.
+            Reply::AuthExpired(reply) => Reply::Permanent(reply),
+            other => other,
+        }
+    }
+}
