@@ -162,7 +162,8 @@ pub fn canonical_url(raw: &str) -> Option<String> {
     Some(url.to_string())
 }
 
-/// A URL slug of a title: lowercase ASCII letters and digits joined by hyphens.
+/// A URL slug of a title: lowercase letters and digits joined by hyphens
+/// (accents folded; other scripts kept, and percent-encoded in the URL).
 pub fn slug(title: &str) -> String {
     let mut out = String::new();
     for c in title.chars().flat_map(char::to_lowercase) {
@@ -176,7 +177,7 @@ pub fn slug(title: &str) -> String {
             'ñ' => 'n',
             c => c,
         };
-        if c.is_ascii_alphanumeric() {
+        if c.is_alphanumeric() {
             out.push(c);
         } else if !out.is_empty() && !out.ends_with('-') {
             out.push('-');
@@ -202,6 +203,7 @@ mod tests {
     fn slugs() {
         assert_eq!(slug("Café owners rally: 3 new rules!"), "cafe-owners-rally-3-new-rules");
         assert_eq!(slug("!!!"), "article");
+        assert_eq!(slug("港のフェリー 🎉"), "港のフェリー");
     }
 
     #[test]

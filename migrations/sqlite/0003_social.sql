@@ -24,7 +24,7 @@ CREATE INDEX posts_queue ON posts (account, state, next_attempt_at);
 
 CREATE TABLE account_state (
     account TEXT PRIMARY KEY,
-    initialized_at BIGINT NOT NULL,
+    initialized_at BIGINT,
     session TEXT,
     char_limit BIGINT,
     updated_at BIGINT NOT NULL

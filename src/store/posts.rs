@@ -46,18 +46,20 @@ pub enum PostOutcome {
 const POST_COLUMNS: &str = "id, account, article_id, state, text, idempotency_key, attempts, in_doubt, created_at, remote_id, remote_url, last_reply";
 
 impl Store {
-    /// When the account was first seen by a social run, if ever.
+    /// Whether a social run has recorded the account's existing articles yet.
     pub async fn account_initialized(&self, account: &str) -> Result<bool, StoreError> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM account_state WHERE account = $1")
-            .bind(account)
-            .fetch_one(&self.pool)
-            .await?;
+        let n: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM account_state WHERE account = $1 AND initialized_at IS NOT NULL")
+                .bind(account)
+                .fetch_one(&self.pool)
+                .await?;
         Ok(n > 0)
     }
 
     pub async fn initialize_account(&self, account: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO account_state (account, initialized_at, updated_at) VALUES ($1, $2, $2) ON CONFLICT (account) DO NOTHING",
+            "INSERT INTO account_state (account, initialized_at, updated_at) VALUES ($1, $2, $2) \
+             ON CONFLICT (account) DO UPDATE SET initialized_at = COALESCE(account_state.initialized_at, $2)",
         )
         .bind(account)
         .bind(now.timestamp_millis())
@@ -83,7 +85,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO account_state (account, initialized_at, session, updated_at) VALUES ($1, $3, $2, $3) \
+            "INSERT INTO account_state (account, session, updated_at) VALUES ($1, $2, $3) \
              ON CONFLICT (account) DO UPDATE SET session = $2, updated_at = $3",
         )
         .bind(account)
@@ -111,7 +113,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO account_state (account, initialized_at, char_limit, updated_at) VALUES ($1, $3, $2, $3) \
+            "INSERT INTO account_state (account, char_limit, updated_at) VALUES ($1, $2, $3) \
              ON CONFLICT (account) DO UPDATE SET char_limit = $2, updated_at = $3",
         )
         .bind(account)

@@ -1,0 +1,496 @@
+//! Social posting against local fakes of each platform: once per article and
+//! account, no backfill flood, signed and within limits, replies classified,
+//! and no double post across a crash.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use wiremock::matchers::{method, path, path_regex};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::fakes::{BlueskyFake, BlueskyState, ChatFake, MastodonFake, XFake, XKeys};
+use crate::util::{Workspace, article_txt, base_config, file_mail, show};
+
+const X_KEYS: XKeys = XKeys {
+    consumer_key: "ck-123",
+    consumer_secret: "cs-456",
+    token: "tok-789",
+    token_secret: "ts-012",
+};
+
+/// A workspace whose config has the given accounts and a social job posting to them.
+fn social_workspace(accounts: &str, names: &[&str]) -> Workspace {
+    let list: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
+    let config = base_config(&file_mail())
+        + accounts
+        + &format!(
+            "\n[[jobs]]\nname = \"social\"\nkind = \"social\"\naccounts = [{}]\nschedule = \"0 * * * *\"\ntimezone = \"UTC\"\n",
+            list.join(", ")
+        );
+    let ws = Workspace::new(&config);
+    ws.write(
+        "articles/existing-1.txt",
+        &article_txt("Harbour wall repaired", "harbour wall"),
+    );
+    ws.write(
+        "articles/existing-2.txt",
+        &article_txt("Library hours extended", "library"),
+    );
+    ws
+}
+
+fn secrets() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("HERALD_SECRET_MASTO_ACCESS_TOKEN", "masto-token"),
+        ("HERALD_SECRET_XACC_CONSUMER_KEY", X_KEYS.consumer_key),
+        ("HERALD_SECRET_XACC_CONSUMER_SECRET", X_KEYS.consumer_secret),
+        ("HERALD_SECRET_XACC_ACCESS_TOKEN", X_KEYS.token),
+        ("HERALD_SECRET_XACC_ACCESS_TOKEN_SECRET", X_KEYS.token_secret),
+        ("HERALD_SECRET_SKY_APP_PASSWORD", "app-pass-1"),
+        ("HERALD_SECRET_TG_BOT_TOKEN", "123:abc"),
+        ("HERALD_SECRET_HOOK_SIGNING_SECRET", "hook-secret"),
+    ]
+}
+
+async fn herald(ws: &Workspace, args: &[&str], extra: &[(&str, String)]) -> std::process::Output {
+    let mut cmd = ws.command(args);
+    for (k, v) in secrets() {
+        cmd.env(k, v);
+    }
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    tokio::process::Command::from(cmd).output().await.unwrap()
+}
+
+fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn account(name: &str, kind: &str, base_url: &str, extra: &str) -> String {
+    format!(
+        "\n[[accounts]]\nname = \"{name}\"\ntype = \"{kind}\"\nbase_url = \"{base_url}\"\nmin_spacing_secs = 0\n{extra}\n"
+    )
+}
+
+async fn sql(ws: &Workspace, statement: &str) {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&format!("sqlite://{}/data/herald.db", ws.path().display()))
+        .await
+        .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(statement.to_string()))
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+}
+
+async fn mastodon(server: &MockServer) -> MastodonFake {
+    let fake = MastodonFake {
+        token: "masto-token",
+        limit: 300,
+        script: Default::default(),
+        statuses: Default::default(),
+        by_key: Default::default(),
+        slow_answers: Default::default(),
+    };
+    Mock::given(method("GET"))
+        .and(path("/api/v2/instance"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(serde_json::json!({ "configuration": { "statuses": { "max_characters": 300 } } })),
+        )
+        .mount(server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/api/v1/statuses"))
+        .respond_with(fake.clone())
+        .mount(server)
+        .await;
+    fake
+}
+
+#[tokio::test]
+async fn a_new_account_records_history_without_posting_then_posts_each_new_article_once() {
+    let server = MockServer::start().await;
+    let fake = mastodon(&server).await;
+    let ws = social_workspace(
+        &account("masto", "mastodon", &server.uri(), "visibility = \"unlisted\""),
+        &["masto"],
+    );
+
+    let first = herald(&ws, &["post", "social"], &[]).await;
+    assert!(first.status.success(), "{}", show(&first));
+    assert!(
+        stdout(&first).contains("account masto: 0 queued, 2 skipped, 0 posted"),
+        "{}",
+        show(&first)
+    );
+    assert!(fake.statuses.lock().unwrap().is_empty(), "no backfill flood");
+
+    ws.write("articles/new.txt", &article_txt("Ferry returns in spring", "ferry"));
+    let second = herald(&ws, &["post", "social"], &[]).await;
+    assert!(
+        stdout(&second).contains("account masto: 1 queued, 0 skipped, 1 posted"),
+        "{}",
+        show(&second)
+    );
+    let third = herald(&ws, &["post", "social"], &[]).await;
+    assert!(
+        stdout(&third).contains("account masto: 0 queued, 0 skipped, 0 posted"),
+        "{}",
+        show(&third)
+    );
+
+    let statuses = fake.statuses.lock().unwrap().clone();
+    assert_eq!(statuses.len(), 1, "posted once");
+    insta::assert_snapshot!(statuses[0]);
+    let posts = stdout(&herald(&ws, &["posts"], &[]).await);
+    assert!(
+        posts.contains("posted") && posts.contains("skipped") && posts.contains("https://social.example/@courier/1"),
+        "{posts}"
+    );
+}
+
+#[tokio::test]
+async fn x_posts_are_signed_within_the_weighted_limit_and_replies_are_classified() {
+    let server = MockServer::start().await;
+    let fake = XFake {
+        keys: Arc::new(X_KEYS),
+        script: Default::default(),
+        tweets: Default::default(),
+    };
+    Mock::given(method("POST"))
+        .and(path("/2/tweets"))
+        .respond_with(fake.clone())
+        .mount(&server)
+        .await;
+    let ws = social_workspace(&account("xacc", "x", &server.uri(), ""), &["xacc"]);
+    assert!(stdout(&herald(&ws, &["post", "social"], &[]).await).contains("2 skipped"));
+
+    // Wide characters count double; the excerpt is cut so the post fits 280.
+    let wide = "東京の港で新しいフェリーが運航を始めました。".repeat(12);
+    ws.write(
+        "articles/wide.json",
+        &format!(r#"{{"title": "港のフェリー 🎉", "tags": ["harbour news"], "body": "{wide}"}}"#),
+    );
+    let out = herald(&ws, &["post", "social"], &[]).await;
+    assert!(stdout(&out).contains("1 posted"), "{}", show(&out));
+    let tweet = fake.tweets.lock().unwrap()[0].clone();
+    assert!(
+        tweet.starts_with("港のフェリー 🎉")
+            && tweet.contains("https://gazette.example.org/")
+            && tweet.ends_with("#HarbourNews"),
+        "{tweet}"
+    );
+
+    // 429: the post waits for x-rate-limit-reset.
+    let reset = chrono::Utc::now().timestamp() + 3600;
+    fake.script.lock().unwrap().push_back(
+        ResponseTemplate::new(429)
+            .insert_header("x-rate-limit-reset", reset.to_string().as_str())
+            .set_body_json(serde_json::json!({ "title": "Too Many Requests" })),
+    );
+    ws.write(
+        "articles/next.txt",
+        &article_txt("Market moves to the square", "market"),
+    );
+    let limited = herald(&ws, &["post", "social"], &[]).await;
+    assert!(
+        stdout(&limited).contains("0 posted") && stdout(&limited).contains("the rest waits until"),
+        "{}",
+        show(&limited)
+    );
+
+    // After the reset, X says it has the post already: counted as posted, not failed.
+    sql(&ws, "UPDATE posts SET next_attempt_at = 0 WHERE state = 'queued'").await;
+    fake.script
+        .lock()
+        .unwrap()
+        .push_back(ResponseTemplate::new(403).set_body_json(
+            serde_json::json!({ "detail": "You are not allowed to create a Tweet with duplicate content." }),
+        ));
+    let dup = herald(&ws, &["post", "social"], &[]).await;
+    assert!(
+        stdout(&dup).contains("1 posted, 0 to retry, 0 failed"),
+        "{}",
+        show(&dup)
+    );
+
+    // Wrong keys: the fake's independent signature check refuses, and the post fails loudly.
+    ws.write("articles/third.txt", &article_txt("Bakery wins award", "bakery"));
+    let bad = herald(
+        &ws,
+        &["post", "social"],
+        &[("HERALD_SECRET_XACC_CONSUMER_SECRET", "wrong".into())],
+    )
+    .await;
+    assert_eq!(bad.status.code(), Some(1), "{}", show(&bad));
+    assert!(stdout(&bad).contains("1 failed"), "{}", show(&bad));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("bad signature"),
+        "{}",
+        show(&bad)
+    );
+    assert_eq!(fake.tweets.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn mastodon_retries_in_doubt_with_the_same_idempotency_key_and_posts_once() {
+    let server = MockServer::start().await;
+    let fake = mastodon(&server).await;
+    let ws = social_workspace(
+        &account("masto", "mastodon", &server.uri(), "timeout_secs = 1"),
+        &["masto"],
+    );
+    herald(&ws, &["post", "social"], &[]).await;
+    ws.write("articles/new.txt", &article_txt("Ferry returns in spring", "ferry"));
+    *fake.slow_answers.lock().unwrap() = 1; // the post is made, the answer lost
+    let lost = herald(&ws, &["post", "social"], &[]).await;
+    assert!(stdout(&lost).contains("0 posted, 1 to retry"), "{}", show(&lost));
+    sql(&ws, "UPDATE posts SET next_attempt_at = 0 WHERE state = 'queued'").await;
+    let retry = herald(&ws, &["post", "social"], &[]).await;
+    assert!(stdout(&retry).contains("1 posted"), "{}", show(&retry));
+    assert_eq!(
+        fake.statuses.lock().unwrap().len(),
+        1,
+        "the repeated Idempotency-Key returned the first post"
+    );
+}
+
+#[tokio::test]
+async fn a_crash_mid_post_and_a_restart_post_nothing_twice() {
+    let server = MockServer::start().await;
+    let fake = mastodon(&server).await;
+    let ws = social_workspace(
+        &account("masto", "mastodon", &server.uri(), "timeout_secs = 2"),
+        &["masto"],
+    );
+    herald(&ws, &["post", "social"], &[]).await;
+    ws.write("articles/new.txt", &article_txt("Ferry returns in spring", "ferry"));
+    *fake.slow_answers.lock().unwrap() = 1;
+    let mut cmd = ws.command(&["post", "social"]);
+    for (k, v) in secrets() {
+        cmd.env(k, v);
+    }
+    let mut child = tokio::process::Command::from(cmd).spawn().unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while fake.statuses.lock().unwrap().is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the post never reached the fake"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.kill().await.unwrap();
+
+    let early = herald(&ws, &["post", "social"], &[]).await;
+    assert!(
+        stdout(&early).contains("0 posted"),
+        "a leased post is left alone: {}",
+        show(&early)
+    );
+    tokio::time::sleep(Duration::from_secs(10)).await; // the lease (2 x 2 s + 5 s) runs out
+    let after = herald(&ws, &["post", "social"], &[]).await;
+    assert!(stdout(&after).contains("1 posted"), "{}", show(&after));
+    assert_eq!(fake.statuses.lock().unwrap().len(), 1, "no duplicate post");
+    let posts = stdout(&herald(&ws, &["posts"], &[]).await);
+    assert!(posts.contains("(1 in doubt)"), "{posts}");
+}
+
+#[tokio::test]
+async fn bluesky_refreshes_its_session_and_posts_with_byte_offset_facets() {
+    let server = MockServer::start().await;
+    let state = Arc::new(Mutex::new(BlueskyState::default()));
+    let fake = BlueskyFake {
+        handle: "courier.test",
+        password: "app-pass-1",
+        state: state.clone(),
+        script: Default::default(),
+    };
+    Mock::given(path_regex("^/xrpc/"))
+        .respond_with(fake.clone())
+        .mount(&server)
+        .await;
+    let ws = social_workspace(
+        &account("sky", "bluesky", &server.uri(), "handle = \"courier.test\""),
+        &["sky"],
+    );
+    herald(&ws, &["post", "social"], &[]).await;
+
+    ws.write(
+        "articles/new.txt",
+        &article_txt("Café owners 👩‍🍳 rally for the harbour", "café"),
+    );
+    let first = herald(&ws, &["post", "social"], &[]).await;
+    assert!(stdout(&first).contains("1 posted"), "{}", show(&first));
+    state.lock().unwrap().expire_next = true;
+    ws.write("articles/next.txt", &article_txt("Market moves", "market"));
+    let second = herald(&ws, &["post", "social"], &[]).await;
+    assert!(stdout(&second).contains("1 posted"), "{}", show(&second));
+
+    let state = state.lock().unwrap();
+    assert_eq!(
+        state.sessions_created, 1,
+        "the session is kept, not re-created per post"
+    );
+    assert_eq!(state.refreshes, 1, "an expired token is refreshed once");
+    assert_eq!(state.records.len(), 2);
+}
+
+#[tokio::test]
+async fn chat_webhooks_post_and_honour_retry_after() {
+    let server = MockServer::start().await;
+    let discord = ChatFake {
+        script: Default::default(),
+        bodies: Default::default(),
+        ok: serde_json::json!({ "id": "555" }),
+    };
+    let telegram = ChatFake {
+        script: Default::default(),
+        bodies: Default::default(),
+        ok: serde_json::json!({ "ok": true, "result": { "message_id": 7 } }),
+    };
+    let hook = ChatFake {
+        script: Default::default(),
+        bodies: Default::default(),
+        ok: serde_json::json!({}),
+    };
+    Mock::given(method("POST"))
+        .and(path("/discord"))
+        .respond_with(discord.clone())
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/bot123:abc/sendMessage"))
+        .respond_with(telegram.clone())
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/hook"))
+        .respond_with(hook.clone())
+        .mount(&server)
+        .await;
+    let uri = server.uri();
+    let accounts = account("disc", "discord", &uri, "")
+        + &account("tg", "telegram", &uri, "chat_id = \"@courier\"")
+        + &account("hook", "webhook", &uri, &format!("url = \"{uri}/hook\""));
+    let ws = social_workspace(
+        &accounts.replace(
+            &format!("base_url = \"{uri}\"\nmin_spacing_secs = 0\n\nurl ="),
+            "min_spacing_secs = 0\nurl =",
+        ),
+        &["disc", "tg", "hook"],
+    );
+    let discord_url = [("HERALD_SECRET_DISC_WEBHOOK_URL", format!("{uri}/discord"))];
+    let out = herald(&ws, &["post", "social"], &discord_url).await;
+    assert!(out.status.success(), "{}", show(&out));
+
+    discord.script.lock().unwrap().push_back(
+        ResponseTemplate::new(429).set_body_json(serde_json::json!({ "retry_after": 0.5, "global": false })),
+    );
+    ws.write("articles/new.txt", &article_txt("Ferry returns in spring", "ferry"));
+    let out = herald(&ws, &["post", "social"], &discord_url).await;
+    let text = stdout(&out);
+    assert!(
+        text.contains("account disc: 1 queued, 0 skipped, 0 posted") && text.contains("the rest waits until"),
+        "{text}"
+    );
+    assert!(
+        text.contains("account tg: 1 queued, 0 skipped, 1 posted")
+            && text.contains("account hook: 1 queued, 0 skipped, 1 posted"),
+        "{text}"
+    );
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let out = herald(&ws, &["post", "social"], &discord_url).await;
+    assert!(
+        stdout(&out).contains("account disc: 0 queued, 0 skipped, 1 posted"),
+        "{}",
+        show(&out)
+    );
+
+    let (_, discord_body) = discord.bodies.lock().unwrap()[0].clone();
+    assert!(
+        discord_body["content"]
+            .as_str()
+            .unwrap()
+            .starts_with("Ferry returns in spring")
+    );
+    let (_, tg_body) = telegram.bodies.lock().unwrap()[0].clone();
+    assert_eq!(tg_body["chat_id"], "@courier");
+    let (headers, hook_body) = hook.bodies.lock().unwrap()[0].clone();
+    assert_eq!(hook_body["article"]["title"], "Ferry returns in spring");
+    let signature = headers
+        .iter()
+        .find(|(k, _)| k == "x-herald-signature")
+        .map(|(_, v)| v.clone())
+        .expect("signed");
+    use hmac::{Hmac, KeyInit, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"hook-secret").unwrap();
+    mac.update(serde_json::to_string(&hook_body).unwrap().as_bytes());
+    let hex: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(signature, format!("sha256={hex}"));
+}
+
+#[tokio::test]
+async fn dry_run_shows_each_accounts_post_with_its_count_and_posts_nothing() {
+    let server = MockServer::start().await;
+    let fake = mastodon(&server).await;
+    let x = XFake {
+        keys: Arc::new(X_KEYS),
+        script: Default::default(),
+        tweets: Default::default(),
+    };
+    Mock::given(method("POST"))
+        .and(path("/2/tweets"))
+        .respond_with(x.clone())
+        .mount(&server)
+        .await;
+    let accounts = account("masto", "mastodon", &server.uri(), "") + &account("xacc", "x", &server.uri(), "");
+    let ws = social_workspace(&accounts, &["masto", "xacc"]);
+    let first = herald(&ws, &["post", "social", "--dry-run"], &[]).await;
+    assert!(
+        stdout(&first).contains("first run: the articles that exist now are recorded without posting"),
+        "{}",
+        show(&first)
+    );
+    herald(&ws, &["post", "social"], &[]).await;
+    ws.write("articles/new.txt", &article_txt("Ferry returns in spring", "ferry"));
+    let dry = herald(&ws, &["post", "social", "--dry-run"], &[]).await;
+    let text = stdout(&dry);
+    assert!(
+        text.contains("account masto (mastodon, limit 300 characters, URLs as 23):"),
+        "{text}"
+    );
+    assert!(
+        text.contains("account xacc (x, limit 280 weighted characters, URLs as 23):"),
+        "{text}"
+    );
+    assert!(
+        text.contains("--- https://gazette.example.org/ferry-returns-in-spring ["),
+        "{text}"
+    );
+    assert!(text.contains("| Ferry returns in spring"), "{text}");
+    assert!(text.contains("dry run: nothing posted, nothing recorded"), "{text}");
+    assert!(fake.statuses.lock().unwrap().is_empty() && x.tweets.lock().unwrap().is_empty());
+    assert!(
+        stdout(&herald(&ws, &["post", "social"], &[]).await).contains("1 queued"),
+        "the dry run recorded nothing"
+    );
+}
+
+#[tokio::test]
+async fn an_account_without_its_secrets_is_refused_at_load() {
+    let ws = social_workspace(&account("xacc", "x", "https://api.x.example", ""), &["xacc"]);
+    let out = tokio::process::Command::from(ws.command(&["check"]))
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("environment HERALD_SECRET_XACC_CONSUMER_KEY: accounts.\"xacc\""),
+        "{err}"
+    );
+    assert!(err.contains("HERALD_SECRET_XACC_ACCESS_TOKEN_SECRET"), "{err}");
+}
