@@ -17,18 +17,20 @@ fn a_killed_send_finishes_after_restart_with_only_in_doubt_rows_doubled() {
     ws.subscribers(600);
     ws.write("articles/ferry.txt", &article_txt("Ferry returns", "ferry"));
 
-    let mut child = ws
-        .command(&["digest", "daily"])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = crate::util::KillOnDrop(
+        ws.command(&["digest", "daily"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let deadline = Instant::now() + Duration::from_secs(30);
     while sink.recipients().len() < 150 {
         assert!(Instant::now() < deadline, "the send did not get going");
         std::thread::sleep(Duration::from_millis(20));
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
     let before = sink.recipients().len();
     assert!(before < 600, "killed mid-send ({before} delivered)");
 

@@ -2,10 +2,10 @@
 //! SIGTERM mid-send stops it cleanly, and a restart completes the edition.
 
 use std::collections::HashMap;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::util::{SmtpSink, Workspace, article_txt, base_config, show, smtp_mail, state_count, stdout};
+use crate::util::{KillOnDrop, SmtpSink, Workspace, article_txt, base_config, show, smtp_mail, state_count, stdout};
 
 fn log_text(ws: &Workspace) -> String {
     std::fs::read_to_string(ws.path().join("daemon.log")).unwrap_or_default()
@@ -23,23 +23,24 @@ fn wait_for(ws: &Workspace, what: &str, timeout: Duration, done: impl Fn() -> bo
     }
 }
 
-fn start_daemon(ws: &Workspace) -> Child {
+fn start_daemon(ws: &Workspace) -> KillOnDrop {
     start_daemon_logging_to(ws, "daemon.log")
 }
 
-fn start_daemon_logging_to(ws: &Workspace, log: &str) -> Child {
+fn start_daemon_logging_to(ws: &Workspace, log: &str) -> KillOnDrop {
     let log = std::fs::File::create(ws.path().join(log)).unwrap();
     ws.command(&["run", "--log-format", "json"])
         .env("HERALD_LOG", "info")
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
+        .map(KillOnDrop)
         .unwrap()
 }
 
-fn signal(child: &Child, name: &str) {
+fn signal(child: &KillOnDrop, name: &str) {
     let status = std::process::Command::new("kill")
-        .args([&format!("-{name}"), &child.id().to_string()])
+        .args([&format!("-{name}"), &child.0.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
@@ -94,7 +95,7 @@ fn an_edited_schedule_takes_effect_and_sigterm_then_restart_completes_the_editio
     signal(&daemon, "TERM");
     let deadline = Instant::now() + Duration::from_secs(20);
     let status = loop {
-        if let Some(status) = daemon.try_wait().unwrap() {
+        if let Some(status) = daemon.0.try_wait().unwrap() {
             break status;
         }
         assert!(
@@ -173,10 +174,10 @@ fn run_once_exits_non_zero_when_something_failed() {
     );
 }
 
-fn stop(ws: &Workspace, mut daemon: Child) {
+fn stop(ws: &Workspace, mut daemon: KillOnDrop) {
     signal(&daemon, "TERM");
     let deadline = Instant::now() + Duration::from_secs(20);
-    while daemon.try_wait().unwrap().is_none() {
+    while daemon.0.try_wait().unwrap().is_none() {
         assert!(Instant::now() < deadline, "the daemon did not stop:\n{}", log_text(ws));
         std::thread::sleep(Duration::from_millis(50));
     }

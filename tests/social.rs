@@ -273,7 +273,9 @@ async fn a_crash_mid_post_and_a_restart_post_nothing_twice() {
     for (k, v) in secrets() {
         cmd.env(k, v);
     }
-    let mut child = tokio::process::Command::from(cmd).spawn().unwrap();
+    cmd.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = tokio::process::Command::from(cmd).kill_on_drop(true).spawn().unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while fake.statuses.lock().unwrap().is_empty() {
         assert!(
@@ -493,4 +495,121 @@ async fn an_account_without_its_secrets_is_refused_at_load() {
         "{err}"
     );
     assert!(err.contains("HERALD_SECRET_XACC_ACCESS_TOKEN_SECRET"), "{err}");
+}
+
+#[tokio::test]
+async fn spacing_and_the_daily_cap_hold_posts_back() {
+    let server = MockServer::start().await;
+    let fake = mastodon(&server).await;
+    let slack = ChatFake {
+        script: Default::default(),
+        bodies: Default::default(),
+        ok: serde_json::json!("ok"),
+    };
+    Mock::given(method("POST"))
+        .and(path("/slack"))
+        .respond_with(slack.clone())
+        .mount(&server)
+        .await;
+    let accounts = account("masto", "mastodon", &server.uri(), "")
+        .replace("min_spacing_secs = 0", "min_spacing_secs = 3600")
+        + &account("team", "slack", &server.uri(), "daily_cap = 2")
+            .replace(&format!("base_url = \"{}\"\n", server.uri()), "");
+    let ws = social_workspace(&accounts, &["masto", "team"]);
+    let slack_url = [("HERALD_SECRET_TEAM_WEBHOOK_URL", format!("{}/slack", server.uri()))];
+    herald(&ws, &["post", "social"], &slack_url).await;
+    for n in 0..3 {
+        ws.write(
+            &format!("articles/new{n}.txt"),
+            &article_txt(&format!("Story number {n}"), "harbour"),
+        );
+    }
+    slack
+        .script
+        .lock()
+        .unwrap()
+        .push_back(ResponseTemplate::new(500).set_body_string("internal_error"));
+    let out = herald(&ws, &["post", "social"], &slack_url).await;
+    let text = stdout(&out);
+    assert!(
+        text.contains("account masto: 3 queued, 0 skipped, 1 posted"),
+        "one post, then an hour's spacing: {text}"
+    );
+    assert!(
+        text.contains("account team: 3 queued, 0 skipped, 2 posted, 1 to retry"),
+        "Slack's 500 defers one post; the other two go out: {text}"
+    );
+    sql(
+        &ws,
+        "UPDATE posts SET next_attempt_at = 0 WHERE state = 'queued' AND account = 'team'",
+    )
+    .await;
+    let out = herald(&ws, &["post", "social"], &slack_url).await;
+    let text = stdout(&out);
+    assert!(
+        text.contains("account team: 0 queued, 0 skipped, 0 posted"),
+        "the daily cap of 2 holds the retry: {text}"
+    );
+    assert!(text.contains("the rest waits until"), "{text}");
+    assert!(text.contains("account masto: 0 queued, 0 skipped, 0 posted"), "{text}");
+    assert_eq!(fake.statuses.lock().unwrap().len(), 1);
+    assert_eq!(slack.bodies.lock().unwrap().len(), 2);
+    assert!(
+        slack.bodies.lock().unwrap()[0].1["text"]
+            .as_str()
+            .unwrap()
+            .contains("https://gazette.example.org/story-number-")
+    );
+}
+
+#[tokio::test]
+async fn the_daemon_fires_social_jobs_on_their_schedule() {
+    let server = MockServer::start().await;
+    let fake = mastodon(&server).await;
+    let ws = social_workspace(&account("masto", "mastodon", &server.uri(), ""), &["masto"]);
+    let config = std::fs::read_to_string(ws.path().join("config/herald.toml"))
+        .unwrap()
+        .replace("schedule = \"0 * * * *\"", "schedule = \"*/1 * * * * *\"");
+    ws.write("config/herald.toml", &config);
+    let mut cmd = ws.command(&["run"]);
+    cmd.env("HERALD_LOG", "info").stdout(std::process::Stdio::null());
+    for (k, v) in secrets() {
+        cmd.env(k, v);
+    }
+    let log = std::fs::File::create(ws.path().join("daemon.log")).unwrap();
+    let mut daemon = tokio::process::Command::from(cmd)
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let log_text = || std::fs::read_to_string(ws.path().join("daemon.log")).unwrap_or_default();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !log_text().contains("account done") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no social fire:\n{}",
+            log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    ws.write("articles/new.txt", &article_txt("Ferry returns in spring", "ferry"));
+    while fake.statuses.lock().unwrap().is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "nothing posted:\n{}",
+            log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    std::process::Command::new("kill")
+        .args(["-TERM", &daemon.id().unwrap().to_string()])
+        .status()
+        .unwrap();
+    assert!(daemon.wait().await.unwrap().success());
+    assert_eq!(
+        fake.statuses.lock().unwrap().len(),
+        1,
+        "once, however many fires came after"
+    );
 }

@@ -297,3 +297,14 @@ pub fn job_toml(name: &str, schedule: &str) -> String {
         "\n[[jobs]]\nname = \"{name}\"\nkind = \"digest\"\nlist = \"readers\"\nschedule = \"{schedule}\"\ntimezone = \"UTC\"\n"
     )
 }
+
+/// A child process that is killed when dropped, so a failing test never
+/// leaves a daemon running (and holding the test's output open).
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
