@@ -107,6 +107,12 @@ pub enum Command {
         #[arg(long, value_enum, env = "HERALD_LOG_FORMAT")]
         log_format: Option<LogFormatArg>,
     },
+    /// Serve the HTTP interface alone (one-click unsubscribe, /healthz).
+    Serve {
+        /// The address to listen on (default: web.listen, else 127.0.0.1:8080).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
     /// Print each job's cron line, time zone and next five fire times.
     Schedule {
         /// How many fire times to show per job.
@@ -199,7 +205,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    let daemon = matches!(cli.command, Command::Run { once: false, .. });
+    let daemon = matches!(cli.command, Command::Run { once: false, .. } | Command::Serve { .. });
     let format = match &cli.command {
         Command::Run {
             log_format: Some(LogFormatArg::Json),
@@ -217,6 +223,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         tracing::Level::WARN
     };
     init_logs(format, level);
+    if let Command::Serve { listen } = cli.command {
+        return crate::daemon::serve_only(settings, listen).await;
+    }
     if daemon {
         return crate::daemon::run(settings, &cli.config).await;
     }
@@ -240,6 +249,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Subscribers { action } => cmd_subscribers(&settings, action).await,
         Command::Deliveries { job, state, limit } => cmd_deliveries(&settings, job, state, limit).await,
         Command::Run { .. } => cmd_run_once(settings).await,
+        Command::Serve { .. } => unreachable!("handled above"),
         Command::Schedule { count } => cmd_schedule(&settings, count),
     }
 }

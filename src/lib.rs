@@ -22,6 +22,7 @@ pub mod social;
 pub mod source;
 pub mod store;
 pub mod token;
+pub mod web;
 
 /// Installs the one TLS crypto provider (ring) that reqwest, lettre and sqlx
 /// share. Call once at start; later calls do nothing.

@@ -15,3 +15,4 @@ mod scheduler;
 mod smtp;
 mod social;
 mod subscribers;
+mod web;

@@ -282,7 +282,18 @@ fn check_daemon(c: &mut Checker, raw: &RawConfig) -> DaemonSettings {
             LogFormat::Text
         }
     };
+    let web_listen = raw.web.listen.as_deref().and_then(|addr| match addr.parse() {
+        Ok(addr) => Some(addr),
+        Err(_) => {
+            c.problem(
+                "web.listen",
+                format!("{addr:?} is not an address and port, e.g. 127.0.0.1:8080"),
+            );
+            None
+        }
+    });
     DaemonSettings {
+        web_listen,
         shutdown_grace: Duration::from_secs(
             c.positive("daemon.shutdown_grace_secs", d.shutdown_grace_secs, 30, 3600) as u64,
         ),

@@ -266,6 +266,8 @@ pub struct DaemonSettings {
     /// How long in-flight sends may take to finish after SIGTERM.
     pub shutdown_grace: Duration,
     pub log_format: LogFormat,
+    /// Where `herald run` serves the HTTP interface; `None`: it does not.
+    pub web_listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

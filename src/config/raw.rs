@@ -19,6 +19,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub daemon: RawDaemon,
     #[serde(default)]
+    pub web: RawWeb,
+    #[serde(default)]
     pub sources: Vec<RawSource>,
     #[serde(default)]
     pub lists: Vec<RawList>,
@@ -89,6 +91,13 @@ pub struct RawTokens {
 #[serde(deny_unknown_fields)]
 pub struct RawTemplates {
     pub dir: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawWeb {
+    /// Where the HTTP interface listens, e.g. `127.0.0.1:8080`.
+    pub listen: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]

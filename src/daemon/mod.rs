@@ -91,6 +91,14 @@ pub async fn run(settings: Settings, config_path: &Path) -> anyhow::Result<ExitC
         }
     }
 
+    let web = match config.borrow().daemon.web_listen {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr).await?;
+            let state = web_state(&store, config.borrow().clone(), daemon.health.clone(), true).await?;
+            Some(tokio::spawn(crate::web::serve(listener, state, shutdown.clone())))
+        }
+        None => None,
+    };
     info!(instance = %daemon.instance, jobs = config.borrow().jobs.len(), sources = config.borrow().sources.len(), "herald daemon started");
     tokio::spawn(signals(trigger));
     let reloader = tokio::spawn(reload::Reloader::new(config_path, tx).watch(shutdown.clone()));
@@ -110,9 +118,43 @@ pub async fn run(settings: Settings, config_path: &Path) -> anyhow::Result<ExitC
     for task in tasks {
         task.await?;
     }
+    if let Some(web) = web {
+        web.await??;
+    }
     reloader.abort();
     store.instance_stopped(&daemon.instance, clock.now()).await?;
     store.close().await;
     info!("herald daemon stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn web_state(
+    store: &Store,
+    settings: Arc<Settings>,
+    health: Arc<Health>,
+    expects_heartbeat: bool,
+) -> anyhow::Result<crate::web::WebState> {
+    let keys = store.token_keys(&settings.tokens).await?;
+    Ok(crate::web::WebState {
+        store: store.clone(),
+        settings,
+        keys,
+        health,
+        expects_heartbeat,
+    })
+}
+
+/// `herald serve`: the HTTP interface alone, until SIGTERM or SIGINT.
+pub async fn serve_only(settings: Settings, listen: Option<std::net::SocketAddr>) -> anyhow::Result<ExitCode> {
+    let addr = listen
+        .or(settings.daemon.web_listen)
+        .unwrap_or_else(|| "127.0.0.1:8080".parse().expect("valid"));
+    let store = Store::open(&settings.store_url).await?;
+    let (trigger, shutdown) = shutdown::channel();
+    tokio::spawn(signals(trigger));
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let state = web_state(&store, Arc::new(settings), Arc::new(Health::default()), false).await?;
+    crate::web::serve(listener, state, shutdown).await?;
+    store.close().await;
     Ok(ExitCode::SUCCESS)
 }

@@ -235,6 +235,7 @@ impl TemplateSet {
             for job in jobs {
                 problems.extend(set.try_job(job));
             }
+            problems.extend(set.try_pages());
         }
         if problems.is_empty() { Ok(set) } else { Err(problems) }
     }
@@ -283,6 +284,45 @@ impl TemplateSet {
             }
         }
         problems
+    }
+
+    /// Checks the web pages exist and render with the data the web interface gives them.
+    fn try_pages(&self) -> Vec<TemplateProblem> {
+        let site = serde_json::json!({ "name": "Sample", "postal_address": "1 Sample Street" });
+        let pages = [
+            (
+                "pages/unsubscribe",
+                serde_json::json!({ "site": site, "email": "a@example.org", "list_title": "L", "action": "/u?token=t" }),
+            ),
+            (
+                "pages/unsubscribed",
+                serde_json::json!({ "site": site, "email": "a@example.org", "list_title": "L" }),
+            ),
+            ("pages/invalid-link", serde_json::json!({ "site": site })),
+        ];
+        pages
+            .into_iter()
+            .filter_map(|(name, data)| {
+                let file = Some(self.dir.join(format!("{name}.html.hbs")).display().to_string());
+                if !self.html.has_template(name) {
+                    return Some(TemplateProblem {
+                        file,
+                        key: String::new(),
+                        message: "not found (the web interface needs it)".into(),
+                    });
+                }
+                self.render_page(name, &data).err().map(|e| TemplateProblem {
+                    file,
+                    key: String::new(),
+                    message: format!("does not render: {e}"),
+                })
+            })
+            .collect()
+    }
+
+    /// Renders a web page from `templates/pages/` (HTML-escaped, strict).
+    pub fn render_page(&self, name: &str, data: &serde_json::Value) -> Result<String, handlebars::RenderError> {
+        self.html.render(name, data)
     }
 
     /// Renders what all recipients of an edition share.

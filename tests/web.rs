@@ -1,0 +1,264 @@
+//! The HTTP interface: RFC 8058 one-click unsubscribe, the GET page that
+//! changes nothing, tokens that must not work, and `/healthz`.
+
+use std::sync::Arc;
+
+use herald::store::{NewSubscriber, Store};
+use herald::token::{Purpose, TokenKeys};
+
+use crate::util::{Workspace, article_txt, base_config, file_mail, settings_with, show};
+
+struct Site {
+    base: String,
+    store: Store,
+    keys: TokenKeys,
+    _trigger: herald::shutdown::ShutdownTrigger,
+}
+
+async fn start(ws: &Workspace) -> Site {
+    let settings = settings_with(ws, &crate::util::job_toml("daily", "0 7 * * *"));
+    let store = Store::open(&settings.store_url).await.unwrap();
+    let keys = store.token_keys(&settings.tokens).await.unwrap();
+    let (trigger, shutdown) = herald::shutdown::channel();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let state = herald::web::WebState {
+        store: store.clone(),
+        settings: Arc::new(settings),
+        keys: keys.clone(),
+        health: Default::default(),
+        expects_heartbeat: false,
+    };
+    tokio::spawn(herald::web::serve(listener, state, shutdown));
+    Site {
+        base,
+        store,
+        keys,
+        _trigger: trigger,
+    }
+}
+
+async fn subscribe(site: &Site, email: &str) -> String {
+    let s = NewSubscriber {
+        email: email.into(),
+        name: None,
+        attributes: Default::default(),
+    };
+    site.store
+        .add_subscriber("readers", &s, chrono::Utc::now())
+        .await
+        .unwrap();
+    let uid = site
+        .store
+        .subscribers("readers", None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|x| x.email == email)
+        .unwrap()
+        .uid;
+    site.keys.sign(Purpose::Unsubscribe, &uid)
+}
+
+async fn status_of(site: &Site, email: &str) -> String {
+    site.store
+        .subscribers("readers", None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|x| x.email == email)
+        .unwrap()
+        .status
+}
+
+fn client() -> reqwest::Client {
+    herald::install_crypto();
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_get_shows_a_button_and_changes_nothing() {
+    let ws = Workspace::new(&base_config(&file_mail()));
+    let site = start(&ws).await;
+    let token = subscribe(&site, "ana@example.org").await;
+    let page = client()
+        .get(format!("{}/unsubscribe?token={token}", site.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("<form method=\"post\"") && html.contains("name=\"List-Unsubscribe\" value=\"One-Click\""),
+        "{html}"
+    );
+    assert!(
+        html.contains("ana@example.org") && html.contains("Gazette Daily"),
+        "{html}"
+    );
+    assert_eq!(
+        status_of(&site, "ana@example.org").await,
+        "active",
+        "mail scanners follow GET links"
+    );
+}
+
+#[tokio::test]
+async fn the_rfc_8058_post_unsubscribes_with_200_and_no_redirect() {
+    let ws = Workspace::new(&base_config(&file_mail()));
+    let site = start(&ws).await;
+    let token = subscribe(&site, "ana@example.org").await;
+    let response = client()
+        .post(format!("{}/unsubscribe?token={token}", site.base))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().get("location").is_none());
+    assert_eq!(status_of(&site, "ana@example.org").await, "unsubscribed");
+
+    let token = subscribe(&site, "bo@example.org").await;
+    let boundary = "----herald-test";
+    let body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"List-Unsubscribe\"\r\n\r\nOne-Click\r\n--{boundary}--\r\n"
+    );
+    let response = client()
+        .post(format!("{}/unsubscribe?token={token}", site.base))
+        .header("Content-Type", format!("multipart/form-data; boundary={boundary}"))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(status_of(&site, "bo@example.org").await, "unsubscribed");
+
+    // The button on the page posts the same field; a POST without it is refused.
+    let token = subscribe(&site, "cy@example.org").await;
+    let bare = client()
+        .post(format!("{}/unsubscribe?token={token}", site.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bare.status(), 400);
+    assert_eq!(status_of(&site, "cy@example.org").await, "active");
+}
+
+#[tokio::test]
+async fn forged_truncated_and_replayed_tokens_get_one_generic_page_and_change_nothing() {
+    let ws = Workspace::new(&base_config(&file_mail()));
+    let site = start(&ws).await;
+    let token = subscribe(&site, "ana@example.org").await;
+    let other = TokenKeys::from_config(Some("someone-elses-secret"), &[]);
+    let uid = token.split('.').nth(2).unwrap().to_string();
+    let forged = other.sign(Purpose::Unsubscribe, &uid);
+    let tampered = token.replace(&uid, &format!("{}0", &uid[..uid.len() - 1]));
+    let truncated = token[..token.len() - 4].to_string();
+    let mut pages = Vec::new();
+    for bad in [forged.as_str(), tampered.as_str(), truncated.as_str(), "", "1.x.y.z"] {
+        for post in [false, true] {
+            let url = format!("{}/unsubscribe?token={bad}", site.base);
+            let request = if post {
+                client()
+                    .post(url)
+                    .header("Content-Type", "application/x-www-form-urlencoded")
+                    .body("List-Unsubscribe=One-Click")
+            } else {
+                client().get(url)
+            };
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 400, "token {bad:?}");
+            pages.push(response.text().await.unwrap());
+        }
+    }
+    assert!(
+        pages.iter().all(|p| p == &pages[0]),
+        "one generic error page, whatever is wrong"
+    );
+    assert!(pages[0].contains("This link does not work"));
+    assert_eq!(status_of(&site, "ana@example.org").await, "active");
+
+    // Unsubscribe, resubscribe: the old link is void.
+    let one_click = |t: &str| {
+        client()
+            .post(format!("{}/unsubscribe?token={t}", site.base))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body("List-Unsubscribe=One-Click")
+            .send()
+    };
+    assert_eq!(one_click(&token).await.unwrap().status(), 200);
+    let fresh = subscribe(&site, "ana@example.org").await;
+    assert_ne!(fresh, token);
+    assert_eq!(
+        one_click(&token).await.unwrap().status(),
+        400,
+        "a replayed old token after resubscribe"
+    );
+    assert_eq!(status_of(&site, "ana@example.org").await, "active");
+}
+
+#[tokio::test]
+async fn the_link_in_a_delivered_message_unsubscribes_before_the_next_send() {
+    let ws = Workspace::new(&base_config(&file_mail()));
+    ws.subscribers(2);
+    ws.write("articles/ferry.txt", &article_txt("Ferry returns", "ferry"));
+    let out = tokio::process::Command::from(ws.command(&["digest", "daily"]))
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+    let (_, raw) = ws
+        .outbox()
+        .into_iter()
+        .find(|(p, _)| p.to_string_lossy().contains("reader0@"))
+        .unwrap();
+    let message = mail_parser::MessageParser::default().parse(&raw).unwrap();
+    let header = message
+        .header_raw("List-Unsubscribe")
+        .unwrap()
+        .trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .to_string();
+    let link = url::Url::parse(&header).unwrap();
+    assert_eq!(
+        link.as_str().split('?').next(),
+        Some("https://gazette.example.org/unsubscribe")
+    );
+
+    let site = start(&ws).await;
+    let local = format!("{}{}?{}", site.base, link.path(), link.query().unwrap());
+    let response = client()
+        .post(local)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    ws.write("articles/market.txt", &article_txt("Market moves", "market"));
+    let next = tokio::process::Command::from(ws.command(&["digest", "daily"]))
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&next.stdout).contains("for 1 recipient(s)"),
+        "{}",
+        show(&next)
+    );
+}
+
+#[tokio::test]
+async fn healthz_reports_the_store() {
+    let ws = Workspace::new(&base_config(&file_mail()));
+    let site = start(&ws).await;
+    let response = client().get(format!("{}/healthz", site.base)).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["status"], "ok");
+    assert_eq!(body["store"], "ok");
+}
