@@ -268,3 +268,28 @@ fn two_daemons_on_one_store_never_run_the_same_fire() {
     );
     assert_eq!(sink.recipients().len(), 60);
 }
+
+#[test]
+fn the_daemon_serves_healthz_with_its_heartbeat() {
+    let port = crate::util::free_port();
+    let config = base_config(&crate::util::file_mail()) + &format!("\n[web]\nlisten = \"127.0.0.1:{port}\"\n");
+    let ws = Workspace::new(&config);
+    let daemon = start_daemon(&ws);
+    wait_for(&ws, "the daemon to start", Duration::from_secs(20), || {
+        log_text(&ws).contains("web interface listening")
+    });
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let body: serde_json::Value = rt.block_on(async {
+        herald::install_crypto();
+        let response = reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await.unwrap();
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    });
+    assert_eq!(body["status"], "ok", "{body}");
+    assert!(
+        body["heartbeat_age_secs"].as_i64().is_some_and(|age| age < 60),
+        "{body}"
+    );
+    stop(&ws, daemon);
+    assert!(log_text(&ws).contains("herald daemon stopped"));
+}
