@@ -79,6 +79,17 @@ impl BlueskyClient<'_> {
             .await
     }
 
+    /// Reads the session an answer carries and keeps it in the store.
+    async fn adopt(&self, answer: &Answer, now: DateTime<Utc>) -> Result<Session, Reply> {
+        let session: Session =
+            serde_json::from_str(&answer.body).map_err(|e| Reply::Permanent(format!("unreadable session: {e}")))?;
+        self.save(&session, now).await.map_err(|e| Reply::Transient {
+            reply: e.to_string(),
+            in_doubt: false,
+        })?;
+        Ok(session)
+    }
+
     async fn create_session(&self, http: &reqwest::Client, now: DateTime<Utc>) -> Result<Session, Reply> {
         let request = http
             .post(self.xrpc("com.atproto.server.createSession"))
@@ -90,13 +101,7 @@ impl BlueskyClient<'_> {
                 other => other,
             });
         }
-        let session: Session =
-            serde_json::from_str(&answer.body).map_err(|e| Reply::Permanent(format!("unreadable session: {e}")))?;
-        self.save(&session, now).await.map_err(|e| Reply::Transient {
-            reply: e.to_string(),
-            in_doubt: false,
-        })?;
-        Ok(session)
+        self.adopt(&answer, now).await
     }
 
     async fn refresh(&self, http: &reqwest::Client, old: &Session, now: DateTime<Utc>) -> Result<Session, Reply> {
@@ -108,13 +113,7 @@ impl BlueskyClient<'_> {
             // The refresh token ran out too: log in again, once.
             return self.create_session(http, now).await;
         }
-        let session: Session =
-            serde_json::from_str(&answer.body).map_err(|e| Reply::Permanent(format!("unreadable session: {e}")))?;
-        self.save(&session, now).await.map_err(|e| Reply::Transient {
-            reply: e.to_string(),
-            in_doubt: false,
-        })?;
-        Ok(session)
+        self.adopt(&answer, now).await
     }
 
     async fn session(&self, http: &reqwest::Client, now: DateTime<Utc>) -> Result<Session, Reply> {
