@@ -9,7 +9,7 @@ use crate::util::{SmtpSink, Workspace, article_txt, base_config, free_port, show
 fn workspace(port: u16, readers: usize) -> Workspace {
     let ws = Workspace::new(&base_config(&smtp_mail(
         port,
-        "retry_initial_secs = 1\nsend_timeout_secs = 2",
+        "retry_initial_secs = 2\nsend_timeout_secs = 2",
     )));
     ws.subscribers(readers);
     ws.write("articles/ferry.txt", &article_txt("Ferry returns", "ferry"));
@@ -52,7 +52,7 @@ fn a_4xx_defers_with_backoff_and_the_retry_delivers() {
         "nothing is due before the backoff: {}",
         show(&early)
     );
-    std::thread::sleep(Duration::from_millis(1300));
+    std::thread::sleep(Duration::from_millis(2400));
     let retry = ws.herald(&["digest", "daily"]);
     assert!(
         stdout(&retry).contains("no new articles") && stdout(&retry).contains("4 sent"),
