@@ -156,7 +156,10 @@ async fn forged_truncated_and_replayed_tokens_get_one_generic_page_and_change_no
     let other = TokenKeys::from_config(Some("someone-elses-secret"), &[]);
     let uid = token.split('.').nth(2).unwrap().to_string();
     let forged = other.sign(Purpose::Unsubscribe, &uid);
-    let tampered = token.replace(&uid, &format!("{}0", &uid[..uid.len() - 1]));
+    // Change the uid's last character to a different one, whatever it was.
+    let last = if uid.ends_with('0') { '1' } else { '0' };
+    let tampered = token.replace(&uid, &format!("{}{last}", &uid[..uid.len() - 1]));
+    assert_ne!(tampered, token);
     let truncated = token[..token.len() - 4].to_string();
     let mut pages = Vec::new();
     for bad in [forged.as_str(), tampered.as_str(), truncated.as_str(), "", "1.x.y.z"] {
