@@ -71,6 +71,14 @@ async fn status_of(site: &Site, email: &str) -> String {
         .status
 }
 
+/// The exact RFC 8058 one-click POST a mailbox provider sends: form-encoded, no cookies.
+fn one_click(url: String) -> reqwest::RequestBuilder {
+    client()
+        .post(url)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body("List-Unsubscribe=One-Click")
+}
+
 fn client() -> reqwest::Client {
     herald::install_crypto();
     reqwest::Client::builder()
@@ -111,10 +119,7 @@ async fn the_rfc_8058_post_unsubscribes_with_200_and_no_redirect() {
     let ws = Workspace::new(&base_config(&file_mail()));
     let site = start(&ws).await;
     let token = subscribe(&site, "ana@example.org").await;
-    let response = client()
-        .post(format!("{}/unsubscribe?token={token}", site.base))
-        .header("Content-Type", "application/x-www-form-urlencoded")
-        .body("List-Unsubscribe=One-Click")
+    let response = one_click(format!("{}/unsubscribe?token={token}", site.base))
         .send()
         .await
         .unwrap();
@@ -165,14 +170,7 @@ async fn forged_truncated_and_replayed_tokens_get_one_generic_page_and_change_no
     for bad in [forged.as_str(), tampered.as_str(), truncated.as_str(), "", "1.x.y.z"] {
         for post in [false, true] {
             let url = format!("{}/unsubscribe?token={bad}", site.base);
-            let request = if post {
-                client()
-                    .post(url)
-                    .header("Content-Type", "application/x-www-form-urlencoded")
-                    .body("List-Unsubscribe=One-Click")
-            } else {
-                client().get(url)
-            };
+            let request = if post { one_click(url) } else { client().get(url) };
             let response = request.send().await.unwrap();
             assert_eq!(response.status(), 400, "token {bad:?}");
             pages.push(response.text().await.unwrap());
@@ -186,18 +184,12 @@ async fn forged_truncated_and_replayed_tokens_get_one_generic_page_and_change_no
     assert_eq!(status_of(&site, "ana@example.org").await, "active");
 
     // Unsubscribe, resubscribe: the old link is void.
-    let one_click = |t: &str| {
-        client()
-            .post(format!("{}/unsubscribe?token={t}", site.base))
-            .header("Content-Type", "application/x-www-form-urlencoded")
-            .body("List-Unsubscribe=One-Click")
-            .send()
-    };
-    assert_eq!(one_click(&token).await.unwrap().status(), 200);
+    let unsubscribe = |t: &str| one_click(format!("{}/unsubscribe?token={t}", site.base)).send();
+    assert_eq!(unsubscribe(&token).await.unwrap().status(), 200);
     let fresh = subscribe(&site, "ana@example.org").await;
     assert_ne!(fresh, token);
     assert_eq!(
-        one_click(&token).await.unwrap().status(),
+        unsubscribe(&token).await.unwrap().status(),
         400,
         "a replayed old token after resubscribe"
     );
@@ -235,13 +227,7 @@ async fn the_link_in_a_delivered_message_unsubscribes_before_the_next_send() {
 
     let site = start(&ws).await;
     let local = format!("{}{}?{}", site.base, link.path(), link.query().unwrap());
-    let response = client()
-        .post(local)
-        .header("Content-Type", "application/x-www-form-urlencoded")
-        .body("List-Unsubscribe=One-Click")
-        .send()
-        .await
-        .unwrap();
+    let response = one_click(local).send().await.unwrap();
     assert_eq!(response.status(), 200);
     ws.write("articles/market.txt", &article_txt("Market moves", "market"));
     let next = tokio::process::Command::from(ws.command(&["digest", "daily"]))

@@ -27,8 +27,23 @@ pub async fn drainer(daemon: Daemon, mut shutdown: Shutdown) {
     // After a 5.7.x refusal the channel stays paused for `retry_initial`,
     // so the daemon does not hammer a server that has refused us.
     let mut paused_until: Option<DateTime<Utc>> = None;
+    // One send context (SMTP pool, token keys) per configuration, so pooled
+    // connections survive from one round to the next; rebuilt after a reload.
+    let mut context: Option<Arc<SendContext>> = None;
     loop {
         let settings = daemon.settings();
+        if !context
+            .as_ref()
+            .is_some_and(|ctx| Arc::ptr_eq(&ctx.settings, &settings))
+        {
+            context = match SendContext::new(daemon.store.clone(), settings.clone()).await {
+                Ok(ctx) => Some(Arc::new(ctx)),
+                Err(e) => {
+                    error!(error = %e, "cannot prepare sending");
+                    None
+                }
+            };
+        }
         let mut wake = daemon.clock.now() + chrono::Duration::from_std(MAX_IDLE).expect("fits");
         if let Some(until) = paused_until.filter(|until| *until > daemon.clock.now()) {
             wake = until;
@@ -61,13 +76,7 @@ pub async fn drainer(daemon: Daemon, mut shutdown: Shutdown) {
                 }
                 continue;
             }
-            let ctx = match SendContext::new(daemon.store.clone(), settings.clone()).await {
-                Ok(ctx) => Arc::new(ctx),
-                Err(e) => {
-                    error!(job = %job.name, error = %e, "cannot prepare sending");
-                    continue;
-                }
-            };
+            let Some(ctx) = context.clone() else { continue };
             let drained = sender::drain(ctx, &job.name, &daemon.drain).await;
             match &drained {
                 Ok(report) if *report != sender::SendReport::default() => info!(

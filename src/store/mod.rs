@@ -95,10 +95,6 @@ impl Store {
         Ok(Store { pool, backend })
     }
 
-    pub fn backend(&self) -> Backend {
-        self.backend
-    }
-
     pub async fn close(&self) {
         self.pool.close().await;
     }
