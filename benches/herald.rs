@@ -91,6 +91,7 @@ fn rendering(c: &mut Criterion) {
             uid: "u1",
             attributes: Default::default(),
             unsubscribe_url: "https://bench.example.org/unsubscribe?token=1.k.u1.sig".into(),
+            preferences_url: "https://bench.example.org/preferences?token=1.k.u1.sig".into(),
         };
         let mut group = c.benchmark_group(format!("per-recipient render, {n} articles"));
         group.measurement_time(Duration::from_secs(3)).sample_size(20);

@@ -393,6 +393,7 @@ async fn cmd_digest(
                 uid: "test",
                 attributes: Default::default(),
                 unsubscribe_url: message::unsubscribe_url(&settings.site, &keys, "test"),
+                preferences_url: message::preferences_url(&settings.site, &keys, "test"),
             };
             let id = format!(
                 "<herald.test.{}@{}>",
@@ -401,7 +402,7 @@ async fn cmd_digest(
             );
             let msg = message::build(&settings.site, &parts, &addressee, id, "[Test] ", clock::now().into())?;
             match transport
-                .send(&msg, &format!("test-{address}"), settings.mail.send_timeout)
+                .send(msg, &format!("test-{address}"), settings.mail.send_timeout)
                 .await
             {
                 Delivery::Accepted(reply) => {
@@ -526,6 +527,7 @@ async fn cmd_preview(
             .and_then(|s| serde_json::from_str(&s.attributes).ok())
             .unwrap_or_default(),
         unsubscribe_url: message::unsubscribe_url(&settings.site, &keys, &uid),
+        preferences_url: message::preferences_url(&settings.site, &keys, &uid),
     };
     let bytes = match format {
         PreviewFormat::Html => parts.html_for(&addressee).into_bytes(),

@@ -143,6 +143,7 @@ pub async fn run(
             html: &parts.html,
             text: &parts.text,
             article_ids: &ids,
+            recipients: job.recipients(),
         };
         report.edition = Some(store.create_edition(&edition, now).await?);
     }

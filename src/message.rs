@@ -87,6 +87,7 @@ pub struct Addressee<'a> {
     pub uid: &'a str,
     pub attributes: serde_json::Map<String, serde_json::Value>,
     pub unsubscribe_url: String,
+    pub preferences_url: String,
 }
 
 impl Recipient for Addressee<'_> {
@@ -95,6 +96,7 @@ impl Recipient for Addressee<'_> {
             "name" => self.name.map(Cow::Borrowed),
             "email" => Some(Cow::Borrowed(self.email)),
             "unsubscribe_url" => Some(Cow::Borrowed(&self.unsubscribe_url)),
+            "preferences_url" => Some(Cow::Borrowed(&self.preferences_url)),
             other => {
                 let key = other.strip_prefix("attributes.")?;
                 match self.attributes.get(key)? {
@@ -157,6 +159,47 @@ pub fn build(
     }
     let body = MultiPart::alternative_plain_html(parts.text.fill(to, Escape::Text), parts.html.fill(to, Escape::Html));
     Ok(builder.multipart(body)?)
+}
+
+/// A one-off message to one address, outside any edition (a sign-up
+/// confirmation): a text and an HTML part, no list headers.
+pub struct Notice<'a> {
+    pub to_email: &'a str,
+    pub to_name: Option<&'a str>,
+    pub subject: &'a str,
+    pub text: String,
+    pub html: String,
+}
+
+/// Builds a [`Notice`] with a fresh `Message-ID`.
+pub fn build_notice(site: &Site, notice: Notice<'_>, date: SystemTime) -> Result<Message, MessageError> {
+    let address = notice
+        .to_email
+        .parse()
+        .map_err(|_| MessageError::Address(notice.to_email.to_string()))?;
+    let name = notice.to_name.map(crate::clean::one_line).filter(|n| !n.is_empty());
+    let mut builder = Message::builder()
+        .from(site.from.clone())
+        .to(Mailbox::new(name, address))
+        .subject(crate::clean::one_line(notice.subject))
+        .date(date)
+        .message_id(Some(format!(
+            "<herald.notice.{}@{}>",
+            uuid::Uuid::new_v4().simple(),
+            site.domain
+        )));
+    if let Some(reply_to) = &site.reply_to {
+        builder = builder.reply_to(reply_to.clone());
+    }
+    Ok(builder.multipart(MultiPart::alternative_plain_html(notice.text, notice.html))?)
+}
+
+/// The preferences URL for a subscriber: the same token as the unsubscribe link.
+pub fn preferences_url(site: &Site, keys: &TokenKeys, uid: &str) -> String {
+    let mut url = site.page_url("preferences");
+    url.query_pairs_mut()
+        .append_pair("token", &keys.sign(Purpose::Unsubscribe, uid));
+    url.to_string()
 }
 
 impl EditionParts {

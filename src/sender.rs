@@ -343,6 +343,7 @@ impl Run {
             uid: &row.uid,
             attributes: serde_json::from_str(&row.attributes).unwrap_or_default(),
             unsubscribe_url: message::unsubscribe_url(site, &ctx.keys, &row.uid),
+            preferences_url: message::preferences_url(site, &ctx.keys, &row.uid),
         };
         let built = message::build(
             site,
@@ -362,7 +363,7 @@ impl Run {
             }
         };
         let label = format!("{}-e{}-d{}-{}", parts.list_name, parts.edition_id, row.id, row.email);
-        let delivery = ctx.transport.send(&message, &label, mail.send_timeout).await;
+        let delivery = ctx.transport.send(message, &label, mail.send_timeout).await;
         let now = clock::now();
         match delivery {
             Delivery::Accepted(reply) => {
@@ -429,6 +430,7 @@ mod tests {
             send_timeout: Duration::from_secs(60),
             retry_initial: Duration::from_secs(300),
             retry_max_age: Duration::from_secs(3 * 86400),
+            dkim: None,
         };
         let secs = |attempts| backoff(mail.retry_initial, attempts, 1).as_secs();
         assert!((300..=330).contains(&secs(1)), "{}", secs(1));

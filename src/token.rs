@@ -1,4 +1,5 @@
-//! Signed tokens for unsubscribe links: `1.<key id>.<subscriber uid>.<HMAC>`.
+//! Signed tokens for subscriber links (unsubscribe and preferences, sign-up
+//! confirmation) and form CSRF fields: `1.<key id>.<subject>.<HMAC>`.
 //! The subscriber uid is random (never an address or a sequential id); the key
 //! id lets old keys keep verifying while a new one signs.
 
@@ -14,13 +15,20 @@ const VERSION: &str = "1";
 /// What a token may be used for; a token signed for one purpose does not verify for another.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Purpose {
+    /// Unsubscribe and preferences links; the subject is a subscriber uid.
     Unsubscribe,
+    /// The link in a sign-up confirmation mail; the subject is a subscriber uid.
+    Confirm,
+    /// A form's CSRF field; the subject is the nonce in the visitor's cookie.
+    Csrf,
 }
 
 impl Purpose {
     fn as_str(self) -> &'static str {
         match self {
             Purpose::Unsubscribe => "unsubscribe",
+            Purpose::Confirm => "confirm",
+            Purpose::Csrf => "csrf",
         }
     }
 }
@@ -157,6 +165,15 @@ mod tests {
         );
         assert_eq!(keys.verify(Purpose::Unsubscribe, "1.x.y"), Err(TokenError::Malformed));
         assert_eq!(keys.verify(Purpose::Unsubscribe, ""), Err(TokenError::Malformed));
+    }
+
+    #[test]
+    fn a_token_for_one_purpose_does_not_verify_for_another() {
+        let keys = TokenKeys::from_config(Some("s3cret"), &[]);
+        let token = keys.sign(Purpose::Confirm, "abc123");
+        assert_eq!(keys.verify(Purpose::Confirm, &token), Ok("abc123".into()));
+        assert_eq!(keys.verify(Purpose::Unsubscribe, &token), Err(TokenError::BadSignature));
+        assert_eq!(keys.verify(Purpose::Csrf, &token), Err(TokenError::BadSignature));
     }
 
     #[test]

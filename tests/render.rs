@@ -62,6 +62,7 @@ fn rendered() -> (EditionParts, String, String) {
         uid: "u1",
         attributes: Default::default(),
         unsubscribe_url: "https://gazette.example.org/unsubscribe?token=1.k.u1.sig".into(),
+        preferences_url: "https://gazette.example.org/preferences?token=1.k.u1.sig".into(),
     };
     let html = edition.html_for(&to);
     let text = edition.text_for(&to);

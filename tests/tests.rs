@@ -2,17 +2,21 @@
 
 mod util;
 
+mod browser;
 mod check;
 mod crash;
 mod daemon;
 mod digest;
+mod dkim;
 mod fakes;
 mod faults;
 mod feeds;
 mod postgres;
 mod render;
 mod scheduler;
+mod signup;
 mod smtp;
 mod social;
 mod subscribers;
 mod web;
+mod webdriver;

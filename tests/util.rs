@@ -282,6 +282,7 @@ pub fn settings_with(ws: &Workspace, jobs: &str) -> herald::config::Settings {
         .next()
         .unwrap()
         .replace("path = \"articles\"", &format!("path = \"{root}/articles\""))
+        .replace("dir = \"outbox\"", &format!("dir = \"{root}/outbox\""))
         .replace(
             "url = \"sqlite://data/herald.db\"",
             &format!("url = \"sqlite://{root}/data/herald.db\""),

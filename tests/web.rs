@@ -8,27 +8,32 @@ use herald::token::{Purpose, TokenKeys};
 
 use crate::util::{Workspace, article_txt, base_config, file_mail, settings_with, show};
 
-struct Site {
-    base: String,
-    store: Store,
-    keys: TokenKeys,
+/// The web interface served in-process on a free port.
+pub struct Site {
+    pub base: String,
+    pub store: Store,
+    pub keys: TokenKeys,
     _trigger: herald::shutdown::ShutdownTrigger,
 }
 
 async fn start(ws: &Workspace) -> Site {
-    let settings = settings_with(ws, &crate::util::job_toml("daily", "0 7 * * *"));
+    start_with(settings_with(ws, &crate::util::job_toml("daily", "0 7 * * *"))).await
+}
+
+pub async fn start_with(settings: herald::config::Settings) -> Site {
     let store = Store::open(&settings.store_url).await.unwrap();
     let keys = store.token_keys(&settings.tokens).await.unwrap();
     let (trigger, shutdown) = herald::shutdown::channel();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let state = herald::web::WebState {
-        store: store.clone(),
-        settings: Arc::new(settings),
-        keys: keys.clone(),
-        health: Default::default(),
-        expects_heartbeat: false,
-    };
+    let state = herald::web::WebState::new(
+        store.clone(),
+        Arc::new(settings),
+        keys.clone(),
+        Default::default(),
+        false,
+    )
+    .unwrap();
     tokio::spawn(herald::web::serve(listener, state, shutdown));
     Site {
         base,
@@ -38,7 +43,7 @@ async fn start(ws: &Workspace) -> Site {
     }
 }
 
-async fn subscribe(site: &Site, email: &str) -> String {
+pub async fn subscribe(site: &Site, email: &str) -> String {
     let s = NewSubscriber {
         email: email.into(),
         name: None,
@@ -60,7 +65,7 @@ async fn subscribe(site: &Site, email: &str) -> String {
     site.keys.sign(Purpose::Unsubscribe, &uid)
 }
 
-async fn status_of(site: &Site, email: &str) -> String {
+pub async fn status_of(site: &Site, email: &str) -> String {
     site.store
         .subscribers("readers", None, 100)
         .await
@@ -72,14 +77,14 @@ async fn status_of(site: &Site, email: &str) -> String {
 }
 
 /// The exact RFC 8058 one-click POST a mailbox provider sends: form-encoded, no cookies.
-fn one_click(url: String) -> reqwest::RequestBuilder {
+pub fn one_click(url: String) -> reqwest::RequestBuilder {
     client()
         .post(url)
         .header("Content-Type", "application/x-www-form-urlencoded")
         .body("List-Unsubscribe=One-Click")
 }
 
-fn client() -> reqwest::Client {
+pub fn client() -> reqwest::Client {
     herald::install_crypto();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())

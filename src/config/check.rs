@@ -4,19 +4,21 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono_tz::Tz;
 use croner::parser::{CronParser, Seconds};
 use url::Url;
 
-use super::raw::{RawConfig, RawJob, RawSource};
+use super::raw::{RawConfig, RawDkim, RawJob, RawSource};
 use super::secret_var;
 use super::{
     AccountKind, AccountSettings, ConfigError, DaemonSettings, JobKind, JobSettings, ListSettings, LogFormat,
     MailSettings, Origins, Problem, Settings, Site, SmtpSettings, SourceKind, SourceSettings, TlsMode,
-    TransportSettings,
+    TransportSettings, WebSettings,
 };
+use crate::mail::Dkim;
 use crate::render::TemplateSet;
 use crate::schedule::CatchUp;
 use crate::token::TokenKeys;
@@ -109,7 +111,8 @@ pub fn check(raw: RawConfig, origins: &Origins, file: &Path) -> Result<Settings,
             format!("{store_url:?} is neither a sqlite: nor a postgres:// URL"),
         );
     }
-    let mail = check_mail(&mut c, &raw);
+    let mail = check_mail(&mut c, &raw, site.as_ref());
+    let web = check_web(&mut c, &raw);
     let tokens = TokenKeys::from_config(raw.tokens.secret.as_deref(), &raw.tokens.previous_secrets);
     let daemon = check_daemon(&mut c, &raw);
     let sources = check_sources(&mut c, &raw, site.as_ref().map(|s| &s.base_url));
@@ -147,6 +150,7 @@ pub fn check(raw: RawConfig, origins: &Origins, file: &Path) -> Result<Settings,
             tokens,
             templates,
             daemon,
+            web,
             sources,
             lists,
             accounts,
@@ -202,7 +206,7 @@ fn check_site(c: &mut Checker, raw: &RawConfig) -> Option<Site> {
     })
 }
 
-fn check_mail(c: &mut Checker, raw: &RawConfig) -> Option<MailSettings> {
+fn check_mail(c: &mut Checker, raw: &RawConfig, site: Option<&Site>) -> Option<MailSettings> {
     let m = &raw.mail;
     let transport = match m.transport.as_deref().unwrap_or("file") {
         "file" => TransportSettings::File {
@@ -269,7 +273,56 @@ fn check_mail(c: &mut Checker, raw: &RawConfig) -> Option<MailSettings> {
         retry_max_age: Duration::from_secs(
             3600 * c.positive("mail.retry_max_age_hours", m.retry_max_age_hours, 72, 24 * 30) as u64,
         ),
+        dkim: m.dkim.as_ref().and_then(|d| check_dkim(c, d, site)).map(Arc::new),
     })
+}
+
+fn check_dkim(c: &mut Checker, d: &RawDkim, site: Option<&Site>) -> Option<Dkim> {
+    let selector = c.required("mail.dkim.selector", &d.selector);
+    let file = c.required("mail.dkim.private_key_file", &d.private_key_file)?;
+    let domain = d
+        .domain
+        .clone()
+        .or_else(|| site.map(|s| s.from.email.domain().to_string()))?;
+    let key = match std::fs::read_to_string(&file) {
+        Ok(key) => key,
+        Err(e) => {
+            c.problem("mail.dkim.private_key_file", format!("cannot read {file}: {e}"));
+            return None;
+        }
+    };
+    let algorithm = d.algorithm.as_deref().unwrap_or("rsa");
+    match Dkim::new(&selector?, &domain, algorithm, &key) {
+        Ok(dkim) => Some(dkim),
+        Err(e) => {
+            let key = if e.contains("is not one of") {
+                "mail.dkim.algorithm"
+            } else {
+                "mail.dkim.private_key_file"
+            };
+            c.problem(key, e);
+            None
+        }
+    }
+}
+
+fn check_web(c: &mut Checker, raw: &RawConfig) -> WebSettings {
+    let w = &raw.web;
+    let listen = w.listen.as_deref().and_then(|addr| match addr.parse() {
+        Ok(addr) => Some(addr),
+        Err(_) => {
+            c.problem(
+                "web.listen",
+                format!("{addr:?} is not an address and port, e.g. 127.0.0.1:8080"),
+            );
+            None
+        }
+    });
+    WebSettings {
+        listen,
+        rate_limit_per_minute: c.positive("web.rate_limit_per_minute", w.rate_limit_per_minute, 30, 100_000) as u32,
+        trust_forwarded_for: w.trust_forwarded_for.unwrap_or(false),
+    }
 }
 
 fn check_daemon(c: &mut Checker, raw: &RawConfig) -> DaemonSettings {
@@ -282,18 +335,7 @@ fn check_daemon(c: &mut Checker, raw: &RawConfig) -> DaemonSettings {
             LogFormat::Text
         }
     };
-    let web_listen = raw.web.listen.as_deref().and_then(|addr| match addr.parse() {
-        Ok(addr) => Some(addr),
-        Err(_) => {
-            c.problem(
-                "web.listen",
-                format!("{addr:?} is not an address and port, e.g. 127.0.0.1:8080"),
-            );
-            None
-        }
-    });
     DaemonSettings {
-        web_listen,
         shutdown_grace: Duration::from_secs(
             c.positive("daemon.shutdown_grace_secs", d.shutdown_grace_secs, 30, 3600) as u64,
         ),
@@ -394,10 +436,26 @@ fn check_lists(c: &mut Checker, raw: &RawConfig) -> Vec<ListSettings> {
         {
             c.problem(&format!("{key}.seed"), format!("{} is not a file", seed.display()));
         }
+        let title = l.title.clone().unwrap_or_else(|| name.clone());
+        let consent = match &l.consent {
+            Some(text) if text.trim().is_empty() => {
+                c.problem(
+                    &format!("{key}.consent"),
+                    "must not be empty (leave it out for the default wording)",
+                );
+                String::new()
+            }
+            Some(text) => text.trim().to_string(),
+            None => format!(
+                "I would like to receive {title} by email. I can leave at any time with the link at the foot of every email."
+            ),
+        };
         out.push(ListSettings {
-            title: l.title.clone().unwrap_or_else(|| name.clone()),
+            title,
             name,
             seed,
+            signup: l.signup.unwrap_or(true),
+            consent,
         });
     }
     out
@@ -421,22 +479,41 @@ fn check_jobs(
     accounts: &[AccountSettings],
 ) -> Vec<JobSettings> {
     let mut seen = HashSet::new();
-    let mut lists_taken = HashSet::new();
-    let mut out = Vec::new();
+    let mut cadences_taken = HashSet::new();
+    let mut out: Vec<JobSettings> = Vec::new();
     for (i, j) in raw.jobs.iter().enumerate() {
         let key = item_key("jobs", i, &j.name);
         let name = check_name(c, &key, &j.name, &mut seen);
-        if let Some(job) = check_job(c, &key, j, sources, lists, accounts) {
-            if job.kind == JobKind::Digest && !lists_taken.insert(job.list.clone()) {
+        if let Some(job) = check_job(c, &key, j, sources, lists, accounts)
+            && let Some(name) = name
+        {
+            let cadence = job.cadence.clone();
+            let cadence = if cadence.is_empty() { name.clone() } else { cadence };
+            if job.kind == JobKind::Digest && !cadences_taken.insert((job.list.clone(), cadence.clone())) {
                 c.problem(
-                    &format!("{key}.list"),
-                    format!("list {:?} already has a digest job; one digest job per list", job.list),
+                    &format!("{key}.cadence"),
+                    format!(
+                        "list {:?} already has a digest job with cadence {cadence:?}; each digest job of a list needs its own cadence",
+                        job.list
+                    ),
                 );
             }
-            if let Some(name) = name {
-                out.push(JobSettings { name, ..job });
-            }
+            out.push(JobSettings { name, cadence, ..job });
         }
+    }
+    // A list's first digest job is its default; each job knows the others' cadences.
+    let digest: Vec<(String, String, String)> = out
+        .iter()
+        .filter(|j| j.kind == JobKind::Digest)
+        .map(|j| (j.name.clone(), j.list.clone(), j.cadence.clone()))
+        .collect();
+    for job in out.iter_mut().filter(|j| j.kind == JobKind::Digest) {
+        let same_list = || digest.iter().filter(|(_, list, _)| *list == job.list);
+        job.list_default = same_list().next().is_some_and(|(name, _, _)| *name == job.name);
+        job.sibling_cadences = same_list()
+            .filter(|(name, _, _)| *name != job.name)
+            .map(|(_, _, cadence)| cadence.clone())
+            .collect();
     }
     out
 }
@@ -570,6 +647,20 @@ fn check_job(
         lookback: chrono::Duration::hours(lookback_hours),
         catch_up,
         catch_up_window: chrono::Duration::hours(catch_up_window_hours),
+        cadence: match (kind, &j.cadence) {
+            (JobKind::Digest, Some(cadence)) if cadence.trim().is_empty() => {
+                c.problem(&k("cadence"), "must not be empty (leave it out to use the job's name)");
+                String::new()
+            }
+            (JobKind::Digest, Some(cadence)) => cadence.trim().to_string(),
+            (JobKind::Social, Some(_)) => {
+                c.problem(&k("cadence"), "a social job has no subscribers to choose a cadence");
+                String::new()
+            }
+            (_, None) => String::new(),
+        },
+        list_default: false,
+        sibling_cadences: Vec::new(),
     })
 }
 

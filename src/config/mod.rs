@@ -163,6 +163,7 @@ pub struct Settings {
     pub tokens: TokenKeys,
     pub templates: TemplateSet,
     pub daemon: DaemonSettings,
+    pub web: WebSettings,
     pub sources: Vec<SourceSettings>,
     pub lists: Vec<ListSettings>,
     pub accounts: Vec<AccountSettings>,
@@ -185,6 +186,14 @@ impl Settings {
     pub fn account(&self, name: &str) -> Option<&AccountSettings> {
         self.accounts.iter().find(|a| a.name == name)
     }
+
+    /// The digest jobs of a list, in configuration order: the cadences a
+    /// subscriber may choose. The first is the list's default.
+    pub fn digest_jobs_of<'a>(&'a self, list: &'a str) -> impl Iterator<Item = &'a JobSettings> + 'a {
+        self.jobs
+            .iter()
+            .filter(move |j| j.kind == JobKind::Digest && j.list == list)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -200,6 +209,15 @@ pub struct Site {
     pub domain: String,
 }
 
+impl Site {
+    /// The URL of one of the web interface's pages (`confirm`, `preferences`, `subscribe/<list>`), under `base_url`.
+    pub fn page_url(&self, page: &str) -> url::Url {
+        self.base_url
+            .join(page)
+            .expect("a relative page path joins any base URL")
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct MailSettings {
     pub transport: TransportSettings,
@@ -209,6 +227,8 @@ pub struct MailSettings {
     pub send_timeout: Duration,
     pub retry_initial: Duration,
     pub retry_max_age: Duration,
+    /// Signs every outgoing message when a key is configured.
+    pub dkim: Option<std::sync::Arc<crate::mail::Dkim>>,
 }
 
 #[derive(Clone)]
@@ -266,8 +286,16 @@ pub struct DaemonSettings {
     /// How long in-flight sends may take to finish after SIGTERM.
     pub shutdown_grace: Duration,
     pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone)]
+pub struct WebSettings {
     /// Where `herald run` serves the HTTP interface; `None`: it does not.
-    pub web_listen: Option<std::net::SocketAddr>,
+    pub listen: Option<std::net::SocketAddr>,
+    /// Page requests per minute one client IP may make.
+    pub rate_limit_per_minute: u32,
+    /// Take the client IP from the last `X-Forwarded-For` hop.
+    pub trust_forwarded_for: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -297,6 +325,19 @@ pub struct ListSettings {
     pub name: String,
     pub title: String,
     pub seed: Option<PathBuf>,
+    /// Whether the web interface offers a sign-up form.
+    pub signup: bool,
+    /// The consent wording on the sign-up form.
+    pub consent: String,
+}
+
+impl ListSettings {
+    /// A short version tag of the consent wording: changes whenever the wording does.
+    pub fn consent_version(&self) -> String {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(self.consent.as_bytes());
+        digest[..6].iter().map(|b| format!("{b:02x}")).collect()
+    }
 }
 
 /// A social account, its platform and its posting rules.
@@ -394,6 +435,24 @@ pub struct JobSettings {
     pub lookback: chrono::Duration,
     pub catch_up: CatchUp,
     pub catch_up_window: chrono::Duration,
+    /// `digest` jobs: the cadence subscribers choose this job by (default: the job's name).
+    pub cadence: String,
+    /// `digest` jobs: whether this is its list's first digest job, which also
+    /// takes subscribers whose cadence names no other job of the list.
+    pub list_default: bool,
+    /// `digest` jobs: the cadences of the list's other digest jobs.
+    pub sibling_cadences: Vec<String>,
+}
+
+impl JobSettings {
+    /// Which subscribers of its list a digest job sends to.
+    pub fn recipients(&self) -> crate::store::Recipients<'_> {
+        if self.list_default {
+            crate::store::Recipients::AllBut(&self.sibling_cadences)
+        } else {
+            crate::store::Recipients::Cadence(&self.cadence)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -60,6 +60,19 @@ pub struct RawMail {
     pub file: RawFileMail,
     #[serde(default)]
     pub smtp: RawSmtp,
+    pub dkim: Option<RawDkim>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawDkim {
+    pub selector: Option<String>,
+    /// The signing domain (`d=`); default: the domain of `site.from`.
+    pub domain: Option<String>,
+    /// `rsa` (default) or `ed25519`.
+    pub algorithm: Option<String>,
+    /// A file holding the private key.
+    pub private_key_file: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -98,6 +111,10 @@ pub struct RawTemplates {
 pub struct RawWeb {
     /// Where the HTTP interface listens, e.g. `127.0.0.1:8080`.
     pub listen: Option<String>,
+    /// Requests per minute one client IP may make to the pages (sign-up, confirm, unsubscribe, preferences).
+    pub rate_limit_per_minute: Option<i64>,
+    /// Take the client IP from the last `X-Forwarded-For` hop (behind a reverse proxy).
+    pub trust_forwarded_for: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -133,6 +150,10 @@ pub struct RawList {
     pub name: Option<String>,
     pub title: Option<String>,
     pub seed: Option<String>,
+    /// Whether the web interface shows a sign-up form for this list (default true).
+    pub signup: Option<bool>,
+    /// The consent wording shown on the sign-up form and kept with each consent record.
+    pub consent: Option<String>,
 }
 
 /// A social account. Its secrets never come from here: they are read from
@@ -181,4 +202,6 @@ pub struct RawJob {
     /// `social`: the accounts it posts to.
     pub accounts: Option<Vec<String>>,
     pub catch_up_window_hours: Option<i64>,
+    /// `digest`: what subscribers who want this job choose (e.g. "daily"); default: the job's name.
+    pub cadence: Option<String>,
 }

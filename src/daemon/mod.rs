@@ -91,7 +91,7 @@ pub async fn run(settings: Settings, config_path: &Path) -> anyhow::Result<ExitC
         }
     }
 
-    let web = match config.borrow().daemon.web_listen {
+    let web = match config.borrow().web.listen {
         Some(addr) => {
             let listener = tokio::net::TcpListener::bind(addr).await?;
             let state = web_state(&store, config.borrow().clone(), daemon.health.clone(), true).await?;
@@ -135,19 +135,13 @@ async fn web_state(
     expects_heartbeat: bool,
 ) -> anyhow::Result<crate::web::WebState> {
     let keys = store.token_keys(&settings.tokens).await?;
-    Ok(crate::web::WebState {
-        store: store.clone(),
-        settings,
-        keys,
-        health,
-        expects_heartbeat,
-    })
+    crate::web::WebState::new(store.clone(), settings, keys, health, expects_heartbeat).map_err(anyhow::Error::msg)
 }
 
 /// `herald serve`: the HTTP interface alone, until SIGTERM or SIGINT.
 pub async fn serve_only(settings: Settings, listen: Option<std::net::SocketAddr>) -> anyhow::Result<ExitCode> {
     let addr = listen
-        .or(settings.daemon.web_listen)
+        .or(settings.web.listen)
         .unwrap_or_else(|| "127.0.0.1:8080".parse().expect("valid"));
     let store = Store::open(&settings.store_url).await?;
     let (trigger, shutdown) = shutdown::channel();

@@ -2,6 +2,7 @@
 //! embedded default and `--dry-run`-style inspection) and SMTP through lettre.
 //! Every send returns a classified [`Delivery`] outcome for the retry logic.
 
+mod dkim;
 mod file;
 mod smtp;
 
@@ -11,6 +12,7 @@ use lettre::Message;
 
 use crate::config::{MailSettings, TransportSettings};
 
+pub use dkim::{Dkim, SIGNED_HEADERS};
 pub use file::FileTransport;
 pub use smtp::SmtpTransport;
 
@@ -31,38 +33,55 @@ pub enum Delivery {
     Rejected(String),
 }
 
-pub enum MailTransport {
+/// Where messages go, and the DKIM key that signs them on the way.
+pub struct MailTransport {
+    route: Route,
+    dkim: Option<std::sync::Arc<Dkim>>,
+}
+
+enum Route {
     File(FileTransport),
     Smtp(SmtpTransport),
 }
 
 impl MailTransport {
     pub fn build(settings: &MailSettings) -> Result<MailTransport, String> {
-        Ok(match &settings.transport {
-            TransportSettings::File { dir } => MailTransport::File(FileTransport::new(dir)?),
-            TransportSettings::Smtp(smtp) => MailTransport::Smtp(SmtpTransport::new(
+        let route = match &settings.transport {
+            TransportSettings::File { dir } => Route::File(FileTransport::new(dir)?),
+            TransportSettings::Smtp(smtp) => Route::Smtp(SmtpTransport::new(
                 smtp,
                 settings.max_connections,
                 settings.send_timeout,
             )?),
+        };
+        Ok(MailTransport {
+            route,
+            dkim: settings.dkim.clone(),
         })
     }
 
     /// Where messages go, for people.
     pub fn describe(&self) -> String {
-        match self {
-            MailTransport::File(f) => format!("file transport, outbox {}", f.dir().display()),
-            MailTransport::Smtp(s) => format!("SMTP {}", s.describe()),
+        let route = match &self.route {
+            Route::File(f) => format!("file transport, outbox {}", f.dir().display()),
+            Route::Smtp(s) => format!("SMTP {}", s.describe()),
+        };
+        match &self.dkim {
+            Some(dkim) => format!("{route}, signed with {}", dkim.describe()),
+            None => route,
         }
     }
 
-    /// Sends one message to its one recipient within `timeout`. `label` names
-    /// the file for the file transport.
-    pub async fn send(&self, message: &Message, label: &str, timeout: Duration) -> Delivery {
+    /// Signs (when a DKIM key is configured) and sends one message to its one
+    /// recipient within `timeout`. `label` names the file for the file transport.
+    pub async fn send(&self, mut message: Message, label: &str, timeout: Duration) -> Delivery {
+        if let Some(dkim) = &self.dkim {
+            dkim.sign(&mut message);
+        }
         let attempt = async {
-            match self {
-                MailTransport::File(f) => f.send(message, label).await,
-                MailTransport::Smtp(s) => s.send(message).await,
+            match &self.route {
+                Route::File(f) => f.send(&message, label).await,
+                Route::Smtp(s) => s.send(&message).await,
             }
         };
         match tokio::time::timeout(timeout, attempt).await {

@@ -14,7 +14,7 @@ const SEP: char = '\u{E001}';
 const CLOSE: char = '\u{E002}';
 
 /// The fields a template may ask for.
-pub const FIELDS: &[&str] = &["name", "email", "unsubscribe_url"];
+pub const FIELDS: &[&str] = &["name", "email", "unsubscribe_url", "preferences_url"];
 
 /// Whether `field` is a merge field: one of [`FIELDS`] or `attributes.<key>`.
 pub fn is_known_field(field: &str) -> bool {

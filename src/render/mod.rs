@@ -151,7 +151,7 @@ fn recipient_helper(
         .ok_or_else(|| RenderErrorReason::Other("recipient needs a field name, e.g. {{recipient \"name\"}}".into()))?;
     if !is_known_field(field) {
         return Err(RenderErrorReason::Other(format!(
-            "recipient field {field:?} is unknown (use name, email, unsubscribe_url or attributes.<key>)"
+            "recipient field {field:?} is unknown (use name, email, unsubscribe_url, preferences_url or attributes.<key>)"
         ))
         .into());
     }
@@ -286,21 +286,68 @@ impl TemplateSet {
         problems
     }
 
-    /// Checks the web pages exist and render with the data the web interface gives them.
+    /// Checks the web pages and mails exist and render with the data the web interface gives them.
     fn try_pages(&self) -> Vec<TemplateProblem> {
         let site = serde_json::json!({ "name": "Sample", "postal_address": "1 Sample Street" });
+        let cadences = serde_json::json!([
+            { "value": "daily", "label": "Daily", "checked": true },
+            { "value": "weekly", "label": "Weekly", "checked": false },
+        ]);
+        let with_site = |mut extra: serde_json::Value| {
+            extra["site"] = site.clone();
+            extra
+        };
         let pages = [
             (
                 "pages/unsubscribe",
-                serde_json::json!({ "site": site, "email": "a@example.org", "list_title": "L", "action": "/u?token=t" }),
+                with_site(serde_json::json!({
+                    "email": "a@example.org", "list_title": "L", "action": "/u?token=t", "preferences_url": "/p?token=t"
+                })),
             ),
             (
                 "pages/unsubscribed",
-                serde_json::json!({ "site": site, "email": "a@example.org", "list_title": "L" }),
+                with_site(serde_json::json!({ "email": "a@example.org", "list_title": "L" })),
             ),
-            ("pages/invalid-link", serde_json::json!({ "site": site })),
+            ("pages/invalid-link", with_site(serde_json::json!({}))),
+            (
+                "pages/message",
+                with_site(serde_json::json!({ "heading": "H", "text": "T" })),
+            ),
+            (
+                "pages/subscribe",
+                with_site(serde_json::json!({
+                    "list_title": "L", "action": "/subscribe/l", "csrf": "c", "email": "", "name": "",
+                    "consent": "I agree.", "choose_cadence": true, "cadences": cadences, "error": "E"
+                })),
+            ),
+            (
+                "pages/check-inbox",
+                with_site(serde_json::json!({ "email": "a@example.org", "list_title": "L" })),
+            ),
+            (
+                "pages/confirm",
+                with_site(serde_json::json!({
+                    "email": "a@example.org", "list_title": "L", "action": "/confirm?token=t", "csrf": "c"
+                })),
+            ),
+            (
+                "pages/confirmed",
+                with_site(serde_json::json!({
+                    "email": "a@example.org", "list_title": "L", "preferences_url": "/p?token=t"
+                })),
+            ),
+            (
+                "pages/preferences",
+                with_site(serde_json::json!({
+                    "email": "a@example.org", "name": "A", "action": "/p?token=t", "csrf": "c", "saved": true,
+                    "lists": [{ "name": "l", "title": "L", "subscribed": true, "choose_cadence": true, "cadences": cadences }]
+                })),
+            ),
         ];
-        pages
+        let notice = with_site(serde_json::json!({
+            "email": "a@example.org", "list_title": "L", "confirm_url": "https://example.org/confirm?token=t"
+        }));
+        let mut problems: Vec<TemplateProblem> = pages
             .into_iter()
             .filter_map(|(name, data)| {
                 let file = Some(self.dir.join(format!("{name}.html.hbs")).display().to_string());
@@ -317,7 +364,33 @@ impl TemplateSet {
                     message: format!("does not render: {e}"),
                 })
             })
-            .collect()
+            .collect();
+        for (hb, ext) in [(&self.html, ".html.hbs"), (&self.text, ".txt.hbs")] {
+            let file = Some(self.dir.join(format!("emails/confirm{ext}")).display().to_string());
+            if !hb.has_template("emails/confirm") {
+                problems.push(TemplateProblem {
+                    file,
+                    key: String::new(),
+                    message: "not found (sign-up confirmation mails need it)".into(),
+                });
+            } else if let Err(e) = hb.render("emails/confirm", &notice) {
+                problems.push(TemplateProblem {
+                    file,
+                    key: String::new(),
+                    message: format!("does not render: {e}"),
+                });
+            }
+        }
+        problems
+    }
+
+    /// Renders a one-off mail from `emails/<name>.html.hbs` and `.txt.hbs`: (HTML, text).
+    pub fn render_notice(
+        &self,
+        name: &str,
+        data: &serde_json::Value,
+    ) -> Result<(String, String), handlebars::RenderError> {
+        Ok((self.html.render(name, data)?, self.text.render(name, data)?))
     }
 
     /// Renders a web page from `templates/pages/` (HTML-escaped, strict).

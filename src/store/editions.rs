@@ -13,6 +13,18 @@ pub struct NewEdition<'a> {
     pub html: &'a str,
     pub text: &'a str,
     pub article_ids: &'a [i64],
+    pub recipients: Recipients<'a>,
+}
+
+/// Which of the list's active subscribers an edition goes to, by the
+/// cadence (daily, weekly, ...) each chose.
+#[derive(Debug, Clone, Copy)]
+pub enum Recipients<'a> {
+    /// Those who chose this cadence.
+    Cadence(&'a str),
+    /// The list's default job: everyone whose cadence is none of these
+    /// (the list's other jobs' cadences), including those who chose none.
+    AllBut(&'a [String]),
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -60,19 +72,30 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        let recipients = sqlx::query(
+        let (cadence_clause, cadences): (String, Vec<&str>) = match e.recipients {
+            Recipients::Cadence(c) => ("AND s.cadence = $5".into(), vec![c]),
+            Recipients::AllBut([]) => (String::new(), Vec::new()),
+            Recipients::AllBut(others) => {
+                let marks: Vec<String> = (0..others.len()).map(|i| format!("${}", i + 5)).collect();
+                let clause = format!("AND s.cadence NOT IN ({})", marks.join(", "));
+                (clause, others.iter().map(String::as_str).collect())
+            }
+        };
+        let sql = format!(
             "INSERT INTO deliveries (edition_id, job, subscriber_id, email, state, attempts, next_attempt_at, in_doubt, created_at, updated_at) \
              SELECT $1, $2, s.id, s.email, 'queued', 0, $3, 0, $3, $3 FROM subscribers s \
-             WHERE s.list_name = $4 AND s.status = 'active' \
-             AND NOT EXISTS (SELECT 1 FROM suppressions x WHERE x.email_key = s.email_key) ORDER BY s.id",
-        )
-        .bind(id)
-        .bind(e.job)
-        .bind(now)
-        .bind(e.list)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+             WHERE s.list_name = $4 AND s.status = 'active' {cadence_clause} \
+             AND NOT EXISTS (SELECT 1 FROM suppressions x WHERE x.email_key = s.email_key) ORDER BY s.id"
+        );
+        let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .bind(e.job)
+            .bind(now)
+            .bind(e.list);
+        for c in cadences {
+            insert = insert.bind(c);
+        }
+        let recipients = insert.execute(&mut *tx).await?.rows_affected();
         sqlx::query("UPDATE editions SET recipient_count = $2 WHERE id = $1")
             .bind(id)
             .bind(recipients as i64)

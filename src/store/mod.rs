@@ -7,6 +7,7 @@ mod deliveries;
 mod editions;
 mod fires;
 mod posts;
+mod stats;
 mod subscribers;
 
 use std::path::Path;
@@ -17,9 +18,10 @@ use sqlx::{AnyPool, Executor};
 
 pub use articles::{StoredArticle, Upsert};
 pub use deliveries::{Claimed, DeliveryRow, DeliveryState, Outcome, StateCount};
-pub use editions::{EditionRow, NewEdition};
+pub use editions::{EditionRow, NewEdition, Recipients};
 pub use posts::{PostOutcome, PostRow};
-pub use subscribers::{AddOutcome, NewSubscriber, Subscriber, email_key};
+pub use stats::{Sample, Stats};
+pub use subscribers::{AddOutcome, Consent, NewSubscriber, SignupOutcome, Subscriber, email_key};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

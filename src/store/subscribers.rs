@@ -16,6 +16,34 @@ pub struct Subscriber {
     pub status: String,
     pub uid: String,
     pub created_at: i64,
+    /// The digest cadence chosen (a job's `cadence`); empty: the list's default.
+    pub cadence: String,
+}
+
+/// The columns [`Subscriber`] reads.
+const COLUMNS: &str = "id, list_name, email, name, attributes, status, uid, created_at, cadence";
+
+/// What a web sign-up did.
+#[derive(Debug, Clone)]
+pub enum SignupOutcome {
+    /// The subscriber is (now) pending: send them a confirmation link.
+    Pending(Subscriber),
+    /// The address is already an active subscriber; nothing changed.
+    AlreadyActive(Subscriber),
+}
+
+/// One consent event, as the web interface saw it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Consent {
+    /// `signup`, `confirm`, `preferences`, `join` or `unsubscribe`.
+    pub action: String,
+    /// The path of the page the form was on.
+    pub page: String,
+    pub ip: String,
+    pub user_agent: String,
+    /// A short hash of the wording the subscriber was shown.
+    pub wording_version: String,
+    pub wording: String,
 }
 
 /// A subscriber to add, already validated.
@@ -65,6 +93,29 @@ async fn insert<'e>(
     .execute(executor)
     .await?
     .rows_affected())
+}
+
+async fn insert_consent<'e>(
+    executor: impl Executor<'e, Database = Any>,
+    subscriber_id: i64,
+    c: &Consent,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO consents (subscriber_id, action, page, ip, user_agent, wording_version, wording, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(subscriber_id)
+    .bind(&c.action)
+    .bind(&c.page)
+    .bind(&c.ip)
+    .bind(&c.user_agent)
+    .bind(&c.wording_version)
+    .bind(&c.wording)
+    .bind(now.timestamp_millis())
+    .execute(executor)
+    .await?;
+    Ok(())
 }
 
 impl Store {
@@ -147,10 +198,9 @@ impl Store {
         status: Option<&str>,
         limit: i64,
     ) -> Result<Vec<Subscriber>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT id, list_name, email, name, attributes, status, uid, created_at FROM subscribers \
-             WHERE list_name = $1 AND ($2 = '' OR status = $2) ORDER BY id LIMIT $3",
-        )
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM subscribers WHERE list_name = $1 AND ($2 = '' OR status = $2) ORDER BY id LIMIT $3"
+        )))
         .bind(list)
         .bind(status.unwrap_or(""))
         .bind(limit)
@@ -159,11 +209,165 @@ impl Store {
     }
 
     pub async fn subscriber_by_uid(&self, uid: &str) -> Result<Option<Subscriber>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT id, list_name, email, name, attributes, status, uid, created_at FROM subscribers WHERE uid = $1",
-        )
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM subscribers WHERE uid = $1"
+        )))
         .bind(uid)
         .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// A web sign-up: a new address becomes `pending`; a pending one stays
+    /// pending (its name and cadence updated, its uid kept, so an earlier
+    /// confirmation mail still works); one who had left becomes pending again
+    /// with a new uid, so tokens from before are void. An active subscriber
+    /// is left as it is.
+    pub async fn signup(
+        &self,
+        list: &str,
+        email: &str,
+        name: Option<&str>,
+        cadence: &str,
+        now: DateTime<Utc>,
+    ) -> Result<SignupOutcome, StoreError> {
+        let now_ms = now.timestamp_millis();
+        sqlx::query(
+            "INSERT INTO subscribers (list_name, email, email_key, name, attributes, status, uid, created_at, updated_at, cadence) \
+             VALUES ($1, $2, $3, $4, '{}', 'pending', $5, $6, $6, $7) ON CONFLICT (list_name, email_key) DO NOTHING",
+        )
+        .bind(list)
+        .bind(email.trim())
+        .bind(email_key(email))
+        .bind(name)
+        .bind(new_uid())
+        .bind(now_ms)
+        .bind(cadence)
+        .execute(&self.pool)
+        .await?;
+        sqlx::query(
+            "UPDATE subscribers SET name = COALESCE($3, name), cadence = $4, updated_at = $5, \
+             uid = CASE WHEN status = 'pending' THEN uid ELSE $6 END, status = 'pending' \
+             WHERE list_name = $1 AND email_key = $2 AND status <> 'active'",
+        )
+        .bind(list)
+        .bind(email_key(email))
+        .bind(name)
+        .bind(cadence)
+        .bind(now_ms)
+        .bind(new_uid())
+        .execute(&self.pool)
+        .await?;
+        let subscriber = self
+            .subscriber_by_address(list, email)
+            .await?
+            .ok_or(StoreError::Sql(sqlx::Error::RowNotFound))?;
+        Ok(if subscriber.status == "active" {
+            SignupOutcome::AlreadyActive(subscriber)
+        } else {
+            SignupOutcome::Pending(subscriber)
+        })
+    }
+
+    /// Confirms a pending subscriber and keeps the consent record, in one
+    /// transaction; returns whether one was pending.
+    pub async fn confirm_uid(&self, uid: &str, consent: &Consent, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let id: Option<i64> = sqlx::query_scalar(
+            "UPDATE subscribers SET status = 'active', confirmed_at = $2, updated_at = $2 \
+             WHERE uid = $1 AND status = 'pending' RETURNING id",
+        )
+        .bind(uid)
+        .bind(now.timestamp_millis())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(id) = id else {
+            return Ok(false);
+        };
+        insert_consent(&mut *tx, id, consent, now).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Changes the name and cadence of whoever holds `uid`.
+    pub async fn update_preferences(
+        &self,
+        uid: &str,
+        name: Option<&str>,
+        cadence: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE subscribers SET name = $2, cadence = $3, updated_at = $4 WHERE uid = $1")
+            .bind(uid)
+            .bind(name)
+            .bind(cadence)
+            .bind(now.timestamp_millis())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Puts an address whose ownership is proven (it holds a signed link) on
+    /// a list as active, or reactivates it there (with a new uid).
+    pub async fn join_confirmed(
+        &self,
+        list: &str,
+        email: &str,
+        name: Option<&str>,
+        cadence: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Subscriber, StoreError> {
+        let added = NewSubscriber {
+            email: email.to_string(),
+            name: name.map(str::to_string),
+            attributes: Default::default(),
+        };
+        self.add_subscriber(list, &added, now).await?;
+        sqlx::query(
+            "UPDATE subscribers SET cadence = $3, confirmed_at = COALESCE(confirmed_at, $4) WHERE list_name = $1 AND email_key = $2",
+        )
+        .bind(list)
+        .bind(email_key(email))
+        .bind(cadence)
+        .bind(now.timestamp_millis())
+        .execute(&self.pool)
+        .await?;
+        self.subscriber_by_address(list, email)
+            .await?
+            .ok_or(StoreError::Sql(sqlx::Error::RowNotFound))
+    }
+
+    pub async fn subscriber_by_address(&self, list: &str, email: &str) -> Result<Option<Subscriber>, StoreError> {
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM subscribers WHERE list_name = $1 AND email_key = $2"
+        )))
+        .bind(list)
+        .bind(email_key(email))
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Every list row of one address, in list-name order.
+    pub async fn subscriptions_of(&self, email: &str) -> Result<Vec<Subscriber>, StoreError> {
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM subscribers WHERE email_key = $1 ORDER BY list_name"
+        )))
+        .bind(email_key(email))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    pub async fn record_consent(&self, subscriber_id: i64, c: &Consent, now: DateTime<Utc>) -> Result<(), StoreError> {
+        insert_consent(&self.pool, subscriber_id, c, now).await
+    }
+
+    /// A subscriber's consent record, oldest first.
+    pub async fn consents(&self, subscriber_id: i64) -> Result<Vec<Consent>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT action, page, ip, user_agent, wording_version, wording FROM consents \
+             WHERE subscriber_id = $1 ORDER BY created_at, id",
+        )
+        .bind(subscriber_id)
+        .fetch_all(&self.pool)
         .await?)
     }
 

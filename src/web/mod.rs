@@ -1,13 +1,20 @@
-//! The HTTP interface (axum): one-click unsubscribe (RFC 8058) and `/healthz`.
-//! Pages are server-rendered Handlebars templates from `templates/pages/`;
-//! no GET ever changes state.
+//! The HTTP interface (axum): sign-up with double opt-in, one-click
+//! unsubscribe (RFC 8058), preferences, `/healthz` and `/metrics`.
+//! Pages are server-rendered Handlebars templates from `templates/pages/`.
+//! No GET ever changes state (mail scanners follow links); every form but the
+//! RFC 8058 one carries a CSRF field; the pages are rate limited per client IP.
+
+mod csrf;
+mod limit;
+mod metrics;
+mod preferences;
+mod signup;
+mod unsubscribe;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -15,11 +22,14 @@ use serde::Deserialize;
 use tracing::{info, warn};
 
 use crate::clock;
-use crate::config::Settings;
+use crate::config::{ListSettings, Settings};
 use crate::health::Health;
+use crate::mail::MailTransport;
 use crate::shutdown::Shutdown;
-use crate::store::{Store, Subscriber};
-use crate::token::{Purpose, TokenKeys};
+use crate::store::{Consent, Store};
+use crate::token::TokenKeys;
+
+pub use limit::RateLimiter;
 
 /// What every request handler shares.
 #[derive(Clone)]
@@ -30,6 +40,31 @@ pub struct WebState {
     pub health: Arc<Health>,
     /// Whether a daemon loop beats (so a stale heartbeat means trouble).
     pub expects_heartbeat: bool,
+    /// Sends sign-up confirmations.
+    pub mailer: Arc<MailTransport>,
+    pub limiter: Arc<RateLimiter>,
+}
+
+impl WebState {
+    /// The state for `settings`, with a mail transport for confirmations and
+    /// a fresh per-IP rate limiter.
+    pub fn new(
+        store: Store,
+        settings: Arc<Settings>,
+        keys: TokenKeys,
+        health: Arc<Health>,
+        expects_heartbeat: bool,
+    ) -> Result<WebState, String> {
+        Ok(WebState {
+            mailer: Arc::new(MailTransport::build(&settings.mail)?),
+            limiter: Arc::new(RateLimiter::new(settings.web.rate_limit_per_minute)),
+            store,
+            settings,
+            keys,
+            health,
+            expects_heartbeat,
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -37,12 +72,37 @@ struct TokenQuery {
     token: Option<String>,
 }
 
-/// The routes; the unsubscribe path is the one `site.unsubscribe_url` names.
+/// The path of a page under `site.base_url`.
+fn page_path(settings: &Settings, page: &str) -> String {
+    settings.site.page_url(page).path().to_string()
+}
+
+/// The routes. The unsubscribe path is the one `site.unsubscribe_url` names;
+/// the others are under `site.base_url`.
 pub fn router(state: WebState) -> Router {
-    let unsubscribe = state.settings.site.unsubscribe_url.path().to_string();
+    let settings = &state.settings;
+    let pages = Router::new()
+        .route(
+            settings.site.unsubscribe_url.path(),
+            get(unsubscribe::show).post(unsubscribe::post),
+        )
+        .route(
+            &format!("{}{{list}}", page_path(settings, "subscribe/")),
+            get(signup::show).post(signup::submit),
+        )
+        .route(
+            &page_path(settings, "confirm"),
+            get(signup::confirm_page).post(signup::confirm),
+        )
+        .route(
+            &page_path(settings, "preferences"),
+            get(preferences::show).post(preferences::save),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), limit::per_ip));
     Router::new()
-        .route(&unsubscribe, get(unsubscribe_page).post(unsubscribe_post))
+        .merge(pages)
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics::metrics))
         .with_state(state)
 }
 
@@ -58,6 +118,7 @@ pub async fn serve(listener: tokio::net::TcpListener, state: WebState, mut shutd
     .await
 }
 
+/// Renders `templates/pages/<name>.html.hbs` with the site's name and address added to `extra`.
 fn page(state: &WebState, status: StatusCode, name: &str, extra: serde_json::Value) -> Response {
     let site = &state.settings.site;
     let mut data = serde_json::json!({ "site": { "name": site.name, "postal_address": site.postal_address } });
@@ -73,6 +134,16 @@ fn page(state: &WebState, status: StatusCode, name: &str, extra: serde_json::Val
     }
 }
 
+/// A page that only says something: an expired form, too many requests, a failure.
+fn message(state: &WebState, status: StatusCode, heading: &str, text: &str) -> Response {
+    page(
+        state,
+        status,
+        "pages/message",
+        serde_json::json!({ "heading": heading, "text": text }),
+    )
+}
+
 /// The one answer to any token that does not verify or names nobody: forged,
 /// truncated, signed with a retired key, or voided by a resubscribe.
 fn invalid(state: &WebState) -> Response {
@@ -84,106 +155,113 @@ fn invalid(state: &WebState) -> Response {
     )
 }
 
-async fn subscriber_for(state: &WebState, token: Option<&str>) -> Option<Subscriber> {
-    let uid = state.keys.verify(Purpose::Unsubscribe, token?).ok()?;
-    state.store.subscriber_by_uid(&uid).await.ok().flatten()
-}
-
-fn list_title(state: &WebState, subscriber: &Subscriber) -> String {
-    state
-        .settings
-        .list(&subscriber.list_name)
-        .map_or(subscriber.list_name.clone(), |l| l.title.clone())
-}
-
-/// GET: a page with a button; following the link changes nothing (mail scanners follow links).
-async fn unsubscribe_page(State(state): State<WebState>, Query(q): Query<TokenQuery>) -> Response {
-    let Some(subscriber) = subscriber_for(&state, q.token.as_deref()).await else {
-        return invalid(&state);
-    };
-    let title = list_title(&state, &subscriber);
-    if subscriber.status != "active" {
-        return page(
-            &state,
-            StatusCode::OK,
-            "pages/unsubscribed",
-            serde_json::json!({ "email": subscriber.email, "list_title": title }),
-        );
-    }
-    let mut action = state.settings.site.unsubscribe_url.clone();
-    action
-        .query_pairs_mut()
-        .append_pair("token", q.token.as_deref().unwrap_or_default());
-    let action = format!("{}?{}", action.path(), action.query().unwrap_or_default());
-    page(
-        &state,
-        StatusCode::OK,
-        "pages/unsubscribe",
-        serde_json::json!({ "email": subscriber.email, "list_title": title, "action": action }),
+/// The store failed: nothing was changed, so the visitor may simply retry.
+fn unavailable(state: &WebState, error: impl std::fmt::Display) -> Response {
+    warn!(%error, "web request failed");
+    message(
+        state,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Something went wrong on our side",
+        "Nothing was changed. Please try again in a few minutes.",
     )
 }
 
-/// Whether a POST body carries `List-Unsubscribe=One-Click`, as
-/// `application/x-www-form-urlencoded` or `multipart/form-data` (RFC 8058).
-fn is_one_click(headers: &HeaderMap, body: &[u8]) -> bool {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    if content_type.starts_with("application/x-www-form-urlencoded") {
-        return url::form_urlencoded::parse(body).any(|(k, v)| k == "List-Unsubscribe" && v == "One-Click");
-    }
-    if let Some(boundary) = content_type.split("boundary=").nth(1) {
-        let boundary = format!("--{}", boundary.trim_matches('"').split(';').next().unwrap_or(""));
-        let body = String::from_utf8_lossy(body);
-        return body.split(boundary.as_str()).any(|part| {
-            let Some((head, value)) = part.split_once("\r\n\r\n") else {
-                return false;
-            };
-            head.to_ascii_lowercase().contains("name=\"list-unsubscribe\"")
-                && value.trim_end_matches(['\r', '\n', '-']).trim() == "One-Click"
-        });
-    }
-    false
+fn list_title(settings: &Settings, list: &str) -> String {
+    settings.list(list).map_or(list.to_string(), |l| l.title.clone())
 }
 
-/// POST: the RFC 8058 one-click unsubscribe (no cookies, no auth: the signed
-/// token is the authority), also what the page's button sends. 200, no redirect.
-async fn unsubscribe_post(
-    State(state): State<WebState>,
-    Query(q): Query<TokenQuery>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if !is_one_click(&headers, &body) {
-        return (StatusCode::BAD_REQUEST, "expected List-Unsubscribe=One-Click").into_response();
-    }
-    let Some(subscriber) = subscriber_for(&state, q.token.as_deref()).await else {
-        return invalid(&state);
+/// A URL path with `?token=...`, for a form's `action`.
+fn with_token(path: &str, token: &str) -> String {
+    let query: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("token", token)
+        .finish();
+    format!("{path}?{query}")
+}
+
+/// The cadences a list offers (its digest jobs' cadences, default first),
+/// each marked checked when it is `chosen` (or, when nothing valid is chosen, the default).
+fn cadence_options(settings: &Settings, list: &str, chosen: &str) -> Vec<serde_json::Value> {
+    let cadences: Vec<&str> = settings.digest_jobs_of(list).map(|j| j.cadence.as_str()).collect();
+    let chosen = if cadences.contains(&chosen) {
+        chosen
+    } else {
+        cadences.first().copied().unwrap_or_default()
     };
-    match state.store.unsubscribe_uid(&subscriber.uid, clock::now()).await {
-        Ok(changed) => {
-            if changed {
-                info!(list = %subscriber.list_name, subscriber = subscriber.id, "unsubscribed");
-            }
-            let title = list_title(&state, &subscriber);
-            page(
-                &state,
-                StatusCode::OK,
-                "pages/unsubscribed",
-                serde_json::json!({ "email": subscriber.email, "list_title": title }),
-            )
+    cadences
+        .iter()
+        .map(|c| serde_json::json!({ "value": c, "label": capitalised(c), "checked": *c == chosen }))
+        .collect()
+}
+
+/// The cadence to store for a choice: one the list offers, else none (the list's default).
+fn valid_cadence(settings: &Settings, list: &str, chosen: Option<&str>) -> String {
+    let chosen = chosen.unwrap_or_default();
+    settings
+        .digest_jobs_of(list)
+        .find(|j| j.cadence == chosen)
+        .map(|j| j.cadence.clone())
+        .unwrap_or_default()
+}
+
+fn capitalised(s: &str) -> String {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .map(|first| first.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
+/// Who made a request: kept in consent records and used for rate limits.
+struct Visitor {
+    ip: String,
+    user_agent: String,
+}
+
+impl Visitor {
+    fn of(state: &WebState, headers: &HeaderMap, addr: SocketAddr) -> Visitor {
+        Visitor {
+            ip: limit::client_ip(&state.settings, headers, addr).to_string(),
+            user_agent: headers
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .chars()
+                .take(500)
+                .collect(),
         }
-        Err(e) => {
-            warn!(error = %e, "unsubscribe failed");
-            (StatusCode::SERVICE_UNAVAILABLE, "try again in a moment").into_response()
+    }
+
+    fn consent(&self, action: &str, page: &str, list: Option<&ListSettings>) -> Consent {
+        Consent {
+            action: action.to_string(),
+            page: page.to_string(),
+            ip: self.ip.clone(),
+            user_agent: self.user_agent.clone(),
+            wording_version: list.map(ListSettings::consent_version).unwrap_or_default(),
+            wording: list.map(|l| l.consent.clone()).unwrap_or_default(),
         }
+    }
+}
+
+/// An `application/x-www-form-urlencoded` body.
+struct Form(Vec<(String, String)>);
+
+impl Form {
+    fn parse(body: &[u8]) -> Form {
+        Form(url::form_urlencoded::parse(body).into_owned().collect())
+    }
+
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    fn all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0.iter().filter(move |(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 }
 
 /// The store answers, and (under `herald run`) the daemon's loops beat within the last two minutes.
-async fn healthz(State(state): State<WebState>) -> Response {
+async fn healthz(axum::extract::State(state): axum::extract::State<WebState>) -> Response {
     let store_ok = state.store.ping().await;
     let beat = state.health.last_beat();
     let beat_age = beat.map(|b| (clock::now() - b).num_seconds());

@@ -1,0 +1,151 @@
+//! `/metrics`: Prometheus text exposition. Counts come from the store at
+//! scrape time (so one-shot commands sharing the store are counted too); job
+//! run times come from this process's health record.
+
+use std::fmt::Write as _;
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::WebState;
+use crate::clock;
+use crate::store::{Sample, Stats};
+
+/// The window the send rate is averaged over.
+const RATE_WINDOW_SECS: i64 = 300;
+
+fn escape(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+/// One metric family: its help, type and samples.
+fn family(out: &mut String, name: &str, kind: &str, help: &str, samples: &[Sample]) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+    for s in samples {
+        let labels: Vec<String> = s.labels.iter().map(|(k, v)| format!("{k}=\"{}\"", escape(v))).collect();
+        if labels.is_empty() {
+            let _ = writeln!(out, "{name} {}", s.value);
+        } else {
+            let _ = writeln!(out, "{name}{{{}}} {}", labels.join(","), s.value);
+        }
+    }
+}
+
+fn single(value: f64) -> Vec<Sample> {
+    vec![Sample {
+        labels: Vec::new(),
+        value,
+    }]
+}
+
+/// The exposition text for `stats` and the process's job records.
+pub fn render(stats: &Stats, state: &WebState) -> String {
+    let mut out = String::new();
+    family(
+        &mut out,
+        "herald_articles_ingested_total",
+        "counter",
+        "Articles stored, by source.",
+        &stats.articles_by_source,
+    );
+    family(
+        &mut out,
+        "herald_editions_total",
+        "counter",
+        "Digest editions created, by job.",
+        &stats.editions_by_job,
+    );
+    family(
+        &mut out,
+        "herald_last_edition_timestamp_seconds",
+        "gauge",
+        "When each job's latest edition was created.",
+        &stats.last_edition_by_job,
+    );
+    family(
+        &mut out,
+        "herald_deliveries",
+        "gauge",
+        "Per-recipient deliveries, by job and state.",
+        &stats.deliveries_by_state,
+    );
+    family(
+        &mut out,
+        "herald_smtp_replies",
+        "gauge",
+        "Deliveries by the class of the mail server's last reply (2xx, 4xx, 5xx, other).",
+        &stats.replies_by_class,
+    );
+    family(
+        &mut out,
+        "herald_queue_depth",
+        "gauge",
+        "Deliveries waiting to be sent or being sent, by job.",
+        &stats.queue_depth,
+    );
+    family(
+        &mut out,
+        "herald_send_rate_per_second",
+        "gauge",
+        "Deliveries accepted per second over the last five minutes.",
+        &single(stats.send_rate),
+    );
+    family(
+        &mut out,
+        "herald_posts",
+        "gauge",
+        "Social posts, by account and state.",
+        &stats.posts_by_outcome,
+    );
+    family(
+        &mut out,
+        "herald_subscribers",
+        "gauge",
+        "Subscribers, by list and status.",
+        &stats.subscribers_by_status,
+    );
+    let jobs = state.health.jobs();
+    let times = |pick: fn(&crate::health::JobHealth) -> Option<chrono::DateTime<chrono::Utc>>| -> Vec<Sample> {
+        jobs.iter()
+            .filter_map(|(job, h)| {
+                pick(h).map(|t| Sample {
+                    labels: vec![("job", job.clone())],
+                    value: t.timestamp_millis() as f64 / 1000.0,
+                })
+            })
+            .collect()
+    };
+    family(
+        &mut out,
+        "herald_job_last_success_timestamp_seconds",
+        "gauge",
+        "When each job last ran without error (this daemon).",
+        &times(|h| h.last_success_at),
+    );
+    family(
+        &mut out,
+        "herald_job_last_run_timestamp_seconds",
+        "gauge",
+        "When each job last ran (this daemon).",
+        &times(|h| h.last_run_at),
+    );
+    out
+}
+
+pub(super) async fn metrics(State(state): State<WebState>) -> Response {
+    let now = clock::now().timestamp_millis();
+    match state.store.stats(now, RATE_WINDOW_SECS).await {
+        Ok(stats) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+            render(&stats, &state),
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics: the store did not answer");
+            (StatusCode::SERVICE_UNAVAILABLE, "the store did not answer").into_response()
+        }
+    }
+}

@@ -1,0 +1,294 @@
+//! Sign-up with double opt-in: a form per list creates a pending subscriber
+//! and mails a confirmation link; the link opens a page whose button (a POST)
+//! confirms. Both steps are kept as consent records.
+
+use std::net::SocketAddr;
+use std::time::SystemTime;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use tracing::{info, warn};
+
+use super::csrf::Csrf;
+use super::{
+    Form, TokenQuery, Visitor, WebState, cadence_options, invalid, list_title, message, page, page_path, unavailable,
+    valid_cadence, with_token,
+};
+use crate::clock;
+use crate::config::ListSettings;
+use crate::mail::Delivery;
+use crate::message::{Notice, build_notice, preferences_url};
+use crate::store::{SignupOutcome, Subscriber};
+use crate::token::Purpose;
+
+fn signup_list<'a>(state: &'a WebState, list: &str) -> Option<&'a ListSettings> {
+    state.settings.list(list).filter(|l| l.signup)
+}
+
+fn expired(state: &WebState) -> Response {
+    message(
+        state,
+        StatusCode::FORBIDDEN,
+        "This form has expired",
+        "Go back, reload the page and try again.",
+    )
+}
+
+/// What the sign-up form shows: empty, or as submitted with an error.
+struct Filled<'a> {
+    email: &'a str,
+    name: &'a str,
+    cadence: &'a str,
+    error: Option<String>,
+}
+
+fn form_page(
+    state: &WebState,
+    headers: &HeaderMap,
+    list: &ListSettings,
+    status: StatusCode,
+    filled: Filled,
+) -> Response {
+    let csrf = Csrf::issue(state, headers);
+    let cadences = cadence_options(&state.settings, &list.name, filled.cadence);
+    let response = page(
+        state,
+        status,
+        "pages/subscribe",
+        serde_json::json!({
+            "list_title": list.title,
+            "action": format!("{}{}", page_path(&state.settings, "subscribe/"), list.name),
+            "csrf": csrf.field,
+            "email": filled.email,
+            "name": filled.name,
+            "consent": list.consent,
+            "choose_cadence": cadences.len() > 1,
+            "cadences": cadences,
+            "error": filled.error,
+        }),
+    );
+    csrf.attach(response)
+}
+
+/// GET /subscribe/{list}: the form.
+pub(super) async fn show(State(state): State<WebState>, Path(list): Path<String>, headers: HeaderMap) -> Response {
+    let Some(list) = signup_list(&state, &list) else {
+        return message(
+            &state,
+            StatusCode::NOT_FOUND,
+            "No such list",
+            "There is no list to join here.",
+        );
+    };
+    let empty = Filled {
+        email: "",
+        name: "",
+        cadence: "",
+        error: None,
+    };
+    form_page(&state, &headers, list, StatusCode::OK, empty)
+}
+
+/// POST /subscribe/{list}: a pending subscriber and a confirmation mail.
+pub(super) async fn submit(
+    State(state): State<WebState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Path(list): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(list) = signup_list(&state, &list) else {
+        return message(
+            &state,
+            StatusCode::NOT_FOUND,
+            "No such list",
+            "There is no list to join here.",
+        );
+    };
+    let form = Form::parse(&body);
+    if !Csrf::verify(&state, &headers, &form) {
+        return expired(&state);
+    }
+    let raw_email = form.get("email").unwrap_or_default();
+    let name = form.get("name").map(str::trim).filter(|n| !n.is_empty());
+    let cadence = valid_cadence(&state.settings, &list.name, form.get("cadence"));
+    let email = match crate::import::validate_email(raw_email) {
+        Ok(email) => email,
+        Err(_) => {
+            let filled = Filled {
+                email: raw_email,
+                name: name.unwrap_or_default(),
+                cadence: &cadence,
+                error: Some("That does not look like an email address we can deliver to.".into()),
+            };
+            return form_page(&state, &headers, list, StatusCode::UNPROCESSABLE_ENTITY, filled);
+        }
+    };
+    let now = clock::now();
+    let subscriber = match state.store.signup(&list.name, &email, name, &cadence, now).await {
+        Ok(SignupOutcome::Pending(subscriber)) => subscriber,
+        Ok(SignupOutcome::AlreadyActive(_)) => {
+            // The same answer as for a new address, so the form tells no one who is subscribed.
+            info!(list = %list.name, "sign-up for an address already subscribed; nothing sent");
+            return check_inbox(&state, list, &email);
+        }
+        Err(e) => return unavailable(&state, e),
+    };
+    let visitor = Visitor::of(&state, &headers, addr);
+    let path = format!("{}{}", page_path(&state.settings, "subscribe/"), list.name);
+    if let Err(e) = state
+        .store
+        .record_consent(subscriber.id, &visitor.consent("signup", &path, Some(list)), now)
+        .await
+    {
+        return unavailable(&state, e);
+    }
+    match send_confirmation(&state, list, &subscriber).await {
+        Ok(()) => {
+            info!(list = %list.name, subscriber = subscriber.id, "sign-up pending confirmation");
+            check_inbox(&state, list, &email)
+        }
+        Err(reply) => {
+            warn!(list = %list.name, subscriber = subscriber.id, %reply, "confirmation mail not sent");
+            message(
+                &state,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "We could not send your confirmation email",
+                "Please try again in a few minutes.",
+            )
+        }
+    }
+}
+
+fn check_inbox(state: &WebState, list: &ListSettings, email: &str) -> Response {
+    page(
+        state,
+        StatusCode::OK,
+        "pages/check-inbox",
+        serde_json::json!({ "email": email, "list_title": list.title }),
+    )
+}
+
+/// The link a confirmation mail carries.
+fn confirm_url(state: &WebState, uid: &str) -> String {
+    let mut url = state.settings.site.page_url("confirm");
+    url.query_pairs_mut()
+        .append_pair("token", &state.keys.sign(Purpose::Confirm, uid));
+    url.to_string()
+}
+
+/// Renders and sends the confirmation mail; `Err` holds the server's reply.
+async fn send_confirmation(state: &WebState, list: &ListSettings, subscriber: &Subscriber) -> Result<(), String> {
+    let settings = &state.settings;
+    let data = serde_json::json!({
+        "site": { "name": settings.site.name, "postal_address": settings.site.postal_address },
+        "list_title": list.title,
+        "email": subscriber.email,
+        "confirm_url": confirm_url(state, &subscriber.uid),
+    });
+    let (html, text) = settings
+        .templates
+        .render_notice("emails/confirm", &data)
+        .map_err(|e| format!("the confirmation template failed: {e}"))?;
+    let subject = format!("Confirm your subscription to {}", list.title);
+    let notice = Notice {
+        to_email: &subscriber.email,
+        to_name: subscriber.name.as_deref(),
+        subject: &subject,
+        text,
+        html,
+    };
+    let message = build_notice(&settings.site, notice, SystemTime::from(clock::now())).map_err(|e| e.to_string())?;
+    let label = format!("confirm-{}-{}", list.name, subscriber.email);
+    match state.mailer.send(message, &label, settings.mail.send_timeout).await {
+        Delivery::Accepted(_) => Ok(()),
+        Delivery::Transient { reply, .. }
+        | Delivery::BadAddress(reply)
+        | Delivery::Policy(reply)
+        | Delivery::Rejected(reply) => Err(reply),
+    }
+}
+
+async fn pending_for(state: &WebState, token: Option<&str>) -> Option<Subscriber> {
+    let uid = state.keys.verify(Purpose::Confirm, token?).ok()?;
+    state.store.subscriber_by_uid(&uid).await.ok().flatten()
+}
+
+fn confirmed(state: &WebState, subscriber: &Subscriber) -> Response {
+    page(
+        state,
+        StatusCode::OK,
+        "pages/confirmed",
+        serde_json::json!({
+            "email": subscriber.email,
+            "list_title": list_title(&state.settings, &subscriber.list_name),
+            "preferences_url": preferences_url(&state.settings.site, &state.keys, &subscriber.uid),
+        }),
+    )
+}
+
+/// GET /confirm?token=...: a page with a button; the GET itself changes nothing.
+pub(super) async fn confirm_page(
+    State(state): State<WebState>,
+    Query(q): Query<TokenQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(subscriber) = pending_for(&state, q.token.as_deref()).await else {
+        return invalid(&state);
+    };
+    match subscriber.status.as_str() {
+        "active" => confirmed(&state, &subscriber),
+        "pending" => {
+            let csrf = Csrf::issue(&state, &headers);
+            let action = with_token(
+                &page_path(&state.settings, "confirm"),
+                q.token.as_deref().unwrap_or_default(),
+            );
+            let response = page(
+                &state,
+                StatusCode::OK,
+                "pages/confirm",
+                serde_json::json!({
+                    "email": subscriber.email,
+                    "list_title": list_title(&state.settings, &subscriber.list_name),
+                    "action": action,
+                    "csrf": csrf.field,
+                }),
+            );
+            csrf.attach(response)
+        }
+        // Left since: the link does not bring them back (a new sign-up does).
+        _ => invalid(&state),
+    }
+}
+
+/// POST /confirm?token=...: the button on the confirmation page.
+pub(super) async fn confirm(
+    State(state): State<WebState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Query(q): Query<TokenQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let form = Form::parse(&body);
+    if !Csrf::verify(&state, &headers, &form) {
+        return expired(&state);
+    }
+    let Some(subscriber) = pending_for(&state, q.token.as_deref()).await else {
+        return invalid(&state);
+    };
+    let now = clock::now();
+    let list = state.settings.list(&subscriber.list_name);
+    let consent = Visitor::of(&state, &headers, addr).consent("confirm", &page_path(&state.settings, "confirm"), list);
+    match state.store.confirm_uid(&subscriber.uid, &consent, now).await {
+        Ok(true) => {
+            info!(list = %subscriber.list_name, subscriber = subscriber.id, "subscription confirmed");
+            confirmed(&state, &subscriber)
+        }
+        Ok(false) if subscriber.status == "active" => confirmed(&state, &subscriber),
+        Ok(false) => invalid(&state),
+        Err(e) => unavailable(&state, e),
+    }
+}

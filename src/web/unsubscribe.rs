@@ -1,0 +1,114 @@
+//! Unsubscribing: the RFC 8058 one-click POST a mailbox provider sends (no
+//! cookies, no auth: the signed token is the authority) and the page a person
+//! reaches from the footer link, whose button sends the same POST.
+
+use std::net::SocketAddr;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use tracing::info;
+
+use super::{TokenQuery, Visitor, WebState, invalid, list_title, page, unavailable, with_token};
+use crate::clock;
+use crate::store::Subscriber;
+use crate::token::Purpose;
+
+/// The subscriber a valid unsubscribe/preferences token names.
+pub(super) async fn subscriber_for(state: &WebState, token: Option<&str>) -> Option<Subscriber> {
+    let uid = state.keys.verify(Purpose::Unsubscribe, token?).ok()?;
+    state.store.subscriber_by_uid(&uid).await.ok().flatten()
+}
+
+fn unsubscribed(state: &WebState, subscriber: &Subscriber) -> Response {
+    page(
+        state,
+        StatusCode::OK,
+        "pages/unsubscribed",
+        serde_json::json!({
+            "email": subscriber.email,
+            "list_title": list_title(&state.settings, &subscriber.list_name),
+        }),
+    )
+}
+
+/// GET: a page with a button; following the link changes nothing (mail scanners follow links).
+pub(super) async fn show(State(state): State<WebState>, Query(q): Query<TokenQuery>) -> Response {
+    let Some(subscriber) = subscriber_for(&state, q.token.as_deref()).await else {
+        return invalid(&state);
+    };
+    if subscriber.status != "active" {
+        return unsubscribed(&state, &subscriber);
+    }
+    let token = q.token.as_deref().unwrap_or_default();
+    let action = with_token(state.settings.site.unsubscribe_url.path(), token);
+    let preferences = with_token(&super::page_path(&state.settings, "preferences"), token);
+    page(
+        &state,
+        StatusCode::OK,
+        "pages/unsubscribe",
+        serde_json::json!({
+            "email": subscriber.email,
+            "list_title": list_title(&state.settings, &subscriber.list_name),
+            "action": action,
+            "preferences_url": preferences,
+        }),
+    )
+}
+
+/// Whether a POST body carries `List-Unsubscribe=One-Click`, as
+/// `application/x-www-form-urlencoded` or `multipart/form-data` (RFC 8058).
+fn is_one_click(headers: &HeaderMap, body: &[u8]) -> bool {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if content_type.starts_with("application/x-www-form-urlencoded") {
+        return url::form_urlencoded::parse(body).any(|(k, v)| k == "List-Unsubscribe" && v == "One-Click");
+    }
+    if let Some(boundary) = content_type.split("boundary=").nth(1) {
+        let boundary = format!("--{}", boundary.trim_matches('"').split(';').next().unwrap_or(""));
+        let body = String::from_utf8_lossy(body);
+        return body.split(boundary.as_str()).any(|part| {
+            let Some((head, value)) = part.split_once("\r\n\r\n") else {
+                return false;
+            };
+            head.to_ascii_lowercase().contains("name=\"list-unsubscribe\"")
+                && value.trim_end_matches(['\r', '\n', '-']).trim() == "One-Click"
+        });
+    }
+    false
+}
+
+/// POST: the RFC 8058 one-click unsubscribe, also what the page's button
+/// sends. Answers 200 with a page, never a redirect.
+pub(super) async fn post(
+    State(state): State<WebState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Query(q): Query<TokenQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !is_one_click(&headers, &body) {
+        return (StatusCode::BAD_REQUEST, "expected List-Unsubscribe=One-Click").into_response();
+    }
+    let Some(subscriber) = subscriber_for(&state, q.token.as_deref()).await else {
+        return invalid(&state);
+    };
+    let now = clock::now();
+    match state.store.unsubscribe_uid(&subscriber.uid, now).await {
+        Ok(true) => {
+            info!(list = %subscriber.list_name, subscriber = subscriber.id, "unsubscribed");
+            let visitor = Visitor::of(&state, &headers, addr);
+            let consent = visitor.consent("unsubscribe", state.settings.site.unsubscribe_url.path(), None);
+            if let Err(e) = state.store.record_consent(subscriber.id, &consent, now).await {
+                tracing::warn!(error = %e, "could not record the unsubscribe");
+            }
+            unsubscribed(&state, &subscriber)
+        }
+        Ok(false) => unsubscribed(&state, &subscriber),
+        Err(e) => unavailable(&state, e),
+    }
+}

@@ -1,0 +1,133 @@
+//! A real browser (headless Debian Chromium through chromedriver) signs up on
+//! the form, follows the confirmation mail captured by Postfix's smtp-sink,
+//! confirms with the button, then leaves from a digest's unsubscribe link.
+//! Screenshots of every page are saved under `target/test-artifacts/browser/`.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use mail_parser::MessageParser;
+
+use crate::util::{KillOnDrop, SmtpSink, Workspace, article_txt, base_config, free_port, show, smtp_mail};
+use crate::webdriver::Browser;
+
+fn artifacts() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts/browser")
+}
+
+fn status(ws: &Workspace, email: &str) -> String {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let url = format!("sqlite://{}/data/herald.db", ws.path().display());
+        let store = herald::store::Store::open(&url).await.unwrap();
+        let row = store.subscriber_by_address("readers", email).await.unwrap();
+        store.close().await;
+        row.map(|r| r.status).unwrap_or_default()
+    })
+}
+
+/// Waits for the sink to hold a message whose text contains `needle`; returns its text part.
+fn wait_for_mail(sink: &SmtpSink, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        for raw in sink.messages() {
+            let Some(message) = MessageParser::default().parse(&raw) else {
+                continue;
+            };
+            let text = message.body_text(0).map(|t| t.to_string()).unwrap_or_default();
+            if text.contains(needle) {
+                return text;
+            }
+        }
+        assert!(Instant::now() < deadline, "no mail containing {needle:?} arrived");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn link_after(text: &str, prefix: &str) -> String {
+    text.split_whitespace()
+        .find(|w| w.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no {prefix} link in:\n{text}"))
+        .to_string()
+}
+
+#[test]
+fn a_reader_signs_up_confirms_and_leaves_in_a_real_browser() {
+    let sink = SmtpSink::start(&[]);
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}/");
+    let config = base_config(&smtp_mail(sink.port, ""))
+        .replace("https://gazette.example.org/", &base)
+        .replace(
+            "[[jobs]]",
+            "[[jobs]]\nname = \"weekly\"\nkind = \"digest\"\nlist = \"readers\"\nschedule = \"0 7 * * 1\"\ntimezone = \"UTC\"\n\n[[jobs]]",
+        )
+        + &format!("\n[web]\nlisten = \"127.0.0.1:{port}\"\n");
+    let ws = Workspace::new(&config);
+    let mut serve = ws.command(&["serve"]);
+    serve
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let _server = KillOnDrop(serve.spawn().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "herald serve did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let profile = tempfile::tempdir().unwrap();
+    let browser = Browser::start(profile.path());
+    let shots = artifacts();
+
+    // Sign up, at phone size first to see the form there too.
+    browser.resize(390, 844);
+    browser.open(&format!("{base}subscribe/readers"));
+    browser.screenshot(&shots.join("1-subscribe-phone.png"));
+    browser.resize(1280, 900);
+    browser.screenshot(&shots.join("1-subscribe-desktop.png"));
+    browser.type_into("#email", "reader@example.org");
+    browser.type_into("#name", "Robin");
+    browser.click("input[name=cadence][value=daily]");
+    browser.click("button[type=submit]");
+    assert!(browser.source().contains("Check your inbox"), "{}", browser.source());
+    browser.screenshot(&shots.join("2-check-inbox.png"));
+    assert_eq!(status(&ws, "reader@example.org"), "pending");
+
+    // The confirmation mail; its link opens a page, and only the button confirms.
+    let mail = wait_for_mail(&sink, "confirm?token=");
+    let confirm = link_after(&mail, &format!("{base}confirm?token="));
+    browser.open(&confirm);
+    assert!(browser.source().contains("Confirm your subscription"));
+    browser.screenshot(&shots.join("3-confirm.png"));
+    assert_eq!(
+        status(&ws, "reader@example.org"),
+        "pending",
+        "opening the link changed nothing"
+    );
+    browser.click("button[type=submit]");
+    assert!(browser.source().contains("You are subscribed"), "{}", browser.source());
+    browser.screenshot(&shots.join("4-confirmed.png"));
+    assert_eq!(status(&ws, "reader@example.org"), "active");
+
+    // A digest arrives (the daily one, as chosen); its footer links lead to preferences and unsubscribe.
+    ws.write("articles/pier.txt", &article_txt("Pier lights restored", "pier"));
+    let out = ws.herald(&["digest", "daily"]);
+    assert!(out.status.success(), "{}", show(&out));
+    let digest = wait_for_mail(&sink, "Pier lights restored");
+    browser.open(&link_after(&digest, &format!("{base}preferences?token=")));
+    assert!(browser.source().contains("Your preferences"));
+    browser.screenshot(&shots.join("5-preferences.png"));
+    browser.open(&link_after(&digest, &format!("{base}unsubscribe?token=")));
+    assert!(browser.source().contains("Unsubscribe from Gazette Daily?"));
+    browser.screenshot(&shots.join("6-unsubscribe.png"));
+    assert_eq!(status(&ws, "reader@example.org"), "active");
+    browser.click("button[type=submit]");
+    assert!(
+        browser.source().contains("You are unsubscribed"),
+        "{}",
+        browser.source()
+    );
+    assert!(browser.current_url().contains("unsubscribe?token="), "no redirect");
+    browser.screenshot(&shots.join("7-unsubscribed.png"));
+    assert_eq!(status(&ws, "reader@example.org"), "unsubscribed");
+}

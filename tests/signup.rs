@@ -1,0 +1,551 @@
+//! Sign-up with double opt-in, confirmation, preferences, CSRF, the per-IP
+//! rate limit and `/metrics`, over HTTP against the in-process web interface.
+
+use herald::store::Consent;
+use herald::token::Purpose;
+
+use crate::util::{Workspace, article_txt, base_config, file_mail, settings_with, show};
+use crate::web::{Site, client, one_click, start_with, status_of, subscribe};
+
+/// Two lists, the first offering a weekly (default) and a daily digest.
+const TWO_LISTS: &str = r#"
+[[lists]]
+name = "offers"
+title = "Gazette Offers"
+
+[[jobs]]
+name = "weekly"
+kind = "digest"
+list = "readers"
+schedule = "0 7 * * 1"
+timezone = "UTC"
+
+[[jobs]]
+name = "daily"
+kind = "digest"
+list = "readers"
+schedule = "0 7 * * *"
+timezone = "UTC"
+
+[[jobs]]
+name = "offers"
+kind = "digest"
+list = "offers"
+schedule = "0 9 * * 5"
+timezone = "UTC"
+"#;
+
+async fn site(ws: &Workspace, extra: &str) -> Site {
+    start_with(settings_with(ws, &format!("{TWO_LISTS}{extra}"))).await
+}
+
+/// Undoes the HTML escaping Handlebars applies to attribute values.
+fn unescape(s: &str) -> String {
+    s.replace("&#x3D;", "=")
+        .replace("&#x2F;", "/")
+        .replace("&#x27;", "'")
+        .replace("&quot;", "\"")
+        .replace("&amp;", "&")
+}
+
+fn attribute_after<'a>(html: &'a str, marker: &str, attribute: &str) -> Option<&'a str> {
+    let at = html.find(marker)?;
+    let rest = &html[at..];
+    let start = rest.find(&format!("{attribute}=\""))? + attribute.len() + 2;
+    Some(&rest[start..start + rest[start..].find('"')?])
+}
+
+/// A page's form: its action, its CSRF field and the cookie the page set (if any).
+struct PageForm {
+    action: String,
+    csrf: String,
+    cookie: Option<String>,
+    html: String,
+}
+
+async fn open_form(url: &str, cookie: Option<&str>) -> PageForm {
+    let mut request = client().get(url);
+    if let Some(cookie) = cookie {
+        request = request.header("Cookie", cookie);
+    }
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), 200, "GET {url}");
+    let cookie = response
+        .headers()
+        .get("set-cookie")
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string());
+    let html = response.text().await.unwrap();
+    PageForm {
+        action: unescape(attribute_after(&html, "<form method=\"post\"", "action").expect("a form")),
+        csrf: unescape(attribute_after(&html, "name=\"csrf\"", "value").expect("a CSRF field")),
+        cookie,
+        html,
+    }
+}
+
+async fn post_form(site: &Site, action: &str, cookie: Option<&str>, fields: &[(&str, &str)]) -> reqwest::Response {
+    let body: String = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(fields)
+        .finish();
+    let mut request = client()
+        .post(format!("{}{action}", site.base))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .header("User-Agent", "HeraldTest/1.0")
+        .body(body);
+    if let Some(cookie) = cookie {
+        request = request.header("Cookie", cookie);
+    }
+    request.send().await.unwrap()
+}
+
+fn confirmation_link(ws: &Workspace, email: &str) -> url::Url {
+    let (_, raw) = ws
+        .outbox()
+        .into_iter()
+        .find(|(p, _)| p.to_string_lossy().contains(&format!("confirm-readers-{email}")))
+        .unwrap_or_else(|| panic!("a confirmation mail to {email}"));
+    let message = mail_parser::MessageParser::default().parse(&raw).unwrap();
+    let text = message.body_text(0).unwrap().to_string();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("https://gazette.example.org/confirm?token="))
+        .unwrap_or_else(|| panic!("a confirm link in:\n{text}"));
+    url::Url::parse(line.trim()).unwrap()
+}
+
+/// The local URL for a link in a mail (which names the public site).
+fn local(site: &Site, link: &url::Url) -> String {
+    format!("{}{}?{}", site.base, link.path(), link.query().unwrap_or_default())
+}
+
+async fn sign_up(site: &Site, email: &str, cadence: &str) -> reqwest::Response {
+    let form = open_form(&format!("{}/subscribe/readers", site.base), None).await;
+    post_form(
+        site,
+        &form.action,
+        form.cookie.as_deref(),
+        &[
+            ("csrf", &form.csrf),
+            ("email", email),
+            ("name", "Ana"),
+            ("cadence", cadence),
+        ],
+    )
+    .await
+}
+
+async fn consents(site: &Site, email: &str) -> Vec<Consent> {
+    let row = site
+        .store
+        .subscriber_by_address("readers", email)
+        .await
+        .unwrap()
+        .unwrap();
+    site.store.consents(row.id).await.unwrap()
+}
+
+#[tokio::test]
+async fn signing_up_mails_a_link_whose_page_confirms_only_with_its_button() {
+    let ws = Workspace::new(&base_config(&file_mail()));
+    let site = site(&ws, "").await;
+
+    let form = open_form(&format!("{}/subscribe/readers", site.base), None).await;
+    assert!(form.html.contains("Subscribe to Gazette Daily"), "{}", form.html);
+    assert!(
+        form.html.contains("value=\"weekly\" checked") && form.html.contains("value=\"daily\""),
+        "the list offers its two cadences, the default chosen: {}",
+        form.html
+    );
+    let cookie = form.cookie.clone().expect("the form page sets the CSRF cookie");
+    assert!(cookie.starts_with("herald_csrf="));
+
+    let response = post_form(
+        &site,
+        &form.action,
+        Some(&cookie),
+        &[
+            ("csrf", &form.csrf),
+            ("email", "ana@example.org"),
+            ("name", "Ana"),
+            ("cadence", "daily"),
+        ],
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    assert!(response.text().await.unwrap().contains("Check your inbox"));
+    assert_eq!(status_of(&site, "ana@example.org").await, "pending");
+
+    let link = confirmation_link(&ws, "ana@example.org");
+    // Mail scanners follow links: the GET shows a button and changes nothing.
+    for _ in 0..2 {
+        let page = open_form(&local(&site, &link), Some(&cookie)).await;
+        assert!(page.html.contains("Confirm your subscription"), "{}", page.html);
+    }
+    assert_eq!(status_of(&site, "ana@example.org").await, "pending");
+
+    let page = open_form(&local(&site, &link), Some(&cookie)).await;
+    let response = post_form(&site, &page.action, Some(&cookie), &[("csrf", &page.csrf)]).await;
+    assert_eq!(response.status(), 200);
+    let html = response.text().await.unwrap();
+    assert!(html.contains("You are subscribed"), "{html}");
+    assert_eq!(status_of(&site, "ana@example.org").await, "active");
+    let row = site
+        .store
+        .subscriber_by_address("readers", "ana@example.org")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.cadence, "daily");
+    assert_eq!(row.name.as_deref(), Some("Ana"));
+
+    let record = consents(&site, "ana@example.org").await;
+    let actions: Vec<&str> = record.iter().map(|c| c.action.as_str()).collect();
+    assert_eq!(actions, ["signup", "confirm"]);
+    for c in &record {
+        assert_eq!(c.ip, "127.0.0.1");
+        assert_eq!(c.user_agent, "HeraldTest/1.0");
+        assert_eq!(c.wording_version.len(), 12);
+        assert!(c.wording.contains("Gazette Daily"), "{}", c.wording);
+    }
+    assert_eq!(record[0].page, "/subscribe/readers");
+    assert_eq!(record[1].page, "/confirm");
+
+    // Confirming again changes nothing and says so.
+    let again = post_form(&site, &page.action, Some(&cookie), &[("csrf", &page.csrf)]).await;
+    assert!(again.text().await.unwrap().contains("You are subscribed"));
+    assert_eq!(consents(&site, "ana@example.org").await.len(), 2);
+}
+
+#[tokio::test]
+async fn forms_without_a_matching_csrf_field_are_refused() {
+    let ws = Workspace::new(&base_config(&file_mail()));
+    let site = site(&ws, "").await;
+    let form = open_form(&format!("{}/subscribe/readers", site.base), None).await;
+    let cookie = form.cookie.clone().unwrap();
+    let other_nonce = format!("herald_csrf={}", "a".repeat(32));
+    let cases: [(Option<&str>, &str); 4] = [
+        (None, form.csrf.as_str()),               // no cookie (a cross-site post)
+        (Some(cookie.as_str()), ""),              // no field
+        (Some(other_nonce.as_str()), &form.csrf), // the field signed for someone else's cookie
+        (Some(cookie.as_str()), "1.x.y.z"),       // a forged field
+    ];
+    for (cookie, csrf) in cases {
+        let response = post_form(
+            &site,
+            &form.action,
+            cookie,
+            &[("csrf", csrf), ("email", "eve@example.org")],
+        )
+        .await;
+        assert_eq!(response.status(), 403, "cookie {cookie:?}, field {csrf:?}");
+        assert!(response.text().await.unwrap().contains("This form has expired"));
+    }
+    assert!(
+        site.store
+            .subscriber_by_address("readers", "eve@example.org")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(ws.outbox().is_empty(), "no confirmation mail was sent");
+
+    // The confirm and preferences forms check it too.
+    let token = subscribe(&site, "bo@example.org").await;
+    let preferences = format!("/preferences?token={token}");
+    let response = post_form(&site, &preferences, None, &[("name", "Mallory")]).await;
+    assert_eq!(response.status(), 403);
+    let confirm = format!("/confirm?token={}", site.keys.sign(Purpose::Confirm, "whoever"));
+    assert_eq!(post_form(&site, &confirm, None, &[]).await.status(), 403);
+}
+
+#[tokio::test]
+async fn an_invalid_address_gets_the_form_back_and_nothing_is_stored() {
+    let ws = Workspace::new(&base_config(&file_mail()));
+    let site = site(&ws, "").await;
+    for bad in ["not-an-address", "two words@example.org", "a@localhost", ""] {
+        let form = open_form(&format!("{}/subscribe/readers", site.base), None).await;
+        let response = post_form(
+            &site,
+            &form.action,
+            form.cookie.as_deref(),
+            &[("csrf", &form.csrf), ("email", bad), ("name", "Bo")],
+        )
+        .await;
+        assert_eq!(response.status(), 422, "{bad:?}");
+        let html = response.text().await.unwrap();
+        assert!(html.contains("does not look like an email address"), "{html}");
+        assert!(html.contains("value=\"Bo\""), "what was typed is kept: {html}");
+    }
+    assert_eq!(site.store.subscriber_count("readers", None).await.unwrap(), 0);
+    assert!(ws.outbox().is_empty());
+}
+
+#[tokio::test]
+async fn signing_up_while_subscribed_says_the_same_and_sends_nothing() {
+    let ws = Workspace::new(&base_config(&file_mail()));
+    let site = site(&ws, "").await;
+    subscribe(&site, "cy@example.org").await;
+    let response = sign_up(&site, "cy@example.org", "weekly").await;
+    assert_eq!(response.status(), 200);
+    assert!(response.text().await.unwrap().contains("Check your inbox"));
+    assert!(ws.outbox().is_empty(), "no mail tells a stranger who is subscribed");
+    assert_eq!(status_of(&site, "cy@example.org").await, "active");
+}
+
+#[tokio::test]
+async fn a_resubscribe_voids_the_old_links_and_an_old_confirmation_cannot_bring_anyone_back() {
+    let ws = Workspace::new(&base_config(&file_mail()));
+    let site = site(&ws, "").await;
+    sign_up(&site, "di@example.org", "weekly").await;
+    let first_link = confirmation_link(&ws, "di@example.org");
+    let page = open_form(&local(&site, &first_link), None).await;
+    post_form(&site, &page.action, page.cookie.as_deref(), &[("csrf", &page.csrf)]).await;
+    assert_eq!(status_of(&site, "di@example.org").await, "active");
+
+    let uid = site
+        .store
+        .subscriber_by_address("readers", "di@example.org")
+        .await
+        .unwrap()
+        .unwrap()
+        .uid;
+    let old_unsubscribe = site.keys.sign(Purpose::Unsubscribe, &uid);
+    let response = one_click(format!("{}/unsubscribe?token={old_unsubscribe}", site.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(status_of(&site, "di@example.org").await, "unsubscribed");
+
+    // The old confirmation link does not resubscribe.
+    let response = client().get(local(&site, &first_link)).send().await.unwrap();
+    assert_eq!(response.status(), 400);
+    assert_eq!(status_of(&site, "di@example.org").await, "unsubscribed");
+
+    // A new sign-up does (after confirming), and voids every old link.
+    for (path, _) in ws.outbox() {
+        std::fs::remove_file(path).unwrap();
+    }
+    sign_up(&site, "di@example.org", "weekly").await;
+    let second_link = confirmation_link(&ws, "di@example.org");
+    assert_ne!(second_link, first_link);
+    let page = open_form(&local(&site, &second_link), None).await;
+    post_form(&site, &page.action, page.cookie.as_deref(), &[("csrf", &page.csrf)]).await;
+    assert_eq!(status_of(&site, "di@example.org").await, "active");
+    for stale in [
+        format!("{}/unsubscribe?token={old_unsubscribe}", site.base),
+        format!("{}/preferences?token={old_unsubscribe}", site.base),
+    ] {
+        assert_eq!(client().get(&stale).send().await.unwrap().status(), 400, "{stale}");
+    }
+    let replay = one_click(format!("{}/unsubscribe?token={old_unsubscribe}", site.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replay.status(), 400);
+    assert_eq!(status_of(&site, "di@example.org").await, "active");
+}
+
+#[tokio::test]
+async fn preferences_change_the_cadence_join_and_leave_lists() {
+    let ws = Workspace::new(&base_config(&file_mail()));
+    let site = site(&ws, "").await;
+    let token = subscribe(&site, "ed@example.org").await;
+    let url = format!("{}/preferences?token={token}", site.base);
+    let form = open_form(&url, None).await;
+    assert!(
+        form.html.contains("Gazette Daily") && form.html.contains("Gazette Offers"),
+        "{}",
+        form.html
+    );
+    assert!(
+        form.html.contains("name=\"list\" value=\"readers\" checked"),
+        "{}",
+        form.html
+    );
+    assert!(
+        !form.html.contains("name=\"list\" value=\"offers\" checked"),
+        "{}",
+        form.html
+    );
+    assert_eq!(
+        status_of(&site, "ed@example.org").await,
+        "active",
+        "the GET changed nothing"
+    );
+
+    let cookie = form.cookie.clone().unwrap();
+    let response = post_form(
+        &site,
+        &form.action,
+        Some(&cookie),
+        &[
+            ("csrf", &form.csrf),
+            ("name", "Ed Stone"),
+            ("list", "readers"),
+            ("cadence.readers", "daily"),
+            ("list", "offers"),
+        ],
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let html = response.text().await.unwrap();
+    assert!(html.contains("Saved."), "{html}");
+    assert!(html.contains("name=\"list\" value=\"offers\" checked"), "{html}");
+    let readers = site
+        .store
+        .subscriber_by_address("readers", "ed@example.org")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (readers.cadence.as_str(), readers.name.as_deref()),
+        ("daily", Some("Ed Stone"))
+    );
+    let offers = site
+        .store
+        .subscriber_by_address("offers", "ed@example.org")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(offers.status, "active");
+    let joined = site.store.consents(offers.id).await.unwrap();
+    assert_eq!(joined[0].action, "join");
+    assert_eq!(joined[0].page, "/preferences");
+    assert!(joined[0].wording.contains("Gazette Offers"));
+
+    // Untick everything: leave both lists.
+    let response = post_form(
+        &site,
+        &form.action,
+        Some(&cookie),
+        &[("csrf", &form.csrf), ("name", "Ed Stone")],
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(status_of(&site, "ed@example.org").await, "unsubscribed");
+    let offers = site
+        .store
+        .subscriber_by_address("offers", "ed@example.org")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(offers.status, "unsubscribed");
+    let actions: Vec<String> = consents(&site, "ed@example.org")
+        .await
+        .into_iter()
+        .map(|c| c.action)
+        .collect();
+    assert_eq!(actions, ["preferences", "unsubscribe"]);
+}
+
+#[tokio::test]
+async fn each_cadence_gets_its_own_digest_job() {
+    let ws = Workspace::new(&base_config(&file_mail()));
+    let site = site(&ws, "").await;
+    for (email, cadence) in [
+        ("wk@example.org", "weekly"),
+        ("dy@example.org", "daily"),
+        ("no@example.org", ""),
+    ] {
+        subscribe(&site, email).await;
+        let row = site
+            .store
+            .subscriber_by_address("readers", email)
+            .await
+            .unwrap()
+            .unwrap();
+        site.store
+            .update_preferences(&row.uid, None, cadence, chrono::Utc::now())
+            .await
+            .unwrap();
+    }
+    ws.write("articles/bridge.txt", &article_txt("Bridge reopens", "bridge"));
+    let recipients = |job: &str| {
+        let out = ws.herald(&["digest", job]);
+        assert!(out.status.success(), "{}", show(&out));
+        let sent: Vec<String> = ws
+            .outbox()
+            .into_iter()
+            .map(|(p, _)| p.file_name().unwrap().to_string_lossy().to_string())
+            .collect();
+        std::fs::remove_dir_all(ws.path().join("outbox")).unwrap();
+        sent
+    };
+    let daily = recipients("daily");
+    assert_eq!(daily.len(), 1, "{daily:?}");
+    assert!(daily[0].contains("dy@example.org"));
+    let weekly = recipients("weekly");
+    assert_eq!(
+        weekly.len(),
+        2,
+        "the default job takes those who chose none: {weekly:?}"
+    );
+    assert!(weekly.iter().any(|f| f.contains("wk@example.org")));
+    assert!(weekly.iter().any(|f| f.contains("no@example.org")));
+}
+
+#[tokio::test]
+async fn the_pages_are_rate_limited_per_client_address() {
+    let ws = Workspace::new(&base_config(&file_mail()));
+    let site = site(&ws, "\n[web]\nrate_limit_per_minute = 3\n").await;
+    let url = format!("{}/subscribe/readers", site.base);
+    for _ in 0..3 {
+        assert_eq!(client().get(&url).send().await.unwrap().status(), 200);
+    }
+    let limited = client()
+        .get(format!("{}/unsubscribe?token=1.a.b.c", site.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(limited.status(), 429, "token endpoints share the address's allowance");
+    let retry: u64 = limited.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    assert!(limited.text().await.unwrap().contains("Too many requests"));
+    let health = client().get(format!("{}/healthz", site.base)).send().await.unwrap();
+    assert_eq!(health.status(), 200, "health checks are not limited");
+}
+
+#[tokio::test]
+async fn metrics_expose_the_store_in_prometheus_text() {
+    let ws = Workspace::new(&base_config(&file_mail()));
+    let site = site(&ws, "").await;
+    subscribe(&site, "fi@example.org").await;
+    subscribe(&site, "gu@example.org").await;
+    ws.write("articles/bridge.txt", &article_txt("Bridge reopens", "bridge"));
+    let out = ws.herald(&["digest", "weekly"]);
+    assert!(out.status.success(), "{}", show(&out));
+
+    let response = client().get(format!("{}/metrics", site.base)).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let text = response.text().await.unwrap();
+    for line in [
+        "# TYPE herald_articles_ingested_total counter",
+        "herald_articles_ingested_total{source=\"desk\"} 1",
+        "herald_editions_total{job=\"weekly\"} 1",
+        "herald_deliveries{job=\"weekly\",state=\"sent\"} 2",
+        "herald_subscribers{list=\"readers\",status=\"active\"} 2",
+        "# TYPE herald_queue_depth gauge",
+        "# TYPE herald_send_rate_per_second gauge",
+        "# TYPE herald_posts gauge",
+        "# TYPE herald_job_last_success_timestamp_seconds gauge",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line:?} in:\n{text}");
+    }
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("herald_smtp_replies{job=\"weekly\",class=")),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("herald_send_rate_per_second ") && l != "herald_send_rate_per_second 0"),
+        "{text}"
+    );
+}
