@@ -107,7 +107,7 @@ pub enum Command {
         #[arg(long, value_enum, env = "HERALD_LOG_FORMAT")]
         log_format: Option<LogFormatArg>,
     },
-    /// Serve the HTTP interface alone (one-click unsubscribe, /healthz).
+    /// Serve the HTTP interface alone (sign-up, confirm, unsubscribe, preferences, /healthz, /metrics).
     Serve {
         /// The address to listen on (default: web.listen, else 127.0.0.1:8080).
         #[arg(long)]
@@ -166,11 +166,18 @@ pub enum SubscribersAction {
     List {
         #[arg(long)]
         list: Option<String>,
-        /// active or unsubscribed.
+        /// active, pending or unsubscribed.
         #[arg(long)]
         status: Option<String>,
         #[arg(long, default_value_t = 100)]
         limit: i64,
+    },
+    /// Show one subscriber: status, cadence, and the consent record (sign-up,
+    /// confirmation, preference changes, unsubscribe: when, page, IP, user agent, wording).
+    Show {
+        email: String,
+        #[arg(long)]
+        list: Option<String>,
     },
     /// Import a CSV with an `email` header (optional `name`; other columns become attributes).
     Import {
@@ -600,6 +607,43 @@ async fn cmd_subscribers(settings: &Settings, action: SubscribersAction) -> anyh
             );
             for s in rows {
                 say!("  {:<40} {:<14} {}", s.email, s.status, s.name.unwrap_or_default());
+            }
+            ExitCode::SUCCESS
+        }
+        SubscribersAction::Show { email, list } => {
+            let list = list_name(settings, list)?;
+            let Some(s) = store.subscriber_by_address(&list, &email).await? else {
+                say!("{email} is not on {list}");
+                store.close().await;
+                return Ok(ExitCode::FAILURE);
+            };
+            let at = |ms: i64| chrono::DateTime::from_timestamp_millis(ms).map_or_else(String::new, |t| t.to_rfc3339());
+            say!("{} on {list}: {}", s.email, s.status);
+            say!("  name:    {}", s.name.as_deref().unwrap_or("-"));
+            let cadence = if s.cadence.is_empty() {
+                "(the list's default)"
+            } else {
+                s.cadence.as_str()
+            };
+            say!("  cadence: {cadence}");
+            say!("  since:   {}", at(s.created_at));
+            let history = store.consent_history(s.id).await?;
+            if history.is_empty() {
+                say!("  consent: none recorded on the web (added by an operator or an import)");
+            }
+            for r in history {
+                let c = r.consent;
+                say!(
+                    "  {} {:<12} page {} ip {} agent {:?}",
+                    at(r.created_at),
+                    c.action,
+                    c.page,
+                    c.ip,
+                    c.user_agent
+                );
+                if !c.wording.is_empty() {
+                    say!("      wording {}: {:?}", c.wording_version, c.wording);
+                }
             }
             ExitCode::SUCCESS
         }

@@ -89,7 +89,7 @@ fn a_reader_signs_up_confirms_and_leaves_in_a_real_browser() {
     browser.type_into("#name", "Robin");
     browser.click("input[name=cadence][value=daily]");
     browser.click("button[type=submit]");
-    assert!(browser.source().contains("Check your inbox"), "{}", browser.source());
+    browser.wait_for_text("Check your inbox");
     browser.screenshot(&shots.join("2-check-inbox.png"));
     assert_eq!(status(&ws, "reader@example.org"), "pending");
 
@@ -97,7 +97,7 @@ fn a_reader_signs_up_confirms_and_leaves_in_a_real_browser() {
     let mail = wait_for_mail(&sink, "confirm?token=");
     let confirm = link_after(&mail, &format!("{base}confirm?token="));
     browser.open(&confirm);
-    assert!(browser.source().contains("Confirm your subscription"));
+    browser.wait_for_text("Confirm your subscription");
     browser.screenshot(&shots.join("3-confirm.png"));
     assert_eq!(
         status(&ws, "reader@example.org"),
@@ -105,7 +105,7 @@ fn a_reader_signs_up_confirms_and_leaves_in_a_real_browser() {
         "opening the link changed nothing"
     );
     browser.click("button[type=submit]");
-    assert!(browser.source().contains("You are subscribed"), "{}", browser.source());
+    browser.wait_for_text("You are subscribed");
     browser.screenshot(&shots.join("4-confirmed.png"));
     assert_eq!(status(&ws, "reader@example.org"), "active");
 
@@ -115,18 +115,14 @@ fn a_reader_signs_up_confirms_and_leaves_in_a_real_browser() {
     assert!(out.status.success(), "{}", show(&out));
     let digest = wait_for_mail(&sink, "Pier lights restored");
     browser.open(&link_after(&digest, &format!("{base}preferences?token=")));
-    assert!(browser.source().contains("Your preferences"));
+    browser.wait_for_text("Your preferences");
     browser.screenshot(&shots.join("5-preferences.png"));
     browser.open(&link_after(&digest, &format!("{base}unsubscribe?token=")));
-    assert!(browser.source().contains("Unsubscribe from Gazette Daily?"));
+    browser.wait_for_text("Unsubscribe from Gazette Daily?");
     browser.screenshot(&shots.join("6-unsubscribe.png"));
     assert_eq!(status(&ws, "reader@example.org"), "active");
     browser.click("button[type=submit]");
-    assert!(
-        browser.source().contains("You are unsubscribed"),
-        "{}",
-        browser.source()
-    );
+    browser.wait_for_text("You are unsubscribed");
     assert!(browser.current_url().contains("unsubscribe?token="), "no redirect");
     browser.screenshot(&shots.join("7-unsubscribed.png"));
     assert_eq!(status(&ws, "reader@example.org"), "unsubscribed");

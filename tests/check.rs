@@ -102,3 +102,23 @@ fn a_bad_environment_override_is_named() {
         show(&out)
     );
 }
+
+#[test]
+fn cadences_dkim_and_web_keys_are_checked_at_load() {
+    let config = base_config(&format!(
+        "{}[mail.dkim]\nselector = \"herald\"\nalgorithm = \"dsa\"\nprivate_key_file = \"config/herald.toml\"\n",
+        file_mail()
+    )) + "\n[[jobs]]\nname = \"weekly\"\nkind = \"digest\"\nlist = \"readers\"\ncadence = \"daily\"\nschedule = \"0 7 * * 1\"\ntimezone = \"UTC\"\n"
+        + "\n[web]\nrate_limit_per_minute = 0\n";
+    let ws = Workspace::new(&config);
+    let out = ws.herald(&["check"]);
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for expected in [
+        "jobs.\"weekly\".cadence: list \"readers\" already has a digest job with cadence \"daily\"",
+        "mail.dkim.algorithm: \"dsa\" is not one of rsa, ed25519",
+        "web.rate_limit_per_minute",
+    ] {
+        assert!(err.contains(expected), "{expected:?} not in:\n{err}");
+    }
+}

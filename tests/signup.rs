@@ -210,6 +210,20 @@ async fn signing_up_mails_a_link_whose_page_confirms_only_with_its_button() {
     assert_eq!(record[0].page, "/subscribe/readers");
     assert_eq!(record[1].page, "/confirm");
 
+    // The operator sees the record.
+    let out = ws.herald(&["subscribers", "show", "ana@example.org", "--list", "readers"]);
+    assert!(out.status.success(), "{}", show(&out));
+    let shown = crate::util::stdout(&out);
+    for expected in [
+        "ana@example.org on readers: active",
+        "cadence: daily",
+        "signup       page /subscribe/readers ip 127.0.0.1 agent \"HeraldTest/1.0\"",
+        "confirm      page /confirm ip 127.0.0.1",
+        &format!("wording {}", record[0].wording_version),
+    ] {
+        assert!(shown.contains(expected), "{expected:?} not in:\n{shown}");
+    }
+
     // Confirming again changes nothing and says so.
     let again = post_form(&site, &page.action, Some(&cookie), &[("csrf", &page.csrf)]).await;
     assert!(again.text().await.unwrap().contains("You are subscribed"));

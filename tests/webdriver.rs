@@ -118,6 +118,20 @@ impl Browser {
             .to_string()
     }
 
+    /// Waits (up to 20 s) for the page to contain `text`, as a click that
+    /// submits a form may return before the next page has loaded.
+    pub fn wait_for_text(&self, text: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let source = self.source();
+            if source.contains(text) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the page never showed {text:?}:\n{source}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     pub fn current_url(&self) -> String {
         self.call("GET", "/url", None).as_str().unwrap_or_default().to_string()
     }

@@ -21,7 +21,7 @@ pub use deliveries::{Claimed, DeliveryRow, DeliveryState, Outcome, StateCount};
 pub use editions::{EditionRow, NewEdition, Recipients};
 pub use posts::{PostOutcome, PostRow};
 pub use stats::{Sample, Stats};
-pub use subscribers::{AddOutcome, Consent, NewSubscriber, SignupOutcome, Subscriber, email_key};
+pub use subscribers::{AddOutcome, Consent, ConsentRecord, NewSubscriber, SignupOutcome, Subscriber, email_key};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

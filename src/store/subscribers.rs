@@ -32,6 +32,14 @@ pub enum SignupOutcome {
     AlreadyActive(Subscriber),
 }
 
+/// A stored consent event and when it happened.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ConsentRecord {
+    pub created_at: i64,
+    #[sqlx(flatten)]
+    pub consent: Consent,
+}
+
 /// One consent event, as the web interface saw it.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Consent {
@@ -362,8 +370,18 @@ impl Store {
 
     /// A subscriber's consent record, oldest first.
     pub async fn consents(&self, subscriber_id: i64) -> Result<Vec<Consent>, StoreError> {
+        Ok(self
+            .consent_history(subscriber_id)
+            .await?
+            .into_iter()
+            .map(|r| r.consent)
+            .collect())
+    }
+
+    /// A subscriber's consent record with the time of each event, oldest first.
+    pub async fn consent_history(&self, subscriber_id: i64) -> Result<Vec<ConsentRecord>, StoreError> {
         Ok(sqlx::query_as(
-            "SELECT action, page, ip, user_agent, wording_version, wording FROM consents \
+            "SELECT created_at, action, page, ip, user_agent, wording_version, wording FROM consents \
              WHERE subscriber_id = $1 ORDER BY created_at, id",
         )
         .bind(subscriber_id)
