@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::{error, info, warn};
@@ -153,18 +153,42 @@ fn lease_for(mail: &MailSettings) -> chrono::Duration {
     chrono::Duration::from_std(mail.send_timeout * 2 + Duration::from_secs(5)).expect("the lease fits")
 }
 
+/// A claimed row on its way to a send worker; the permit is one of the
+/// run's `sending` slots, given back once the row's outcome is recorded.
+struct Work {
+    row: Claimed,
+    parts: Arc<EditionParts>,
+    slot: OwnedSemaphorePermit,
+}
+
+/// A finished attempt on its way to the outcome writer.
+struct Done {
+    id: i64,
+    email: String,
+    outcome: Outcome,
+    slot: OwnedSemaphorePermit,
+}
+
+/// Outcomes written in one transaction at most.
+const OUTCOMES_PER_WRITE: usize = 512;
+
 /// Sends every due delivery of `job` until none is left, the channel pauses
 /// or shutdown is triggered.
+///
+/// Three parts run at once: this loop claims due rows in batches (each row is
+/// `sending`, with a lease, before it is handed on), `max_connections` workers
+/// each send one message at a time, and one writer records the outcomes in
+/// batched transactions. At most `max_connections` rows are claimed and not
+/// yet recorded at any time (a row's slot is given back only once its outcome
+/// is written), so memory stays constant whatever the list size, and a crash
+/// leaves at most that many rows to be found in doubt.
 pub async fn drain(ctx: Arc<SendContext>, job: &str, options: &DrainOptions) -> Result<SendReport, StoreError> {
     let mail = &ctx.settings.mail;
-    let mut report = SendReport {
-        recovered_in_doubt: ctx.store.recover_expired_leases(job, clock::now()).await?,
-        ..SendReport::default()
-    };
-    if report.recovered_in_doubt > 0 {
+    let recovered = ctx.store.recover_expired_leases(job, clock::now()).await?;
+    if recovered > 0 {
         warn!(
             job,
-            rows = report.recovered_in_doubt,
+            rows = recovered,
             "requeued deliveries left sending by an interrupted run; flagged in doubt"
         );
     }
@@ -176,19 +200,100 @@ pub async fn drain(ctx: Arc<SendContext>, job: &str, options: &DrainOptions) -> 
         shutdown: options.shutdown.clone(),
         in_flight: Mutex::new(HashSet::new()),
     });
+    let workers = mail.max_connections.max(1);
+    let total_slots = workers;
+    let slots = Arc::new(Semaphore::new(total_slots));
+    let (work_tx, work_rx) = mpsc::channel::<Work>(total_slots);
+    let work_rx = Arc::new(tokio::sync::Mutex::new(work_rx));
+    let (done_tx, done_rx) = mpsc::channel::<Done>(total_slots);
+    let writer = tokio::spawn(write_outcomes(run.clone(), slots.clone(), done_rx));
+    let mut pool = JoinSet::new();
+    for _ in 0..workers {
+        pool.spawn(worker(run.clone(), work_rx.clone(), done_tx.clone()));
+    }
+    drop(done_tx);
+
+    let mut recovered_total = recovered;
+    let claimed = claim_loop(&ctx, job, options, &run, &slots, total_slots, &work_tx, &mut recovered_total).await;
+    drop(work_tx);
+
     let mut shutdown = options.shutdown.clone();
-    let permits = Arc::new(Semaphore::new(mail.max_connections));
+    let grace = if shutdown.is_triggered() || claimed.is_err() {
+        options.grace
+    } else {
+        Duration::MAX
+    };
+    let finished = tokio::select! {
+        finished = tokio::time::timeout(grace, async { while pool.join_next().await.is_some() {} }) => finished.is_ok(),
+        // Shutdown while the last sends finish: they get the grace period from now.
+        () = shutdown.wait(), if grace == Duration::MAX => {
+            tokio::time::timeout(options.grace, async { while pool.join_next().await.is_some() {} }).await.is_ok()
+        }
+    };
+    if !finished {
+        // The grace period is over: cut the remaining sends off. They may
+        // have reached the server, so they go back to the queue in doubt.
+        pool.abort_all();
+        while pool.join_next().await.is_some() {}
+    }
+    let mut report = writer.await.expect("the outcome writer does not panic")?;
+    claimed?;
+    let cut: Vec<i64> = run.in_flight.lock().expect("not poisoned").drain().collect();
+    if !cut.is_empty() {
+        warn!(
+            job,
+            rows = cut.len(),
+            "shutdown grace period over: unfinished sends requeued in doubt"
+        );
+        let outcome = Outcome::Retry {
+            reply: "interrupted by shutdown".to_string(),
+            at: clock::now(),
+            in_doubt: true,
+        };
+        let batch: Vec<(i64, &Outcome, &str)> = cut.iter().map(|id| (*id, &outcome, "")).collect();
+        ctx.store.record_outcomes(&batch, clock::now()).await?;
+        report.retrying += cut.len() as u64;
+    }
+    report.recovered_in_doubt = recovered_total;
+    report.paused = run.pause_reason.lock().expect("not poisoned").clone();
+    Ok(report)
+}
+
+/// Claims due rows in batches and hands them to the workers, until none is
+/// left (after waiting out other runs' leases, when asked to), the channel
+/// pauses or shutdown is triggered.
+#[allow(clippy::too_many_arguments)]
+async fn claim_loop(
+    ctx: &SendContext,
+    job: &str,
+    options: &DrainOptions,
+    run: &Run,
+    slots: &Arc<Semaphore>,
+    total_slots: usize,
+    work: &mpsc::Sender<Work>,
+    recovered: &mut u64,
+) -> Result<(), StoreError> {
+    let mail = &ctx.settings.mail;
+    let mut shutdown = options.shutdown.clone();
     let mut editions: HashMap<i64, Arc<EditionParts>> = HashMap::new();
-    let mut tasks = JoinSet::new();
+    // Claim at least a quarter of the slots at a time, so the store sees one
+    // claim per several messages rather than one per message.
+    let min_batch = (total_slots / 4).max(1) as u32;
     while !run.paused.load(Ordering::SeqCst) && !shutdown.is_triggered() {
-        // Claim only as many rows as there are free connections, so that a
-        // row is `sending` only while its message is really in flight.
         let first = tokio::select! {
-            permit = permits.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+            permits = slots.clone().acquire_many_owned(min_batch) => match permits {
+                Ok(permits) => permits,
+                Err(_) => break, // closed: the outcome writer failed
+            },
             () = shutdown.wait() => break,
         };
-        let mut held = vec![first];
-        while let Ok(permit) = permits.clone().try_acquire_owned() {
+        let mut held: Vec<OwnedSemaphorePermit> = Vec::with_capacity(total_slots);
+        let mut first = first;
+        while first.num_permits() > 1 {
+            held.push(first.split(1).expect("more than one permit"));
+        }
+        held.push(first);
+        while let Ok(permit) = slots.clone().try_acquire_owned() {
             held.push(permit);
         }
         let now = clock::now();
@@ -198,9 +303,12 @@ pub async fn drain(ctx: Arc<SendContext>, job: &str, options: &DrainOptions) -> 
             .await?;
         if batch.is_empty() {
             drop(held);
-            if !tasks.is_empty() {
-                while let Some(done) = tasks.join_next().await {
-                    report.count(done.expect("send tasks do not panic")?);
+            if slots.available_permits() < total_slots {
+                // Rows are still in flight: once they are recorded, retries
+                // may be due again (or the queue is done).
+                match slots.acquire_many(total_slots as u32).await {
+                    Ok(all) => drop(all),
+                    Err(_) => break,
                 }
                 continue;
             }
@@ -222,18 +330,18 @@ pub async fn drain(ctx: Arc<SendContext>, job: &str, options: &DrainOptions) -> 
                 () = tokio::time::sleep(wait) => {}
                 () = shutdown.wait() => break,
             }
-            let recovered = ctx.store.recover_expired_leases(job, clock::now()).await?;
-            if recovered > 0 {
+            let taken = ctx.store.recover_expired_leases(job, clock::now()).await?;
+            if taken > 0 {
                 warn!(
                     job,
-                    rows = recovered,
+                    rows = taken,
                     "requeued deliveries left sending by an interrupted run; flagged in doubt"
                 );
             }
-            report.recovered_in_doubt += recovered;
+            *recovered += taken;
             continue;
         }
-        for (row, permit) in batch.into_iter().zip(held) {
+        for (row, slot) in batch.into_iter().zip(held) {
             let parts = match editions.get(&row.edition_id) {
                 Some(parts) => parts.clone(),
                 None => {
@@ -255,61 +363,61 @@ pub async fn drain(ctx: Arc<SendContext>, job: &str, options: &DrainOptions) -> 
                     parts
                 }
             };
-            let run = run.clone();
-            run.in_flight.lock().expect("not poisoned").insert(row.id);
-            tasks.spawn(async move {
-                let outcome = run.send_one(&row, &parts).await;
-                let recorded = run
-                    .ctx
-                    .store
-                    .record_outcome(row.id, &outcome, &row.email, clock::now())
-                    .await;
-                run.in_flight.lock().expect("not poisoned").remove(&row.id);
-                drop(permit);
-                recorded.map(|()| outcome)
-            });
-        }
-        while let Some(done) = tasks.try_join_next() {
-            report.count(done.expect("send tasks do not panic")?);
-        }
-    }
-    let finish = async {
-        while let Some(done) = tasks.join_next().await {
-            report.count(done.expect("send tasks do not panic")?);
-        }
-        Ok::<(), StoreError>(())
-    };
-    let grace = if shutdown.is_triggered() {
-        options.grace
-    } else {
-        Duration::MAX
-    };
-    match tokio::time::timeout(grace, finish).await {
-        Ok(finished) => finished?,
-        Err(_) => {
-            // The grace period is over: cut the remaining sends off. They may
-            // have reached the server, so they go back to the queue in doubt.
-            tasks.abort_all();
-            while tasks.join_next().await.is_some() {}
-            let cut: Vec<i64> = run.in_flight.lock().expect("not poisoned").drain().collect();
-            warn!(
-                job,
-                rows = cut.len(),
-                "shutdown grace period over: unfinished sends requeued in doubt"
-            );
-            let reply = "interrupted by shutdown".to_string();
-            for id in cut {
-                let outcome = Outcome::Retry {
-                    reply: reply.clone(),
-                    at: clock::now(),
-                    in_doubt: true,
-                };
-                ctx.store.record_outcome(id, &outcome, "", clock::now()).await?;
-                report.retrying += 1;
+            if work.send(Work { row, parts, slot }).await.is_err() {
+                break;
             }
         }
     }
-    report.paused = run.pause_reason.lock().expect("not poisoned").clone();
+    Ok(())
+}
+
+/// One of `max_connections` workers: takes claimed rows one at a time and
+/// sends each (or releases it, once the run pauses or shuts down).
+async fn worker(run: Arc<Run>, work: Arc<tokio::sync::Mutex<mpsc::Receiver<Work>>>, done: mpsc::Sender<Done>) {
+    loop {
+        let next = work.lock().await.recv().await;
+        let Some(Work { row, parts, slot }) = next else {
+            return;
+        };
+        run.in_flight.lock().expect("not poisoned").insert(row.id);
+        let outcome = run.send_one(&row, &parts).await;
+        let finished = Done {
+            id: row.id,
+            email: row.email,
+            outcome,
+            slot,
+        };
+        // The writer records it from here; if the writer is gone the row stays
+        // `sending` and comes back, in doubt, when its lease runs out.
+        let _ = done.send(finished).await;
+        run.in_flight.lock().expect("not poisoned").remove(&row.id);
+    }
+}
+
+/// Records outcomes as they come, as many per transaction as have arrived
+/// (up to [`OUTCOMES_PER_WRITE`]), and counts them.
+/// If the store fails, the run stops: rows left `sending` come back in doubt
+/// when their leases run out.
+async fn write_outcomes(
+    run: Arc<Run>,
+    slots: Arc<Semaphore>,
+    mut done: mpsc::Receiver<Done>,
+) -> Result<SendReport, StoreError> {
+    let mut report = SendReport::default();
+    let mut batch: Vec<Done> = Vec::with_capacity(OUTCOMES_PER_WRITE);
+    while done.recv_many(&mut batch, OUTCOMES_PER_WRITE).await > 0 {
+        let rows: Vec<(i64, &Outcome, &str)> = batch.iter().map(|d| (d.id, &d.outcome, d.email.as_str())).collect();
+        if let Err(e) = run.ctx.store.record_outcomes(&rows, clock::now()).await {
+            error!(error = %e, "cannot record delivery outcomes; stopping this run");
+            run.paused.store(true, Ordering::SeqCst);
+            slots.close();
+            return Err(e);
+        }
+        for d in batch.drain(..) {
+            report.count(d.outcome);
+            drop(d.slot);
+        }
+    }
     Ok(report)
 }
 

@@ -197,40 +197,49 @@ impl Store {
         email: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        self.record_outcomes(&[(id, outcome, email)], now).await
+    }
+
+    /// Records how attempts ended, `(row id, outcome, address)` each, in one transaction.
+    pub async fn record_outcomes(&self, rows: &[(i64, &Outcome, &str)], now: DateTime<Utc>) -> Result<(), StoreError> {
         let now_ms = now.timestamp_millis();
-        let (state, reply, next, in_doubt, undo_attempt) = match outcome {
-            Outcome::Sent { reply } => ("sent", Some(reply.as_str()), None, false, 0),
-            Outcome::Retry { reply, at, in_doubt } => (
-                "queued",
-                Some(reply.as_str()),
-                Some(at.timestamp_millis()),
-                *in_doubt,
-                0,
-            ),
-            Outcome::Failed { reply, suppress } => {
-                if *suppress {
-                    self.suppress(email, reply, now).await?;
+        let mut tx = self.pool.begin().await?;
+        for (id, outcome, email) in rows {
+            let (state, reply, next, in_doubt, undo_attempt) = match outcome {
+                Outcome::Sent { reply } => ("sent", Some(reply.as_str()), None, false, 0),
+                Outcome::Retry { reply, at, in_doubt } => (
+                    "queued",
+                    Some(reply.as_str()),
+                    Some(at.timestamp_millis()),
+                    *in_doubt,
+                    0,
+                ),
+                Outcome::Failed { reply, suppress } => {
+                    if *suppress {
+                        super::subscribers::insert_suppression(&mut *tx, email, reply, now_ms).await?;
+                    }
+                    ("failed", Some(reply.as_str()), None, false, 0)
                 }
-                ("failed", Some(reply.as_str()), None, false, 0)
-            }
-            Outcome::Suppressed { reason } => ("suppressed", Some(reason.as_str()), None, false, 1),
-            Outcome::Expired { reply } => ("expired", Some(reply.as_str()), None, false, 0),
-            Outcome::Released => ("queued", None, Some(now_ms), false, 1),
-        };
-        sqlx::query(
-            "UPDATE deliveries SET state = $2, last_reply = COALESCE($3, last_reply), next_attempt_at = COALESCE($4, next_attempt_at), \
-             in_doubt = CASE WHEN $5 = 1 THEN 1 ELSE in_doubt END, attempts = attempts - $6, lease_until = NULL, updated_at = $7 \
-             WHERE id = $1",
-        )
-        .bind(id)
-        .bind(state)
-        .bind(reply)
-        .bind(next)
-        .bind(in_doubt as i64)
-        .bind(undo_attempt)
-        .bind(now_ms)
-        .execute(&self.pool)
-        .await?;
+                Outcome::Suppressed { reason } => ("suppressed", Some(reason.as_str()), None, false, 1),
+                Outcome::Expired { reply } => ("expired", Some(reply.as_str()), None, false, 0),
+                Outcome::Released => ("queued", None, Some(now_ms), false, 1),
+            };
+            sqlx::query(
+                "UPDATE deliveries SET state = $2, last_reply = COALESCE($3, last_reply), next_attempt_at = COALESCE($4, next_attempt_at), \
+                 in_doubt = CASE WHEN $5 = 1 THEN 1 ELSE in_doubt END, attempts = attempts - $6, lease_until = NULL, updated_at = $7 \
+                 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(state)
+            .bind(reply)
+            .bind(next)
+            .bind(in_doubt as i64)
+            .bind(undo_attempt)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 

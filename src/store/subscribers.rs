@@ -74,6 +74,10 @@ pub fn email_key(email: &str) -> String {
     email.trim().to_lowercase()
 }
 
+/// Rows per multi-row `INSERT` when importing: 5 parameters each, well
+/// under SQLite's and PostgreSQL's limits on parameters per statement.
+const ROWS_PER_INSERT: usize = 500;
+
 fn new_uid() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
@@ -101,6 +105,24 @@ async fn insert<'e>(
     .execute(executor)
     .await?
     .rows_affected())
+}
+
+/// Puts an address on the suppression list (once).
+pub(super) async fn insert_suppression<'e>(
+    executor: impl Executor<'e, Database = Any>,
+    email: &str,
+    reason: &str,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO suppressions (email_key, reason, created_at) VALUES ($1, $2, $3) ON CONFLICT (email_key) DO NOTHING",
+    )
+    .bind(email_key(email))
+    .bind(reason)
+    .bind(now_ms)
+    .execute(executor)
+    .await?;
+    Ok(())
 }
 
 async fn insert_consent<'e>(
@@ -158,18 +180,46 @@ impl Store {
         })
     }
 
-    /// Adds a batch in one transaction, skipping addresses already on the list.
-    /// Returns how many were added.
+    /// Adds a batch in one transaction, skipping addresses already on the
+    /// list, with multi-row inserts of [`ROWS_PER_INSERT`] rows. Returns how many were added.
     pub async fn import_subscribers(
         &self,
         list: &str,
         batch: &[NewSubscriber],
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
+        let now = now.timestamp_millis();
         let mut tx = self.pool.begin().await?;
         let mut added = 0;
-        for s in batch {
-            added += insert(&mut *tx, list, s, now).await?;
+        for chunk in batch.chunks(ROWS_PER_INSERT) {
+            let rows: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    let p = i * 5;
+                    format!(
+                        "($1, ${}, ${}, ${}, ${}, 'active', ${}, $2, $2, '')",
+                        p + 3,
+                        p + 4,
+                        p + 5,
+                        p + 6,
+                        p + 7
+                    )
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO subscribers (list_name, email, email_key, name, attributes, status, uid, created_at, updated_at, cadence) \
+                 VALUES {} ON CONFLICT (list_name, email_key) DO NOTHING",
+                rows.join(", ")
+            );
+            let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(list).bind(now);
+            for s in chunk {
+                insert = insert
+                    .bind(s.email.trim().to_string())
+                    .bind(email_key(&s.email))
+                    .bind(s.name.clone())
+                    .bind(serde_json::Value::Object(s.attributes.clone()).to_string())
+                    .bind(new_uid());
+            }
+            added += insert.execute(&mut *tx).await?.rows_affected();
         }
         tx.commit().await?;
         Ok(added)
@@ -401,13 +451,7 @@ impl Store {
     }
 
     pub async fn suppress(&self, email: &str, reason: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO suppressions (email_key, reason, created_at) VALUES ($1, $2, $3) ON CONFLICT (email_key) DO NOTHING")
-            .bind(email_key(email))
-            .bind(reason)
-            .bind(now.timestamp_millis())
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        insert_suppression(&self.pool, email, reason, now.timestamp_millis()).await
     }
 
     pub async fn is_suppressed(&self, email: &str) -> Result<bool, StoreError> {
