@@ -1,7 +1,7 @@
 //! Benchmarks, each beside a reference measured in the same run:
 //! - per-recipient rendering by merge fields vs a full template run per recipient;
 //! - building a fitted teaser vs rendering the post template once;
-//! - cleaning feed items into articles vs feed-rs parsing alone.
+//! - cleaning feed items into articles (and storing them) vs feed-rs parsing alone.
 //!
 //! Run with `cargo bench`; compare the pairs as ratios, not absolute times.
 
@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
-use herald::article::{Article, Body, Draft};
 use herald::message::{Addressee, EditionParts};
 use herald::social::teaser::{self, Counting, Rule, TeaserInput};
 use herald::store::StoredArticle;
@@ -162,29 +161,36 @@ fn feeds(c: &mut Criterion) {
     group.bench_function("reference: feed-rs parse only", |b| {
         b.iter(|| black_box(feed_rs::parser::parse(feed.as_bytes()).unwrap()))
     });
+    let url = url::Url::parse("https://feeds.example.org/feed.xml").unwrap();
+    let limits = herald::source::feed::Limits {
+        timeout: Duration::from_secs(30),
+        max_bytes: u64::MAX,
+        max_items: usize::MAX,
+        trust_ids: true,
+    };
     group.bench_function("herald: parse, sanitise, excerpt every item", |b| {
-        b.iter(|| {
-            let parsed = feed_rs::parser::parse(feed.as_bytes()).unwrap();
-            let articles: Vec<Article> = parsed
-                .entries
-                .into_iter()
-                .map(|e| {
-                    let draft = Draft {
-                        id: Some(e.id),
-                        url: e.links.first().map(|l| l.href.clone()),
-                        title: e.title.map(|t| t.content).unwrap_or_default(),
-                        author: None,
-                        tags: Vec::new(),
-                        image: None,
-                        summary: None,
-                        body: Body::Html(e.summary.map(|s| s.content).unwrap_or_default()),
-                        published: e.published.unwrap_or_default(),
-                    };
-                    Article::from_draft("bench", draft, None).unwrap()
-                })
-                .collect();
-            black_box(articles)
-        })
+        b.iter(|| black_box(herald::source::feed::parse("bench", &url, feed.as_bytes(), &limits).unwrap()))
+    });
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    group.bench_function("herald: all that, then stored in a new SQLite store", |b| {
+        b.iter_batched(
+            || {
+                let dir = tempfile::tempdir().unwrap();
+                let url = format!("sqlite://{}/bench.db", dir.path().display());
+                let store = runtime.block_on(herald::store::Store::open(&url)).unwrap();
+                (dir, store)
+            },
+            |(dir, store)| {
+                let polled = herald::source::feed::parse("bench", &url, feed.as_bytes(), &limits).unwrap();
+                let stored = runtime
+                    .block_on(store.upsert_articles(&polled.articles, Utc::now()))
+                    .unwrap();
+                assert_eq!(stored.len(), 5000);
+                runtime.block_on(store.close());
+                drop(dir);
+            },
+            criterion::BatchSize::PerIteration,
+        )
     });
     group.finish();
 }

@@ -468,11 +468,12 @@ async fn print_digest(
     }
     match &report.edition {
         Some(e) => say!(
-            "edition #{}: {} article(s) for {} recipient(s), subject {:?}",
+            "edition #{}: {} article(s) for {} recipient(s), subject {:?} (created in {:.2} s)",
             e.id,
             e.article_count,
             e.recipient_count,
-            message::subject_preview(&e.subject)
+            message::subject_preview(&e.subject),
+            report.edition_time.as_secs_f64()
         ),
         None => say!("no new articles since the last edition: nothing to send (send_when_empty = false)"),
     }
@@ -491,6 +492,10 @@ async fn print_digest(
         s.suppressed,
         s.expired
     );
+    let secs = report.send_time.as_secs_f64();
+    if s.sent > 0 && secs > 0.0 {
+        say!("sent in {secs:.2} s ({:.0} messages/s)", s.sent as f64 / secs);
+    }
     if s.retrying > 0
         && let Some(at) = store.next_retry_at(name).await?
     {

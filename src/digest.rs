@@ -110,6 +110,10 @@ pub struct DigestReport {
     /// Articles in the window; zero means no edition unless `send_when_empty`.
     pub planned: usize,
     pub send: SendReport,
+    /// How long creating the edition (its delivery rows) took.
+    pub edition_time: std::time::Duration,
+    /// How long the drain took.
+    pub send_time: std::time::Duration,
 }
 
 /// Runs the job now: ingest its sources, create the edition if there is
@@ -145,8 +149,12 @@ pub async fn run(
             article_ids: &ids,
             recipients: job.recipients(),
         };
+        let started = std::time::Instant::now();
         report.edition = Some(store.create_edition(&edition, now).await?);
+        report.edition_time = started.elapsed();
     }
+    let started = std::time::Instant::now();
     report.send = sender::drain(ctx.clone(), &job.name, drain).await?;
+    report.send_time = started.elapsed();
     Ok(report)
 }

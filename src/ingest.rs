@@ -69,8 +69,9 @@ pub async fn ingest(
         };
         match result {
             Ok(polled) => {
-                for article in polled.articles {
-                    match store.upsert_article(&article, now).await? {
+                let stored = store.upsert_articles(&polled.articles, now).await?;
+                for (article, upsert) in polled.articles.into_iter().zip(stored) {
+                    match upsert {
                         Upsert::Inserted => report.new.push(article),
                         Upsert::Updated => report.updated += 1,
                         Upsert::Unchanged => report.unchanged += 1,

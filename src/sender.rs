@@ -214,7 +214,17 @@ pub async fn drain(ctx: Arc<SendContext>, job: &str, options: &DrainOptions) -> 
     drop(done_tx);
 
     let mut recovered_total = recovered;
-    let claimed = claim_loop(&ctx, job, options, &run, &slots, total_slots, &work_tx, &mut recovered_total).await;
+    let claimed = claim_loop(
+        &ctx,
+        job,
+        options,
+        &run,
+        &slots,
+        total_slots,
+        &work_tx,
+        &mut recovered_total,
+    )
+    .await;
     drop(work_tx);
 
     let mut shutdown = options.shutdown.clone();

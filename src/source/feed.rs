@@ -80,19 +80,24 @@ pub async fn poll(
         }
         body.extend_from_slice(&chunk);
     }
+    let mut polled = parse(name, url, &body, limits)?;
+    polled.validators = Some(validators);
+    Ok(polled)
+}
+
+/// Parses a fetched feed document into cleaned articles (at most
+/// `limits.max_items`) and the items it had to skip.
+pub fn parse(name: &str, url: &Url, body: &[u8], limits: &Limits) -> Result<Polled, SourceError> {
+    let shown = url.to_string();
     let parser = feed_rs::parser::Builder::new()
         .base_uri(Some(url.as_str()))
         .id_generator(|_, _, _| String::new())
         .build();
-    let feed = parser.parse(body.as_slice()).map_err(|e| SourceError::Parse {
+    let feed = parser.parse(body).map_err(|e| SourceError::Parse {
         url: shown.clone(),
         error: e.to_string(),
     })?;
-
-    let mut polled = Polled {
-        validators: Some(validators),
-        ..Polled::default()
-    };
+    let mut polled = Polled::default();
     let fetched_at = crate::clock::now();
     for (index, entry) in feed.entries.into_iter().take(limits.max_items).enumerate() {
         let draft = entry_draft(entry, limits.trust_ids, fetched_at);

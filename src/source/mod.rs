@@ -2,7 +2,7 @@
 //! poll returns cleaned articles plus the items it had to skip, with reasons.
 
 mod article_file;
-mod feed;
+pub mod feed;
 mod folder;
 
 pub use article_file::parse_published;

@@ -43,54 +43,19 @@ impl Store {
     /// Stores an article once per identity; an edited article is updated in
     /// place (and so is never sent again as new).
     pub async fn upsert_article(&self, article: &Article, now: DateTime<Utc>) -> Result<Upsert, StoreError> {
-        let hash = article.content_hash();
-        let tags = serde_json::to_string(&article.tags).expect("strings serialise");
-        let now = now.timestamp_millis();
-        let inserted = sqlx::query(
-            "INSERT INTO articles (identity, source, url, title, author, excerpt, content_html, tags, image, \
-             published_at, content_hash, first_seen_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) ON CONFLICT (identity) DO NOTHING",
-        )
-        .bind(&article.identity)
-        .bind(&article.source)
-        .bind(&article.url)
-        .bind(&article.title)
-        .bind(&article.author)
-        .bind(&article.excerpt)
-        .bind(&article.content_html)
-        .bind(&tags)
-        .bind(&article.image)
-        .bind(article.published_at.timestamp_millis())
-        .bind(&hash)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        if inserted.rows_affected() == 1 {
-            return Ok(Upsert::Inserted);
+        let mut conn = self.pool.acquire().await?;
+        upsert(&mut conn, article, now).await
+    }
+
+    /// Stores a source's articles in one transaction; one [`Upsert`] per article, in order.
+    pub async fn upsert_articles(&self, articles: &[Article], now: DateTime<Utc>) -> Result<Vec<Upsert>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut done = Vec::with_capacity(articles.len());
+        for article in articles {
+            done.push(upsert(&mut *tx, article, now).await?);
         }
-        let updated = sqlx::query(
-            "UPDATE articles SET url = $2, title = $3, author = $4, excerpt = $5, content_html = $6, tags = $7, \
-             image = $8, published_at = $9, content_hash = $10, updated_at = $11 \
-             WHERE identity = $1 AND content_hash <> $10",
-        )
-        .bind(&article.identity)
-        .bind(&article.url)
-        .bind(&article.title)
-        .bind(&article.author)
-        .bind(&article.excerpt)
-        .bind(&article.content_html)
-        .bind(&tags)
-        .bind(&article.image)
-        .bind(article.published_at.timestamp_millis())
-        .bind(&hash)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(if updated.rows_affected() == 1 {
-            Upsert::Updated
-        } else {
-            Upsert::Unchanged
-        })
+        tx.commit().await?;
+        Ok(done)
     }
 
     pub async fn validators(&self, source: &str) -> Result<Validators, StoreError> {
@@ -201,4 +166,60 @@ impl Store {
         }
         Ok(known)
     }
+}
+
+/// Inserts a new article, or updates a known one whose content changed.
+async fn upsert(
+    executor: &mut sqlx::AnyConnection,
+    article: &Article,
+    now: DateTime<Utc>,
+) -> Result<Upsert, StoreError> {
+    let hash = article.content_hash();
+    let tags = serde_json::to_string(&article.tags).expect("strings serialise");
+    let now = now.timestamp_millis();
+    let inserted = sqlx::query(
+        "INSERT INTO articles (identity, source, url, title, author, excerpt, content_html, tags, image, \
+         published_at, content_hash, first_seen_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) ON CONFLICT (identity) DO NOTHING",
+    )
+    .bind(&article.identity)
+    .bind(&article.source)
+    .bind(&article.url)
+    .bind(&article.title)
+    .bind(&article.author)
+    .bind(&article.excerpt)
+    .bind(&article.content_html)
+    .bind(&tags)
+    .bind(&article.image)
+    .bind(article.published_at.timestamp_millis())
+    .bind(&hash)
+    .bind(now)
+    .execute(&mut *executor)
+    .await?;
+    if inserted.rows_affected() == 1 {
+        return Ok(Upsert::Inserted);
+    }
+    let updated = sqlx::query(
+        "UPDATE articles SET url = $2, title = $3, author = $4, excerpt = $5, content_html = $6, tags = $7, \
+         image = $8, published_at = $9, content_hash = $10, updated_at = $11 \
+         WHERE identity = $1 AND content_hash <> $10",
+    )
+    .bind(&article.identity)
+    .bind(&article.url)
+    .bind(&article.title)
+    .bind(&article.author)
+    .bind(&article.excerpt)
+    .bind(&article.content_html)
+    .bind(&tags)
+    .bind(&article.image)
+    .bind(article.published_at.timestamp_millis())
+    .bind(&hash)
+    .bind(now)
+    .execute(&mut *executor)
+    .await?;
+    Ok(if updated.rows_affected() == 1 {
+        Upsert::Updated
+    } else {
+        Upsert::Unchanged
+    })
 }
