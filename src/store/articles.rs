@@ -52,7 +52,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let mut done = Vec::with_capacity(articles.len());
         for article in articles {
-            done.push(upsert(&mut *tx, article, now).await?);
+            done.push(upsert(&mut tx, article, now).await?);
         }
         tx.commit().await?;
         Ok(done)
