@@ -407,7 +407,16 @@ async fn cmd_digest(
                 uuid::Uuid::new_v4().simple(),
                 settings.site.domain
             );
-            let msg = message::build(&settings.site, &parts, &addressee, id, "[Test] ", clock::now().into())?;
+            let encoding = transport.body_encoding().await;
+            let msg = message::build(
+                &settings.site,
+                &parts,
+                &addressee,
+                id,
+                "[Test] ",
+                clock::now().into(),
+                encoding,
+            )?;
             match transport
                 .send(msg, &format!("test-{address}"), settings.mail.send_timeout)
                 .await
@@ -550,7 +559,16 @@ async fn cmd_preview(
                 uuid::Uuid::new_v4().simple(),
                 settings.site.domain
             );
-            message::build(&settings.site, &parts, &addressee, id, "", clock::now().into())?.formatted()
+            message::build(
+                &settings.site,
+                &parts,
+                &addressee,
+                id,
+                "",
+                clock::now().into(),
+                message::BodyEncoding::EightBit,
+            )?
+            .formatted()
         }
     };
     match out {

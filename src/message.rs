@@ -7,7 +7,8 @@ use std::time::SystemTime;
 
 use lettre::Message;
 use lettre::message::header::{Header, HeaderName, HeaderValue};
-use lettre::message::{Mailbox, MultiPart};
+use lettre::message::header::{ContentTransferEncoding, ContentType};
+use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
 
 use crate::config::Site;
 use crate::render::merge::{Escape, MergeTemplate, Recipient};
@@ -125,6 +126,47 @@ pub fn message_id(site: &Site, parts: &EditionParts, delivery_id: i64) -> String
     )
 }
 
+/// How the text parts go on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyEncoding {
+    /// `8bit` for a part whose lines all fit (the server must offer
+    /// 8BITMIME), else as `Safe`. No encoding work per recipient.
+    EightBit,
+    /// 7bit, quoted-printable or base64, as lettre chooses: any server takes it.
+    Safe,
+}
+
+/// The longest line (in octets, before CRLF) a part may have to go as 8bit (RFC 5322 allows 998).
+const MAX_8BIT_LINE: usize = 990;
+
+/// One text part. As 8bit when allowed and every line fits: the body is then
+/// only given CRLF line ends, with no quoted-printable pass over it.
+fn text_part(content_type: ContentType, body: String, encoding: BodyEncoding) -> SinglePart {
+    let fits = encoding == BodyEncoding::EightBit
+        && !body.contains('\0')
+        && body.split('\n').all(|line| line.len() <= MAX_8BIT_LINE);
+    if !fits {
+        return SinglePart::builder().header(content_type).body(body);
+    }
+    let mut wire = Vec::with_capacity(body.len() + body.len() / 32);
+    for (i, line) in body.split('\n').enumerate() {
+        if i > 0 {
+            wire.extend_from_slice(b"\r\n");
+        }
+        wire.extend(line.bytes().filter(|b| *b != b'\r'));
+    }
+    SinglePart::builder()
+        .header(content_type)
+        .body(Body::dangerous_pre_encoded(wire, ContentTransferEncoding::EightBit))
+}
+
+/// `multipart/alternative` with the text part before the HTML part.
+fn alternative(text: String, html: String, encoding: BodyEncoding) -> MultiPart {
+    MultiPart::alternative()
+        .singlepart(text_part(ContentType::TEXT_PLAIN, text, encoding))
+        .singlepart(text_part(ContentType::TEXT_HTML, html, encoding))
+}
+
 /// Builds the message for one recipient.
 pub fn build(
     site: &Site,
@@ -133,6 +175,7 @@ pub fn build(
     message_id: String,
     subject_prefix: &str,
     date: SystemTime,
+    encoding: BodyEncoding,
 ) -> Result<Message, MessageError> {
     let address = to
         .email
@@ -157,7 +200,11 @@ pub fn build(
     if let Some(reply_to) = &site.reply_to {
         builder = builder.reply_to(reply_to.clone());
     }
-    let body = MultiPart::alternative_plain_html(parts.text.fill(to, Escape::Text), parts.html.fill(to, Escape::Html));
+    let body = alternative(
+        parts.text.fill(to, Escape::Text),
+        parts.html.fill(to, Escape::Html),
+        encoding,
+    );
     Ok(builder.multipart(body)?)
 }
 
@@ -172,7 +219,12 @@ pub struct Notice<'a> {
 }
 
 /// Builds a [`Notice`] with a fresh `Message-ID`.
-pub fn build_notice(site: &Site, notice: Notice<'_>, date: SystemTime) -> Result<Message, MessageError> {
+pub fn build_notice(
+    site: &Site,
+    notice: Notice<'_>,
+    date: SystemTime,
+    encoding: BodyEncoding,
+) -> Result<Message, MessageError> {
     let address = notice
         .to_email
         .parse()
@@ -191,7 +243,7 @@ pub fn build_notice(site: &Site, notice: Notice<'_>, date: SystemTime) -> Result
     if let Some(reply_to) = &site.reply_to {
         builder = builder.reply_to(reply_to.clone());
     }
-    Ok(builder.multipart(MultiPart::alternative_plain_html(notice.text, notice.html))?)
+    Ok(builder.multipart(alternative(notice.text, notice.html, encoding))?)
 }
 
 /// The preferences URL for a subscriber: the same token as the unsubscribe link.

@@ -470,6 +470,7 @@ impl Run {
             message::message_id(site, parts, row.id),
             "",
             SystemTime::from(clock::now()),
+            ctx.transport.body_encoding().await,
         );
         let message = match built {
             Ok(m) => m,

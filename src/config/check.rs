@@ -243,6 +243,20 @@ fn check_mail(c: &mut Checker, raw: &RawConfig, site: Option<&Site>) -> Option<M
                 username: s.username.clone(),
                 password: s.password.clone(),
                 helo_name: s.helo_name.clone(),
+                ca_file: s.ca_file.as_ref().and_then(|file| {
+                    let path = PathBuf::from(file);
+                    match std::fs::read(&path).map(|pem| crate::mail::check_ca(&pem)) {
+                        Ok(Ok(())) => Some(path),
+                        Ok(Err(e)) => {
+                            c.problem("mail.smtp.ca_file", format!("{file}: {e}"));
+                            None
+                        }
+                        Err(e) => {
+                            c.problem("mail.smtp.ca_file", format!("cannot read {file}: {e}"));
+                            None
+                        }
+                    }
+                }),
             })
         }
         other => {

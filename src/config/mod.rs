@@ -261,6 +261,8 @@ pub struct SmtpSettings {
     pub username: Option<String>,
     pub password: Option<String>,
     pub helo_name: Option<String>,
+    /// PEM certificates trusted beside the public roots (a private relay's CA).
+    pub ca_file: Option<PathBuf>,
 }
 
 impl fmt::Debug for SmtpSettings {
@@ -468,6 +470,7 @@ mod tests {
             username: Some("herald".into()),
             password: Some("hunter2-pass".into()),
             helo_name: None,
+            ca_file: None,
         };
         let shown = format!("{:?}", TransportSettings::Smtp(s));
         assert!(

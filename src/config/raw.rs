@@ -90,6 +90,7 @@ pub struct RawSmtp {
     pub username: Option<String>,
     pub password: Option<String>,
     pub helo_name: Option<String>,
+    pub ca_file: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]

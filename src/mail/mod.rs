@@ -4,6 +4,7 @@
 
 mod dkim;
 mod file;
+mod session;
 mod smtp;
 
 use std::time::Duration;
@@ -48,11 +49,7 @@ impl MailTransport {
     pub fn build(settings: &MailSettings) -> Result<MailTransport, String> {
         let route = match &settings.transport {
             TransportSettings::File { dir } => Route::File(FileTransport::new(dir)?),
-            TransportSettings::Smtp(smtp) => Route::Smtp(SmtpTransport::new(
-                smtp,
-                settings.max_connections,
-                settings.send_timeout,
-            )?),
+            TransportSettings::Smtp(smtp) => Route::Smtp(SmtpTransport::new(smtp, settings.max_connections)?),
         };
         Ok(MailTransport {
             route,
@@ -69,6 +66,15 @@ impl MailTransport {
         match &self.dkim {
             Some(dkim) => format!("{route}, signed with {}", dkim.describe()),
             None => route,
+        }
+    }
+
+    /// How messages for this transport should encode their text parts:
+    /// 8bit unless the SMTP server does not offer 8BITMIME (or cannot be asked yet).
+    pub async fn body_encoding(&self) -> crate::message::BodyEncoding {
+        match &self.route {
+            Route::File(_) => crate::message::BodyEncoding::EightBit,
+            Route::Smtp(s) => s.body_encoding().await,
         }
     }
 
@@ -92,6 +98,11 @@ impl MailTransport {
             },
         }
     }
+}
+
+/// Whether `pem` holds CA certificates the SMTP client can trust.
+pub fn check_ca(pem: &[u8]) -> Result<(), String> {
+    session::tls_config(Some(pem)).map(|_| ())
 }
 
 /// Finds an enhanced status code (RFC 3463, like `5.1.1`) in a reply text.

@@ -131,6 +131,9 @@ pub enum Outcome {
     Released,
 }
 
+/// Sent rows per multi-row update: two parameters each.
+const SENT_PER_STATEMENT: usize = 400;
+
 impl Store {
     /// Puts rows of `job` that are `sending` with an expired lease back in the
     /// queue, flagged in doubt. Returns how many.
@@ -204,9 +207,33 @@ impl Store {
     pub async fn record_outcomes(&self, rows: &[(i64, &Outcome, &str)], now: DateTime<Utc>) -> Result<(), StoreError> {
         let now_ms = now.timestamp_millis();
         let mut tx = self.pool.begin().await?;
-        for (id, outcome, email) in rows {
+        // Sent rows, by far the most, go in multi-row statements; the rest one by one.
+        let sent: Vec<(i64, &str)> = rows
+            .iter()
+            .filter_map(|(id, outcome, _)| match outcome {
+                Outcome::Sent { reply } => Some((*id, reply.as_str())),
+                _ => None,
+            })
+            .collect();
+        for chunk in sent.chunks(SENT_PER_STATEMENT) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| format!("(CAST(${} AS BIGINT), ${})", 2 * i + 2, 2 * i + 3))
+                .collect();
+            let sql = format!(
+                "WITH v (id, reply) AS (VALUES {}) \
+                 UPDATE deliveries SET state = 'sent', last_reply = v.reply, lease_until = NULL, updated_at = $1 \
+                 FROM v WHERE deliveries.id = v.id",
+                values.join(", ")
+            );
+            let mut update = sqlx::query(AssertSqlSafe(sql)).bind(now_ms);
+            for (id, reply) in chunk {
+                update = update.bind(id).bind(*reply);
+            }
+            update.execute(&mut *tx).await?;
+        }
+        for (id, outcome, email) in rows.iter().filter(|(_, o, _)| !matches!(o, Outcome::Sent { .. })) {
             let (state, reply, next, in_doubt, undo_attempt) = match outcome {
-                Outcome::Sent { reply } => ("sent", Some(reply.as_str()), None, false, 0),
+                Outcome::Sent { .. } => unreachable!("sent rows are written above"),
                 Outcome::Retry { reply, at, in_doubt } => (
                     "queued",
                     Some(reply.as_str()),

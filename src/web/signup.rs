@@ -200,7 +200,9 @@ async fn send_confirmation(state: &WebState, list: &ListSettings, subscriber: &S
         text,
         html,
     };
-    let message = build_notice(&settings.site, notice, SystemTime::from(clock::now())).map_err(|e| e.to_string())?;
+    let encoding = state.mailer.body_encoding().await;
+    let message =
+        build_notice(&settings.site, notice, SystemTime::from(clock::now()), encoding).map_err(|e| e.to_string())?;
     let label = format!("confirm-{}-{}", list.name, subscriber.email);
     match state.mailer.send(message, &label, settings.mail.send_timeout).await {
         Delivery::Accepted(_) => Ok(()),
