@@ -6,8 +6,8 @@ use std::borrow::Cow;
 use std::time::SystemTime;
 
 use lettre::Message;
-use lettre::message::header::{Header, HeaderName, HeaderValue};
 use lettre::message::header::{ContentTransferEncoding, ContentType};
+use lettre::message::header::{Header, HeaderName, HeaderValue};
 use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
 
 use crate::config::Site;
@@ -142,22 +142,37 @@ const MAX_8BIT_LINE: usize = 990;
 /// One text part. As 8bit when allowed and every line fits: the body is then
 /// only given CRLF line ends, with no quoted-printable pass over it.
 fn text_part(content_type: ContentType, body: String, encoding: BodyEncoding) -> SinglePart {
-    let fits = encoding == BodyEncoding::EightBit
-        && !body.contains('\0')
-        && body.split('\n').all(|line| line.len() <= MAX_8BIT_LINE);
-    if !fits {
-        return SinglePart::builder().header(content_type).body(body);
+    let wire = match encoding {
+        BodyEncoding::EightBit => eight_bit_wire(body.as_bytes()),
+        BodyEncoding::Safe => None,
+    };
+    match wire {
+        Some(wire) => SinglePart::builder()
+            .header(content_type)
+            .body(Body::dangerous_pre_encoded(wire, ContentTransferEncoding::EightBit)),
+        None => SinglePart::builder().header(content_type).body(body),
     }
-    let mut wire = Vec::with_capacity(body.len() + body.len() / 32);
-    for (i, line) in body.split('\n').enumerate() {
-        if i > 0 {
+}
+
+/// `body` with CRLF line ends, if it can go as 8bit: no NUL, no CR, and no
+/// line longer than [`MAX_8BIT_LINE`].
+fn eight_bit_wire(body: &[u8]) -> Option<Vec<u8>> {
+    if memchr::memchr2(0, b'\r', body).is_some() {
+        return None;
+    }
+    let mut wire = Vec::with_capacity(body.len() + body.len() / 16);
+    let mut start = 0;
+    for end in memchr::memchr_iter(b'\n', body).chain(std::iter::once(body.len())) {
+        if end - start > MAX_8BIT_LINE {
+            return None;
+        }
+        wire.extend_from_slice(&body[start..end]);
+        if end < body.len() {
             wire.extend_from_slice(b"\r\n");
         }
-        wire.extend(line.bytes().filter(|b| *b != b'\r'));
+        start = end + 1;
     }
-    SinglePart::builder()
-        .header(content_type)
-        .body(Body::dangerous_pre_encoded(wire, ContentTransferEncoding::EightBit))
+    Some(wire)
 }
 
 /// `multipart/alternative` with the text part before the HTML part.
@@ -281,5 +296,24 @@ struct FieldNames;
 impl Recipient for FieldNames {
     fn field(&self, field: &str) -> Option<Cow<'_, str>> {
         Some(Cow::Owned(format!("[{field}]")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eight_bit_parts_get_crlf_and_long_lines_fall_back() {
+        assert_eq!(
+            eight_bit_wire("Caf\u{e9}\nline two\n".as_bytes()).unwrap(),
+            "Caf\u{e9}\r\nline two\r\n".as_bytes()
+        );
+        assert_eq!(eight_bit_wire(b"no newline").unwrap(), b"no newline");
+        let long = "x".repeat(MAX_8BIT_LINE + 1);
+        assert!(eight_bit_wire(long.as_bytes()).is_none());
+        assert!(eight_bit_wire("x".repeat(MAX_8BIT_LINE).as_bytes()).is_some());
+        assert!(eight_bit_wire(b"bare\rcr").is_none());
+        assert!(eight_bit_wire(b"nul\0").is_none());
     }
 }

@@ -81,8 +81,22 @@ impl MailTransport {
     /// Signs (when a DKIM key is configured) and sends one message to its one
     /// recipient within `timeout`. `label` names the file for the file transport.
     pub async fn send(&self, mut message: Message, label: &str, timeout: Duration) -> Delivery {
-        if let Some(dkim) = &self.dkim {
-            dkim.sign(&mut message);
+        if let Some(dkim) = self.dkim.clone() {
+            // An RSA signature takes about a millisecond of CPU: off the event loop.
+            let signed = tokio::task::spawn_blocking(move || {
+                dkim.sign(&mut message);
+                message
+            })
+            .await;
+            message = match signed {
+                Ok(message) => message,
+                Err(e) => {
+                    return Delivery::Transient {
+                        reply: format!("DKIM signing failed: {e}"),
+                        in_doubt: false,
+                    };
+                }
+            };
         }
         let attempt = async {
             match &self.route {

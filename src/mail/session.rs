@@ -97,7 +97,9 @@ pub fn tls_config(extra_roots: Option<&[u8]>) -> Result<tokio_rustls::rustls::Cl
         let mut added = 0;
         for cert in CertificateDer::pem_slice_iter(pem) {
             let cert = cert.map_err(|e| format!("not a PEM certificate: {e}"))?;
-            roots.add(cert).map_err(|e| format!("not a usable CA certificate: {e}"))?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("not a usable CA certificate: {e}"))?;
             added += 1;
         }
         if added == 0 {
@@ -314,7 +316,9 @@ impl Session {
         loop {
             line.clear();
             if self.stream.read_line(&mut line).await? == 0 {
-                return Err(SessionError::Io("network error: the server closed the connection".into()));
+                return Err(SessionError::Io(
+                    "network error: the server closed the connection".into(),
+                ));
             }
             let text = line.trim_end_matches(['\r', '\n']);
             let code = text.get(..3).and_then(|c| c.parse::<u16>().ok());
@@ -332,9 +336,11 @@ impl Session {
     /// One transaction: MAIL FROM, RCPT TO, DATA, the message, the dot.
     /// `message` is the whole formatted message with CRLF line ends.
     pub async fn send(&mut self, from: &str, to: &str, message: &[u8]) -> Result<Sent, Broken> {
-        let broken = |after_data: bool| move |e: SessionError| Broken {
-            error: e.to_string(),
-            after_data,
+        let broken = |after_data: bool| {
+            move |e: SessionError| Broken {
+                error: e.to_string(),
+                after_data,
+            }
         };
         let eight_bit = !message.is_ascii();
         let utf8 = !from.is_ascii() || !to.is_ascii();
@@ -481,10 +487,16 @@ mod tests {
             code: 250,
             text: String::new(),
         };
-        let lines: Vec<String> = ["mx.example.org", "PIPELINING", "8BITMIME", "AUTH LOGIN PLAIN", "STARTTLS"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let lines: Vec<String> = [
+            "mx.example.org",
+            "PIPELINING",
+            "8BITMIME",
+            "AUTH LOGIN PLAIN",
+            "STARTTLS",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         let offers = Offers::parse(&reply, &lines);
         assert!(offers.pipelining && offers.eight_bit && offers.auth_plain && offers.auth_login && offers.starttls);
         assert!(!offers.smtputf8);

@@ -69,7 +69,10 @@ impl SmtpTransport {
             sessions: Semaphore::new(max_connections.max(1)),
             idle: Mutex::new(Vec::new()),
             eight_bit: OnceLock::new(),
-            shown: format!("{}:{} ({shown_tls}, up to {max_connections} connections)", s.host, s.port),
+            shown: format!(
+                "{}:{} ({shown_tls}, up to {max_connections} connections)",
+                s.host, s.port
+            ),
         })
     }
 
@@ -93,7 +96,11 @@ impl SmtpTransport {
                 Err(_) => false,
             },
         };
-        if offered { BodyEncoding::EightBit } else { BodyEncoding::Safe }
+        if offered {
+            BodyEncoding::EightBit
+        } else {
+            BodyEncoding::Safe
+        }
     }
 
     fn park(&self, session: Session) {
