@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 
 use crate::store::{NewSubscriber, Store, StoreError};
 
-const BATCH: usize = 1000;
+const BATCH: usize = 10_000;
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ImportReport {
@@ -68,7 +68,6 @@ pub async fn import_csv(
         .ok_or(ImportError::NoEmailColumn)?;
     let name_col = headers.iter().position(|h| h == "name");
     let mut report = ImportReport::default();
-    let mut seen = std::collections::HashSet::new();
     let mut batch = Vec::with_capacity(BATCH);
     let mut record = csv::StringRecord::new();
     loop {
@@ -94,10 +93,6 @@ pub async fn import_csv(
                 continue;
             }
         };
-        if !seen.insert(crate::store::email_key(&email)) {
-            report.duplicates += 1;
-            continue;
-        }
         let name = name_col
             .and_then(|i| record.get(i))
             .map(crate::clean::one_line)

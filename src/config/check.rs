@@ -278,7 +278,7 @@ fn check_mail(c: &mut Checker, raw: &RawConfig, site: Option<&Site>) -> Option<M
     };
     Some(MailSettings {
         transport,
-        max_connections: c.positive("mail.max_connections", m.max_connections, 8, 1024) as usize,
+        max_connections: c.positive("mail.max_connections", m.max_connections, 32, 1024) as usize,
         rate_limit,
         send_timeout: Duration::from_secs(c.positive("mail.send_timeout_secs", m.send_timeout_secs, 60, 3600) as u64),
         retry_initial: Duration::from_secs(

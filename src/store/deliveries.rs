@@ -132,7 +132,7 @@ pub enum Outcome {
 }
 
 /// Sent rows per multi-row update: two parameters each.
-const SENT_PER_STATEMENT: usize = 400;
+const SENT_PER_STATEMENT: usize = 64;
 
 impl Store {
     /// Puts rows of `job` that are `sending` with an expired lease back in the
