@@ -201,8 +201,14 @@ impl Store {
         }
         let mut added = 0;
         for chunk in batch.chunks(ROWS_PER_INSERT) {
+            // SQLite gets anonymous `?` marks: sqlx maps each numbered mark
+            // by name, which costs time quadratic in the marks per statement.
+            let positional = self.backend == super::Backend::Sqlite;
             let rows: Vec<String> = (0..chunk.len())
                 .map(|i| {
+                    if positional {
+                        return "(?, ?, ?, ?, ?, 'active', ?, ?, ?, '')".to_string();
+                    }
                     let p = i * 5;
                     format!(
                         "($1, ${}, ${}, ${}, ${}, 'active', ${}, $2, $2, '')",
@@ -219,14 +225,23 @@ impl Store {
                  VALUES {} ON CONFLICT (list_name, email_key) DO NOTHING",
                 rows.join(", ")
             );
-            let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(list).bind(now);
+            let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
+            if !positional {
+                insert = insert.bind(list).bind(now);
+            }
             for s in chunk {
+                if positional {
+                    insert = insert.bind(list);
+                }
                 insert = insert
                     .bind(s.email.trim().to_string())
                     .bind(email_key(&s.email))
                     .bind(s.name.clone())
                     .bind(serde_json::Value::Object(s.attributes.clone()).to_string())
                     .bind(new_uid());
+                if positional {
+                    insert = insert.bind(now).bind(now);
+                }
             }
             added += insert.execute(&mut *tx).await?.rows_affected();
         }
