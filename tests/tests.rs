@@ -18,5 +18,6 @@ mod signup;
 mod smtp;
 mod social;
 mod subscribers;
+mod tls;
 mod web;
 mod webdriver;

@@ -1,0 +1,183 @@
+//! SMTP over TLS against a real TLS server (aiosmtpd, installed by
+//! scripts/test): STARTTLS and implicit TLS, AUTH, a private CA trusted
+//! through `mail.smtp.ca_file`, and an untrusted certificate deferred.
+//! (A refused AUTH pausing the channel is tested against smtp-sink in `faults`.)
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::util::{KillOnDrop, Workspace, article_txt, base_config, free_port, show, stdout};
+
+/// A private CA and a certificate it signed for `localhost`:
+/// (CA certificate, server certificate, server key) paths.
+fn certificates(dir: &Path) -> (String, String, String) {
+    let path = |name: &str| dir.join(name).display().to_string();
+    let (ca, ca_key, cert, key, csr, ext) = (
+        path("ca.pem"),
+        path("ca-key.pem"),
+        path("cert.pem"),
+        path("key.pem"),
+        path("server.csr"),
+        path("server.ext"),
+    );
+    std::fs::write(&ext, "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n").unwrap();
+    let steps: [Vec<&str>; 3] = [
+        vec![
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=Herald Test CA",
+            "-keyout",
+            &ca_key,
+            "-out",
+            &ca,
+        ],
+        vec![
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+        ],
+        vec![
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &ca,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            &ext,
+            "-out",
+            &cert,
+        ],
+    ];
+    for args in steps {
+        let out = Command::new("openssl")
+            .args(&args)
+            .output()
+            .expect("openssl is installed");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    (ca, cert, key)
+}
+
+struct TlsServer {
+    port: u16,
+    inbox: tempfile::TempDir,
+    _process: KillOnDrop,
+}
+
+fn start(mode: &str, cert: &str, key: &str) -> TlsServer {
+    let port = free_port();
+    let inbox = tempfile::tempdir().unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/tls_smtp_server.py");
+    let process = Command::new("python3")
+        .arg(script)
+        .args([mode, &port.to_string(), cert, key, &inbox.path().display().to_string()])
+        .args(["herald", "s3cret-pass"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3 runs");
+    let process = KillOnDrop(process);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the TLS SMTP server did not start (scripts/test installs aiosmtpd)"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    TlsServer {
+        port,
+        inbox,
+        _process: process,
+    }
+}
+
+fn mail_config(tls: &str, port: u16, ca_file: Option<&str>, password: &str) -> String {
+    let ca = ca_file.map(|f| format!("ca_file = \"{f}\"\n")).unwrap_or_default();
+    format!(
+        "[mail]\ntransport = \"smtp\"\nmax_connections = 2\nsend_timeout_secs = 10\n[mail.smtp]\nhost = \"localhost\"\nport = {port}\ntls = \"{tls}\"\nusername = \"herald\"\npassword = \"{password}\"\n{ca}"
+    )
+}
+
+fn received(server: &TlsServer) -> Vec<String> {
+    let mut files: Vec<_> = std::fs::read_dir(server.inbox.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|p| String::from_utf8_lossy(&std::fs::read(p).unwrap()).to_string())
+        .collect()
+}
+
+#[test]
+fn starttls_and_implicit_tls_deliver_with_auth_to_a_server_signed_by_a_private_ca() {
+    let keys = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = certificates(keys.path());
+    for mode in ["starttls", "tls"] {
+        let server = start(if mode == "tls" { "implicit" } else { mode }, &cert, &key);
+        let ws = Workspace::new(&base_config(&mail_config(mode, server.port, Some(&ca), "s3cret-pass")));
+        ws.subscribers(3);
+        ws.write("articles/quay.txt", &article_txt("Quay wall repaired", "quay"));
+        let out = ws.herald(&["digest", "daily"]);
+        assert!(out.status.success(), "{mode}: {}", show(&out));
+        assert!(stdout(&out).contains("deliveries: 3 sent"), "{mode}: {}", show(&out));
+        let messages = received(&server);
+        assert_eq!(messages.len(), 3, "{mode}");
+        for m in &messages {
+            assert!(m.contains("X-TLS: yes"), "{mode}: sent in the clear");
+            assert!(m.contains("Quay wall repaired"), "{mode}");
+            assert!(
+                m.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"),
+                "{mode}"
+            );
+        }
+    }
+}
+
+#[test]
+fn an_untrusted_certificate_defers_without_doubt_and_sends_nothing() {
+    let keys = tempfile::tempdir().unwrap();
+    let (_, cert, key) = certificates(keys.path());
+    let server = start("starttls", &cert, &key);
+
+    // Without the CA the certificate is not trusted: deferred, nothing in doubt.
+    let ws = Workspace::new(&base_config(&mail_config("starttls", server.port, None, "s3cret-pass")));
+    ws.subscribers(1);
+    ws.write("articles/quay.txt", &article_txt("Quay wall repaired", "quay"));
+    let out = ws.herald(&["digest", "daily"]);
+    let text = show(&out);
+    assert!(stdout(&out).contains("0 sent, 1 to retry"), "{text}");
+    let rows = stdout(&ws.herald(&["deliveries", "--limit", "10"]));
+    assert!(
+        rows.contains("TLS with localhost failed") && !rows.contains("in-doubt"),
+        "{rows}"
+    );
+
+    assert!(received(&server).is_empty());
+}
