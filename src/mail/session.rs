@@ -169,8 +169,8 @@ pub struct Offers {
 }
 
 impl Offers {
-    fn parse(reply: &Reply, lines: &[String]) -> Offers {
-        let _ = reply;
+    /// Reads the EHLO reply's lines (the first is the greeting, the rest keywords).
+    fn parse(lines: &[String]) -> Offers {
         let mut offers = Offers::default();
         for line in lines.iter().skip(1) {
             let upper = line.to_ascii_uppercase();
@@ -266,7 +266,7 @@ impl Session {
         if !reply.is_positive() {
             return Err(SessionError::Refused(reply));
         }
-        self.offers = Offers::parse(&reply, &lines);
+        self.offers = Offers::parse(&lines);
         Ok(())
     }
 
@@ -483,10 +483,6 @@ mod tests {
 
     #[test]
     fn ehlo_offers_are_read() {
-        let reply = Reply {
-            code: 250,
-            text: String::new(),
-        };
         let lines: Vec<String> = [
             "mx.example.org",
             "PIPELINING",
@@ -497,7 +493,7 @@ mod tests {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        let offers = Offers::parse(&reply, &lines);
+        let offers = Offers::parse(&lines);
         assert!(offers.pipelining && offers.eight_bit && offers.auth_plain && offers.auth_login && offers.starttls);
         assert!(!offers.smtputf8);
     }

@@ -26,8 +26,8 @@ use crate::config::{ListSettings, Settings};
 use crate::health::Health;
 use crate::mail::MailTransport;
 use crate::shutdown::Shutdown;
-use crate::store::{Consent, Store};
-use crate::token::TokenKeys;
+use crate::store::{Consent, Store, Subscriber};
+use crate::token::{Purpose, TokenKeys};
 
 pub use limit::RateLimiter;
 
@@ -142,6 +142,22 @@ fn message(state: &WebState, status: StatusCode, heading: &str, text: &str) -> R
         "pages/message",
         serde_json::json!({ "heading": heading, "text": text }),
     )
+}
+
+/// A form whose CSRF field does not match the visitor's cookie.
+fn expired(state: &WebState) -> Response {
+    message(
+        state,
+        StatusCode::FORBIDDEN,
+        "This form has expired",
+        "Go back, reload the page and try again.",
+    )
+}
+
+/// The subscriber a valid token for `purpose` names (its current uid).
+async fn subscriber_for(state: &WebState, purpose: Purpose, token: Option<&str>) -> Option<Subscriber> {
+    let uid = state.keys.verify(purpose, token?).ok()?;
+    state.store.subscriber_by_uid(&uid).await.ok().flatten()
 }
 
 /// The one answer to any token that does not verify or names nobody: forged,

@@ -11,9 +11,9 @@ use axum::response::Response;
 use tracing::info;
 
 use super::csrf::Csrf;
-use super::unsubscribe::subscriber_for;
 use super::{
-    Form, TokenQuery, Visitor, WebState, cadence_options, invalid, page, page_path, unavailable, valid_cadence,
+    Form, TokenQuery, Visitor, WebState, cadence_options, invalid, page, page_path, subscriber_for, unavailable,
+    valid_cadence,
 };
 use crate::clock;
 use crate::config::ListSettings;
@@ -70,7 +70,7 @@ fn form_page(state: &WebState, headers: &HeaderMap, me: &Subscriber, rows: &[Sub
 
 /// GET /preferences?token=...: the form; the GET changes nothing.
 pub(super) async fn show(State(state): State<WebState>, Query(q): Query<TokenQuery>, headers: HeaderMap) -> Response {
-    let Some(me) = subscriber_for(&state, q.token.as_deref()).await else {
+    let Some(me) = subscriber_for(&state, Purpose::Unsubscribe, q.token.as_deref()).await else {
         return invalid(&state);
     };
     match state.store.subscriptions_of(&me.email).await {
@@ -89,14 +89,9 @@ pub(super) async fn save(
 ) -> Response {
     let form = Form::parse(&body);
     if !Csrf::verify(&state, &headers, &form) {
-        return super::message(
-            &state,
-            StatusCode::FORBIDDEN,
-            "This form has expired",
-            "Go back, reload the page and try again.",
-        );
+        return super::expired(&state);
     }
-    let Some(me) = subscriber_for(&state, q.token.as_deref()).await else {
+    let Some(me) = subscriber_for(&state, Purpose::Unsubscribe, q.token.as_deref()).await else {
         return invalid(&state);
     };
     let visitor = Visitor::of(&state, &headers, addr);

@@ -13,8 +13,8 @@ use tracing::{info, warn};
 
 use super::csrf::Csrf;
 use super::{
-    Form, TokenQuery, Visitor, WebState, cadence_options, invalid, list_title, message, page, page_path, unavailable,
-    valid_cadence, with_token,
+    Form, TokenQuery, Visitor, WebState, cadence_options, expired, invalid, list_title, message, page, page_path,
+    subscriber_for, unavailable, valid_cadence, with_token,
 };
 use crate::clock;
 use crate::config::ListSettings;
@@ -25,15 +25,6 @@ use crate::token::Purpose;
 
 fn signup_list<'a>(state: &'a WebState, list: &str) -> Option<&'a ListSettings> {
     state.settings.list(list).filter(|l| l.signup)
-}
-
-fn expired(state: &WebState) -> Response {
-    message(
-        state,
-        StatusCode::FORBIDDEN,
-        "This form has expired",
-        "Go back, reload the page and try again.",
-    )
 }
 
 /// What the sign-up form shows: empty, or as submitted with an error.
@@ -213,11 +204,6 @@ async fn send_confirmation(state: &WebState, list: &ListSettings, subscriber: &S
     }
 }
 
-async fn pending_for(state: &WebState, token: Option<&str>) -> Option<Subscriber> {
-    let uid = state.keys.verify(Purpose::Confirm, token?).ok()?;
-    state.store.subscriber_by_uid(&uid).await.ok().flatten()
-}
-
 fn confirmed(state: &WebState, subscriber: &Subscriber) -> Response {
     page(
         state,
@@ -237,7 +223,7 @@ pub(super) async fn confirm_page(
     Query(q): Query<TokenQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let Some(subscriber) = pending_for(&state, q.token.as_deref()).await else {
+    let Some(subscriber) = subscriber_for(&state, Purpose::Confirm, q.token.as_deref()).await else {
         return invalid(&state);
     };
     match subscriber.status.as_str() {
@@ -278,7 +264,7 @@ pub(super) async fn confirm(
     if !Csrf::verify(&state, &headers, &form) {
         return expired(&state);
     }
-    let Some(subscriber) = pending_for(&state, q.token.as_deref()).await else {
+    let Some(subscriber) = subscriber_for(&state, Purpose::Confirm, q.token.as_deref()).await else {
         return invalid(&state);
     };
     let now = clock::now();

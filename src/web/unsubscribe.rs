@@ -10,16 +10,10 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tracing::info;
 
-use super::{TokenQuery, Visitor, WebState, invalid, list_title, page, unavailable, with_token};
+use super::{TokenQuery, Visitor, WebState, invalid, list_title, page, subscriber_for, unavailable, with_token};
 use crate::clock;
 use crate::store::Subscriber;
 use crate::token::Purpose;
-
-/// The subscriber a valid unsubscribe/preferences token names.
-pub(super) async fn subscriber_for(state: &WebState, token: Option<&str>) -> Option<Subscriber> {
-    let uid = state.keys.verify(Purpose::Unsubscribe, token?).ok()?;
-    state.store.subscriber_by_uid(&uid).await.ok().flatten()
-}
 
 fn unsubscribed(state: &WebState, subscriber: &Subscriber) -> Response {
     page(
@@ -35,7 +29,7 @@ fn unsubscribed(state: &WebState, subscriber: &Subscriber) -> Response {
 
 /// GET: a page with a button; following the link changes nothing (mail scanners follow links).
 pub(super) async fn show(State(state): State<WebState>, Query(q): Query<TokenQuery>) -> Response {
-    let Some(subscriber) = subscriber_for(&state, q.token.as_deref()).await else {
+    let Some(subscriber) = subscriber_for(&state, Purpose::Unsubscribe, q.token.as_deref()).await else {
         return invalid(&state);
     };
     if subscriber.status != "active" {
@@ -94,7 +88,7 @@ pub(super) async fn post(
     if !is_one_click(&headers, &body) {
         return (StatusCode::BAD_REQUEST, "expected List-Unsubscribe=One-Click").into_response();
     }
-    let Some(subscriber) = subscriber_for(&state, q.token.as_deref()).await else {
+    let Some(subscriber) = subscriber_for(&state, Purpose::Unsubscribe, q.token.as_deref()).await else {
         return invalid(&state);
     };
     let now = clock::now();
