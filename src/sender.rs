@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::{error, info, warn};
@@ -153,34 +153,27 @@ fn lease_for(mail: &MailSettings) -> chrono::Duration {
     chrono::Duration::from_std(mail.send_timeout * 2 + Duration::from_secs(5)).expect("the lease fits")
 }
 
-/// A claimed row on its way to a send worker; the permit is one of the
-/// run's `sending` slots, given back once the row's outcome is recorded.
+/// A claimed row on its way to a send worker.
 struct Work {
     row: Claimed,
     parts: Arc<EditionParts>,
-    slot: OwnedSemaphorePermit,
 }
 
-/// A finished attempt on its way to the outcome writer.
+/// A finished attempt on its way to the dispatcher.
 struct Done {
     id: i64,
     email: String,
     outcome: Outcome,
-    slot: OwnedSemaphorePermit,
 }
-
-/// Outcomes written in one transaction at most.
-const OUTCOMES_PER_WRITE: usize = 512;
 
 /// Sends every due delivery of `job` until none is left, the channel pauses
 /// or shutdown is triggered.
 ///
-/// Three parts run at once: this loop claims due rows in batches (each row is
-/// `sending`, with a lease, before it is handed on), `max_connections` workers
-/// each send one message at a time, and one writer records the outcomes in
-/// batched transactions. At most `max_connections` rows are claimed and not
-/// yet recorded at any time (a row's slot is given back only once its outcome
-/// is written), so memory stays constant whatever the list size, and a crash
+/// `max_connections` workers each send one message at a time; one dispatcher
+/// records their outcomes and claims the rows that take their place in the
+/// same transaction (each row is `sending`, with a lease, before it is handed
+/// on). At most `max_connections` rows are claimed and not yet recorded at
+/// any time, so memory stays constant whatever the list size, and a crash
 /// leaves at most that many rows to be found in doubt.
 pub async fn drain(ctx: Arc<SendContext>, job: &str, options: &DrainOptions) -> Result<SendReport, StoreError> {
     let mail = &ctx.settings.mail;
@@ -200,44 +193,32 @@ pub async fn drain(ctx: Arc<SendContext>, job: &str, options: &DrainOptions) -> 
         shutdown: options.shutdown.clone(),
         in_flight: Mutex::new(HashSet::new()),
     });
-    let workers = mail.max_connections.max(1);
-    let total_slots = workers;
-    let slots = Arc::new(Semaphore::new(total_slots));
-    let (work_tx, work_rx) = mpsc::channel::<Work>(total_slots);
+    let slots = mail.max_connections.max(1);
+    let (work_tx, work_rx) = mpsc::channel::<Work>(slots);
     let work_rx = Arc::new(tokio::sync::Mutex::new(work_rx));
-    let (done_tx, done_rx) = mpsc::channel::<Done>(total_slots);
-    let writer = tokio::spawn(write_outcomes(run.clone(), slots.clone(), done_rx));
+    let (done_tx, done_rx) = mpsc::channel::<Done>(slots);
     let mut pool = JoinSet::new();
-    for _ in 0..workers {
+    for _ in 0..slots {
         pool.spawn(worker(run.clone(), work_rx.clone(), done_tx.clone()));
     }
     drop(done_tx);
+    let dispatcher = tokio::spawn(dispatch(
+        run.clone(),
+        job.to_string(),
+        options.clone(),
+        slots,
+        work_tx,
+        done_rx,
+    ));
 
-    let mut recovered_total = recovered;
-    let claimed = claim_loop(
-        &ctx,
-        job,
-        options,
-        &run,
-        &slots,
-        total_slots,
-        &work_tx,
-        &mut recovered_total,
-    )
-    .await;
-    drop(work_tx);
-
-    let mut shutdown = options.shutdown.clone();
-    let grace = if shutdown.is_triggered() || claimed.is_err() {
-        options.grace
-    } else {
-        Duration::MAX
-    };
-    let finished = tokio::select! {
-        finished = tokio::time::timeout(grace, async { while pool.join_next().await.is_some() {} }) => finished.is_ok(),
-        // Shutdown while the last sends finish: they get the grace period from now.
-        () = shutdown.wait(), if grace == Duration::MAX => {
-            tokio::time::timeout(options.grace, async { while pool.join_next().await.is_some() {} }).await.is_ok()
+    let finished = {
+        let mut shutdown = options.shutdown.clone();
+        let all_done = async { while pool.join_next().await.is_some() {} };
+        tokio::pin!(all_done);
+        tokio::select! {
+            () = &mut all_done => true,
+            // Shutdown while sends are under way: they get the grace period from now.
+            () = shutdown.wait() => tokio::time::timeout(options.grace, &mut all_done).await.is_ok(),
         }
     };
     if !finished {
@@ -246,91 +227,144 @@ pub async fn drain(ctx: Arc<SendContext>, job: &str, options: &DrainOptions) -> 
         pool.abort_all();
         while pool.join_next().await.is_some() {}
     }
-    let mut report = writer.await.expect("the outcome writer does not panic")?;
-    claimed?;
+    let dispatched = dispatcher.await.expect("the dispatcher does not panic");
+    // Rows handed on but never taken by a worker (all were cut off) were not sent.
+    let mut untouched = Vec::new();
+    while let Ok(work) = work_rx.lock().await.try_recv() {
+        untouched.push(work.row.id);
+    }
     let cut: Vec<i64> = run.in_flight.lock().expect("not poisoned").drain().collect();
-    if !cut.is_empty() {
+    let mut report = dispatched?;
+    report.recovered_in_doubt += recovered;
+    if !cut.is_empty() || !untouched.is_empty() {
         warn!(
             job,
             rows = cut.len(),
             "shutdown grace period over: unfinished sends requeued in doubt"
         );
-        let outcome = Outcome::Retry {
+        let interrupted = Outcome::Retry {
             reply: "interrupted by shutdown".to_string(),
             at: clock::now(),
             in_doubt: true,
         };
-        let batch: Vec<(i64, &Outcome, &str)> = cut.iter().map(|id| (*id, &outcome, "")).collect();
+        let batch: Vec<(i64, &Outcome, &str)> = cut
+            .iter()
+            .map(|id| (*id, &interrupted, ""))
+            .chain(untouched.iter().map(|id| (*id, &Outcome::Released, "")))
+            .collect();
         ctx.store.record_outcomes(&batch, clock::now()).await?;
         report.retrying += cut.len() as u64;
     }
-    report.recovered_in_doubt = recovered_total;
     report.paused = run.pause_reason.lock().expect("not poisoned").clone();
     Ok(report)
 }
 
-/// Claims due rows in batches and hands them to the workers, until none is
-/// left (after waiting out other runs' leases, when asked to), the channel
-/// pauses or shutdown is triggered.
-#[allow(clippy::too_many_arguments)]
-async fn claim_loop(
-    ctx: &SendContext,
-    job: &str,
-    options: &DrainOptions,
-    run: &Run,
-    slots: &Arc<Semaphore>,
-    total_slots: usize,
-    work: &mpsc::Sender<Work>,
-    recovered: &mut u64,
-) -> Result<(), StoreError> {
-    let mail = &ctx.settings.mail;
+/// The shared parts of the editions a run sends, built once each.
+#[derive(Default)]
+struct Editions(HashMap<i64, Arc<EditionParts>>);
+
+impl Editions {
+    async fn get(&mut self, ctx: &SendContext, id: i64) -> Result<Arc<EditionParts>, StoreError> {
+        if let Some(parts) = self.0.get(&id) {
+            return Ok(parts.clone());
+        }
+        let e = ctx.store.edition(id).await?;
+        let title = ctx
+            .settings
+            .list(&e.list_name)
+            .map_or(e.list_name.clone(), |l| l.title.clone());
+        let parts = Arc::new(EditionParts::new(
+            e.id,
+            &e.nonce,
+            &e.list_name,
+            &title,
+            &e.subject,
+            &e.html,
+            &e.text,
+        ));
+        self.0.insert(id, parts.clone());
+        Ok(parts)
+    }
+}
+
+/// Records outcomes as they come and claims a due row for every slot they
+/// free, in one transaction per round (as many outcomes as have arrived), and
+/// hands the claimed rows to the workers. Stops claiming once the queue is
+/// empty (after waiting out other runs' leases, when asked to), the channel
+/// pauses or shutdown is triggered, and returns once every claimed row is
+/// recorded. If the store fails, the run stops: rows left `sending` come back
+/// in doubt when their leases run out.
+async fn dispatch(
+    run: Arc<Run>,
+    job: String,
+    options: DrainOptions,
+    slots: usize,
+    work: mpsc::Sender<Work>,
+    mut done: mpsc::Receiver<Done>,
+) -> Result<SendReport, StoreError> {
+    let ctx = &run.ctx;
     let mut shutdown = options.shutdown.clone();
-    let mut editions: HashMap<i64, Arc<EditionParts>> = HashMap::new();
-    // Claim at least a quarter of the slots at a time, so the store sees one
-    // claim per several messages rather than one per message.
-    let min_batch = (total_slots / 4).max(1) as u32;
-    while !run.paused.load(Ordering::SeqCst) && !shutdown.is_triggered() {
-        let first = tokio::select! {
-            permits = slots.clone().acquire_many_owned(min_batch) => match permits {
-                Ok(permits) => permits,
-                Err(_) => break, // closed: the outcome writer failed
-            },
-            () = shutdown.wait() => break,
+    let mut report = SendReport::default();
+    let mut editions = Editions::default();
+    let mut finished: Vec<Done> = Vec::with_capacity(slots);
+    // Rows claimed and not yet recorded.
+    let mut claimed = 0usize;
+    // The last claim came back short: claim again only once nothing is in flight.
+    let mut drained = false;
+    loop {
+        let stopping = run.paused.load(Ordering::SeqCst) || shutdown.is_triggered();
+        let in_flight_after = claimed - finished.len();
+        let want = if stopping || (drained && in_flight_after > 0) {
+            0
+        } else {
+            slots - in_flight_after
         };
-        let mut held: Vec<OwnedSemaphorePermit> = Vec::with_capacity(total_slots);
-        let mut first = first;
-        while first.num_permits() > 1 {
-            held.push(first.split(1).expect("more than one permit"));
-        }
-        held.push(first);
-        while let Ok(permit) = slots.clone().try_acquire_owned() {
-            held.push(permit);
-        }
-        let now = clock::now();
-        let batch = ctx
-            .store
-            .claim_deliveries(job, held.len(), now, now + lease_for(mail))
-            .await?;
-        if batch.is_empty() {
-            drop(held);
-            if slots.available_permits() < total_slots {
-                // Rows are still in flight: once they are recorded, retries
-                // may be due again (or the queue is done).
-                match slots.acquire_many(total_slots as u32).await {
-                    Ok(all) => drop(all),
-                    Err(_) => break,
+        if !finished.is_empty() || want > 0 {
+            let outcomes: Vec<(i64, &Outcome, &str)> =
+                finished.iter().map(|d| (d.id, &d.outcome, d.email.as_str())).collect();
+            let now = clock::now();
+            let lease_until = now + lease_for(&ctx.settings.mail);
+            let rows = match ctx
+                .store
+                .record_and_claim(&outcomes, &job, want, now, lease_until)
+                .await
+            {
+                Ok(rows) => rows,
+                Err(e) => {
+                    error!(error = %e, "cannot record delivery outcomes or claim deliveries; stopping this run");
+                    run.paused.store(true, Ordering::SeqCst);
+                    return Err(e);
                 }
-                continue;
+            };
+            for d in finished.drain(..) {
+                report.count(d.outcome);
             }
-            // Rows still leased belong to a run that died (or is finishing
-            // elsewhere): wait out the lease, then take back what is left.
+            claimed = in_flight_after + rows.len();
+            if want > 0 {
+                drained = rows.len() < want;
+            }
+            for row in rows {
+                let parts = editions.get(ctx, row.edition_id).await?;
+                // The channel holds as many rows as there are slots: this never waits.
+                if work.send(Work { row, parts }).await.is_err() {
+                    break;
+                }
+            }
+        }
+        if claimed == 0 {
+            if stopping {
+                break;
+            }
+            // Nothing due and nothing in flight. Rows still leased belong to
+            // a run that died (or is finishing elsewhere): wait out the
+            // lease, then take back what is left.
             if !options.wait_for_leases {
                 break;
             }
-            let Some(until) = ctx.store.earliest_lease(job).await? else {
+            let Some(until) = ctx.store.earliest_lease(&job).await? else {
                 break;
             };
-            let wait = (until - now).to_std().unwrap_or_default() + Duration::from_millis(10);
+            let wait = (until - clock::now()).to_std().unwrap_or_default() + Duration::from_millis(10);
             info!(
                 job,
                 wait_ms = wait.as_millis() as u64,
@@ -340,7 +374,7 @@ async fn claim_loop(
                 () = tokio::time::sleep(wait) => {}
                 () = shutdown.wait() => break,
             }
-            let taken = ctx.store.recover_expired_leases(job, clock::now()).await?;
+            let taken = ctx.store.recover_expired_leases(&job, clock::now()).await?;
             if taken > 0 {
                 warn!(
                     job,
@@ -348,37 +382,15 @@ async fn claim_loop(
                     "requeued deliveries left sending by an interrupted run; flagged in doubt"
                 );
             }
-            *recovered += taken;
+            report.recovered_in_doubt += taken;
+            drained = false;
             continue;
         }
-        for (row, slot) in batch.into_iter().zip(held) {
-            let parts = match editions.get(&row.edition_id) {
-                Some(parts) => parts.clone(),
-                None => {
-                    let e = ctx.store.edition(row.edition_id).await?;
-                    let title = ctx
-                        .settings
-                        .list(&e.list_name)
-                        .map_or(e.list_name.clone(), |l| l.title.clone());
-                    let parts = Arc::new(EditionParts::new(
-                        e.id,
-                        &e.nonce,
-                        &e.list_name,
-                        &title,
-                        &e.subject,
-                        &e.html,
-                        &e.text,
-                    ));
-                    editions.insert(e.id, parts.clone());
-                    parts
-                }
-            };
-            if work.send(Work { row, parts, slot }).await.is_err() {
-                break;
-            }
+        if done.recv_many(&mut finished, slots).await == 0 {
+            break; // every worker is gone
         }
     }
-    Ok(())
+    Ok(report)
 }
 
 /// One of `max_connections` workers: takes claimed rows one at a time and
@@ -386,7 +398,7 @@ async fn claim_loop(
 async fn worker(run: Arc<Run>, work: Arc<tokio::sync::Mutex<mpsc::Receiver<Work>>>, done: mpsc::Sender<Done>) {
     loop {
         let next = work.lock().await.recv().await;
-        let Some(Work { row, parts, slot }) = next else {
+        let Some(Work { row, parts }) = next else {
             return;
         };
         run.in_flight.lock().expect("not poisoned").insert(row.id);
@@ -395,40 +407,12 @@ async fn worker(run: Arc<Run>, work: Arc<tokio::sync::Mutex<mpsc::Receiver<Work>
             id: row.id,
             email: row.email,
             outcome,
-            slot,
         };
-        // The writer records it from here; if the writer is gone the row stays
-        // `sending` and comes back, in doubt, when its lease runs out.
+        // The dispatcher records it from here; if the dispatcher is gone the
+        // row stays `sending` and comes back, in doubt, when its lease runs out.
         let _ = done.send(finished).await;
         run.in_flight.lock().expect("not poisoned").remove(&row.id);
     }
-}
-
-/// Records outcomes as they come, as many per transaction as have arrived
-/// (up to [`OUTCOMES_PER_WRITE`]), and counts them.
-/// If the store fails, the run stops: rows left `sending` come back in doubt
-/// when their leases run out.
-async fn write_outcomes(
-    run: Arc<Run>,
-    slots: Arc<Semaphore>,
-    mut done: mpsc::Receiver<Done>,
-) -> Result<SendReport, StoreError> {
-    let mut report = SendReport::default();
-    let mut batch: Vec<Done> = Vec::with_capacity(OUTCOMES_PER_WRITE);
-    while done.recv_many(&mut batch, OUTCOMES_PER_WRITE).await > 0 {
-        let rows: Vec<(i64, &Outcome, &str)> = batch.iter().map(|d| (d.id, &d.outcome, d.email.as_str())).collect();
-        if let Err(e) = run.ctx.store.record_outcomes(&rows, clock::now()).await {
-            error!(error = %e, "cannot record delivery outcomes; stopping this run");
-            run.paused.store(true, Ordering::SeqCst);
-            slots.close();
-            return Err(e);
-        }
-        for d in batch.drain(..) {
-            report.count(d.outcome);
-            drop(d.slot);
-        }
-    }
-    Ok(report)
 }
 
 impl Run {

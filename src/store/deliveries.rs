@@ -159,115 +159,38 @@ impl Store {
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> Result<Vec<Claimed>, StoreError> {
-        let lock = if self.backend == super::Backend::Postgres {
-            " FOR UPDATE SKIP LOCKED"
-        } else {
-            ""
-        };
-        let sql = format!(
-            "UPDATE deliveries SET state = 'sending', lease_until = $3, attempts = attempts + 1, updated_at = $2 \
-             WHERE id IN (SELECT id FROM deliveries WHERE job = $1 AND state = 'queued' AND next_attempt_at <= $2 \
-             ORDER BY next_attempt_at, id LIMIT $4{lock}) RETURNING id"
-        );
-        let ids: Vec<i64> = sqlx::query_scalar(AssertSqlSafe(sql))
-            .bind(job)
-            .bind(now.timestamp_millis())
-            .bind(lease_until.timestamp_millis())
-            .bind(limit as i64)
-            .fetch_all(&self.pool)
-            .await?;
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let sql = format!(
-            "SELECT d.id, d.edition_id, d.email, d.attempts, d.in_doubt, d.created_at, s.name, s.uid, s.attributes, s.status, \
-             (SELECT COUNT(*) FROM suppressions x WHERE x.email_key = s.email_key) AS suppressed \
-             FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id WHERE d.id IN ({}) ORDER BY d.id",
-            placeholders(1, ids.len())
-        );
-        let mut query = sqlx::query_as::<_, Claimed>(AssertSqlSafe(sql));
-        for id in &ids {
-            query = query.bind(id);
-        }
-        Ok(query.fetch_all(&self.pool).await?)
-    }
-
-    /// Records how an attempt on row `id` ended.
-    pub async fn record_outcome(
-        &self,
-        id: i64,
-        outcome: &Outcome,
-        email: &str,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        self.record_outcomes(&[(id, outcome, email)], now).await
+        self.record_and_claim(&[], job, limit, now, lease_until).await
     }
 
     /// Records how attempts ended, `(row id, outcome, address)` each, in one transaction.
     pub async fn record_outcomes(&self, rows: &[(i64, &Outcome, &str)], now: DateTime<Utc>) -> Result<(), StoreError> {
-        let now_ms = now.timestamp_millis();
         let mut tx = self.pool.begin().await?;
-        // Sent rows, by far the most, go in multi-row statements; the rest one by one.
-        let sent: Vec<(i64, &str)> = rows
-            .iter()
-            .filter_map(|(id, outcome, _)| match outcome {
-                Outcome::Sent { reply } => Some((*id, reply.as_str())),
-                _ => None,
-            })
-            .collect();
-        for chunk in sent.chunks(SENT_PER_STATEMENT) {
-            let values: Vec<String> = (0..chunk.len())
-                .map(|i| format!("(CAST(${} AS BIGINT), ${})", 2 * i + 2, 2 * i + 3))
-                .collect();
-            let sql = format!(
-                "WITH v (id, reply) AS (VALUES {}) \
-                 UPDATE deliveries SET state = 'sent', last_reply = v.reply, lease_until = NULL, updated_at = $1 \
-                 FROM v WHERE deliveries.id = v.id",
-                values.join(", ")
-            );
-            let mut update = sqlx::query(AssertSqlSafe(sql)).bind(now_ms);
-            for (id, reply) in chunk {
-                update = update.bind(id).bind(*reply);
-            }
-            update.execute(&mut *tx).await?;
-        }
-        for (id, outcome, email) in rows.iter().filter(|(_, o, _)| !matches!(o, Outcome::Sent { .. })) {
-            let (state, reply, next, in_doubt, undo_attempt) = match outcome {
-                Outcome::Sent { .. } => unreachable!("sent rows are written above"),
-                Outcome::Retry { reply, at, in_doubt } => (
-                    "queued",
-                    Some(reply.as_str()),
-                    Some(at.timestamp_millis()),
-                    *in_doubt,
-                    0,
-                ),
-                Outcome::Failed { reply, suppress } => {
-                    if *suppress {
-                        super::subscribers::insert_suppression(&mut *tx, email, reply, now_ms).await?;
-                    }
-                    ("failed", Some(reply.as_str()), None, false, 0)
-                }
-                Outcome::Suppressed { reason } => ("suppressed", Some(reason.as_str()), None, false, 1),
-                Outcome::Expired { reply } => ("expired", Some(reply.as_str()), None, false, 0),
-                Outcome::Released => ("queued", None, Some(now_ms), false, 1),
-            };
-            sqlx::query(
-                "UPDATE deliveries SET state = $2, last_reply = COALESCE($3, last_reply), next_attempt_at = COALESCE($4, next_attempt_at), \
-                 in_doubt = CASE WHEN $5 = 1 THEN 1 ELSE in_doubt END, attempts = attempts - $6, lease_until = NULL, updated_at = $7 \
-                 WHERE id = $1",
-            )
-            .bind(id)
-            .bind(state)
-            .bind(reply)
-            .bind(next)
-            .bind(in_doubt as i64)
-            .bind(undo_attempt)
-            .bind(now_ms)
-            .execute(&mut *tx)
-            .await?;
-        }
+        write_outcomes(&mut tx, rows, now.timestamp_millis()).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Records how attempts ended and claims up to `limit` due rows of `job`
+    /// in the same transaction, so a sender's finished rows and the rows that
+    /// take their place change state together: the number of rows `sending`
+    /// never grows past what the sender had, and it pays one commit for both.
+    pub async fn record_and_claim(
+        &self,
+        outcomes: &[(i64, &Outcome, &str)],
+        job: &str,
+        limit: usize,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        write_outcomes(&mut tx, outcomes, now.timestamp_millis()).await?;
+        let claimed = if limit > 0 {
+            claim(&mut tx, self.backend, job, limit, now, lease_until).await?
+        } else {
+            Vec::new()
+        };
+        tx.commit().await?;
+        Ok(claimed)
     }
 
     /// Counts rows by state, for one job or all.
@@ -325,4 +248,114 @@ impl Store {
                 .await?;
         Ok(at.and_then(DateTime::from_timestamp_millis))
     }
+}
+
+/// Makes up to `limit` due rows of `job` `sending` with a lease, and reads what sending them needs.
+async fn claim(
+    tx: &mut sqlx::AnyConnection,
+    backend: super::Backend,
+    job: &str,
+    limit: usize,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+) -> Result<Vec<Claimed>, StoreError> {
+    let lock = if backend == super::Backend::Postgres {
+        " FOR UPDATE SKIP LOCKED"
+    } else {
+        ""
+    };
+    let sql = format!(
+        "UPDATE deliveries SET state = 'sending', lease_until = $3, attempts = attempts + 1, updated_at = $2 \
+         WHERE id IN (SELECT id FROM deliveries WHERE job = $1 AND state = 'queued' AND next_attempt_at <= $2 \
+         ORDER BY next_attempt_at, id LIMIT $4{lock}) RETURNING id"
+    );
+    let ids: Vec<i64> = sqlx::query_scalar(AssertSqlSafe(sql))
+        .bind(job)
+        .bind(now.timestamp_millis())
+        .bind(lease_until.timestamp_millis())
+        .bind(limit as i64)
+        .fetch_all(&mut *tx)
+        .await?;
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT d.id, d.edition_id, d.email, d.attempts, d.in_doubt, d.created_at, s.name, s.uid, s.attributes, s.status, \
+         (SELECT COUNT(*) FROM suppressions x WHERE x.email_key = s.email_key) AS suppressed \
+         FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id WHERE d.id IN ({}) ORDER BY d.id",
+        placeholders(1, ids.len())
+    );
+    let mut query = sqlx::query_as::<_, Claimed>(AssertSqlSafe(sql));
+    for id in &ids {
+        query = query.bind(id);
+    }
+    Ok(query.fetch_all(&mut *tx).await?)
+}
+
+/// Writes the outcomes of attempts, `(row id, outcome, address)` each.
+async fn write_outcomes(
+    tx: &mut sqlx::AnyConnection,
+    rows: &[(i64, &Outcome, &str)],
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    // Sent rows, by far the most, go in multi-row statements; the rest one by one.
+    let sent: Vec<(i64, &str)> = rows
+        .iter()
+        .filter_map(|(id, outcome, _)| match outcome {
+            Outcome::Sent { reply } => Some((*id, reply.as_str())),
+            _ => None,
+        })
+        .collect();
+    for chunk in sent.chunks(SENT_PER_STATEMENT) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| format!("(CAST(${} AS BIGINT), ${})", 2 * i + 2, 2 * i + 3))
+            .collect();
+        let sql = format!(
+            "WITH v (id, reply) AS (VALUES {}) \
+             UPDATE deliveries SET state = 'sent', last_reply = v.reply, lease_until = NULL, updated_at = $1 \
+             FROM v WHERE deliveries.id = v.id",
+            values.join(", ")
+        );
+        let mut update = sqlx::query(AssertSqlSafe(sql)).bind(now_ms);
+        for (id, reply) in chunk {
+            update = update.bind(id).bind(*reply);
+        }
+        update.execute(&mut *tx).await?;
+    }
+    for (id, outcome, email) in rows.iter().filter(|(_, o, _)| !matches!(o, Outcome::Sent { .. })) {
+        let (state, reply, next, in_doubt, undo_attempt) = match outcome {
+            Outcome::Sent { .. } => unreachable!("sent rows are written above"),
+            Outcome::Retry { reply, at, in_doubt } => (
+                "queued",
+                Some(reply.as_str()),
+                Some(at.timestamp_millis()),
+                *in_doubt,
+                0,
+            ),
+            Outcome::Failed { reply, suppress } => {
+                if *suppress {
+                    super::subscribers::insert_suppression(&mut *tx, email, reply, now_ms).await?;
+                }
+                ("failed", Some(reply.as_str()), None, false, 0)
+            }
+            Outcome::Suppressed { reason } => ("suppressed", Some(reason.as_str()), None, false, 1),
+            Outcome::Expired { reply } => ("expired", Some(reply.as_str()), None, false, 0),
+            Outcome::Released => ("queued", None, Some(now_ms), false, 1),
+        };
+        sqlx::query(
+            "UPDATE deliveries SET state = $2, last_reply = COALESCE($3, last_reply), next_attempt_at = COALESCE($4, next_attempt_at), \
+             in_doubt = CASE WHEN $5 = 1 THEN 1 ELSE in_doubt END, attempts = attempts - $6, lease_until = NULL, updated_at = $7 \
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(state)
+        .bind(reply)
+        .bind(next)
+        .bind(in_doubt as i64)
+        .bind(undo_attempt)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(())
 }
