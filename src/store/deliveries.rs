@@ -8,7 +8,9 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use sqlx::AssertSqlSafe;
 
-use super::{Store, StoreError, parse_state, placeholders};
+use sqlx::Connection;
+
+use super::{Store, StoreError, parse_state};
 
 /// The states a delivery row moves through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,10 +172,12 @@ impl Store {
         Ok(())
     }
 
-    /// Records how attempts ended and claims up to `limit` due rows of `job`
-    /// in the same transaction, so a sender's finished rows and the rows that
-    /// take their place change state together: the number of rows `sending`
-    /// never grows past what the sender had, and it pays one commit for both.
+    /// Records how attempts ended, then claims up to `limit` due rows of
+    /// `job`, on one connection: a sender's finished rows leave `sending`
+    /// before the rows that take their place enter it, so the number of rows
+    /// `sending` never grows past what the sender had. Each part is one
+    /// statement (one round trip) in the common case of up to
+    /// [`SENT_PER_STATEMENT`] sent rows; more take a transaction.
     pub async fn record_and_claim(
         &self,
         outcomes: &[(i64, &Outcome, &str)],
@@ -182,15 +186,22 @@ impl Store {
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> Result<Vec<Claimed>, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        write_outcomes(&mut tx, outcomes, now.timestamp_millis()).await?;
-        let claimed = if limit > 0 {
-            claim(&mut tx, self.backend, job, limit, now, lease_until).await?
+        let mut conn = self.pool.acquire().await?;
+        let one_statement = outcomes.len() <= SENT_PER_STATEMENT
+            && outcomes
+                .iter()
+                .all(|(_, outcome, _)| matches!(outcome, Outcome::Sent { .. }));
+        if one_statement {
+            write_outcomes(&mut conn, outcomes, now.timestamp_millis()).await?;
         } else {
-            Vec::new()
-        };
-        tx.commit().await?;
-        Ok(claimed)
+            let mut tx = conn.begin().await?;
+            write_outcomes(&mut tx, outcomes, now.timestamp_millis()).await?;
+            tx.commit().await?;
+        }
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        claim(&mut conn, self.backend, job, limit, now, lease_until).await
     }
 
     /// Counts rows by state, for one job or all.
@@ -250,9 +261,10 @@ impl Store {
     }
 }
 
-/// Makes up to `limit` due rows of `job` `sending` with a lease, and reads what sending them needs.
+/// Makes up to `limit` due rows of `job` `sending` with a lease, and reads
+/// what sending them needs, in one statement.
 async fn claim(
-    tx: &mut sqlx::AnyConnection,
+    conn: &mut sqlx::AnyConnection,
     backend: super::Backend,
     job: &str,
     limit: usize,
@@ -264,37 +276,38 @@ async fn claim(
     } else {
         ""
     };
+    // A bare bound `LIMIT $4` would make SQLite recompile the statement at
+    // every execution (it plans a bound LIMIT for its value); the cast keeps
+    // it a run-time value.
+    let subscriber = |column: &str| {
+        format!("(SELECT s.{column} FROM subscribers s WHERE s.id = deliveries.subscriber_id) AS {column}")
+    };
     let sql = format!(
         "UPDATE deliveries SET state = 'sending', lease_until = $3, attempts = attempts + 1, updated_at = $2 \
          WHERE id IN (SELECT id FROM deliveries WHERE job = $1 AND state = 'queued' AND next_attempt_at <= $2 \
-         ORDER BY next_attempt_at, id LIMIT $4{lock}) RETURNING id"
+         ORDER BY next_attempt_at, id LIMIT CAST($4 AS BIGINT){lock}) \
+         RETURNING id, edition_id, email, attempts, in_doubt, created_at, {}, {}, {}, {}, \
+         (SELECT COUNT(*) FROM suppressions x JOIN subscribers s ON x.email_key = s.email_key \
+          WHERE s.id = deliveries.subscriber_id) AS suppressed",
+        subscriber("name"),
+        subscriber("uid"),
+        subscriber("attributes"),
+        subscriber("status"),
     );
-    let ids: Vec<i64> = sqlx::query_scalar(AssertSqlSafe(sql))
+    let mut rows: Vec<Claimed> = sqlx::query_as(AssertSqlSafe(sql))
         .bind(job)
         .bind(now.timestamp_millis())
         .bind(lease_until.timestamp_millis())
         .bind(limit as i64)
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut *conn)
         .await?;
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let sql = format!(
-        "SELECT d.id, d.edition_id, d.email, d.attempts, d.in_doubt, d.created_at, s.name, s.uid, s.attributes, s.status, \
-         (SELECT COUNT(*) FROM suppressions x WHERE x.email_key = s.email_key) AS suppressed \
-         FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id WHERE d.id IN ({}) ORDER BY d.id",
-        placeholders(1, ids.len())
-    );
-    let mut query = sqlx::query_as::<_, Claimed>(AssertSqlSafe(sql));
-    for id in &ids {
-        query = query.bind(id);
-    }
-    Ok(query.fetch_all(&mut *tx).await?)
+    rows.sort_unstable_by_key(|row| row.id);
+    Ok(rows)
 }
 
 /// Writes the outcomes of attempts, `(row id, outcome, address)` each.
 async fn write_outcomes(
-    tx: &mut sqlx::AnyConnection,
+    conn: &mut sqlx::AnyConnection,
     rows: &[(i64, &Outcome, &str)],
     now_ms: i64,
 ) -> Result<(), StoreError> {
@@ -320,7 +333,7 @@ async fn write_outcomes(
         for (id, reply) in chunk {
             update = update.bind(id).bind(*reply);
         }
-        update.execute(&mut *tx).await?;
+        update.execute(&mut *conn).await?;
     }
     for (id, outcome, email) in rows.iter().filter(|(_, o, _)| !matches!(o, Outcome::Sent { .. })) {
         let (state, reply, next, in_doubt, undo_attempt) = match outcome {
@@ -334,7 +347,7 @@ async fn write_outcomes(
             ),
             Outcome::Failed { reply, suppress } => {
                 if *suppress {
-                    super::subscribers::insert_suppression(&mut *tx, email, reply, now_ms).await?;
+                    super::subscribers::insert_suppression(&mut *conn, email, reply, now_ms).await?;
                 }
                 ("failed", Some(reply.as_str()), None, false, 0)
             }
@@ -354,7 +367,7 @@ async fn write_outcomes(
         .bind(in_doubt as i64)
         .bind(undo_attempt)
         .bind(now_ms)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
     }
     Ok(())

@@ -77,7 +77,8 @@ impl Store {
         };
         let options = AnyPoolOptions::new().max_connections(if backend == Backend::Sqlite { 4 } else { 16 });
         let options = if backend == Backend::Sqlite {
-            options.after_connect(|conn, _| {
+            // A connection to a local file does not go stale: no ping before each use.
+            options.test_before_acquire(false).after_connect(|conn, _| {
                 Box::pin(async move {
                     conn.execute("PRAGMA journal_mode = WAL").await?;
                     conn.execute("PRAGMA synchronous = NORMAL").await?;
