@@ -394,14 +394,7 @@ async fn cmd_digest(
         if let Some(address) = to {
             let address = import::validate_email(&address).map_err(anyhow::Error::msg)?;
             let transport = MailTransport::build(&settings.mail).map_err(anyhow::Error::msg)?;
-            let addressee = Addressee {
-                email: &address,
-                name: None,
-                uid: "test",
-                attributes: Default::default(),
-                unsubscribe_url: message::unsubscribe_url(&settings.site, &keys, "test"),
-                preferences_url: message::preferences_url(&settings.site, &keys, "test"),
-            };
+            let addressee = Addressee::new(&settings.site, &keys, &address, None, "test", Default::default());
             let id = format!(
                 "<herald.test.{}@{}>",
                 uuid::Uuid::new_v4().simple(),
@@ -539,17 +532,11 @@ async fn cmd_preview(
             "preview".to_string(),
         ),
     };
-    let addressee = Addressee {
-        email: &email,
-        name: name_value.as_deref(),
-        uid: &uid,
-        attributes: sample
-            .as_ref()
-            .and_then(|s| serde_json::from_str(&s.attributes).ok())
-            .unwrap_or_default(),
-        unsubscribe_url: message::unsubscribe_url(&settings.site, &keys, &uid),
-        preferences_url: message::preferences_url(&settings.site, &keys, &uid),
-    };
+    let attributes = sample
+        .as_ref()
+        .and_then(|s| serde_json::from_str(&s.attributes).ok())
+        .unwrap_or_default();
+    let addressee = Addressee::new(&settings.site, &keys, &email, name_value.as_deref(), &uid, attributes);
     let bytes = match format {
         PreviewFormat::Html => parts.html_for(&addressee).into_bytes(),
         PreviewFormat::Text => parts.text_for(&addressee).into_bytes(),

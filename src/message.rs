@@ -5,10 +5,11 @@
 use std::borrow::Cow;
 use std::time::SystemTime;
 
-use lettre::Message;
+use lettre::address::Envelope;
 use lettre::message::header::{ContentTransferEncoding, ContentType};
 use lettre::message::header::{Header, HeaderName, HeaderValue};
 use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
+use lettre::{Address, Message};
 
 use crate::config::Site;
 use crate::render::merge::{Escape, MergeTemplate, Recipient};
@@ -110,11 +111,31 @@ impl Recipient for Addressee<'_> {
     }
 }
 
-/// The unsubscribe URL for a subscriber: the site's unsubscribe URL with a signed token.
-pub fn unsubscribe_url(site: &Site, keys: &TokenKeys, uid: &str) -> String {
-    let mut url = site.unsubscribe_url.clone();
-    url.query_pairs_mut()
-        .append_pair("token", &keys.sign(Purpose::Unsubscribe, uid));
+impl<'a> Addressee<'a> {
+    /// A subscriber as a message addresses them, with their unsubscribe and
+    /// preferences links: one signed token serves both.
+    pub fn new(
+        site: &Site,
+        keys: &TokenKeys,
+        email: &'a str,
+        name: Option<&'a str>,
+        uid: &'a str,
+        attributes: serde_json::Map<String, serde_json::Value>,
+    ) -> Addressee<'a> {
+        let token = keys.sign(Purpose::Unsubscribe, uid);
+        Addressee {
+            email,
+            name,
+            uid,
+            attributes,
+            unsubscribe_url: with_token(site.unsubscribe_url.clone(), &token),
+            preferences_url: with_token(site.page_url("preferences"), &token),
+        }
+    }
+}
+
+fn with_token(mut url: url::Url, token: &str) -> String {
+    url.query_pairs_mut().append_pair("token", token);
     url.to_string()
 }
 
@@ -197,10 +218,10 @@ pub fn build(
         .parse()
         .map_err(|_| MessageError::Address(to.email.to_string()))?;
     let name = to.name.map(crate::clean::one_line).filter(|n| !n.is_empty());
-    let mailbox = Mailbox::new(name, address);
     let mut builder = Message::builder()
+        .envelope(envelope(site, &address)?)
         .from(site.from.clone())
-        .to(mailbox)
+        .to(Mailbox::new(name, address))
         .subject(format!("{subject_prefix}{}", parts.subject.fill(to, Escape::Text)))
         .date(date)
         .message_id(Some(message_id))
@@ -221,6 +242,12 @@ pub fn build(
         encoding,
     );
     Ok(builder.multipart(body)?)
+}
+
+/// The envelope of a message from the site to `to`, given rather than parsed
+/// back out of the headers by lettre.
+fn envelope(site: &Site, to: &Address) -> Result<Envelope, MessageError> {
+    Ok(Envelope::new(Some(site.from.email.clone()), vec![to.clone()])?)
 }
 
 /// A one-off message to one address, outside any edition (a sign-up
@@ -246,6 +273,7 @@ pub fn build_notice(
         .map_err(|_| MessageError::Address(notice.to_email.to_string()))?;
     let name = notice.to_name.map(crate::clean::one_line).filter(|n| !n.is_empty());
     let mut builder = Message::builder()
+        .envelope(envelope(site, &address)?)
         .from(site.from.clone())
         .to(Mailbox::new(name, address))
         .subject(crate::clean::one_line(notice.subject))
@@ -263,10 +291,7 @@ pub fn build_notice(
 
 /// The preferences URL for a subscriber: the same token as the unsubscribe link.
 pub fn preferences_url(site: &Site, keys: &TokenKeys, uid: &str) -> String {
-    let mut url = site.page_url("preferences");
-    url.query_pairs_mut()
-        .append_pair("token", &keys.sign(Purpose::Unsubscribe, uid));
-    url.to_string()
+    with_token(site.page_url("preferences"), &keys.sign(Purpose::Unsubscribe, uid))
 }
 
 impl EditionParts {

@@ -439,14 +439,8 @@ impl Run {
             }
         }
         let site = &ctx.settings.site;
-        let to = Addressee {
-            email: &row.email,
-            name: row.name.as_deref(),
-            uid: &row.uid,
-            attributes: serde_json::from_str(&row.attributes).unwrap_or_default(),
-            unsubscribe_url: message::unsubscribe_url(site, &ctx.keys, &row.uid),
-            preferences_url: message::preferences_url(site, &ctx.keys, &row.uid),
-        };
+        let attributes = serde_json::from_str(&row.attributes).unwrap_or_default();
+        let to = Addressee::new(site, &ctx.keys, &row.email, row.name.as_deref(), &row.uid, attributes);
         let built = message::build(
             site,
             parts,
