@@ -18,7 +18,7 @@ use crate::sender::{DrainOptions, SendContext};
 use crate::shutdown::Shutdown;
 use crate::social;
 use crate::store::{AddOutcome, DeliveryState, NewSubscriber, Store, StoredArticle};
-use crate::{clock, ingest, source};
+use crate::{clock, ingest, source, store};
 use chrono::{DateTime, Utc};
 
 /// Prints one line of command output; a closed pipe (`herald ... | head`)
@@ -119,6 +119,9 @@ pub enum Command {
         #[arg(long, default_value_t = 5)]
         count: usize,
     },
+    /// Apply the store's pending schema migrations (a SQLite store gets them on open anyway;
+    /// a PostgreSQL store only through this command).
+    Migrate,
     /// Count and list per-recipient delivery records.
     Deliveries {
         #[arg(long)]
@@ -258,13 +261,29 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run { .. } => cmd_run_once(settings).await,
         Command::Serve { .. } => unreachable!("handled above"),
         Command::Schedule { count } => cmd_schedule(&settings, count),
+        Command::Migrate => cmd_migrate(&settings).await,
     }
 }
 
-async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
+pub(crate) async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
     Store::open(&settings.store_url)
         .await
-        .with_context(|| format!("opening the store {}", settings.store_url))
+        .with_context(|| format!("opening the store {}", store::display_url(&settings.store_url)))
+}
+
+async fn cmd_migrate(settings: &Settings) -> anyhow::Result<ExitCode> {
+    let shown = store::display_url(&settings.store_url);
+    let (store, applied) = Store::migrate(&settings.store_url)
+        .await
+        .with_context(|| format!("migrating the store {shown}"))?;
+    if applied.is_empty() {
+        say!("{shown}: the schema is up to date");
+    }
+    for m in &applied {
+        say!("{shown}: applied migration {:04} ({})", m.version, m.description);
+    }
+    store.close().await;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn job<'a>(settings: &'a Settings, name: &str) -> anyhow::Result<&'a crate::config::JobSettings> {
@@ -722,7 +741,7 @@ async fn cmd_deliveries(
         say!();
         for r in rows {
             say!(
-                "  #{:<7} {:<10} edition {:<4} {:<10} tries {:<2}{} {:<36} {}",
+                "  #{:<7} {:<10} edition {:<4} {:<10} tries {:<2}{} {:<36} {}{}",
                 r.id,
                 r.job,
                 r.edition_id,
@@ -730,7 +749,11 @@ async fn cmd_deliveries(
                 r.attempts,
                 if r.in_doubt == 1 { " in-doubt" } else { "" },
                 r.email,
-                r.last_reply.unwrap_or_default()
+                r.last_reply.as_deref().unwrap_or_default(),
+                r.claimed_by
+                    .as_ref()
+                    .map(|by| format!("  (by {by})"))
+                    .unwrap_or_default()
             );
         }
     }

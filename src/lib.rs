@@ -12,6 +12,7 @@ pub mod digest;
 pub mod health;
 pub mod import;
 pub mod ingest;
+pub mod instance;
 pub mod mail;
 pub mod message;
 pub mod render;

@@ -21,7 +21,7 @@ use crate::config::{MailSettings, Settings};
 use crate::mail::{Delivery, MailTransport};
 use crate::message::{self, Addressee, EditionParts};
 use crate::shutdown::Shutdown;
-use crate::store::{Claimed, Outcome, Store, StoreError};
+use crate::store::{Claimed, Lease, Outcome, Store, StoreError};
 use crate::token::TokenKeys;
 
 /// What one drain did.
@@ -323,12 +323,12 @@ async fn dispatch(
             let outcomes: Vec<(i64, &Outcome, &str)> =
                 finished.iter().map(|d| (d.id, &d.outcome, d.email.as_str())).collect();
             let now = clock::now();
-            let lease_until = now + lease_for(&ctx.settings.mail);
-            let rows = match ctx
-                .store
-                .record_and_claim(&outcomes, &job, want, now, lease_until)
-                .await
-            {
+            let lease = Lease {
+                by: crate::instance::id(),
+                now,
+                until: now + lease_for(&ctx.settings.mail),
+            };
+            let rows = match ctx.store.record_and_claim(&outcomes, &job, want, &lease).await {
                 Ok(rows) => rows,
                 Err(e) => {
                     error!(error = %e, "cannot record delivery outcomes or claim deliveries; stopping this run");

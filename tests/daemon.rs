@@ -7,11 +7,11 @@ use std::time::{Duration, Instant};
 
 use crate::util::{KillOnDrop, SmtpSink, Workspace, article_txt, base_config, show, smtp_mail, state_count, stdout};
 
-fn log_text(ws: &Workspace) -> String {
+pub fn log_text(ws: &Workspace) -> String {
     std::fs::read_to_string(ws.path().join("daemon.log")).unwrap_or_default()
 }
 
-fn wait_for(ws: &Workspace, what: &str, timeout: Duration, done: impl Fn() -> bool) {
+pub fn wait_for(ws: &Workspace, what: &str, timeout: Duration, done: impl Fn() -> bool) {
     let deadline = Instant::now() + timeout;
     while !done() {
         assert!(
@@ -27,7 +27,7 @@ fn start_daemon(ws: &Workspace) -> KillOnDrop {
     start_daemon_logging_to(ws, "daemon.log")
 }
 
-fn start_daemon_logging_to(ws: &Workspace, log: &str) -> KillOnDrop {
+pub fn start_daemon_logging_to(ws: &Workspace, log: &str) -> KillOnDrop {
     let log = std::fs::File::create(ws.path().join(log)).unwrap();
     ws.command(&["run", "--log-format", "json"])
         .env("HERALD_LOG", "info")
@@ -174,7 +174,7 @@ fn run_once_exits_non_zero_when_something_failed() {
     );
 }
 
-fn stop(ws: &Workspace, mut daemon: KillOnDrop) {
+pub fn stop(ws: &Workspace, mut daemon: KillOnDrop) {
     signal(&daemon, "TERM");
     let deadline = Instant::now() + Duration::from_secs(20);
     while daemon.0.try_wait().unwrap().is_none() {

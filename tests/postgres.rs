@@ -1,9 +1,10 @@
 //! The same store queries on PostgreSQL (127.0.0.1:5432, a database of its own
-//! per test): a digest goes out once, and a rerun sends nothing.
+//! per test): a digest goes out once, and a rerun sends nothing; the schema
+//! is migrated only by `herald migrate`.
 
 use std::collections::HashSet;
 
-use crate::util::{SmtpSink, Workspace, article_txt, base_config, show, smtp_mail, state_count, stdout};
+use crate::util::{SmtpSink, Workspace, article_txt, base_config, file_mail, show, smtp_mail, state_count, stdout};
 
 /// A fresh database on the local PostgreSQL, dropped when this is dropped.
 pub struct PgDatabase {
@@ -45,13 +46,22 @@ impl Drop for PgDatabase {
     }
 }
 
+impl PgDatabase {
+    /// A workspace with `config` (a [`base_config`]) whose store is this database, migrated.
+    pub fn workspace(&self, config: &str) -> Workspace {
+        let config = config.replace("url = \"sqlite://data/herald.db\"", &format!("url = \"{}\"", self.url));
+        let ws = Workspace::new(&config);
+        let migrated = ws.herald(&["migrate"]);
+        assert!(migrated.status.success(), "{}", show(&migrated));
+        ws
+    }
+}
+
 #[test]
 fn a_digest_on_postgres_goes_out_once() {
     let db = PgDatabase::create();
     let sink = SmtpSink::start(&[]);
-    let config = base_config(&smtp_mail(sink.port, ""))
-        .replace("url = \"sqlite://data/herald.db\"", &format!("url = \"{}\"", db.url));
-    let ws = Workspace::new(&config);
+    let ws = db.workspace(&base_config(&smtp_mail(sink.port, "")));
     ws.subscribers(50);
     ws.write("articles/ferry.txt", &article_txt("Ferry returns", "ferry"));
     ws.write("articles/market.txt", &article_txt("Market moves", "market"));
@@ -71,4 +81,111 @@ fn a_digest_on_postgres_goes_out_once() {
     assert_eq!(recipients.iter().collect::<HashSet<_>>().len(), 50);
     assert_eq!(state_count(&stdout(&ws.herald(&["deliveries"])), "sent"), (50, 0));
     assert!(!ws.path().join("data/herald.db").exists(), "nothing went to SQLite");
+}
+
+#[test]
+fn a_postgres_store_is_migrated_only_by_herald_migrate() {
+    let db = PgDatabase::create();
+    let config = base_config(&file_mail()).replace(
+        "url = \"sqlite://data/herald.db\"",
+        &format!("url = \"{}\"", db.url.replace("postgres@", "postgres:s3cret-pw@")),
+    );
+    let ws = Workspace::new(&config);
+
+    let refused = ws.herald(&["deliveries"]);
+    assert!(!refused.status.success(), "{}", show(&refused));
+    let text = show(&refused);
+    assert!(text.contains("run `herald migrate`"), "{text}");
+    assert!(
+        text.contains("0001_initial"),
+        "the pending migrations are named: {text}"
+    );
+    assert!(!text.contains("s3cret-pw"), "the password is not shown: {text}");
+
+    let migrated = ws.herald(&["migrate"]);
+    assert!(migrated.status.success(), "{}", show(&migrated));
+    let text = stdout(&migrated);
+    assert!(text.contains("applied migration 0001 (initial)"), "{text}");
+    assert!(text.contains("postgres://postgres:***@127.0.0.1:5432/"), "{text}");
+    assert!(!text.contains("s3cret-pw"), "{text}");
+
+    let again = ws.herald(&["migrate"]);
+    assert!(stdout(&again).contains("the schema is up to date"), "{}", show(&again));
+    let listed = ws.herald(&["deliveries"]);
+    assert!(listed.status.success(), "{}", show(&listed));
+}
+
+/// `(claimed_by, rows)` of the database's delivery rows.
+fn rows_by_instance(db: &PgDatabase) -> Vec<(String, i64)> {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&db.url).await.unwrap();
+        let rows = sqlx::query_as(
+            "SELECT COALESCE(claimed_by, ''), COUNT(*) FROM deliveries GROUP BY claimed_by ORDER BY claimed_by",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+        rows
+    })
+}
+
+#[test]
+fn three_instances_share_one_edition_and_send_each_copy_once() {
+    use crate::daemon::{start_daemon_logging_to, stop, wait_for};
+    use std::time::Duration;
+
+    let db = PgDatabase::create();
+    let sink = SmtpSink::start(&[]);
+    let ws = db.workspace(
+        &base_config(&smtp_mail(sink.port, "max_connections = 8\nrate_limit = 1500"))
+            .replace("schedule = \"0 7 * * *\"", "schedule = \"*/5 * * * * *\""),
+    );
+    ws.subscribers(20_000);
+    ws.write("articles/ferry.txt", &article_txt("Ferry returns", "ferry"));
+
+    let daemons: Vec<_> = (0..3)
+        .map(|i| start_daemon_logging_to(&ws, &format!("daemon{i}.log")))
+        .collect();
+    let logs = || -> Vec<String> {
+        (0..3)
+            .map(|i| std::fs::read_to_string(ws.path().join(format!("daemon{i}.log"))).unwrap_or_default())
+            .collect()
+    };
+    let count = |needle: &str| logs().iter().filter(|l| l.contains(needle)).count();
+    wait_for(&ws, "the edition to go out", Duration::from_secs(180), || {
+        sink.recipients().len() >= 20_000
+    });
+    // The helpers stop once the instance that made the edition has finished its run.
+    wait_for(&ws, "the helpers to finish", Duration::from_secs(60), || {
+        count("helped send another instance's edition") == 2
+    });
+    assert_eq!(count("edition created"), 1, "one instance made the edition");
+    for daemon in daemons {
+        stop(&ws, daemon);
+    }
+
+    let mut copies: std::collections::HashMap<String, usize> = Default::default();
+    for r in sink.recipients() {
+        *copies.entry(r).or_default() += 1;
+    }
+    assert_eq!(copies.len(), 20_000, "every recipient got the edition");
+    let doubled: Vec<_> = copies.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(doubled.is_empty(), "nobody got it twice: {doubled:?}");
+
+    let by_instance = rows_by_instance(&db);
+    assert_eq!(
+        by_instance.len(),
+        3,
+        "all three instances sent part of it: {by_instance:?}"
+    );
+    assert!(
+        by_instance.iter().all(|(who, n)| !who.is_empty() && *n > 0),
+        "{by_instance:?}"
+    );
+    assert_eq!(by_instance.iter().map(|(_, n)| n).sum::<i64>(), 20_000);
+    let rows = stdout(&ws.herald(&["deliveries"]));
+    assert_eq!(state_count(&rows, "sent"), (20_000, 0), "{rows}");
 }

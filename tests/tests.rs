@@ -14,6 +14,7 @@ mod feeds;
 mod postgres;
 mod render;
 mod scheduler;
+mod schema;
 mod signup;
 mod smtp;
 mod social;

@@ -158,10 +158,7 @@ pub async fn poller(daemon: Daemon, mut shutdown: Shutdown) {
 
 /// Records the instance's heartbeat in the store every few seconds.
 pub async fn heartbeat(daemon: Daemon, mut shutdown: Shutdown) {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .unwrap_or_default()
-        .trim()
-        .to_string();
+    let host = crate::instance::host();
     loop {
         let now = daemon.clock.now();
         daemon.health.beat(now);

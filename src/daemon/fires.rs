@@ -15,9 +15,12 @@ use crate::clock::Clock;
 use crate::config::{JobKind, JobSettings, Settings};
 use crate::digest::{self, DigestReport};
 use crate::health::Health;
-use crate::sender::{DrainOptions, SendContext};
+use crate::sender::{self, DrainOptions, SendContext};
 use crate::social;
 use crate::store::Store;
+
+/// How recent an instance's heartbeat (written every 10 s) must be for it to count as alive.
+const HEARTBEAT_FRESH: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// One async lock per job, shared by its fires and the retry drainer.
 #[derive(Clone, Default)]
@@ -60,7 +63,10 @@ impl Daemon {
         {
             Ok(true) => {}
             Ok(false) => {
-                info!(job = %job.name, scheduled = %at, "fire already claimed by another run: skipped");
+                info!(job = %job.name, scheduled = %at, "fire already claimed by another run");
+                if job.kind == JobKind::Digest {
+                    self.help_fire(&job, at).await;
+                }
                 return;
             }
             Err(e) => {
@@ -76,6 +82,48 @@ impl Daemon {
         };
         if let Err(e) = self.store.finish_fire(&job.name, at, &outcome, self.clock.now()).await {
             warn!(job = %job.name, error = %e, "cannot record the end of the fire");
+        }
+    }
+
+    /// Sends a share of the edition that another instance's run of this fire
+    /// makes: every second, while that run is unfinished and its instance
+    /// alive, claims and sends whatever of the job's queue is due. (The
+    /// claims keep two instances off the same row; the drainer takes over
+    /// from an instance that died.)
+    async fn help_fire(&self, job: &JobSettings, at: DateTime<Utc>) {
+        let ctx = match SendContext::new(self.store.clone(), self.settings()).await {
+            Ok(ctx) => Arc::new(ctx),
+            Err(e) => {
+                error!(job = %job.name, error = %e, "cannot prepare sending");
+                return;
+            }
+        };
+        let lock = self.locks.of(&job.name);
+        let mut shutdown = self.drain.shutdown.clone();
+        let mut sent = 0;
+        loop {
+            let alive_since = self.clock.now() - chrono::Duration::from_std(HEARTBEAT_FRESH).expect("fits");
+            match self.store.fire_running(&job.name, at, alive_since).await {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => {
+                    warn!(job = %job.name, error = %e, "cannot look at another instance's fire");
+                    break;
+                }
+            }
+            if let Ok(_guard) = lock.try_lock() {
+                match sender::drain(ctx.clone(), &job.name, &self.drain).await {
+                    Ok(report) => sent += report.sent,
+                    Err(e) => warn!(job = %job.name, error = %e, "helping with the edition failed"),
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                () = shutdown.wait() => break,
+            }
+        }
+        if sent > 0 {
+            info!(job = %job.name, scheduled = %at, sent, "helped send another instance's edition");
         }
     }
 

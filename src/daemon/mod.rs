@@ -51,7 +51,7 @@ async fn signals(trigger: ShutdownTrigger) {
 
 /// Runs the daemon until SIGTERM or SIGINT.
 pub async fn run(settings: Settings, config_path: &Path) -> anyhow::Result<ExitCode> {
-    let store = Store::open(&settings.store_url).await?;
+    let store = crate::cli::open_store(&settings).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let (trigger, shutdown) = shutdown::channel();
     let (tx, config) = watch::channel(Arc::new(settings));
@@ -60,7 +60,7 @@ pub async fn run(settings: Settings, config_path: &Path) -> anyhow::Result<ExitC
         store: store.clone(),
         config: config.clone(),
         clock: clock.clone(),
-        instance: uuid::Uuid::new_v4().simple().to_string(),
+        instance: crate::instance::id().to_string(),
         locks: JobLocks::default(),
         health: Arc::new(Health::default()),
         client: source::http_client(),
@@ -143,7 +143,7 @@ pub async fn serve_only(settings: Settings, listen: Option<std::net::SocketAddr>
     let addr = listen
         .or(settings.web.listen)
         .unwrap_or_else(|| "127.0.0.1:8080".parse().expect("valid"));
-    let store = Store::open(&settings.store_url).await?;
+    let store = crate::cli::open_store(&settings).await?;
     let (trigger, shutdown) = shutdown::channel();
     tokio::spawn(signals(trigger));
     let listener = tokio::net::TcpListener::bind(addr).await?;

@@ -16,7 +16,7 @@ use super::x::XClient;
 use crate::clock;
 use crate::config::{AccountKind, AccountSettings};
 use crate::shutdown::Shutdown;
-use crate::store::{PostOutcome, PostRow, Store, StoreError, StoredArticle};
+use crate::store::{Lease, PostOutcome, PostRow, Store, StoreError, StoredArticle};
 
 /// The first retry of a failed post comes after this, doubling each time.
 const RETRY_INITIAL: Duration = Duration::from_secs(60);
@@ -293,7 +293,12 @@ pub async fn drain(
             }
             break;
         }
-        let Some(post) = store.claim_post(name, now, now + lease).await? else {
+        let claim = Lease {
+            by: crate::instance::id(),
+            now,
+            until: now + lease,
+        };
+        let Some(post) = store.claim_post(name, &claim).await? else {
             break;
         };
         let article = store.article(post.article_id).await?;

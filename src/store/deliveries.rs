@@ -89,6 +89,8 @@ pub struct DeliveryRow {
     pub next_attempt_at: i64,
     pub last_reply: Option<String>,
     pub updated_at: i64,
+    /// The instance that claimed the row last (sent it, or is sending it).
+    pub claimed_by: Option<String>,
 }
 
 impl DeliveryRow {
@@ -133,6 +135,14 @@ pub enum Outcome {
     Released,
 }
 
+/// A claim's lease: who claims rows (an instance name) and until when.
+#[derive(Debug, Clone, Copy)]
+pub struct Lease<'a> {
+    pub by: &'a str,
+    pub now: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+}
+
 /// Sent rows per multi-row update: two parameters each.
 const SENT_PER_STATEMENT: usize = 64;
 
@@ -152,16 +162,15 @@ impl Store {
         .rows_affected())
     }
 
-    /// Claims up to `limit` due rows of `job`: each becomes `sending` with a
-    /// lease until `lease_until` before anything is sent.
+    /// Claims up to `limit` due rows of `job`: each becomes `sending` with
+    /// `lease` before anything is sent.
     pub async fn claim_deliveries(
         &self,
         job: &str,
         limit: usize,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
+        lease: &Lease<'_>,
     ) -> Result<Vec<Claimed>, StoreError> {
-        self.record_and_claim(&[], job, limit, now, lease_until).await
+        self.record_and_claim(&[], job, limit, lease).await
     }
 
     /// Records how attempts ended, `(row id, outcome, address)` each, in one transaction.
@@ -183,9 +192,9 @@ impl Store {
         outcomes: &[(i64, &Outcome, &str)],
         job: &str,
         limit: usize,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
+        lease: &Lease<'_>,
     ) -> Result<Vec<Claimed>, StoreError> {
+        let now = lease.now;
         let mut conn = self.pool.acquire().await?;
         let one_statement = outcomes.len() <= SENT_PER_STATEMENT
             && outcomes
@@ -201,7 +210,7 @@ impl Store {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        claim(&mut conn, self.backend, job, limit, now, lease_until).await
+        claim(&mut conn, self.backend, job, limit, lease).await
     }
 
     /// Counts rows by state, for one job or all.
@@ -230,7 +239,7 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<DeliveryRow>, StoreError> {
         Ok(sqlx::query_as(
-            "SELECT id, edition_id, job, email, state, attempts, in_doubt, next_attempt_at, last_reply, updated_at FROM deliveries \
+            "SELECT id, edition_id, job, email, state, attempts, in_doubt, next_attempt_at, last_reply, updated_at, claimed_by FROM deliveries \
              WHERE ($1 = '' OR job = $1) AND ($2 = '' OR state = $2) ORDER BY id LIMIT $3",
         )
         .bind(job.unwrap_or(""))
@@ -268,8 +277,7 @@ async fn claim(
     backend: super::Backend,
     job: &str,
     limit: usize,
-    now: DateTime<Utc>,
-    lease_until: DateTime<Utc>,
+    lease: &Lease<'_>,
 ) -> Result<Vec<Claimed>, StoreError> {
     let lock = if backend == super::Backend::Postgres {
         " FOR UPDATE SKIP LOCKED"
@@ -283,7 +291,7 @@ async fn claim(
         format!("(SELECT s.{column} FROM subscribers s WHERE s.id = deliveries.subscriber_id) AS {column}")
     };
     let sql = format!(
-        "UPDATE deliveries SET state = 'sending', lease_until = $3, attempts = attempts + 1, updated_at = $2 \
+        "UPDATE deliveries SET state = 'sending', lease_until = $3, claimed_by = $5, attempts = attempts + 1, updated_at = $2 \
          WHERE id IN (SELECT id FROM deliveries WHERE job = $1 AND state = 'queued' AND next_attempt_at <= $2 \
          ORDER BY next_attempt_at, id LIMIT CAST($4 AS BIGINT){lock}) \
          RETURNING id, edition_id, email, attempts, in_doubt, created_at, {}, {}, {}, {}, \
@@ -296,9 +304,10 @@ async fn claim(
     );
     let mut rows: Vec<Claimed> = sqlx::query_as(AssertSqlSafe(sql))
         .bind(job)
-        .bind(now.timestamp_millis())
-        .bind(lease_until.timestamp_millis())
+        .bind(lease.now.timestamp_millis())
+        .bind(lease.until.timestamp_millis())
         .bind(limit as i64)
+        .bind(lease.by)
         .fetch_all(&mut *conn)
         .await?;
     rows.sort_unstable_by_key(|row| row.id);

@@ -44,6 +44,27 @@ impl Store {
         Ok(())
     }
 
+    /// Whether the fire of `job` at `at` is still being run by an instance
+    /// that is alive (its heartbeat newer than `alive_since`).
+    pub async fn fire_running(
+        &self,
+        job: &str,
+        at: DateTime<Utc>,
+        alive_since: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let running: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM job_fires f JOIN instances i ON i.id = f.claimed_by \
+             WHERE f.job = $1 AND f.scheduled_at = $2 AND f.finished_at IS NULL \
+             AND i.stopped_at IS NULL AND i.heartbeat_at >= $3",
+        )
+        .bind(job)
+        .bind(at.timestamp_millis())
+        .bind(alive_since.timestamp_millis())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(running > 0)
+    }
+
     /// The scheduled time of the job's latest recorded fire.
     pub async fn last_fire(&self, job: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
         let at: Option<i64> = sqlx::query_scalar("SELECT MAX(scheduled_at) FROM job_fires WHERE job = $1")

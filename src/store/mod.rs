@@ -7,6 +7,7 @@ mod deliveries;
 mod editions;
 mod fires;
 mod posts;
+mod schema;
 mod stats;
 mod subscribers;
 
@@ -17,9 +18,10 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
 
 pub use articles::{StoredArticle, Upsert};
-pub use deliveries::{Claimed, DeliveryRow, DeliveryState, Outcome, StateCount};
+pub use deliveries::{Claimed, DeliveryRow, DeliveryState, Lease, Outcome, StateCount};
 pub use editions::{EditionRow, NewEdition, Recipients};
 pub use posts::{PostOutcome, PostRow};
+pub use schema::Migration;
 pub use stats::{Sample, Stats};
 pub use subscribers::{AddOutcome, Consent, ConsentRecord, NewSubscriber, SignupOutcome, Subscriber, email_key};
 
@@ -31,6 +33,27 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("cannot create the folder for {path}: {error}")]
     Folder { path: String, error: std::io::Error },
+    #[error(
+        "the store's schema is at version {store}, newer than this Herald knows (up to {known}): \
+         run a Herald as new as the one that migrated it"
+    )]
+    NewerSchema { store: i64, known: i64 },
+    #[error(
+        "the store needs migrations this Herald carries ({migrations}): run `herald migrate` \
+         (a PostgreSQL store is migrated only on purpose, since several instances may share it)"
+    )]
+    Pending { migrations: String },
+}
+
+/// `url` as it may be shown: a password in it is replaced by `***`.
+pub fn display_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_string(),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,8 +72,23 @@ static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/s
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
 impl Store {
-    /// Opens the store at `url` (`sqlite://path` or `postgres://...`) and applies pending migrations.
+    /// Opens the store at `url` (`sqlite://path` or `postgres://...`). A
+    /// SQLite store gets its pending migrations applied; a PostgreSQL store
+    /// with pending migrations is refused (see [`Store::migrate`]).
     pub async fn open(url: &str) -> Result<Store, StoreError> {
+        let (store, _) = Store::connect(url, None).await?;
+        Ok(store)
+    }
+
+    /// Opens the store at `url` and applies its pending migrations, on either
+    /// backend. Returns the migrations applied now.
+    pub async fn migrate(url: &str) -> Result<(Store, Vec<Migration>), StoreError> {
+        Store::connect(url, Some(schema::Pending::Apply)).await
+    }
+
+    /// Connects, then checks the schema: `pending` says what to do with
+    /// migrations not yet applied (by default: apply them on SQLite, refuse on PostgreSQL).
+    async fn connect(url: &str, pending: Option<schema::Pending>) -> Result<(Store, Vec<Migration>), StoreError> {
         install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
@@ -91,11 +129,12 @@ impl Store {
             options
         };
         let pool = options.connect(&url).await?;
-        match backend {
-            Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
-            Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
-        }
-        Ok(Store { pool, backend })
+        let (migrator, default) = match backend {
+            Backend::Sqlite => (&SQLITE_MIGRATIONS, schema::Pending::Apply),
+            Backend::Postgres => (&POSTGRES_MIGRATIONS, schema::Pending::Refuse),
+        };
+        let applied = schema::bring_up_to_date(&pool, backend, migrator, pending.unwrap_or(default)).await?;
+        Ok((Store { pool, backend }, applied))
     }
 
     pub async fn close(&self) {
@@ -142,4 +181,22 @@ where
     T::Err: std::fmt::Debug,
 {
     value.parse().expect("the store only holds values Herald wrote")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::display_url;
+
+    #[test]
+    fn a_password_in_a_store_url_is_not_shown() {
+        assert_eq!(
+            display_url("postgres://herald:hunter2@db.example.org:5432/herald"),
+            "postgres://herald:***@db.example.org:5432/herald"
+        );
+        assert_eq!(display_url("sqlite://data/herald.db"), "sqlite://data/herald.db");
+        assert_eq!(
+            display_url("postgres://herald@db.example.org/herald"),
+            "postgres://herald@db.example.org/herald"
+        );
+    }
 }

@@ -183,22 +183,24 @@ impl Store {
     }
 
     /// Claims the account's next due post: it becomes `posting` with a lease before anything is sent.
-    pub async fn claim_post(
-        &self,
-        account: &str,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-    ) -> Result<Option<PostRow>, StoreError> {
-        let id: Option<i64> = sqlx::query_scalar(
-            "UPDATE posts SET state = 'posting', lease_until = $3, attempts = attempts + 1, updated_at = $2 \
+    pub async fn claim_post(&self, account: &str, lease: &super::Lease<'_>) -> Result<Option<PostRow>, StoreError> {
+        let lock = if self.backend == super::Backend::Postgres {
+            " FOR UPDATE SKIP LOCKED"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "UPDATE posts SET state = 'posting', lease_until = $3, claimed_by = $4, attempts = attempts + 1, updated_at = $2 \
              WHERE id = (SELECT id FROM posts WHERE account = $1 AND state = 'queued' AND next_attempt_at <= $2 \
-             ORDER BY next_attempt_at, id LIMIT 1) AND state = 'queued' RETURNING id",
-        )
-        .bind(account)
-        .bind(now.timestamp_millis())
-        .bind(lease_until.timestamp_millis())
-        .fetch_optional(&self.pool)
-        .await?;
+             ORDER BY next_attempt_at, id LIMIT 1{lock}) AND state = 'queued' RETURNING id"
+        );
+        let id: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(account)
+            .bind(lease.now.timestamp_millis())
+            .bind(lease.until.timestamp_millis())
+            .bind(lease.by)
+            .fetch_optional(&self.pool)
+            .await?;
         let Some(id) = id else { return Ok(None) };
         let sql = format!("SELECT {POST_COLUMNS} FROM posts WHERE id = $1");
         Ok(Some(
