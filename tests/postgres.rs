@@ -189,3 +189,72 @@ fn three_instances_share_one_edition_and_send_each_copy_once() {
     let rows = stdout(&ws.herald(&["deliveries"]));
     assert_eq!(state_count(&rows, "sent"), (20_000, 0), "{rows}");
 }
+
+#[test]
+fn an_instance_killed_mid_send_leaves_its_rows_to_the_others() {
+    use crate::daemon::{start_daemon_logging_to, stop, wait_for};
+    use std::time::{Duration, Instant};
+
+    let db = PgDatabase::create();
+    let sink = SmtpSink::start(&[]);
+    let ws = db.workspace(
+        &base_config(&smtp_mail(
+            sink.port,
+            "max_connections = 4\nrate_limit = 400\nsend_timeout_secs = 2",
+        ))
+        .replace("schedule = \"0 7 * * *\"", "schedule = \"*/5 * * * * *\""),
+    );
+    ws.subscribers(3_000);
+    ws.write("articles/ferry.txt", &article_txt("Ferry returns", "ferry"));
+
+    let mut daemons: Vec<_> = (0..3)
+        .map(|i| start_daemon_logging_to(&ws, &format!("daemon{i}.log")))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while sink.recipients().len() < 600 {
+        assert!(Instant::now() < deadline, "the send did not get going");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut killed = daemons.remove(0);
+    killed.0.kill().unwrap();
+    killed.0.wait().unwrap();
+    let at_kill = sink.recipients().len();
+    assert!(at_kill < 3_000, "killed mid-send ({at_kill} delivered)");
+
+    // The others send the rest, and the killed one's leased rows once the lease (2 x 2 s + 5 s) runs out.
+    wait_for(
+        &ws,
+        "the others to finish the edition",
+        Duration::from_secs(120),
+        || {
+            let rows = stdout(&ws.herald(&["deliveries"]));
+            state_count(&rows, "sent").0 == 3_000
+        },
+    );
+    for daemon in daemons {
+        stop(&ws, daemon);
+    }
+
+    let rows = stdout(&ws.herald(&["deliveries"]));
+    let (sent, in_doubt) = state_count(&rows, "sent");
+    assert_eq!(sent, 3_000, "{rows}");
+    assert!(
+        in_doubt <= 4 + 1,
+        "at most the killed instance's rows in flight are in doubt: {rows}"
+    );
+    let mut copies: std::collections::HashMap<String, usize> = Default::default();
+    for r in sink.recipients() {
+        *copies.entry(r).or_default() += 1;
+    }
+    assert_eq!(copies.len(), 3_000, "nobody is skipped");
+    let doubled: Vec<&String> = copies.iter().filter(|(_, n)| **n > 1).map(|(r, _)| r).collect();
+    assert!(
+        doubled.len() as u64 <= in_doubt,
+        "only in-doubt rows may be doubled: {doubled:?} vs {in_doubt} in doubt"
+    );
+    let listed = stdout(&ws.herald(&["deliveries", "--limit", "5000"]));
+    for r in doubled {
+        let line = listed.lines().find(|l| l.contains(&format!(" {r} "))).unwrap();
+        assert!(line.contains("in-doubt"), "{r} was doubled but not flagged: {line}");
+    }
+}
