@@ -258,3 +258,160 @@ fn an_instance_killed_mid_send_leaves_its_rows_to_the_others() {
         assert!(line.contains("in-doubt"), "{r} was doubled but not flagged: {line}");
     }
 }
+
+/// A PostgreSQL server of the test's own (initdb in a temporary folder, on a
+/// free port), so it can be stopped and started without touching the
+/// machine's server that other tests use. Run as the `postgres` user when
+/// the tests run as root, since PostgreSQL refuses to run as root.
+struct PrivatePostgres {
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl PrivatePostgres {
+    fn start() -> PrivatePostgres {
+        let dir = tempfile::tempdir().unwrap();
+        let port = crate::util::free_port();
+        let server = PrivatePostgres { dir, port };
+        if server.as_root() {
+            let chown = std::process::Command::new("chown")
+                .args(["-R", "postgres:postgres", &server.data().display().to_string()])
+                .status()
+                .unwrap();
+            assert!(chown.success());
+        }
+        server.pg(
+            "initdb",
+            &[
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "-D",
+                &server.data().display().to_string(),
+            ],
+        );
+        server.up();
+        server
+    }
+
+    fn as_root(&self) -> bool {
+        std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+    }
+
+    fn data(&self) -> std::path::PathBuf {
+        self.dir.path().to_path_buf()
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// Runs one of PostgreSQL's programs (from /usr/lib/postgresql/VERSION/bin).
+    fn pg(&self, program: &str, args: &[&str]) {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("PostgreSQL's programs are under /usr/lib/postgresql")
+            .filter_map(Result::ok)
+            .map(|e| e.path().join("bin").join(program))
+            .find(|p| p.exists())
+            .unwrap_or_else(|| panic!("no {program} under /usr/lib/postgresql"));
+        let mut command = if self.as_root() {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&bin);
+            c
+        } else {
+            std::process::Command::new(&bin)
+        };
+        let out = command.args(args).output().unwrap();
+        assert!(out.status.success(), "{program} {args:?}: {}", show(&out));
+    }
+
+    fn up(&self) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port,
+            self.data().display()
+        );
+        let data = self.data().display().to_string();
+        let log = self.data().join("server.log").display().to_string();
+        self.pg("pg_ctl", &["-D", &data, "-o", &options, "-l", &log, "-w", "start"]);
+    }
+
+    fn down(&self) {
+        let data = self.data().display().to_string();
+        self.pg("pg_ctl", &["-D", &data, "-m", "fast", "-w", "stop"]);
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        let data = self.data().display().to_string();
+        let _ = std::panic::catch_unwind(|| self.pg("pg_ctl", &["-D", &data, "-m", "immediate", "stop"]));
+    }
+}
+
+#[test]
+fn the_instances_reconnect_and_finish_after_a_postgresql_restart() {
+    use crate::daemon::{start_daemon_logging_to, stop, wait_for};
+    use std::time::{Duration, Instant};
+
+    let server = PrivatePostgres::start();
+    let sink = SmtpSink::start(&[]);
+    let config = base_config(&smtp_mail(
+        sink.port,
+        "max_connections = 4\nrate_limit = 400\nsend_timeout_secs = 2",
+    ))
+    .replace("schedule = \"0 7 * * *\"", "schedule = \"*/5 * * * * *\"")
+    .replace(
+        "url = \"sqlite://data/herald.db\"",
+        &format!("url = \"{}\"", server.url()),
+    );
+    let ws = Workspace::new(&config);
+    let migrated = ws.herald(&["migrate"]);
+    assert!(migrated.status.success(), "{}", show(&migrated));
+    ws.subscribers(3_000);
+    ws.write("articles/ferry.txt", &article_txt("Ferry returns", "ferry"));
+
+    let daemons: Vec<_> = (0..2)
+        .map(|i| start_daemon_logging_to(&ws, &format!("daemon{i}.log")))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while sink.recipients().len() < 600 {
+        assert!(Instant::now() < deadline, "the send did not get going");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server.down();
+    std::thread::sleep(Duration::from_secs(3));
+    let during = sink.recipients().len();
+    assert!(during < 3_000, "restarted mid-send ({during} delivered)");
+    server.up();
+
+    wait_for(
+        &ws,
+        "the instances to finish the edition",
+        Duration::from_secs(150),
+        || {
+            let rows = stdout(&ws.herald(&["deliveries"]));
+            state_count(&rows, "sent").0 == 3_000
+        },
+    );
+    for daemon in daemons {
+        stop(&ws, daemon);
+    }
+
+    let rows = stdout(&ws.herald(&["deliveries"]));
+    let (_, in_doubt) = state_count(&rows, "sent");
+    let mut copies: std::collections::HashMap<String, usize> = Default::default();
+    for r in sink.recipients() {
+        *copies.entry(r).or_default() += 1;
+    }
+    assert_eq!(copies.len(), 3_000, "nobody is skipped");
+    let doubled = copies.values().filter(|n| **n > 1).count() as u64;
+    assert!(
+        doubled <= in_doubt,
+        "only in-doubt rows may be doubled: {doubled} doubled, {in_doubt} in doubt"
+    );
+}
