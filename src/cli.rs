@@ -120,8 +120,16 @@ pub enum Command {
         count: usize,
     },
     /// Apply the store's pending schema migrations (a SQLite store gets them on open anyway;
-    /// a PostgreSQL store only through this command).
-    Migrate,
+    /// a PostgreSQL store only through this command). With --from and --to: copy a whole
+    /// store into a new one (e.g. SQLite to PostgreSQL) and compare the row counts.
+    Migrate {
+        /// The store to copy from, e.g. sqlite://data/herald.db.
+        #[arg(long, requires = "to")]
+        from: Option<String>,
+        /// The new, empty store to copy into (migrated first), e.g. postgres://herald@db/herald.
+        #[arg(long, requires = "from")]
+        to: Option<String>,
+    },
     /// Count and list per-recipient delivery records.
     Deliveries {
         #[arg(long)]
@@ -261,7 +269,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run { .. } => cmd_run_once(settings).await,
         Command::Serve { .. } => unreachable!("handled above"),
         Command::Schedule { count } => cmd_schedule(&settings, count),
-        Command::Migrate => cmd_migrate(&settings).await,
+        Command::Migrate { from, to } => match from.zip(to) {
+            Some((from, to)) => cmd_copy_store(&from, &to).await,
+            None => cmd_migrate(&settings).await,
+        },
     }
 }
 
@@ -272,8 +283,15 @@ pub(crate) async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
 }
 
 async fn cmd_migrate(settings: &Settings) -> anyhow::Result<ExitCode> {
-    let shown = store::display_url(&settings.store_url);
-    let (store, applied) = Store::migrate(&settings.store_url)
+    let store = migrated(&settings.store_url).await?;
+    store.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Opens the store at `url` with its pending migrations applied, saying which.
+async fn migrated(url: &str) -> anyhow::Result<Store> {
+    let shown = store::display_url(url);
+    let (store, applied) = Store::migrate(url)
         .await
         .with_context(|| format!("migrating the store {shown}"))?;
     if applied.is_empty() {
@@ -282,7 +300,41 @@ async fn cmd_migrate(settings: &Settings) -> anyhow::Result<ExitCode> {
     for m in &applied {
         say!("{shown}: applied migration {:04} ({})", m.version, m.description);
     }
-    store.close().await;
+    Ok(store)
+}
+
+async fn cmd_copy_store(from: &str, to: &str) -> anyhow::Result<ExitCode> {
+    let (from_shown, to_shown) = (store::display_url(from), store::display_url(to));
+    let source = Store::open(from)
+        .await
+        .with_context(|| format!("opening the store {from_shown}"))?;
+    let target = migrated(to).await?;
+    let copies = source
+        .copy_into(&target)
+        .await
+        .with_context(|| format!("copying {from_shown} into {to_shown}"))?;
+    let mut mismatched = 0;
+    for c in &copies {
+        let verdict = if c.source == c.target {
+            "ok"
+        } else {
+            mismatched += 1;
+            "MISMATCH"
+        };
+        say!(
+            "  {:<18} {:>10} rows in the source, {:>10} in the target  {verdict}",
+            c.table,
+            c.source,
+            c.target
+        );
+    }
+    source.close().await;
+    target.close().await;
+    if mismatched > 0 {
+        say!("{mismatched} table(s) differ: do not switch store.url to {to_shown}");
+        return Ok(ExitCode::FAILURE);
+    }
+    say!("copied {from_shown} into {to_shown}: every count matches; point store.url at it");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -415,3 +415,63 @@ fn the_instances_reconnect_and_finish_after_a_postgresql_restart() {
         "only in-doubt rows may be doubled: {doubled} doubled, {in_doubt} in doubt"
     );
 }
+
+#[test]
+fn a_sqlite_store_is_copied_into_postgresql_with_every_count_checked() {
+    let sink = SmtpSink::start(&[]);
+    let sqlite = base_config(&smtp_mail(sink.port, ""));
+    let ws = Workspace::new(&sqlite);
+    ws.subscribers(120);
+    let removed = ws.herald(&["subscribers", "remove", "reader3@example.org"]);
+    assert!(removed.status.success(), "{}", show(&removed));
+    ws.write("articles/ferry.txt", &article_txt("Ferry returns", "ferry"));
+    let first = ws.herald(&["digest", "daily"]);
+    assert!(first.status.success(), "{}", show(&first));
+
+    let db = PgDatabase::create();
+    let copy = ws.herald(&["migrate", "--from", "sqlite://data/herald.db", "--to", &db.url]);
+    assert!(copy.status.success(), "{}", show(&copy));
+    let text = stdout(&copy);
+    assert!(text.contains("every count matches"), "{text}");
+    for (table, rows) in [
+        ("subscribers", 120),
+        ("articles", 1),
+        ("editions", 1),
+        ("deliveries", 119),
+    ] {
+        let line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{table} ")))
+            .unwrap();
+        assert!(
+            line.contains(&format!("{rows} rows in the source")) && line.ends_with("ok"),
+            "{line}"
+        );
+    }
+    let again = ws.herald(&["migrate", "--from", "sqlite://data/herald.db", "--to", &db.url]);
+    assert!(
+        !again.status.success(),
+        "a second copy into a store with rows is refused"
+    );
+    assert!(show(&again).contains("is not empty"), "{}", show(&again));
+
+    // Switched to PostgreSQL, Herald carries on where SQLite left off.
+    ws.write(
+        "config/herald.toml",
+        &sqlite.replace("url = \"sqlite://data/herald.db\"", &format!("url = \"{}\"", db.url)),
+    );
+    let rows = stdout(&ws.herald(&["deliveries"]));
+    assert_eq!(state_count(&rows, "sent"), (119, 0), "{rows}");
+    let nothing = ws.herald(&["digest", "daily"]);
+    assert!(stdout(&nothing).contains("no new articles"), "{}", show(&nothing));
+    ws.write("articles/market.txt", &article_txt("Market moves", "market"));
+    let second = ws.herald(&["digest", "daily"]);
+    assert!(
+        stdout(&second).contains("edition #2: 1 article(s) for 119 recipient(s)"),
+        "{}",
+        show(&second)
+    );
+    let rows = stdout(&ws.herald(&["deliveries"]));
+    assert_eq!(state_count(&rows, "sent"), (238, 0), "{rows}");
+    assert!(!sink.recipients().contains(&"reader3@example.org".to_string()));
+}

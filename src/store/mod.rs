@@ -3,6 +3,7 @@
 //! through one set of queries on sqlx's `Any` driver.
 
 mod articles;
+mod copy;
 mod deliveries;
 mod editions;
 mod fires;
@@ -18,6 +19,7 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
 
 pub use articles::{StoredArticle, Upsert};
+pub use copy::TableCopy;
 pub use deliveries::{Claimed, DeliveryRow, DeliveryState, Lease, Outcome, StateCount};
 pub use editions::{EditionRow, NewEdition, Recipients};
 pub use posts::{PostOutcome, PostRow};
@@ -38,6 +40,8 @@ pub enum StoreError {
          run a Herald as new as the one that migrated it"
     )]
     NewerSchema { store: i64, known: i64 },
+    #[error("the target store is not empty (its table {table} has rows): copy only into a new store")]
+    NotEmpty { table: &'static str },
     #[error(
         "the store needs migrations this Herald carries ({migrations}): run `herald migrate` \
          (a PostgreSQL store is migrated only on purpose, since several instances may share it)"
