@@ -475,3 +475,42 @@ fn a_sqlite_store_is_copied_into_postgresql_with_every_count_checked() {
     assert_eq!(state_count(&rows, "sent"), (238, 0), "{rows}");
     assert!(!sink.recipients().contains(&"reader3@example.org".to_string()));
 }
+
+#[test]
+fn instances_ingesting_the_same_source_store_each_article_once() {
+    let db = PgDatabase::create();
+    let ws = db.workspace(&base_config(&file_mail()));
+    for i in 0..30 {
+        ws.write(
+            &format!("articles/story{i}.txt"),
+            &article_txt(&format!("Story number {i}"), "harbour"),
+        );
+    }
+    let children: Vec<_> = (0..3)
+        .map(|_| {
+            crate::util::KillOnDrop(
+                ws.command(&["ingest"])
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap(),
+            )
+        })
+        .collect();
+    for mut child in children {
+        let status = child.0.wait().unwrap();
+        assert!(status.success(), "a concurrent ingest failed");
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (rows, distinct): (i64, i64) = rt.block_on(async {
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&db.url).await.unwrap();
+        let counts = sqlx::query_as("SELECT COUNT(*), COUNT(DISTINCT title) FROM articles")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        counts
+    });
+    assert_eq!((rows, distinct), (30, 30), "each article stored once");
+}
