@@ -170,7 +170,7 @@ struct Done {
 /// or shutdown is triggered.
 ///
 /// `max_connections` workers each send one message at a time; one dispatcher
-/// records their outcomes and, on the same store connection right after,
+/// records their outcomes and, in the same store transaction right after,
 /// claims the rows that take their place (each row is `sending`, with a
 /// lease, before it is handed on). At most `max_connections` rows are claimed
 /// and not yet recorded at any time, so memory stays constant whatever the
@@ -288,8 +288,8 @@ impl Editions {
 }
 
 /// Records outcomes as they come and claims a due row for every slot they
-/// free, one store round trip for each per round (as many outcomes as have
-/// arrived), and hands the claimed rows to the workers. Stops claiming once the queue is
+/// free, in one transaction per round (as many outcomes as have arrived),
+/// and hands the claimed rows to the workers. Stops claiming once the queue is
 /// empty (after waiting out other runs' leases, when asked to), the channel
 /// pauses or shutdown is triggered, and returns once every claimed row is
 /// recorded. If the store fails, the run stops: rows left `sending` come back

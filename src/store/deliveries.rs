@@ -8,8 +8,6 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use sqlx::AssertSqlSafe;
 
-use sqlx::Connection;
-
 use super::{Store, StoreError, parse_state};
 
 /// The states a delivery row moves through.
@@ -182,11 +180,10 @@ impl Store {
     }
 
     /// Records how attempts ended, then claims up to `limit` due rows of
-    /// `job`, on one connection: a sender's finished rows leave `sending`
-    /// before the rows that take their place enter it, so the number of rows
-    /// `sending` never grows past what the sender had. Each part is one
-    /// statement (one round trip) in the common case of up to
-    /// [`SENT_PER_STATEMENT`] sent rows; more take a transaction.
+    /// `job`, in one transaction: a sender's finished rows leave `sending`
+    /// as the rows that take their place enter it, so the number of rows
+    /// `sending` never grows past what the sender had, and a round costs one
+    /// commit (on PostgreSQL, one flush of its log).
     pub async fn record_and_claim(
         &self,
         outcomes: &[(i64, &Outcome, &str)],
@@ -194,23 +191,15 @@ impl Store {
         limit: usize,
         lease: &Lease<'_>,
     ) -> Result<Vec<Claimed>, StoreError> {
-        let now = lease.now;
-        let mut conn = self.pool.acquire().await?;
-        let one_statement = outcomes.len() <= SENT_PER_STATEMENT
-            && outcomes
-                .iter()
-                .all(|(_, outcome, _)| matches!(outcome, Outcome::Sent { .. }));
-        if one_statement {
-            write_outcomes(&mut conn, outcomes, now.timestamp_millis()).await?;
+        let mut tx = self.pool.begin().await?;
+        write_outcomes(&mut tx, outcomes, lease.now.timestamp_millis()).await?;
+        let claimed = if limit == 0 {
+            Vec::new()
         } else {
-            let mut tx = conn.begin().await?;
-            write_outcomes(&mut tx, outcomes, now.timestamp_millis()).await?;
-            tx.commit().await?;
-        }
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        claim(&mut conn, self.backend, job, limit, lease).await
+            claim(&mut tx, self.backend, job, limit, lease).await?
+        };
+        tx.commit().await?;
+        Ok(claimed)
     }
 
     /// Counts rows by state, for one job or all.
