@@ -51,6 +51,12 @@ impl Store {
     /// Copies every table of this store into `target`, which must be empty
     /// and at the same schema version, and returns each table's counts.
     pub async fn copy_into(&self, target: &Store) -> Result<Vec<TableCopy>, StoreError> {
+        // A table added by a later migration must be added to TABLES too.
+        for table in self.tables().await? {
+            if table != "_sqlx_migrations" && !TABLES.iter().any(|(known, _)| *known == table) {
+                return Err(StoreError::UnknownTable { table });
+            }
+        }
         for (table, _) in TABLES {
             if table != "secrets" && target.count(table).await? > 0 {
                 return Err(StoreError::NotEmpty { table });
@@ -160,6 +166,17 @@ impl Store {
                 (name, kind.contains("int"))
             })
             .collect())
+    }
+
+    async fn tables(&self) -> Result<Vec<String>, StoreError> {
+        let sql = match self.backend {
+            Backend::Sqlite => "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+            Backend::Postgres => {
+                "SELECT CAST(table_name AS TEXT) FROM information_schema.tables \
+                 WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'"
+            }
+        };
+        Ok(sqlx::query_scalar(sql).fetch_all(&self.pool).await?)
     }
 
     async fn count(&self, table: &str) -> Result<i64, StoreError> {

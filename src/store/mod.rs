@@ -42,6 +42,8 @@ pub enum StoreError {
     NewerSchema { store: i64, known: i64 },
     #[error("the target store is not empty (its table {table} has rows): copy only into a new store")]
     NotEmpty { table: &'static str },
+    #[error("the store has a table the copy does not know: {table}")]
+    UnknownTable { table: String },
     #[error(
         "the store needs migrations this Herald carries ({migrations}): run `herald migrate` \
          (a PostgreSQL store is migrated only on purpose, since several instances may share it)"
