@@ -18,7 +18,7 @@ fn artifacts() -> PathBuf {
 fn status(ws: &Workspace, email: &str) -> String {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let url = format!("sqlite://{}/data/herald.db", ws.path().display());
+        let url = ws.store_url();
         let store = herald::store::Store::open(&url).await.unwrap();
         let row = store.subscriber_by_address("readers", email).await.unwrap();
         store.close().await;

@@ -19,7 +19,7 @@ fn workspace(port: u16, readers: usize) -> Workspace {
 fn sql(ws: &Workspace, statement: &str) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let url = format!("sqlite://{}/data/herald.db", ws.path().display());
+        let url = ws.store_url();
         sqlx::any::install_default_drivers();
         let pool = sqlx::AnyPool::connect(&url).await.unwrap();
         sqlx::query(sqlx::AssertSqlSafe(statement.to_string()))

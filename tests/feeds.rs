@@ -52,9 +52,7 @@ async fn herald(ws: &Workspace, args: &[&str]) -> std::process::Output {
 }
 
 async fn article_count(ws: &Workspace) -> i64 {
-    let store = herald::store::Store::open(&format!("sqlite://{}/data/herald.db", ws.path().display()))
-        .await
-        .unwrap();
+    let store = herald::store::Store::open(&ws.store_url()).await.unwrap();
     store.article_count().await.unwrap()
 }
 

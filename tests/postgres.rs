@@ -14,9 +14,16 @@ pub struct PgDatabase {
 
 const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
+/// Runs `work` on a runtime of its own, on a thread of its own, so it works
+/// from async tests too.
+fn blocking<T: Send + 'static>(work: impl std::future::Future<Output = T> + Send + 'static) -> T {
+    std::thread::spawn(move || tokio::runtime::Runtime::new().unwrap().block_on(work))
+        .join()
+        .expect("the admin thread does not panic")
+}
+
 fn admin(statement: String) {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
+    blocking(async move {
         sqlx::any::install_default_drivers();
         let pool = sqlx::AnyPool::connect(ADMIN_URL)
             .await
@@ -37,6 +44,15 @@ impl PgDatabase {
             url: format!("postgres://postgres@127.0.0.1:5432/{name}"),
             name,
         }
+    }
+
+    /// A new database with Herald's schema (migrated through the library,
+    /// whatever the configuration that will use it).
+    pub fn migrated() -> PgDatabase {
+        let db = PgDatabase::create();
+        let url = db.url.clone();
+        blocking(async move { herald::store::Store::migrate(&url).await.map(|_| ()) }).expect("migrated");
+        db
     }
 }
 
@@ -420,7 +436,7 @@ fn the_instances_reconnect_and_finish_after_a_postgresql_restart() {
 fn a_sqlite_store_is_copied_into_postgresql_with_every_count_checked() {
     let sink = SmtpSink::start(&[]);
     let sqlite = base_config(&smtp_mail(sink.port, ""));
-    let ws = Workspace::new(&sqlite);
+    let ws = Workspace::sqlite(&sqlite);
     ws.subscribers(120);
     let removed = ws.herald(&["subscribers", "remove", "reader3@example.org"]);
     assert!(removed.status.success(), "{}", show(&removed));

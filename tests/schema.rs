@@ -5,7 +5,7 @@ use crate::util::{Workspace, base_config, file_mail, show, stdout};
 
 #[test]
 fn a_store_migrated_by_a_newer_herald_is_refused() {
-    let ws = Workspace::new(&base_config(&file_mail()));
+    let ws = Workspace::sqlite(&base_config(&file_mail()));
     let first = ws.herald(&["deliveries"]);
     assert!(
         first.status.success(),

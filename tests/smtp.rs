@@ -12,7 +12,7 @@ use crate::util::{SmtpSink, Workspace, article_txt, base_config, show, smtp_mail
 fn uids(ws: &Workspace) -> HashMap<String, String> {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let url = format!("sqlite://{}/data/herald.db", ws.path().display());
+        let url = ws.store_url();
         let store = herald::store::Store::open(&url).await.unwrap();
         let subs = store.subscribers("readers", None, 10_000).await.unwrap();
         subs.into_iter().map(|s| (s.uid, s.email)).collect()

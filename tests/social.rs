@@ -75,9 +75,7 @@ fn account(name: &str, kind: &str, base_url: &str, extra: &str) -> String {
 
 async fn sql(ws: &Workspace, statement: &str) {
     sqlx::any::install_default_drivers();
-    let pool = sqlx::AnyPool::connect(&format!("sqlite://{}/data/herald.db", ws.path().display()))
-        .await
-        .unwrap();
+    let pool = sqlx::AnyPool::connect(&ws.store_url()).await.unwrap();
     sqlx::query(sqlx::AssertSqlSafe(statement.to_string()))
         .execute(&pool)
         .await

@@ -11,7 +11,12 @@ pub const HERALD: &str = env!("CARGO_BIN_EXE_herald");
 /// A temporary folder laid out like a Herald deployment.
 pub struct Workspace {
     pub dir: tempfile::TempDir,
+    /// Under `TEST_STORE=postgres`, the database that stands in for the SQLite store.
+    _database: Option<crate::postgres::PgDatabase>,
 }
+
+/// The SQLite store line of [`base_config`].
+pub const SQLITE_STORE: &str = "url = \"sqlite://data/herald.db\"";
 
 /// The base configuration tests start from; `{extra}` is appended.
 pub fn base_config(mail: &str) -> String {
@@ -60,9 +65,32 @@ pub fn smtp_mail(port: u16, extra: &str) -> String {
 }
 
 impl Workspace {
+    /// A workspace with `config`. Under `TEST_STORE=postgres` (the
+    /// second pass of `scripts/test`), a config on the default SQLite store
+    /// gets a new, migrated PostgreSQL database instead, so the same tests
+    /// run on both backends.
     pub fn new(config: &str) -> Workspace {
+        let on_postgres = std::env::var("TEST_STORE").as_deref() == Ok("postgres") && config.contains(SQLITE_STORE);
+        let database = on_postgres.then(crate::postgres::PgDatabase::migrated);
+        let config = match &database {
+            Some(db) => config.replace(SQLITE_STORE, &format!("url = \"{}\"", db.url)),
+            None => config.to_string(),
+        };
+        Self::with_store(&config, database)
+    }
+
+    /// A workspace on exactly the store `config` names, on either pass: for
+    /// tests about SQLite itself.
+    pub fn sqlite(config: &str) -> Workspace {
+        Self::with_store(config, None)
+    }
+
+    fn with_store(config: &str, database: Option<crate::postgres::PgDatabase>) -> Workspace {
         let dir = tempfile::tempdir().expect("temp dir");
-        let ws = Workspace { dir };
+        let ws = Workspace {
+            dir,
+            _database: database,
+        };
         copy_dir(
             &Path::new(env!("CARGO_MANIFEST_DIR")).join("templates"),
             &ws.path().join("templates"),
@@ -70,6 +98,14 @@ impl Workspace {
         std::fs::create_dir_all(ws.path().join("articles")).unwrap();
         ws.write("config/herald.toml", config);
         ws
+    }
+
+    /// The URL of the workspace's store: its SQLite file, or the PostgreSQL database standing in.
+    pub fn store_url(&self) -> String {
+        match &self._database {
+            Some(db) => db.url.clone(),
+            None => format!("sqlite://{}/data/herald.db", self.path().display()),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -283,10 +319,7 @@ pub fn settings_with(ws: &Workspace, jobs: &str) -> herald::config::Settings {
         .unwrap()
         .replace("path = \"articles\"", &format!("path = \"{root}/articles\""))
         .replace("dir = \"outbox\"", &format!("dir = \"{root}/outbox\""))
-        .replace(
-            "url = \"sqlite://data/herald.db\"",
-            &format!("url = \"sqlite://{root}/data/herald.db\""),
-        )
+        .replace(SQLITE_STORE, &format!("url = \"{}\"", ws.store_url()))
         + &format!("\n[templates]\ndir = \"{root}/templates\"\n")
         + jobs;
     ws.write("config/herald.toml", &config);
