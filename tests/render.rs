@@ -81,3 +81,98 @@ fn the_digest_text_part() {
     assert_eq!(edition.subject_preview(), "Test Gazette: 2 new");
     insta::assert_snapshot!(text);
 }
+
+/// The settings and one article of the shared render, for the property test.
+fn settings() -> (Workspace, herald::config::Settings) {
+    let ws = Workspace::new(&base_config(&file_mail()));
+    let root = ws.path().display().to_string();
+    let config = base_config(&file_mail()).replace("path = \"articles\"", &format!("path = \"{root}/articles\""))
+        + &format!("\n[templates]\ndir = \"{root}/templates\"\n");
+    ws.write("config/herald.toml", &config);
+    let settings = herald::config::load(&ws.path().join("config/herald.toml"), Vec::new()).expect("valid config");
+    (ws, settings)
+}
+
+const HEADERS: [&str; 12] = [
+    "from",
+    "to",
+    "subject",
+    "date",
+    "message-id",
+    "list-id",
+    "list-unsubscribe",
+    "list-unsubscribe-post",
+    "reply-to",
+    "mime-version",
+    "content-type",
+    "content-transfer-encoding",
+];
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// Whatever a subscriber's name or an article's title holds (line breaks,
+    /// header-like text, lines of dots), the message keeps its headers and
+    /// its MIME structure, and every line ends in CRLF, so nothing can be
+    /// smuggled into the SMTP stream either.
+    #[test]
+    fn no_subscriber_or_article_value_adds_a_header_or_a_bare_line_break(
+        name in "[a-zA-Z .:\r\n\t<>\"@=?-]{0,60}",
+        title in "[a-zA-Z .:\r\n\t<>\"@=?-]{1,60}",
+    ) {
+        let (_ws, settings) = settings();
+        let job = settings.job("daily").unwrap();
+        let now: DateTime<Utc> = DateTime::parse_from_rfc3339("2026-03-02T07:00:00Z").unwrap().into();
+        let articles = vec![article(1, &title, &format!("{title}\r\n.\r\nBcc: x@evil.example"), Some(&name), "2026-03-01T09:00:00Z")];
+        let parts = herald::digest::render(&settings, job, &articles, now).unwrap();
+        let edition = EditionParts::new(1, "abc", "readers", "Gazette Daily", &parts.subject, &parts.html, &parts.text);
+        let to = Addressee {
+            email: "ana@example.org",
+            name: Some(&name),
+            uid: "u1",
+            attributes: Default::default(),
+            unsubscribe_url: "https://gazette.example.org/unsubscribe?token=1.k.u1.sig".into(),
+            preferences_url: "https://gazette.example.org/preferences?token=1.k.u1.sig".into(),
+        };
+        for encoding in [herald::message::BodyEncoding::EightBit, herald::message::BodyEncoding::Safe] {
+            let message = herald::message::build(
+                &settings.site,
+                &edition,
+                &to,
+                herald::message::message_id(&settings.site, &edition, 7),
+                "",
+                std::time::SystemTime::UNIX_EPOCH,
+                encoding,
+            )
+            .unwrap();
+            let raw = message.formatted();
+            for (i, byte) in raw.iter().enumerate() {
+                match byte {
+                    b'\n' => proptest::prop_assert!(i > 0 && raw[i - 1] == b'\r', "a bare LF at {i}"),
+                    b'\r' => proptest::prop_assert!(raw.get(i + 1) == Some(&b'\n'), "a bare CR at {i}"),
+                    _ => {}
+                }
+            }
+            let text = String::from_utf8_lossy(&raw);
+            let head = text.split("\r\n\r\n").next().unwrap();
+            let mut names = Vec::new();
+            for line in head.split("\r\n") {
+                if line.starts_with(' ') || line.starts_with('\t') {
+                    continue; // a folded continuation
+                }
+                let field = line.split(':').next().unwrap().to_ascii_lowercase();
+                proptest::prop_assert!(HEADERS.contains(&field.as_str()), "an unexpected header line: {line:?}");
+                names.push(field);
+            }
+            for once in ["to", "from", "subject", "content-type"] {
+                proptest::prop_assert_eq!(names.iter().filter(|n| *n == once).count(), 1, "{} once", once);
+            }
+            let parsed = mail_parser::MessageParser::default().parse(&raw).unwrap();
+            let recipients: Vec<_> = parsed.to().unwrap().iter().filter_map(|a| a.address()).collect();
+            proptest::prop_assert_eq!(recipients, vec!["ana@example.org"]);
+            proptest::prop_assert!(parsed.bcc().is_none());
+            proptest::prop_assert_eq!(parsed.text_body_count(), 1);
+            proptest::prop_assert_eq!(parsed.html_body_count(), 1);
+        }
+    }
+}
