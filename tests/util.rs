@@ -188,7 +188,13 @@ fn read_all(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
         if path.is_dir() {
             out.extend(read_all(&path));
         } else if !path.file_name().unwrap().to_string_lossy().starts_with('.') {
-            out.push((path.clone(), std::fs::read(&path).unwrap()));
+            // A file the sink is still moving into place can vanish between
+            // the listing and the read: it is read under its final name next time.
+            match std::fs::read(&path) {
+                Ok(bytes) => out.push((path.clone(), bytes)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => panic!("cannot read {}: {e}", path.display()),
+            }
         }
     }
     out.sort();
