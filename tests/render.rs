@@ -22,12 +22,7 @@ fn article(id: i64, title: &str, excerpt: &str, author: Option<&str>, published:
 }
 
 fn rendered() -> (EditionParts, String, String) {
-    let ws = Workspace::new(&base_config(&file_mail()));
-    let root = ws.path().display().to_string();
-    let config = base_config(&file_mail()).replace("path = \"articles\"", &format!("path = \"{root}/articles\""))
-        + &format!("\n[templates]\ndir = \"{root}/templates\"\n");
-    ws.write("config/herald.toml", &config);
-    let settings = herald::config::load(&ws.path().join("config/herald.toml"), Vec::new()).expect("valid config");
+    let (_ws, settings) = settings();
     let job = settings.job("daily").unwrap();
     let now: DateTime<Utc> = DateTime::parse_from_rfc3339("2026-03-02T07:00:00Z").unwrap().into();
     let articles = vec![
@@ -82,7 +77,7 @@ fn the_digest_text_part() {
     insta::assert_snapshot!(text);
 }
 
-/// The settings and one article of the shared render, for the property test.
+/// A workspace and the settings loaded from it, with its articles and templates.
 fn settings() -> (Workspace, herald::config::Settings) {
     let ws = Workspace::new(&base_config(&file_mail()));
     let root = ws.path().display().to_string();
