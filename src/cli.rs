@@ -14,7 +14,7 @@ use crate::digest;
 use crate::import;
 use crate::mail::{Delivery, MailTransport};
 use crate::message::{self, Addressee, EditionParts};
-use crate::sender::{DrainOptions, SendContext};
+use crate::sender::{DrainOptions, Pause, SendContext};
 use crate::shutdown::Shutdown;
 use crate::social;
 use crate::store::{AddOutcome, DeliveryState, NewSubscriber, Store, StoredArticle};
@@ -129,6 +129,16 @@ pub enum Command {
         /// The new, empty store to copy into (migrated first), e.g. postgres://herald@db/herald.
         #[arg(long, requires = "from")]
         to: Option<String>,
+    },
+    /// Resume editions paused over the mail error budget: their queued rows are sent
+    /// by the daemon's next round, or by `herald run --once`.
+    Resume {
+        /// The edition numbers, as `herald deliveries` lists them.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        editions: Vec<i64>,
+        /// Resume every paused edition.
+        #[arg(long)]
+        all: bool,
     },
     /// Count and list per-recipient delivery records.
     Deliveries {
@@ -266,6 +276,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Preview { job, format, out } => cmd_preview(&settings, &job, format, out).await,
         Command::Subscribers { action } => cmd_subscribers(&settings, action).await,
         Command::Deliveries { job, state, limit } => cmd_deliveries(&settings, job, state, limit).await,
+        Command::Resume { editions, .. } => cmd_resume(&settings, &editions).await,
         Command::Run { .. } => cmd_run_once(settings).await,
         Command::Serve { .. } => unreachable!("handled above"),
         Command::Schedule { count } => cmd_schedule(&settings, count),
@@ -514,22 +525,30 @@ async fn cmd_digest(
     .await?;
     let paused = print_digest(&store, &job, &report).await?;
     store.close().await;
-    if let Some(reason) = paused {
-        eprintln!("ERROR: mail channel PAUSED: the server refused us on policy or authentication grounds: {reason}");
-        eprintln!(
-            "ERROR: fix the sending setup (SPF/DKIM/credentials), then run `herald digest {name}` again; unsent rows stay queued"
-        );
+    if let Some(pause) = &paused {
+        eprintln!("ERROR: mail channel PAUSED: {pause}");
+        match pause {
+            Pause::Policy(_) => eprintln!(
+                "ERROR: fix the sending setup (SPF/DKIM/credentials), then run `herald digest {name}` again; unsent rows stay queued"
+            ),
+            Pause::RelayDown { .. } => eprintln!(
+                "ERROR: the mail server is down or throttling us; unsent rows stay queued: run `herald digest {name}` again later (the daemon retries on its own)"
+            ),
+        }
+    }
+    if paused.is_some() || !report.send.paused_editions.is_empty() {
         return Ok(ExitCode::from(3));
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Prints what a digest run did; returns why the channel paused, if it did.
+/// Prints what a digest run did (an edition paused over its error budget
+/// as an error); returns why the channel paused, if it did.
 async fn print_digest(
     store: &Store,
     job: &crate::config::JobSettings,
     report: &digest::DigestReport,
-) -> anyhow::Result<Option<String>> {
+) -> anyhow::Result<Option<Pause>> {
     let name = &job.name;
     print_sources(&report.sources);
     if let Some(seeded) = &report.seeded {
@@ -575,6 +594,12 @@ async fn print_digest(
         say!(
             "next retry at {} (run `herald digest {name}` again, or let the daemon do it)",
             at.format("%Y-%m-%d %H:%M:%S UTC")
+        );
+    }
+    for (edition, reason) in &s.paused_editions {
+        eprintln!("ERROR: edition #{edition} PAUSED: {reason}");
+        eprintln!(
+            "ERROR: its other rows stay queued; check the list and the server's replies (`herald deliveries --state failed`), then `herald resume {edition}`"
         );
     }
     Ok(s.paused.clone())
@@ -788,6 +813,21 @@ async fn cmd_deliveries(
         };
         say!("  {:<11} {:>8}{doubt}", c.state.as_str(), c.count);
     }
+    for e in store.paused_editions().await? {
+        if job.as_ref().is_some_and(|j| *j != e.job) {
+            continue;
+        }
+        let at = chrono::DateTime::from_timestamp_millis(e.paused_at).unwrap_or_default();
+        say!(
+            "  edition #{} (job {}) PAUSED since {}: {}; {} queued; `herald resume {}` continues it",
+            e.id,
+            e.job,
+            at.format("%Y-%m-%d %H:%M:%S UTC"),
+            e.reason,
+            e.queued,
+            e.id
+        );
+    }
     let rows = store.deliveries(job.as_deref(), state, limit).await?;
     if !rows.is_empty() {
         say!();
@@ -813,6 +853,34 @@ async fn cmd_deliveries(
     Ok(ExitCode::SUCCESS)
 }
 
+async fn cmd_resume(settings: &Settings, editions: &[i64]) -> anyhow::Result<ExitCode> {
+    let store = open_store(settings).await?;
+    let resumed = store.resume_editions(editions).await?;
+    store.close().await;
+    for e in &resumed {
+        say!(
+            "edition #{} (job {}, list {}) resumed: {} queued delivery(ies) go out on the next send round",
+            e.id,
+            e.job,
+            e.list_name,
+            e.queued
+        );
+    }
+    let missing: Vec<String> = editions
+        .iter()
+        .filter(|id| !resumed.iter().any(|e| e.id == **id))
+        .map(|id| format!("#{id}"))
+        .collect();
+    if !missing.is_empty() {
+        eprintln!("ERROR: not paused (or no such edition): {}", missing.join(", "));
+        return Ok(ExitCode::FAILURE);
+    }
+    if resumed.is_empty() {
+        say!("no edition is paused");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn cmd_run_once(settings: Arc<Settings>) -> anyhow::Result<ExitCode> {
     let store = open_store(&settings).await?;
     let ctx = Arc::new(SendContext::new(store.clone(), settings.clone()).await?);
@@ -835,6 +903,7 @@ async fn cmd_run_once(settings: Arc<Settings>) -> anyhow::Result<ExitCode> {
             Ok(report) => {
                 let paused = print_digest(&store, job, &report).await?;
                 failed |= paused.is_some()
+                    || !report.send.paused_editions.is_empty()
                     || report.send.failed > 0
                     || report.send.expired > 0
                     || report.sources.iter().any(|s| s.error.is_some());

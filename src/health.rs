@@ -14,10 +14,18 @@ pub struct JobHealth {
     pub last_error: Option<String>,
 }
 
+/// The mail channel is paused until `until`, for `reason`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelPause {
+    pub until: DateTime<Utc>,
+    pub reason: String,
+}
+
 #[derive(Debug, Default)]
 pub struct Health {
     last_beat_ms: AtomicI64,
     jobs: Mutex<BTreeMap<String, JobHealth>>,
+    mail_pause: Mutex<Option<ChannelPause>>,
 }
 
 impl Health {
@@ -41,6 +49,15 @@ impl Health {
             entry.last_success_at = Some(now);
         }
         entry.last_error = error;
+    }
+
+    /// Records that the mail channel paused (or, with `None`, that it sends again).
+    pub fn mail_paused(&self, pause: Option<ChannelPause>) {
+        *self.mail_pause.lock().expect("not poisoned") = pause;
+    }
+
+    pub fn mail_pause(&self) -> Option<ChannelPause> {
+        self.mail_pause.lock().expect("not poisoned").clone()
     }
 
     pub fn jobs(&self) -> BTreeMap<String, JobHealth> {

@@ -3,10 +3,14 @@
 //! envelope per recipient with bounded concurrency and an optional rate
 //! limit, and records each classified outcome. 4xx and connection failures
 //! retry with exponential backoff up to a maximum age; 5.1.x suppresses the
-//! address; 5.7.x pauses the whole channel, since the fault is ours.
+//! address; 5.7.x pauses the whole channel, since the fault is ours, and so
+//! does a run of temporary failures with nothing accepted between them (the
+//! circuit breaker: the relay is down or throttling us). An edition whose
+//! permanent failures go over the error budget is paused in the store until
+//! `herald resume`, instead of burning through the rest of the list.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -35,7 +39,31 @@ pub struct SendReport {
     /// Rows found `sending` with an expired lease (a crashed run): requeued, flagged in doubt.
     pub recovered_in_doubt: u64,
     /// Why the channel paused, when it did.
-    pub paused: Option<String>,
+    pub paused: Option<Pause>,
+    /// Editions this run paused for going over the error budget, with why.
+    pub paused_editions: Vec<(i64, String)>,
+}
+
+/// Why a run stopped sending on the whole channel before its queue was empty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pause {
+    /// A 5.7.x refusal (policy or authentication): the fault is ours.
+    Policy(String),
+    /// The circuit breaker opened: this many temporary failures in a row,
+    /// with nothing accepted between them; the last one's reply.
+    RelayDown { failures: u64, reply: String },
+}
+
+impl std::fmt::Display for Pause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Pause::Policy(reply) => write!(f, "the server refused us on policy or authentication grounds: {reply}"),
+            Pause::RelayDown { failures, reply } => write!(
+                f,
+                "circuit open: {failures} sends in a row failed temporarily with none accepted (last: {reply})"
+            ),
+        }
+    }
 }
 
 impl SendReport {
@@ -132,7 +160,11 @@ struct Run {
     ctx: Arc<SendContext>,
     rate: Option<RateLimit>,
     paused: AtomicBool,
-    pause_reason: Mutex<Option<String>>,
+    pause_reason: Mutex<Option<Pause>>,
+    /// Temporary failures since the last message the server took or refused for good.
+    failing_in_row: AtomicU64,
+    /// Editions paused (by this run or in the store) whose claimed rows are released unsent.
+    paused_editions: Mutex<HashSet<i64>>,
     shutdown: Shutdown,
     /// Rows whose sends are under way.
     in_flight: Mutex<HashSet<i64>>,
@@ -162,8 +194,40 @@ struct Work {
 /// A finished attempt on its way to the dispatcher.
 struct Done {
     id: i64,
+    edition_id: i64,
     email: String,
     outcome: Outcome,
+}
+
+/// Per edition, the messages tried in this run and those refused for good.
+#[derive(Default)]
+struct Budget(HashMap<i64, (u64, u64)>);
+
+impl Budget {
+    /// Counts `done`; returns why its edition must pause when this outcome
+    /// takes it over `budget` (once: its counts start again afterwards).
+    fn count(&mut self, budget: crate::config::ErrorBudget, done: &Done) -> Option<String> {
+        let failed = match &done.outcome {
+            Outcome::Sent { .. } => false,
+            Outcome::Failed { .. } => true,
+            _ => return None,
+        };
+        let (attempts, failures) = self.0.entry(done.edition_id).or_default();
+        *attempts += 1;
+        *failures += u64::from(failed);
+        if !failed || !budget.exceeded(*attempts, *failures) {
+            return None;
+        }
+        let Outcome::Failed { reply, .. } = &done.outcome else {
+            unreachable!("only failures exceed the budget")
+        };
+        let reason = format!(
+            "{failures} of {attempts} messages refused for good, over the {}% error budget (last: {reply})",
+            budget.percent
+        );
+        self.0.remove(&done.edition_id);
+        Some(reason)
+    }
 }
 
 /// Sends every due delivery of `job` until none is left, the channel pauses
@@ -190,6 +254,8 @@ pub async fn drain(ctx: Arc<SendContext>, job: &str, options: &DrainOptions) -> 
         rate: mail.rate_limit.map(RateLimit::new),
         paused: AtomicBool::new(false),
         pause_reason: Mutex::new(None),
+        failing_in_row: AtomicU64::new(0),
+        paused_editions: Mutex::new(HashSet::new()),
         shutdown: options.shutdown.clone(),
         in_flight: Mutex::new(HashSet::new()),
     });
@@ -306,6 +372,7 @@ async fn dispatch(
     let mut shutdown = options.shutdown.clone();
     let mut report = SendReport::default();
     let mut editions = Editions::default();
+    let mut budget = Budget::default();
     let mut finished: Vec<Done> = Vec::with_capacity(slots);
     // Rows claimed and not yet recorded.
     let mut claimed = 0usize;
@@ -319,6 +386,32 @@ async fn dispatch(
         } else {
             slots - in_flight_after
         };
+        for d in &finished {
+            if run
+                .paused_editions
+                .lock()
+                .expect("not poisoned")
+                .contains(&d.edition_id)
+            {
+                continue;
+            }
+            let Some(reason) = budget.count(ctx.settings.mail.error_budget, d) else {
+                continue;
+            };
+            run.paused_editions.lock().expect("not poisoned").insert(d.edition_id);
+            if let Err(e) = ctx.store.pause_edition(d.edition_id, &reason, clock::now()).await {
+                error!(error = %e, "cannot pause an edition over its error budget; stopping this run");
+                run.paused.store(true, Ordering::SeqCst);
+                return Err(e);
+            }
+            error!(
+                job,
+                edition = d.edition_id,
+                %reason,
+                "edition PAUSED over its error budget: its rows stay queued until `herald resume`"
+            );
+            report.paused_editions.push((d.edition_id, reason));
+        }
         if !finished.is_empty() || want > 0 {
             let outcomes: Vec<(i64, &Outcome, &str)> =
                 finished.iter().map(|d| (d.id, &d.outcome, d.email.as_str())).collect();
@@ -405,6 +498,7 @@ async fn worker(run: Arc<Run>, work: Arc<tokio::sync::Mutex<mpsc::Receiver<Work>
         let outcome = run.send_one(&row, &parts).await;
         let finished = Done {
             id: row.id,
+            edition_id: row.edition_id,
             email: row.email,
             outcome,
         };
@@ -416,10 +510,27 @@ async fn worker(run: Arc<Run>, work: Arc<tokio::sync::Mutex<mpsc::Receiver<Work>
 }
 
 impl Run {
+    /// Stops this run's sends on the whole channel; the first reason is kept.
+    fn pause(&self, why: Pause) {
+        let mut reason = self.pause_reason.lock().expect("not poisoned");
+        if reason.is_none() {
+            error!(reason = %why, "mail channel PAUSED; unsent rows stay queued");
+            *reason = Some(why);
+        }
+        self.paused.store(true, Ordering::SeqCst);
+    }
+
     async fn send_one(&self, row: &Claimed, parts: &EditionParts) -> Outcome {
         let ctx = &self.ctx;
         let mail = &ctx.settings.mail;
-        if self.paused.load(Ordering::SeqCst) || self.shutdown.is_triggered() {
+        if self.paused.load(Ordering::SeqCst)
+            || self.shutdown.is_triggered()
+            || self
+                .paused_editions
+                .lock()
+                .expect("not poisoned")
+                .contains(&row.edition_id)
+        {
             return Outcome::Released;
         }
         if row.suppressed > 0 {
@@ -462,6 +573,21 @@ impl Run {
         let label = format!("{}-e{}-d{}-{}", parts.list_name, parts.edition_id, row.id, row.email);
         let delivery = ctx.transport.send(message, &label, mail.send_timeout).await;
         let now = clock::now();
+        let failing_in_row = match &delivery {
+            Delivery::Transient { .. } => self.failing_in_row.fetch_add(1, Ordering::SeqCst) + 1,
+            _ => {
+                self.failing_in_row.store(0, Ordering::SeqCst);
+                0
+            }
+        };
+        if failing_in_row >= mail.breaker_after
+            && let Delivery::Transient { reply, .. } = &delivery
+        {
+            self.pause(Pause::RelayDown {
+                failures: failing_in_row,
+                reply: reply.clone(),
+            });
+        }
         match delivery {
             Delivery::Accepted(reply) => {
                 info!(delivery = row.id, to = %row.email, %reply, "sent");
@@ -488,12 +614,7 @@ impl Run {
                 Outcome::Failed { reply, suppress: false }
             }
             Delivery::Policy(reply) => {
-                error!(delivery = row.id, %reply, "the server refused us on policy or authentication grounds: mail channel paused");
-                self.paused.store(true, Ordering::SeqCst);
-                self.pause_reason
-                    .lock()
-                    .expect("not poisoned")
-                    .get_or_insert_with(|| reply.clone());
+                self.pause(Pause::Policy(reply.clone()));
                 Outcome::Retry {
                     reply,
                     at: now,
@@ -527,6 +648,11 @@ mod tests {
             send_timeout: Duration::from_secs(60),
             retry_initial: Duration::from_secs(300),
             retry_max_age: Duration::from_secs(3 * 86400),
+            error_budget: crate::config::ErrorBudget {
+                percent: 10,
+                min_attempts: 100,
+            },
+            breaker_after: 20,
             dkim: None,
         };
         let secs = |attempts| backoff(mail.retry_initial, attempts, 1).as_secs();

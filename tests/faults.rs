@@ -181,3 +181,154 @@ fn a_row_retried_past_the_maximum_age_expires() {
     let rows = stdout(&ws.herald(&["deliveries", "--state", "expired"]));
     assert!(rows.contains("expired") && rows.contains("450 4.3.0"), "{rows}");
 }
+
+/// How many listed rows have each number of tries.
+fn rows_with_tries(deliveries: &str, tries: u32) -> usize {
+    let mark = format!("tries {tries:<2}");
+    deliveries.lines().filter(|l| l.contains(&mark)).count()
+}
+
+#[test]
+fn a_relay_that_keeps_failing_opens_the_circuit_and_the_rest_stay_untried() {
+    let port = free_port();
+    let ws = Workspace::new(&base_config(&smtp_mail(
+        port,
+        "retry_initial_secs = 2\nsend_timeout_secs = 2\nmax_connections = 2\nbreaker_after_failures = 5",
+    )));
+    ws.subscribers(60);
+    ws.write("articles/ferry.txt", &article_txt("Ferry returns", "ferry"));
+    // Nothing listens: every connection is refused.
+    let out = ws.herald(&["digest", "daily"]);
+    assert_eq!(out.status.code(), Some(3), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("PAUSED") && err.contains("circuit open"), "{err}");
+    let rows = stdout(&ws.herald(&["deliveries", "--limit", "100"]));
+    assert_eq!(
+        state_count(&rows, "queued"),
+        (60, 0),
+        "all stay queued, none in doubt: {rows}"
+    );
+    let tried = rows_with_tries(&rows, 1);
+    assert!(
+        (5..=6).contains(&tried),
+        "the circuit opens after 5 failures (one more may be in flight): {tried} tried\n{rows}"
+    );
+    assert_eq!(
+        rows_with_tries(&rows, 0),
+        60 - tried,
+        "the rest were never tried: {rows}"
+    );
+
+    // The relay comes back; once the backoff is over everyone gets exactly one copy.
+    let sink = SmtpSink::start_on(port, &[]);
+    std::thread::sleep(Duration::from_millis(2400));
+    let out = ws.herald(&["digest", "daily"]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(stdout(&out).contains("60 sent"), "{}", show(&out));
+    let mut got = sink.recipients();
+    got.sort();
+    got.dedup();
+    assert_eq!((got.len(), sink.recipients().len()), (60, 60));
+}
+
+#[test]
+fn a_send_over_its_error_budget_pauses_the_edition_until_resumed() {
+    let port = free_port();
+    let sink = SmtpSink::start_on(
+        port,
+        &["-f", "RCPT", "-B", "550 5.1.1 Recipient address rejected: User unknown"],
+    );
+    let ws = Workspace::new(&base_config(&smtp_mail(
+        port,
+        "max_connections = 2\nerror_budget_percent = 20\nerror_budget_min_attempts = 10",
+    )));
+    ws.subscribers(60);
+    ws.write("articles/ferry.txt", &article_txt("Ferry returns", "ferry"));
+    let out = ws.herald(&["digest", "daily"]);
+    assert_eq!(out.status.code(), Some(3), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("edition #1 PAUSED: 10 of 10 messages refused for good, over the 20% error budget")
+            && err.contains("5.1.1")
+            && err.contains("herald resume 1"),
+        "{err}"
+    );
+    let rows = stdout(&ws.herald(&["deliveries", "--limit", "100"]));
+    let (failed, _) = state_count(&rows, "failed");
+    assert!(
+        (10..=11).contains(&failed),
+        "at most the in-flight row after the 10th: {rows}"
+    );
+    assert_eq!(state_count(&rows, "queued"), (60 - failed, 0), "{rows}");
+    assert!(rows.contains("edition #1 (job daily) PAUSED since"), "{rows}");
+    assert!(rows.contains("herald resume 1"), "{rows}");
+
+    // A paused edition is not sent by later runs, and says so.
+    let again = ws.herald(&["digest", "daily"]);
+    assert!(stdout(&again).contains("0 sent"), "{}", show(&again));
+    assert_eq!(
+        state_count(&stdout(&ws.herald(&["deliveries"])), "queued").0,
+        60 - failed
+    );
+    sink.stop();
+
+    let resume = ws.herald(&["resume", "1"]);
+    assert!(resume.status.success(), "{}", show(&resume));
+    assert!(
+        stdout(&resume).contains(&format!(
+            "edition #1 (job daily, list readers) resumed: {} queued",
+            60 - failed
+        )),
+        "{}",
+        show(&resume)
+    );
+    let twice = ws.herald(&["resume", "1"]);
+    assert_eq!(twice.status.code(), Some(1), "{}", show(&twice));
+    assert!(
+        String::from_utf8_lossy(&twice.stderr).contains("not paused"),
+        "{}",
+        show(&twice)
+    );
+
+    let good = SmtpSink::start_on(port, &[]);
+    let out = ws.herald(&["digest", "daily"]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(
+        stdout(&out).contains(&format!("{} sent", 60 - failed)),
+        "{}",
+        show(&out)
+    );
+    assert_eq!(good.recipients().len() as u64, 60 - failed);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_show_a_paused_edition_and_why() {
+    let port = free_port();
+    let _sink = SmtpSink::start_on(port, &["-f", "RCPT", "-B", "554 5.6.0 Message content rejected"]);
+    let ws = Workspace::new(&base_config(&smtp_mail(
+        port,
+        "max_connections = 1\nerror_budget_percent = 50\nerror_budget_min_attempts = 4",
+    )));
+    ws.subscribers(8);
+    ws.write("articles/ferry.txt", &article_txt("Ferry returns", "ferry"));
+    let out = tokio::task::block_in_place(|| ws.herald(&["digest", "daily"]));
+    assert_eq!(out.status.code(), Some(3), "{}", show(&out));
+    let site = crate::web::start_with(crate::util::settings_with(
+        &ws,
+        &crate::util::job_toml("daily", "0 7 * * *"),
+    ))
+    .await;
+    let text = crate::web::client()
+        .get(format!("{}/metrics", site.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.lines().any(|l| l.starts_with("herald_edition_paused{job=\"daily\",edition=\"1\",reason=\"4 of 4 messages refused for good, over the 50% error budget (last: 554 5.6.0")
+            && l.ends_with("} 4")),
+        "{text}"
+    );
+}

@@ -14,8 +14,8 @@ use url::Url;
 use super::raw::{RawConfig, RawDkim, RawJob, RawSource};
 use super::secret_var;
 use super::{
-    AccountKind, AccountSettings, ConfigError, DaemonSettings, JobKind, JobSettings, ListSettings, LogFormat,
-    MailSettings, Origins, Problem, Settings, Site, SmtpSettings, SourceKind, SourceSettings, TlsMode,
+    AccountKind, AccountSettings, ConfigError, DaemonSettings, ErrorBudget, JobKind, JobSettings, ListSettings,
+    LogFormat, MailSettings, Origins, Problem, Settings, Site, SmtpSettings, SourceKind, SourceSettings, TlsMode,
     TransportSettings, WebSettings,
 };
 use crate::mail::Dkim;
@@ -287,6 +287,16 @@ fn check_mail(c: &mut Checker, raw: &RawConfig, site: Option<&Site>) -> Option<M
         retry_max_age: Duration::from_secs(
             3600 * c.positive("mail.retry_max_age_hours", m.retry_max_age_hours, 72, 24 * 30) as u64,
         ),
+        error_budget: ErrorBudget {
+            percent: c.positive("mail.error_budget_percent", m.error_budget_percent, 10, 100) as u64,
+            min_attempts: c.positive(
+                "mail.error_budget_min_attempts",
+                m.error_budget_min_attempts,
+                100,
+                1_000_000,
+            ) as u64,
+        },
+        breaker_after: c.positive("mail.breaker_after_failures", m.breaker_after_failures, 20, 100_000) as u64,
         dkim: m.dkim.as_ref().and_then(|d| check_dkim(c, d, site)).map(Arc::new),
     })
 }

@@ -227,8 +227,27 @@ pub struct MailSettings {
     pub send_timeout: Duration,
     pub retry_initial: Duration,
     pub retry_max_age: Duration,
+    /// When an edition's permanent failures pause it.
+    pub error_budget: ErrorBudget,
+    /// Temporary failures in a row (no message accepted between them) that
+    /// open the circuit: the channel pauses and resumes on its own.
+    pub breaker_after: u64,
     /// Signs every outgoing message when a key is configured.
     pub dkim: Option<std::sync::Arc<crate::mail::Dkim>>,
+}
+
+/// An edition pauses once at least `min_attempts` of its messages were tried
+/// in one run and more than `percent` of them were refused for good.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ErrorBudget {
+    pub percent: u64,
+    pub min_attempts: u64,
+}
+
+impl ErrorBudget {
+    pub fn exceeded(&self, attempts: u64, failed: u64) -> bool {
+        attempts >= self.min_attempts && failed * 100 > self.percent * attempts
+    }
 }
 
 #[derive(Clone)]

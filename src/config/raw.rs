@@ -56,6 +56,9 @@ pub struct RawMail {
     pub send_timeout_secs: Option<i64>,
     pub retry_initial_secs: Option<i64>,
     pub retry_max_age_hours: Option<i64>,
+    pub error_budget_percent: Option<i64>,
+    pub error_budget_min_attempts: Option<i64>,
+    pub breaker_after_failures: Option<i64>,
     #[serde(default)]
     pub file: RawFileMail,
     #[serde(default)]

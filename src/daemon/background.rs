@@ -11,6 +11,7 @@ use tracing::{error, info, warn};
 
 use super::fires::Daemon;
 use crate::config::JobKind;
+use crate::health::ChannelPause;
 use crate::sender::{self, SendContext};
 use crate::shutdown::Shutdown;
 use crate::{ingest, social};
@@ -22,11 +23,24 @@ fn until(now: DateTime<Utc>, at: DateTime<Utc>) -> Duration {
     (at - now).to_std().unwrap_or_default()
 }
 
+/// How long the channel stays paused after `earlier` pauses in a row.
+fn pause_length(initial: Duration, earlier: u32) -> Duration {
+    initial
+        .saturating_mul(2u32.saturating_pow(earlier.min(16)))
+        .min(MAX_PAUSE)
+        .max(initial.min(MAX_PAUSE))
+}
+
+/// The longest the channel stays paused before the daemon tries again.
+const MAX_PAUSE: Duration = Duration::from_secs(3600);
+
 /// Delivers due rows of every job, whenever the job is not already running.
 pub async fn drainer(daemon: Daemon, mut shutdown: Shutdown) {
-    // After a 5.7.x refusal the channel stays paused for `retry_initial`,
-    // so the daemon does not hammer a server that has refused us.
+    // After a 5.7.x refusal or an open circuit the channel stays paused, so
+    // the daemon does not hammer a server that refused us or is down: for
+    // `retry_initial`, doubling with each pause in a row up to an hour.
     let mut paused_until: Option<DateTime<Utc>> = None;
+    let mut pauses_in_row: u32 = 0;
     // One send context (SMTP pool, token keys) per configuration, so pooled
     // connections survive from one round to the next; rebuilt after a reload.
     let mut context: Option<Arc<SendContext>> = None;
@@ -90,13 +104,22 @@ pub async fn drainer(daemon: Daemon, mut shutdown: Shutdown) {
                 Ok(_) => {}
                 Err(e) => error!(job = %job.name, error = %e, "draining the queue failed"),
             }
-            if let Ok(report) = &drained
-                && let Some(reason) = &report.paused
-            {
-                let until = daemon.clock.now() + chrono::Duration::from_std(settings.mail.retry_initial).expect("fits");
-                error!(%reason, until = %until, "mail channel PAUSED after a policy refusal; retrying after the pause");
-                paused_until = Some(until);
-                wake = until;
+            match &drained {
+                Ok(report) if report.paused.is_some() => {
+                    let pause = pause_length(settings.mail.retry_initial, pauses_in_row);
+                    pauses_in_row += 1;
+                    let until = daemon.clock.now() + chrono::Duration::from_std(pause).expect("fits");
+                    let reason = report.paused.as_ref().expect("matched").to_string();
+                    error!(%reason, until = %until, "mail channel PAUSED; sending resumes on its own after the pause");
+                    daemon.health.mail_paused(Some(ChannelPause { until, reason }));
+                    paused_until = Some(until);
+                    wake = until;
+                }
+                Ok(report) if report.sent > 0 => {
+                    pauses_in_row = 0;
+                    daemon.health.mail_paused(None);
+                }
+                _ => {}
             }
             for at in [
                 daemon.store.next_retry_at(&job.name).await,
@@ -173,5 +196,18 @@ pub async fn heartbeat(daemon: Daemon, mut shutdown: Shutdown) {
             () = tokio::time::sleep(Duration::from_secs(10)) => {}
             () = shutdown.wait() => break,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pauses_in_a_row_double_up_to_an_hour() {
+        let initial = Duration::from_secs(300);
+        let secs: Vec<u64> = (0..6).map(|n| pause_length(initial, n).as_secs()).collect();
+        assert_eq!(secs, [300, 600, 1200, 2400, 3600, 3600]);
+        assert_eq!(pause_length(Duration::from_secs(86400), 0).as_secs(), 3600);
     }
 }

@@ -135,7 +135,15 @@ impl Daemon {
                 let error = report
                     .send
                     .paused
-                    .clone()
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .or_else(|| {
+                        report
+                            .send
+                            .paused_editions
+                            .first()
+                            .map(|(id, reason)| format!("edition #{id} paused: {reason}"))
+                    })
                     .or_else(|| (failed > 0).then(|| format!("{failed} source(s) failed")));
                 self.health.job_finished(&job.name, self.clock.now(), error);
                 summary(&report)
@@ -213,6 +221,10 @@ pub fn summary(report: &DigestReport) -> String {
         s.suppressed,
         s.expired,
         s.paused.as_ref().map(|p| format!("; PAUSED: {p}")).unwrap_or_default()
+            + &s.paused_editions
+                .iter()
+                .map(|(id, reason)| format!("; edition #{id} PAUSED: {reason}"))
+                .collect::<String>()
     )
 }
 
@@ -246,6 +258,6 @@ fn log_report(job: &str, report: &DigestReport) {
         "job finished"
     );
     if let Some(reason) = &s.paused {
-        error!(job, %reason, "mail channel PAUSED: the server refused us on policy or authentication grounds; rows stay queued");
+        error!(job, %reason, "mail channel PAUSED; rows stay queued");
     }
 }

@@ -141,6 +141,9 @@ pub struct Lease<'a> {
     pub until: DateTime<Utc>,
 }
 
+/// Rows of editions that are not paused (see `Store::pause_edition`).
+const NOT_PAUSED: &str = "edition_id NOT IN (SELECT id FROM editions WHERE paused IS NOT NULL)";
+
 /// Sent rows per multi-row update: two parameters each.
 const SENT_PER_STATEMENT: usize = 64;
 
@@ -248,13 +251,14 @@ impl Store {
         Ok(at.and_then(DateTime::from_timestamp_millis))
     }
 
-    /// The earliest next attempt among queued rows of `job`.
+    /// The earliest next attempt among queued rows of `job` (paused editions' rows wait for `herald resume`).
     pub async fn next_retry_at(&self, job: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let at: Option<i64> =
-            sqlx::query_scalar("SELECT MIN(next_attempt_at) FROM deliveries WHERE job = $1 AND state = 'queued'")
-                .bind(job)
-                .fetch_one(&self.pool)
-                .await?;
+        let sql =
+            format!("SELECT MIN(next_attempt_at) FROM deliveries WHERE job = $1 AND state = 'queued' AND {NOT_PAUSED}");
+        let at: Option<i64> = sqlx::query_scalar(AssertSqlSafe(sql))
+            .bind(job)
+            .fetch_one(&self.pool)
+            .await?;
         Ok(at.and_then(DateTime::from_timestamp_millis))
     }
 }
@@ -281,7 +285,7 @@ async fn claim(
     };
     let sql = format!(
         "UPDATE deliveries SET state = 'sending', lease_until = $3, claimed_by = $5, attempts = attempts + 1, updated_at = $2 \
-         WHERE id IN (SELECT id FROM deliveries WHERE job = $1 AND state = 'queued' AND next_attempt_at <= $2 \
+         WHERE id IN (SELECT id FROM deliveries WHERE job = $1 AND state = 'queued' AND next_attempt_at <= $2 AND {NOT_PAUSED} \
          ORDER BY next_attempt_at, id LIMIT CAST($4 AS BIGINT){lock}) \
          RETURNING id, edition_id, email, attempts, in_doubt, created_at, {}, {}, {}, {}, \
          (SELECT COUNT(*) FROM suppressions x JOIN subscribers s ON x.email_key = s.email_key \

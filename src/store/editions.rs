@@ -41,6 +41,18 @@ pub struct EditionRow {
     pub text: String,
 }
 
+/// An edition the error budget paused.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct PausedEdition {
+    pub id: i64,
+    pub job: String,
+    pub list_name: String,
+    pub reason: String,
+    pub paused_at: i64,
+    /// Its rows still waiting to be sent.
+    pub queued: i64,
+}
+
 impl Store {
     /// Creates the edition, claims its articles for the job and writes one
     /// `queued` delivery row per active, unsuppressed subscriber, all in one
@@ -111,6 +123,50 @@ impl Store {
         )
         .bind(id)
         .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// Pauses an edition: its queued rows are not claimed until it is resumed.
+    /// Returns false when it was already paused (the first reason is kept).
+    pub async fn pause_edition(&self, id: i64, reason: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let changed = sqlx::query("UPDATE editions SET paused = $2, paused_at = $3 WHERE id = $1 AND paused IS NULL")
+            .bind(id)
+            .bind(reason)
+            .bind(now.timestamp_millis())
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(changed > 0)
+    }
+
+    /// Clears the pause of the given editions (all paused ones when `ids` is
+    /// empty); their queued rows are due again. Returns the editions resumed.
+    pub async fn resume_editions(&self, ids: &[i64]) -> Result<Vec<PausedEdition>, StoreError> {
+        let paused: Vec<PausedEdition> = self
+            .paused_editions()
+            .await?
+            .into_iter()
+            .filter(|e| ids.is_empty() || ids.contains(&e.id))
+            .collect();
+        let mut tx = self.pool.begin().await?;
+        for e in &paused {
+            sqlx::query("UPDATE editions SET paused = NULL, paused_at = NULL WHERE id = $1")
+                .bind(e.id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(paused)
+    }
+
+    /// Every paused edition, with why, and how many of its rows wait.
+    pub async fn paused_editions(&self) -> Result<Vec<PausedEdition>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT e.id, e.job, e.list_name, e.paused AS reason, e.paused_at, \
+             (SELECT COUNT(*) FROM deliveries d WHERE d.edition_id = e.id AND d.state = 'queued') AS queued \
+             FROM editions e WHERE e.paused IS NOT NULL ORDER BY e.id",
+        )
+        .fetch_all(&self.pool)
         .await?)
     }
 

@@ -21,7 +21,7 @@ use sqlx::{AnyPool, Executor};
 pub use articles::{StoredArticle, Upsert};
 pub use copy::TableCopy;
 pub use deliveries::{Claimed, DeliveryRow, DeliveryState, Lease, Outcome, StateCount};
-pub use editions::{EditionRow, NewEdition, Recipients};
+pub use editions::{EditionRow, NewEdition, PausedEdition, Recipients};
 pub use posts::{PostOutcome, PostRow};
 pub use schema::Migration;
 pub use stats::{Sample, Stats};

@@ -24,6 +24,8 @@ pub struct Stats {
     pub posts_by_outcome: Vec<Sample>,
     pub subscribers_by_status: Vec<Sample>,
     pub queue_depth: Vec<Sample>,
+    /// Editions paused over the error budget: their queued rows, labelled with why.
+    pub paused_editions: Vec<Sample>,
     /// Deliveries sent over the last `window_secs`, per second.
     pub send_rate: f64,
 }
@@ -108,6 +110,15 @@ impl Store {
                 "deliveries WHERE state IN ('queued', 'sending') GROUP BY job ORDER BY job",
             )
             .await?,
+            paused_editions: self
+                .paused_editions()
+                .await?
+                .into_iter()
+                .map(|e| Sample {
+                    labels: vec![("job", e.job), ("edition", e.id.to_string()), ("reason", e.reason)],
+                    value: e.queued as f64,
+                })
+                .collect(),
             send_rate: sent_recently as f64 / window_secs as f64,
         })
     }

@@ -87,6 +87,30 @@ pub fn render(stats: &Stats, state: &WebState) -> String {
     );
     family(
         &mut out,
+        "herald_edition_paused",
+        "gauge",
+        "Editions paused over the mail error budget (until `herald resume`): their queued deliveries, with why.",
+        &stats.paused_editions,
+    );
+    let pause: Vec<Sample> = state
+        .health
+        .mail_pause()
+        .filter(|p| p.until > clock::now())
+        .map(|p| Sample {
+            labels: vec![("reason", p.reason)],
+            value: p.until.timestamp_millis() as f64 / 1000.0,
+        })
+        .into_iter()
+        .collect();
+    family(
+        &mut out,
+        "herald_mail_paused_until_timestamp_seconds",
+        "gauge",
+        "While this daemon's mail channel is paused (policy refusal or open circuit): until when, with why.",
+        &pause,
+    );
+    family(
+        &mut out,
         "herald_send_rate_per_second",
         "gauge",
         "Deliveries accepted per second over the last five minutes.",
