@@ -332,3 +332,126 @@ async fn metrics_show_a_paused_edition_and_why() {
         "{text}"
     );
 }
+
+/// `tests/support/scripted_smtp_server.py`: answers each recipient by its local part.
+struct ScriptedSmtp {
+    port: u16,
+    inbox: tempfile::TempDir,
+    _process: crate::util::KillOnDrop,
+}
+
+impl ScriptedSmtp {
+    fn start() -> ScriptedSmtp {
+        let port = free_port();
+        let inbox = tempfile::tempdir().unwrap();
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/scripted_smtp_server.py");
+        let process = std::process::Command::new("python3")
+            .arg(script)
+            .args([&port.to_string(), &inbox.path().display().to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3 runs");
+        let process = crate::util::KillOnDrop(process);
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the scripted SMTP server did not start (scripts/test installs aiosmtpd)"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        ScriptedSmtp {
+            port,
+            inbox,
+            _process: process,
+        }
+    }
+
+    /// How many copies each recipient was given.
+    fn copies(&self) -> std::collections::BTreeMap<String, usize> {
+        let mut copies = std::collections::BTreeMap::new();
+        for entry in std::fs::read_dir(self.inbox.path()).unwrap() {
+            let name = entry.unwrap().file_name().to_string_lossy().to_string();
+            let rcpt = name.rsplitn(3, '.').nth(2).unwrap().to_string();
+            *copies.entry(rcpt).or_insert(0) += 1;
+        }
+        copies
+    }
+}
+
+#[test]
+fn per_recipient_answers_each_end_in_their_own_state_and_show_in_deliveries() {
+    let server = ScriptedSmtp::start();
+    let ws = Workspace::new(&base_config(&smtp_mail(
+        server.port,
+        "retry_initial_secs = 1\nsend_timeout_secs = 5\nmax_connections = 2",
+    )));
+    let people = [
+        "ok1",
+        "greylist1",
+        "ok2",
+        "full1",
+        "throttle1",
+        "unknown1",
+        "spam1",
+        "lost1",
+        "ok3",
+    ];
+    let mut csv = String::from("email\n");
+    for p in people {
+        csv.push_str(&format!("{p}@example.org\n"));
+    }
+    ws.write("people.csv", &csv);
+    assert!(ws.herald(&["subscribers", "import", "people.csv"]).status.success());
+    ws.write("articles/ferry.txt", &article_txt("Ferry returns", "ferry"));
+
+    let out = ws.herald(&["digest", "daily"]);
+    assert!(
+        stdout(&out).contains("3 sent, 4 to retry, 2 failed, 0 suppressed"),
+        "{}",
+        show(&out)
+    );
+    let rows = stdout(&ws.herald(&["deliveries", "--limit", "20"]));
+    assert_eq!(state_count(&rows, "sent"), (3, 0), "{rows}");
+    assert_eq!(
+        state_count(&rows, "queued"),
+        (4, 1),
+        "only the lost reply is in doubt: {rows}"
+    );
+    assert_eq!(state_count(&rows, "failed"), (2, 0), "{rows}");
+    for reply in ["451 4.7.1", "452 4.2.2", "454 4.7.0", "550 5.1.1", "554 5.6.0"] {
+        assert!(rows.contains(reply), "{reply} is shown: {rows}");
+    }
+    let row = |who: &str| {
+        rows.lines()
+            .find(|l| l.contains(&format!("{who}@example.org")))
+            .unwrap()
+            .to_string()
+    };
+    assert!(row("lost1").contains("in-doubt"), "{rows}");
+    assert!(row("spam1").contains("failed"), "{rows}");
+
+    // The retries: still refused (and the lost reply's row sent again, its one
+    // permitted second copy); nobody else gets anything more.
+    std::thread::sleep(Duration::from_millis(2500));
+    let again = ws.herald(&["digest", "daily"]);
+    assert!(stdout(&again).contains("no new articles"), "{}", show(&again));
+    let copies = server.copies();
+    for p in ["ok1", "ok2", "ok3"] {
+        assert_eq!(copies.get(&format!("{p}@example.org")), Some(&1), "{copies:?}");
+    }
+    for p in ["greylist1", "full1", "throttle1", "unknown1", "spam1"] {
+        assert_eq!(copies.get(&format!("{p}@example.org")), None, "{copies:?}");
+    }
+    assert_eq!(
+        copies.get("lost1@example.org"),
+        Some(&2),
+        "kept twice: the first reply was lost"
+    );
+
+    // 5.1.1 put the address on the suppression list: the next edition skips it.
+    ws.write("articles/bridge.txt", &article_txt("Bridge opens", "bridge"));
+    let next = ws.herald(&["digest", "daily"]);
+    assert!(stdout(&next).contains("for 8 recipient(s)"), "{}", show(&next));
+}
