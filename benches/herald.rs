@@ -167,6 +167,7 @@ fn feeds(c: &mut Criterion) {
         max_bytes: u64::MAX,
         max_items: usize::MAX,
         trust_ids: true,
+        allow_private_redirects: false,
     };
     group.bench_function("herald: parse, sanitise, excerpt every item", |b| {
         b.iter(|| black_box(herald::source::feed::parse("bench", &url, feed.as_bytes(), &limits).unwrap()))

@@ -1,7 +1,9 @@
 //! Importing subscribers from CSV: streamed, validated row by row (invalid
 //! rows reported by line number), duplicates skipped, written in batches.
 
+use std::collections::VecDeque;
 use std::io::Read;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 
@@ -21,12 +23,54 @@ pub struct ImportReport {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
-    #[error("the CSV has no `email` column in its header row")]
+    #[error("the CSV has no `email` column in its header row (is it saved as UTF-8, with a header row?)")]
     NoEmailColumn,
     #[error("cannot read the CSV: {0}")]
     Csv(#[from] csv::Error),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// Passes the input through, noting where its line feeds are, so a row's
+/// line number comes from the bytes themselves (the csv crate counts one
+/// line short for every row after the first in a file with CRLF line ends).
+struct Lines<R> {
+    inner: R,
+    read: u64,
+    feeds: Arc<Mutex<LineFeeds>>,
+}
+
+#[derive(Default)]
+struct LineFeeds {
+    /// Offsets of line feeds read ahead of the rows asked about so far.
+    ahead: VecDeque<u64>,
+    passed: u64,
+}
+
+impl LineFeeds {
+    /// The 1-based line of the row that starts at byte `offset` (a row
+    /// "starting" on the line feed of a CRLF belongs to the next line).
+    fn line_at(&mut self, offset: u64) -> u64 {
+        while self.ahead.front().is_some_and(|feed| *feed <= offset) {
+            self.ahead.pop_front();
+            self.passed += 1;
+        }
+        self.passed + 1
+    }
+}
+
+impl<R: Read> Read for Lines<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut feeds = self.feeds.lock().unwrap_or_else(|e| e.into_inner());
+        for (i, byte) in buf[..n].iter().enumerate() {
+            if *byte == b'\n' {
+                feeds.ahead.push_back(self.read + i as u64);
+            }
+        }
+        self.read += n as u64;
+        Ok(n)
+    }
 }
 
 /// Checks an address the way Herald will send to it: a plain `local@domain`
@@ -57,11 +101,20 @@ pub async fn import_csv(
     now: DateTime<Utc>,
     mut progress: impl FnMut(u64),
 ) -> Result<ImportReport, ImportError> {
+    let feeds = Arc::new(Mutex::new(LineFeeds::default()));
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .trim(csv::Trim::All)
-        .from_reader(input);
-    let headers: Vec<String> = reader.headers()?.iter().map(|h| h.trim().to_lowercase()).collect();
+        .from_reader(Lines {
+            inner: input,
+            read: 0,
+            feeds: feeds.clone(),
+        });
+    let headers: Vec<String> = reader
+        .byte_headers()?
+        .iter()
+        .map(|h| String::from_utf8_lossy(h).trim().to_lowercase())
+        .collect();
     let email_col = headers
         .iter()
         .position(|h| h == "email")
@@ -69,13 +122,16 @@ pub async fn import_csv(
     let name_col = headers.iter().position(|h| h == "name");
     let mut report = ImportReport::default();
     let mut batch = Vec::with_capacity(BATCH);
-    let mut record = csv::StringRecord::new();
+    // Bytes first, then UTF-8 per row: a row in another encoding is one invalid row.
+    let mut bytes = csv::ByteRecord::new();
     loop {
-        match reader.read_record(&mut record) {
+        match reader.read_byte_record(&mut bytes) {
             Ok(false) => break,
             Ok(true) => {}
             Err(e) => {
-                let line = e.position().map_or(0, |p| p.line());
+                let line = e
+                    .position()
+                    .map_or(0, |p| feeds.lock().unwrap_or_else(|e| e.into_inner()).line_at(p.byte()));
                 report.rows += 1;
                 report.invalid.push((line, format!("unreadable row: {e}")));
                 if matches!(e.kind(), csv::ErrorKind::Io(_)) {
@@ -85,7 +141,19 @@ pub async fn import_csv(
             }
         }
         report.rows += 1;
-        let line = record.position().map_or(0, |p| p.line());
+        let line = bytes
+            .position()
+            .map_or(0, |p| feeds.lock().unwrap_or_else(|e| e.into_inner()).line_at(p.byte()));
+        let record = match csv::StringRecord::from_byte_record(bytes.clone()) {
+            Ok(record) => record,
+            Err(_) => {
+                report.invalid.push((
+                    line,
+                    "not valid UTF-8: save the file as UTF-8 and import it again".into(),
+                ));
+                continue;
+            }
+        };
         let email = match validate_email(record.get(email_col).unwrap_or("")) {
             Ok(email) => email,
             Err(reason) => {

@@ -34,7 +34,7 @@ fn import_reports_invalid_rows_by_line_and_skips_duplicates() {
         "{text}"
     );
     assert!(text.contains("line 6: the email is empty"), "{text}");
-    assert!(text.contains("line 8: unreadable row"), "{text}");
+    assert!(text.contains("line 8: not valid UTF-8"), "{text}");
 
     let list = stdout(&ws.herald(&["subscribers", "list"]));
     assert!(list.contains("list readers: 3 subscriber(s)"), "{list}");

@@ -11,6 +11,7 @@ mod dkim;
 mod fakes;
 mod faults;
 mod feeds;
+mod hostile;
 mod postgres;
 mod render;
 mod scheduler;

@@ -348,3 +348,35 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// What the sink received against what the store says, after an edition to
+/// `recipients` addresses finished: every one got it, and only rows flagged
+/// in doubt got it more than once. Returns the in-doubt and doubled counts.
+pub fn assert_once_except_in_doubt(ws: &Workspace, received: Vec<String>, recipients: usize) -> (u64, u64) {
+    let rows = stdout(&ws.herald(&["deliveries"]));
+    let (sent, in_doubt) = state_count(&rows, "sent");
+    assert_eq!(sent, recipients as u64, "every row ends sent: {rows}");
+    let mut copies: std::collections::HashMap<String, usize> = Default::default();
+    for r in received {
+        *copies.entry(r).or_default() += 1;
+    }
+    assert_eq!(copies.len(), recipients, "nobody is skipped");
+    let doubled: Vec<&String> = copies.iter().filter(|(_, n)| **n > 1).map(|(r, _)| r).collect();
+    assert!(
+        doubled.len() as u64 <= in_doubt,
+        "only in-doubt rows may be doubled: {doubled:?} vs {in_doubt} in doubt"
+    );
+    assert!(
+        copies.values().all(|n| *n <= 2),
+        "nobody gets three copies: {:?}",
+        copies.iter().filter(|(_, n)| **n > 2).collect::<Vec<_>>()
+    );
+    if !doubled.is_empty() {
+        let listed = stdout(&ws.herald(&["deliveries", "--limit", &(recipients + 10).to_string()]));
+        for r in &doubled {
+            let line = listed.lines().find(|l| l.contains(&format!(" {r} "))).unwrap();
+            assert!(line.contains("in-doubt"), "{r} was doubled but not flagged: {line}");
+        }
+    }
+    (in_doubt, doubled.len() as u64)
+}

@@ -433,6 +433,7 @@ fn check_source_kind(c: &mut Checker, key: &str, s: &RawSource, site_base: Optio
                 max_bytes: c.positive(&format!("{key}.max_bytes"), s.max_bytes, 10 * 1024 * 1024, 1 << 30) as u64,
                 max_items: c.positive(&format!("{key}.max_items"), s.max_items, 1000, 100_000) as usize,
                 trust_ids: s.trust_ids.unwrap_or(true),
+                allow_private_redirects: s.allow_private_redirects.unwrap_or(false),
             })
         }
         Some(other) => {

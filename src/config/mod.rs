@@ -338,6 +338,8 @@ pub enum SourceKind {
         max_bytes: u64,
         max_items: usize,
         trust_ids: bool,
+        /// Follow redirects to loopback, private or link-local addresses.
+        allow_private_redirects: bool,
     },
 }
 

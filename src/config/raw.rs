@@ -144,6 +144,7 @@ pub struct RawSource {
     pub max_bytes: Option<i64>,
     pub max_items: Option<i64>,
     pub trust_ids: Option<bool>,
+    pub allow_private_redirects: Option<bool>,
     /// How often `herald run` polls this source.
     pub poll_interval_secs: Option<i64>,
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::Utc;
 use futures::StreamExt;
 use reqwest::StatusCode;
-use reqwest::header::{ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
+use reqwest::header::{ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED, LOCATION};
 use url::Url;
 
 use super::{Polled, SourceError, Validators};
@@ -17,6 +17,8 @@ pub struct Limits {
     pub max_bytes: u64,
     pub max_items: usize,
     pub trust_ids: bool,
+    /// Follow a redirect to an internal address instead of refusing it.
+    pub allow_private_redirects: bool,
 }
 
 pub async fn poll(
@@ -31,14 +33,43 @@ pub async fn poll(
         url: shown.clone(),
         error: crate::error_chain(&error),
     };
-    let mut request = client.get(url.clone()).timeout(limits.timeout);
-    if let Some(etag) = &previous.etag {
-        request = request.header(IF_NONE_MATCH, etag);
-    }
-    if let Some(modified) = &previous.last_modified {
-        request = request.header(IF_MODIFIED_SINCE, modified);
-    }
-    let response = request.send().await.map_err(http)?;
+    let started = tokio::time::Instant::now();
+    let mut at = url.clone();
+    let mut hops = 0;
+    let response = loop {
+        let mut request = client
+            .get(at.clone())
+            .timeout(limits.timeout.saturating_sub(started.elapsed()));
+        if let Some(etag) = &previous.etag {
+            request = request.header(IF_NONE_MATCH, etag);
+        }
+        if let Some(modified) = &previous.last_modified {
+            request = request.header(IF_MODIFIED_SINCE, modified);
+        }
+        let response = request.send().await.map_err(http)?;
+        // The client leaves redirects to internal addresses to us.
+        let target = response
+            .status()
+            .is_redirection()
+            .then(|| response.headers().get(LOCATION)?.to_str().ok())
+            .flatten()
+            .and_then(|location| response.url().join(location).ok());
+        let Some(target) = target else { break response };
+        if !limits.allow_private_redirects {
+            return Err(SourceError::PrivateRedirect {
+                url: shown,
+                to: target.to_string(),
+            });
+        }
+        hops += 1;
+        if hops > super::MAX_REDIRECTS {
+            return Err(SourceError::TooManyRedirects {
+                url: shown,
+                max: super::MAX_REDIRECTS,
+            });
+        }
+        at = target;
+    };
     if response.status() == StatusCode::NOT_MODIFIED {
         return Ok(Polled {
             not_modified: true,
@@ -99,6 +130,13 @@ pub fn parse(name: &str, url: &Url, body: &[u8], limits: &Limits) -> Result<Poll
     })?;
     let mut polled = Polled::default();
     let fetched_at = crate::clock::now();
+    if feed.entries.len() > limits.max_items {
+        polled.skipped.push(format!(
+            "{shown}: {} items; read the first {} (the source's max_items)",
+            feed.entries.len(),
+            limits.max_items
+        ));
+    }
     for (index, entry) in feed.entries.into_iter().take(limits.max_items).enumerate() {
         let draft = entry_draft(entry, limits.trust_ids, fetched_at);
         match Article::from_draft(name, draft, None) {

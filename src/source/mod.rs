@@ -1,6 +1,7 @@
 //! Sources of articles: a folder of article files or a feed over HTTP. Each
 //! poll returns cleaned articles plus the items it had to skip, with reasons.
 
+mod address;
 mod article_file;
 pub mod feed;
 mod folder;
@@ -36,6 +37,13 @@ pub enum SourceError {
     Http { url: String, error: String },
     #[error("{url} answered HTTP {status}")]
     Status { url: String, status: u16 },
+    #[error(
+        "{url} redirects to {to}, an internal address (loopback, private or link-local); refused. \
+         Set the source's allow_private_redirects = true if that is intended"
+    )]
+    PrivateRedirect { url: String, to: String },
+    #[error("{url} redirects more than {max} times")]
+    TooManyRedirects { url: String, max: usize },
     #[error("{url} is larger than max_bytes ({max} bytes); raise the source's max_bytes if it is genuine")]
     TooLarge { url: String, max: u64 },
     #[error("{url} is not a feed Herald can read (RSS, Atom or JSON Feed): {error}")]
@@ -56,19 +64,27 @@ pub async fn poll(
             max_bytes,
             max_items,
             trust_ids,
+            allow_private_redirects,
         } => {
             let limits = feed::Limits {
                 timeout: *timeout,
                 max_bytes: *max_bytes,
                 max_items: *max_items,
                 trust_ids: *trust_ids,
+                allow_private_redirects: *allow_private_redirects,
             };
             feed::poll(&source.name, client, url, &limits, previous).await
         }
     }
 }
 
-/// The HTTP client sources share.
+/// Redirects followed at most, automatic and by the feed poller together.
+pub const MAX_REDIRECTS: usize = 5;
+
+/// The HTTP client sources (and social clients) share. It follows up to
+/// five redirects, but never on its own to an internal address: such a
+/// redirect comes back as it is, for the caller to refuse or, when allowed,
+/// follow.
 pub fn http_client() -> reqwest::Client {
     reqwest::Client::builder()
         .user_agent(concat!(
@@ -76,7 +92,15 @@ pub fn http_client() -> reqwest::Client {
             env!("CARGO_PKG_VERSION"),
             " (newsletter dispatcher)"
         ))
-        .redirect(reqwest::redirect::Policy::limited(5))
+        .redirect(reqwest::redirect::Policy::custom(|attempt| {
+            if attempt.previous().len() > MAX_REDIRECTS {
+                attempt.error("too many redirects")
+            } else if address::is_internal(attempt.url()) {
+                attempt.stop()
+            } else {
+                attempt.follow()
+            }
+        }))
         .build()
         .expect("the HTTP client builds once TLS is installed")
 }
