@@ -16,6 +16,7 @@ mod postgres;
 mod render;
 mod scheduler;
 mod schema;
+mod secrets;
 mod signup;
 mod smtp;
 mod social;
