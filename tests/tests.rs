@@ -20,6 +20,7 @@ mod secrets;
 mod signup;
 mod smtp;
 mod social;
+mod store_faults;
 mod subscribers;
 mod tls;
 mod web;

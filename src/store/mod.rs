@@ -16,7 +16,7 @@ use std::path::Path;
 use std::str::FromStr;
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
-use sqlx::{AnyPool, Executor};
+use sqlx::{AnyPool, Connection, Executor};
 
 pub use articles::{StoredArticle, Upsert};
 pub use copy::TableCopy;
@@ -77,6 +77,15 @@ pub struct Store {
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
+/// Every SQLite connection's settings: write-ahead log, a busy wait of 10 s, foreign keys.
+async fn set_up_sqlite(conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
+    conn.execute("PRAGMA journal_mode = WAL").await?;
+    conn.execute("PRAGMA synchronous = NORMAL").await?;
+    conn.execute("PRAGMA busy_timeout = 10000").await?;
+    conn.execute("PRAGMA foreign_keys = ON").await?;
+    Ok(())
+}
+
 impl Store {
     /// Opens the store at `url` (`sqlite://path` or `postgres://...`). A
     /// SQLite store gets its pending migrations applied; a PostgreSQL store
@@ -121,16 +130,16 @@ impl Store {
         };
         let options = AnyPoolOptions::new().max_connections(if backend == Backend::Sqlite { 4 } else { 16 });
         let options = if backend == Backend::Sqlite {
+            // One connection first: a file that cannot be set up (a full
+            // disk, no permission) is reported at once with SQLite's own
+            // words, instead of the pool retrying until it times out.
+            let mut probe = sqlx::AnyConnection::connect(&url).await?;
+            set_up_sqlite(&mut probe).await?;
+            probe.close().await?;
             // A connection to a local file does not go stale: no ping before each use.
-            options.test_before_acquire(false).after_connect(|conn, _| {
-                Box::pin(async move {
-                    conn.execute("PRAGMA journal_mode = WAL").await?;
-                    conn.execute("PRAGMA synchronous = NORMAL").await?;
-                    conn.execute("PRAGMA busy_timeout = 10000").await?;
-                    conn.execute("PRAGMA foreign_keys = ON").await?;
-                    Ok(())
-                })
-            })
+            options
+                .test_before_acquire(false)
+                .after_connect(|conn, _| Box::pin(set_up_sqlite(conn)))
         } else {
             options
         };
