@@ -455,3 +455,63 @@ fn per_recipient_answers_each_end_in_their_own_state_and_show_in_deliveries() {
     let next = ws.herald(&["digest", "daily"]);
     assert!(stdout(&next).contains("for 8 recipient(s)"), "{}", show(&next));
 }
+
+#[test]
+fn the_daemon_pauses_on_an_open_circuit_and_resumes_on_its_own_when_the_relay_is_back() {
+    use crate::daemon::{log_text, start_daemon_logging_to, stop, wait_for};
+    let port = free_port();
+    let web = free_port();
+    let config = base_config(&smtp_mail(
+        port,
+        "retry_initial_secs = 1\nsend_timeout_secs = 2\nmax_connections = 1\nbreaker_after_failures = 3",
+    )) + &format!("\n[web]\nlisten = \"127.0.0.1:{web}\"\n");
+    let ws = Workspace::new(&config);
+    ws.subscribers(60);
+    ws.write("articles/ferry.txt", &article_txt("Ferry returns", "ferry"));
+    // The edition is made while the relay is down: the circuit opens at once.
+    let out = ws.herald(&["digest", "daily"]);
+    assert_eq!(out.status.code(), Some(3), "{}", show(&out));
+
+    let daemon = start_daemon_logging_to(&ws, "daemon.log");
+    wait_for(&ws, "the daemon to pause the channel", Duration::from_secs(30), || {
+        log_text(&ws).contains("sending resumes on its own after the pause")
+    });
+    assert!(log_text(&ws).contains("circuit open: 3 sends in a row failed temporarily"));
+    let metrics = || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            herald::install_crypto();
+            reqwest::get(format!("http://127.0.0.1:{web}/metrics"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        })
+    };
+    wait_for(&ws, "the pause in /metrics", Duration::from_secs(10), || {
+        metrics()
+            .lines()
+            .any(|l| l.starts_with("herald_mail_paused_until_timestamp_seconds{reason=\"circuit open"))
+    });
+
+    // The relay comes back; the daemon finds it after a pause, with nobody's help.
+    let sink = SmtpSink::start_on(port, &[]);
+    wait_for(
+        &ws,
+        "every recipient to get the edition",
+        Duration::from_secs(60),
+        || sink.recipients().len() >= 60,
+    );
+    wait_for(&ws, "the pause to leave /metrics", Duration::from_secs(10), || {
+        !metrics().contains("herald_mail_paused_until_timestamp_seconds{")
+    });
+    stop(&ws, daemon);
+    let mut got = sink.recipients();
+    assert_eq!(got.len(), 60, "one copy each");
+    got.sort();
+    got.dedup();
+    assert_eq!(got.len(), 60);
+    let rows = stdout(&ws.herald(&["deliveries"]));
+    assert_eq!(state_count(&rows, "sent"), (60, 0), "{rows}");
+}

@@ -11,7 +11,6 @@ use tracing::{error, info, warn};
 
 use super::fires::Daemon;
 use crate::config::JobKind;
-use crate::health::ChannelPause;
 use crate::sender::{self, SendContext};
 use crate::shutdown::Shutdown;
 use crate::{ingest, social};
@@ -23,24 +22,8 @@ fn until(now: DateTime<Utc>, at: DateTime<Utc>) -> Duration {
     (at - now).to_std().unwrap_or_default()
 }
 
-/// How long the channel stays paused after `earlier` pauses in a row.
-fn pause_length(initial: Duration, earlier: u32) -> Duration {
-    initial
-        .saturating_mul(2u32.saturating_pow(earlier.min(16)))
-        .min(MAX_PAUSE)
-        .max(initial.min(MAX_PAUSE))
-}
-
-/// The longest the channel stays paused before the daemon tries again.
-const MAX_PAUSE: Duration = Duration::from_secs(3600);
-
 /// Delivers due rows of every job, whenever the job is not already running.
 pub async fn drainer(daemon: Daemon, mut shutdown: Shutdown) {
-    // After a 5.7.x refusal or an open circuit the channel stays paused, so
-    // the daemon does not hammer a server that refused us or is down: for
-    // `retry_initial`, doubling with each pause in a row up to an hour.
-    let mut paused_until: Option<DateTime<Utc>> = None;
-    let mut pauses_in_row: u32 = 0;
     // One send context (SMTP pool, token keys) per configuration, so pooled
     // connections survive from one round to the next; rebuilt after a reload.
     let mut context: Option<Arc<SendContext>> = None;
@@ -59,11 +42,11 @@ pub async fn drainer(daemon: Daemon, mut shutdown: Shutdown) {
             };
         }
         let mut wake = daemon.clock.now() + chrono::Duration::from_std(MAX_IDLE).expect("fits");
-        if let Some(until) = paused_until.filter(|until| *until > daemon.clock.now()) {
+        if let Some(until) = daemon.channel.paused_until(daemon.clock.now()) {
             wake = until;
         }
         for job in &settings.jobs {
-            if shutdown.is_triggered() || paused_until.is_some_and(|until| until > daemon.clock.now()) {
+            if shutdown.is_triggered() || daemon.channel.paused_until(daemon.clock.now()).is_some() {
                 break;
             }
             let lock = daemon.locks.of(&job.name);
@@ -104,22 +87,12 @@ pub async fn drainer(daemon: Daemon, mut shutdown: Shutdown) {
                 Ok(_) => {}
                 Err(e) => error!(job = %job.name, error = %e, "draining the queue failed"),
             }
-            match &drained {
-                Ok(report) if report.paused.is_some() => {
-                    let pause = pause_length(settings.mail.retry_initial, pauses_in_row);
-                    pauses_in_row += 1;
-                    let until = daemon.clock.now() + chrono::Duration::from_std(pause).expect("fits");
-                    let reason = report.paused.as_ref().expect("matched").to_string();
-                    error!(%reason, until = %until, "mail channel PAUSED; sending resumes on its own after the pause");
-                    daemon.health.mail_paused(Some(ChannelPause { until, reason }));
-                    paused_until = Some(until);
+            if let Ok(report) = &drained {
+                let now = daemon.clock.now();
+                daemon.channel.note(report, settings.mail.retry_initial, now, &daemon.health);
+                if let Some(until) = daemon.channel.paused_until(now) {
                     wake = until;
                 }
-                Ok(report) if report.sent > 0 => {
-                    pauses_in_row = 0;
-                    daemon.health.mail_paused(None);
-                }
-                _ => {}
             }
             for at in [
                 daemon.store.next_retry_at(&job.name).await,
@@ -196,18 +169,5 @@ pub async fn heartbeat(daemon: Daemon, mut shutdown: Shutdown) {
             () = tokio::time::sleep(Duration::from_secs(10)) => {}
             () = shutdown.wait() => break,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pauses_in_a_row_double_up_to_an_hour() {
-        let initial = Duration::from_secs(300);
-        let secs: Vec<u64> = (0..6).map(|n| pause_length(initial, n).as_secs()).collect();
-        assert_eq!(secs, [300, 600, 1200, 2400, 3600, 3600]);
-        assert_eq!(pause_length(Duration::from_secs(86400), 0).as_secs(), 3600);
     }
 }

@@ -10,6 +10,7 @@ use futures::future::BoxFuture;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
+use super::channel::Channel;
 use super::scheduler::FireHandler;
 use crate::clock::Clock;
 use crate::config::{JobKind, JobSettings, Settings};
@@ -46,6 +47,8 @@ pub struct Daemon {
     pub instance: String,
     pub locks: JobLocks,
     pub health: Arc<Health>,
+    /// The mail channel's pause, shared by fires and the drainer.
+    pub channel: Channel,
     pub client: reqwest::Client,
     pub drain: DrainOptions,
 }
@@ -113,7 +116,12 @@ impl Daemon {
             }
             if let Ok(_guard) = lock.try_lock() {
                 match sender::drain(ctx.clone(), &job.name, &self.drain).await {
-                    Ok(report) => sent += report.sent,
+                    Ok(report) => {
+                        let settings = self.settings();
+                        self.channel
+                            .note(&report, settings.mail.retry_initial, self.clock.now(), &self.health);
+                        sent += report.sent;
+                    }
                     Err(e) => warn!(job = %job.name, error = %e, "helping with the edition failed"),
                 }
             }
@@ -131,6 +139,9 @@ impl Daemon {
         match self.digest(job).await {
             Ok(report) => {
                 log_report(&job.name, &report);
+                let retry_initial = self.settings().mail.retry_initial;
+                self.channel
+                    .note(&report.send, retry_initial, self.clock.now(), &self.health);
                 let failed = report.sources.iter().filter(|s| s.error.is_some()).count();
                 let error = report
                     .send

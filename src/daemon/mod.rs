@@ -4,6 +4,7 @@
 //! SIGHUP, and shuts down gracefully on SIGTERM or SIGINT.
 
 mod background;
+mod channel;
 mod fires;
 pub mod reload;
 pub mod scheduler;
@@ -26,6 +27,7 @@ use crate::shutdown::{self, ShutdownTrigger};
 use crate::source;
 use crate::store::Store;
 
+pub use channel::Channel;
 pub use fires::{Daemon, JobLocks, summary};
 
 /// Triggers shutdown on the first SIGTERM or SIGINT; exits at once on the second.
@@ -63,6 +65,7 @@ pub async fn run(settings: Settings, config_path: &Path) -> anyhow::Result<ExitC
         instance: crate::instance::id().to_string(),
         locks: JobLocks::default(),
         health: Arc::new(Health::default()),
+        channel: Channel::default(),
         client: source::http_client(),
         drain: DrainOptions {
             wait_for_leases: false,

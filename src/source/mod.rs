@@ -2,7 +2,7 @@
 //! poll returns cleaned articles plus the items it had to skip, with reasons.
 
 mod address;
-mod article_file;
+pub mod article_file;
 pub mod feed;
 mod folder;
 

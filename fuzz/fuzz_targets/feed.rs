@@ -1,0 +1,25 @@
+//! Any bytes as a fetched feed document (RSS, Atom, JSON Feed or neither):
+//! an error or articles, never a panic; every article has a one-line title.
+#![no_main]
+
+use std::time::Duration;
+
+use herald::source::feed::{Limits, parse};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let url = url::Url::parse("https://feeds.example.org/feed.xml").expect("a valid URL");
+    let limits = Limits {
+        timeout: Duration::from_secs(5),
+        max_bytes: 1 << 20,
+        max_items: 100,
+        trust_ids: data.first().is_some_and(|b| b & 1 == 1),
+        allow_private_redirects: false,
+    };
+    if let Ok(polled) = parse("fuzz", &url, data, &limits) {
+        assert!(polled.articles.len() <= limits.max_items);
+        for article in &polled.articles {
+            assert!(!article.title.contains('\n') && !article.title.contains('\r'), "{:?}", article.title);
+        }
+    }
+});
