@@ -163,8 +163,10 @@ struct Run {
     pause_reason: Mutex<Option<Pause>>,
     /// Temporary failures since the last message the server took or refused for good.
     failing_in_row: AtomicU64,
-    /// Editions paused (by this run or in the store) whose claimed rows are released unsent.
-    paused_editions: Mutex<HashSet<i64>>,
+    /// Editions this run paused, each with the claim round it paused at:
+    /// rows claimed before it are released unsent (rows claimed later can
+    /// only come after a `herald resume`, and are sent).
+    paused_editions: Mutex<HashMap<i64, u64>>,
     shutdown: Shutdown,
     /// Rows whose sends are under way.
     in_flight: Mutex<HashSet<i64>>,
@@ -189,12 +191,15 @@ fn lease_for(mail: &MailSettings) -> chrono::Duration {
 struct Work {
     row: Claimed,
     parts: Arc<EditionParts>,
+    /// The dispatcher's round that claimed it.
+    round: u64,
 }
 
 /// A finished attempt on its way to the dispatcher.
 struct Done {
     id: i64,
     edition_id: i64,
+    round: u64,
     email: String,
     outcome: Outcome,
 }
@@ -255,7 +260,7 @@ pub async fn drain(ctx: Arc<SendContext>, job: &str, options: &DrainOptions) -> 
         paused: AtomicBool::new(false),
         pause_reason: Mutex::new(None),
         failing_in_row: AtomicU64::new(0),
-        paused_editions: Mutex::new(HashSet::new()),
+        paused_editions: Mutex::new(HashMap::new()),
         shutdown: options.shutdown.clone(),
         in_flight: Mutex::new(HashSet::new()),
     });
@@ -373,6 +378,8 @@ async fn dispatch(
     let mut report = SendReport::default();
     let mut editions = Editions::default();
     let mut budget = Budget::default();
+    // Counts claim rounds, so a row can be told to have been claimed before its edition paused.
+    let mut round = 0u64;
     let mut finished: Vec<Done> = Vec::with_capacity(slots);
     // Rows claimed and not yet recorded.
     let mut claimed = 0usize;
@@ -387,18 +394,16 @@ async fn dispatch(
             slots - in_flight_after
         };
         for d in &finished {
-            if run
-                .paused_editions
-                .lock()
-                .expect("not poisoned")
-                .contains(&d.edition_id)
-            {
+            if run.claimed_before_pause(d.edition_id, d.round) {
                 continue;
             }
             let Some(reason) = budget.count(ctx.settings.mail.error_budget, d) else {
                 continue;
             };
-            run.paused_editions.lock().expect("not poisoned").insert(d.edition_id);
+            run.paused_editions
+                .lock()
+                .expect("not poisoned")
+                .insert(d.edition_id, round);
             if let Err(e) = ctx.store.pause_edition(d.edition_id, &reason, clock::now()).await {
                 error!(error = %e, "cannot pause an edition over its error budget; stopping this run");
                 run.paused.store(true, Ordering::SeqCst);
@@ -421,6 +426,7 @@ async fn dispatch(
                 now,
                 until: now + lease_for(&ctx.settings.mail),
             };
+            round += 1;
             let rows = match ctx.store.record_and_claim(&outcomes, &job, want, &lease).await {
                 Ok(rows) => rows,
                 Err(e) => {
@@ -439,7 +445,7 @@ async fn dispatch(
             for row in rows {
                 let parts = editions.get(ctx, row.edition_id).await?;
                 // The channel holds as many rows as there are slots: this never waits.
-                if work.send(Work { row, parts }).await.is_err() {
+                if work.send(Work { row, parts, round }).await.is_err() {
                     break;
                 }
             }
@@ -491,14 +497,19 @@ async fn dispatch(
 async fn worker(run: Arc<Run>, work: Arc<tokio::sync::Mutex<mpsc::Receiver<Work>>>, done: mpsc::Sender<Done>) {
     loop {
         let next = work.lock().await.recv().await;
-        let Some(Work { row, parts }) = next else {
+        let Some(Work { row, parts, round }) = next else {
             return;
         };
         run.in_flight.lock().expect("not poisoned").insert(row.id);
-        let outcome = run.send_one(&row, &parts).await;
+        let outcome = if run.claimed_before_pause(row.edition_id, round) {
+            Outcome::Released
+        } else {
+            run.send_one(&row, &parts).await
+        };
         let finished = Done {
             id: row.id,
             edition_id: row.edition_id,
+            round,
             email: row.email,
             outcome,
         };
@@ -510,6 +521,16 @@ async fn worker(run: Arc<Run>, work: Arc<tokio::sync::Mutex<mpsc::Receiver<Work>
 }
 
 impl Run {
+    /// True when a row of `edition` claimed in `round` was claimed before
+    /// this run paused the edition: it is not sent (nor counted again).
+    fn claimed_before_pause(&self, edition: i64, round: u64) -> bool {
+        self.paused_editions
+            .lock()
+            .expect("not poisoned")
+            .get(&edition)
+            .is_some_and(|paused_at| round <= *paused_at)
+    }
+
     /// Stops this run's sends on the whole channel; the first reason is kept.
     fn pause(&self, why: Pause) {
         let mut reason = self.pause_reason.lock().expect("not poisoned");
@@ -523,14 +544,7 @@ impl Run {
     async fn send_one(&self, row: &Claimed, parts: &EditionParts) -> Outcome {
         let ctx = &self.ctx;
         let mail = &ctx.settings.mail;
-        if self.paused.load(Ordering::SeqCst)
-            || self.shutdown.is_triggered()
-            || self
-                .paused_editions
-                .lock()
-                .expect("not poisoned")
-                .contains(&row.edition_id)
-        {
+        if self.paused.load(Ordering::SeqCst) || self.shutdown.is_triggered() {
             return Outcome::Released;
         }
         if row.suppressed > 0 {

@@ -89,7 +89,9 @@ pub async fn drainer(daemon: Daemon, mut shutdown: Shutdown) {
             }
             if let Ok(report) = &drained {
                 let now = daemon.clock.now();
-                daemon.channel.note(report, settings.mail.retry_initial, now, &daemon.health);
+                daemon
+                    .channel
+                    .note(report, settings.mail.retry_initial, now, &daemon.health);
                 if let Some(until) = daemon.channel.paused_until(now) {
                     wake = until;
                 }

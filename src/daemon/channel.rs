@@ -89,7 +89,10 @@ mod tests {
         assert_eq!(first, now + chrono::Duration::seconds(60));
         assert_eq!(channel.paused_until(first), None, "over at its end");
         channel.note(&paused, initial, first, &health);
-        assert_eq!(channel.paused_until(first), Some(first + chrono::Duration::seconds(120)));
+        assert_eq!(
+            channel.paused_until(first),
+            Some(first + chrono::Duration::seconds(120))
+        );
         assert!(health.mail_pause().unwrap().reason.contains("circuit open"));
 
         let sent = SendReport {
