@@ -654,6 +654,44 @@ mod tests {
     }
 
     #[test]
+    fn the_budget_pauses_an_edition_once_its_failures_pass_the_share_after_the_minimum() {
+        let budget = crate::config::ErrorBudget {
+            percent: 20,
+            min_attempts: 10,
+        };
+        let done = |edition_id, failed: bool| Done {
+            id: 1,
+            edition_id,
+            round: 1,
+            email: "a@example.org".into(),
+            outcome: if failed {
+                Outcome::Failed {
+                    reply: "550 5.1.1 no such user".into(),
+                    suppress: true,
+                }
+            } else {
+                Outcome::Sent { reply: "250 ok".into() }
+            },
+        };
+        let mut counts = Budget::default();
+        // 8 sent, 2 failed: 20% is within the budget.
+        for i in 0..10 {
+            assert_eq!(counts.count(budget, &done(1, i % 5 == 0)), None);
+        }
+        // A third failure: 3 of 11 is over 20%.
+        let reason = counts.count(budget, &done(1, true)).expect("over the budget");
+        assert!(reason.starts_with("3 of 11 messages refused for good, over the 20% error budget (last: 550 5.1.1"));
+        // Other editions keep their own counts; retries and releases do not count.
+        assert_eq!(counts.count(budget, &done(2, true)), None, "below the minimum");
+        let retry = Done {
+            outcome: Outcome::Released,
+            ..done(2, true)
+        };
+        assert_eq!(counts.count(budget, &retry), None);
+        assert_eq!(counts.0[&2], (1, 1));
+    }
+
+    #[test]
     fn backoff_doubles_and_is_capped() {
         let mail = MailSettings {
             transport: crate::config::TransportSettings::File { dir: "x".into() },
