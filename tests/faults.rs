@@ -515,3 +515,63 @@ fn the_daemon_pauses_on_an_open_circuit_and_resumes_on_its_own_when_the_relay_is
     let rows = stdout(&ws.herald(&["deliveries"]));
     assert_eq!(state_count(&rows, "sent"), (60, 0), "{rows}");
 }
+
+/// A one-trick SMTP server on a free port: every connection is handed to `serve`.
+fn raw_smtp(serve: fn(std::net::TcpStream)) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || serve(stream));
+        }
+    });
+    port
+}
+
+#[test]
+fn a_421_greeting_defers_without_doubt() {
+    let port = raw_smtp(|mut stream| {
+        use std::io::Write;
+        let _ = stream.write_all(b"421 4.3.2 Service shutting down, try later\r\n");
+    });
+    let ws = workspace(port, 3);
+    let out = ws.herald(&["digest", "daily"]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(stdout(&out).contains("0 sent, 3 to retry"), "{}", show(&out));
+    let rows = stdout(&ws.herald(&["deliveries"]));
+    assert_eq!(state_count(&rows, "queued"), (3, 0), "{rows}");
+    assert!(rows.contains("421 4.3.2"), "{rows}");
+}
+
+#[test]
+fn a_connection_dropped_in_the_middle_of_the_data_leaves_the_row_in_doubt() {
+    let port = raw_smtp(|stream| {
+        use std::io::{BufRead, Read, Write};
+        let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+        let mut out = stream;
+        let _ = out.write_all(b"220 raw.example ESMTP\r\n");
+        let mut line = String::new();
+        while reader.read_line(&mut line).unwrap_or(0) > 0 {
+            let reply: &[u8] = match line.get(..4).map(str::to_ascii_uppercase).as_deref() {
+                Some("EHLO") | Some("HELO") => b"250 raw.example\r\n",
+                Some("DATA") => {
+                    let _ = out.write_all(b"354 go ahead\r\n");
+                    // Take part of the message, then hang up.
+                    let mut some = [0u8; 200];
+                    let _ = reader.read(&mut some);
+                    return;
+                }
+                Some("QUIT") => return,
+                _ => b"250 ok\r\n",
+            };
+            let _ = out.write_all(reply);
+            line.clear();
+        }
+    });
+    let ws = workspace(port, 2);
+    let out = ws.herald(&["digest", "daily"]);
+    assert!(stdout(&out).contains("0 sent, 2 to retry"), "{}", show(&out));
+    let rows = stdout(&ws.herald(&["deliveries"]));
+    // The message may have left in full before the hang-up was seen: in doubt is the safe answer.
+    assert_eq!(state_count(&rows, "queued"), (2, 2), "{rows}");
+}
