@@ -19,7 +19,11 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(polled) = parse("fuzz", &url, data, &limits) {
         assert!(polled.articles.len() <= limits.max_items);
         for article in &polled.articles {
-            assert!(!article.title.contains('\n') && !article.title.contains('\r'), "{:?}", article.title);
+            assert!(
+                !article.title.contains('\n') && !article.title.contains('\r'),
+                "{:?}",
+                article.title
+            );
         }
     }
 });

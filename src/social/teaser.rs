@@ -34,13 +34,8 @@ pub struct Rule {
 impl Rule {
     pub fn length(&self, text: &str) -> usize {
         match self.counting {
-            Counting::XWeighted => twitter_text::parse(text, twitter_text_config::config_v3(), true)
-                .weighted_length
-                .max(0) as usize,
-            Counting::CharsUrl23 => text
-                .split_whitespace()
-                .filter(|w| w.starts_with("http://") || w.starts_with("https://"))
-                .fold(text.chars().count(), |n, url| n - url.chars().count() + 23),
+            Counting::XWeighted => x_weighted(text),
+            Counting::CharsUrl23 => with_urls_as_23(text, text.chars().count(), |url| url.chars().count()),
             Counting::Graphemes => text.graphemes(true).count(),
             Counting::Chars => text.chars().count(),
         }
@@ -57,6 +52,38 @@ impl Rule {
             shown.push_str(&format!(", {}/{max} bytes", text.len()));
         }
         shown
+    }
+}
+
+/// `length` with every http(s) URL (a whitespace-separated word) counted as
+/// 23 instead of `measure(url)`.
+fn with_urls_as_23(text: &str, length: usize, measure: impl Fn(&str) -> usize) -> usize {
+    text.split_whitespace()
+        .filter(|w| w.starts_with("http://") || w.starts_with("https://"))
+        .fold(length, |n, url| n - measure(url) + 23)
+}
+
+/// X's weighted length by twitter-text. twitter-text 0.3 panics on some
+/// text with an `@` (its mention scanner slices a string inside a character
+/// when an `@` follows certain non-ASCII text; found by the `teaser` fuzz
+/// target). Mentions carry no weight of their own, so every `@` and `＠` is
+/// counted as a character of the same weight (`_`, `＿`) that starts no
+/// mention. Should twitter-text panic anyway, the count falls back to an
+/// upper bound: 1 for the characters X weighs 1, 2 for every other
+/// character, 23 for each URL. Over-counting only ever shortens a teaser.
+fn x_weighted(text: &str) -> usize {
+    let text = text.replace('@', "_").replace('\u{ff20}', "\u{ff3f}");
+    let parsed = std::panic::catch_unwind(|| twitter_text::parse(&text, twitter_text_config::config_v3(), true));
+    match parsed {
+        Ok(parsed) => parsed.weighted_length.max(0) as usize,
+        Err(_) => {
+            let weight = |c: char| match u32::from(c) {
+                0..=4351 | 8192..=8205 | 8208..=8223 | 8242..=8247 => 1,
+                _ => 2,
+            };
+            let weigh = |s: &str| s.chars().map(weight).sum::<usize>();
+            with_urls_as_23(&text, weigh(&text), weigh)
+        }
     }
 }
 
@@ -232,6 +259,24 @@ mod tests {
     fn hashtags_are_cleaned_deduped_and_capped() {
         assert_eq!(hashtags(&input("t", "e").tags, 3), vec!["#GreenSpaces", "#Council"]);
         assert_eq!(hashtags(&["a b".into(), "c".into(), "d".into()], 2), vec!["#AB", "#C"]);
+    }
+
+    #[test]
+    fn text_that_made_twitter_text_panic_is_counted() {
+        let x = Rule {
+            counting: Counting::XWeighted,
+            max: 280,
+            max_bytes: None,
+        };
+        // Found by the fuzzer: twitter-text sliced inside the replacement characters.
+        let text = "\u{fffd}\u{fffd}*@ https://example.org/a";
+        assert_eq!(x.length(text), 2 + 2 + 1 + 1 + 1 + 23);
+        assert_eq!(x.length("\u{fffd}\u{fffd}*\u{ff20}x"), 2 + 2 + 1 + 2 + 1);
+        assert_eq!(
+            x.length("RT @herald and @jo: news"),
+            24,
+            "mentions weigh their characters"
+        );
     }
 
     #[test]
