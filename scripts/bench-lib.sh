@@ -8,7 +8,8 @@ for tool in smtp-sink smtp-source /usr/bin/time; do
     command -v "$tool" >/dev/null || { echo "bench: needs $tool (Postfix's smtp-sink and smtp-source, and GNU time: apt-get install postfix time)" >&2; exit 1; }
 done
 cargo build --release --quiet --bin herald --example stock-lettre-send
-herald="$PWD/target/release/herald"
+# HERALD=path measures another build (e.g. an earlier commit's) the same way.
+herald="${HERALD:-$PWD/target/release/herald}"
 stock="$PWD/target/release/examples/stock-lettre-send"
 templates="$PWD/templates"
 
