@@ -45,7 +45,7 @@ fn a_killed_send_finishes_after_restart_with_only_in_doubt_rows_doubled() {
         "the restart makes no second edition: {text}"
     );
 
-    let (in_doubt, _) = assert_once_except_in_doubt(&ws, sink.recipients(), 600);
+    let (in_doubt, _) = assert_once_except_in_doubt(&ws, &sink, 600);
     assert!(in_doubt <= 4 + 1, "at most the rows in flight at the kill are in doubt");
 }
 
@@ -110,7 +110,7 @@ fn repeated_kills_at_random_points_lose_nobody_and_double_only_in_doubt_rows() {
     assert!(last.status.success(), "{}", show(&last));
     let editions = stdout(&ws.herald(&["deliveries"]));
     assert!(!editions.contains("PAUSED"), "{editions}");
-    let (in_doubt, doubled) = assert_once_except_in_doubt(&ws, sink.recipients(), recipients);
+    let (in_doubt, doubled) = assert_once_except_in_doubt(&ws, &sink, recipients);
     eprintln!("after {cycles} kills: {recipients} recipients, {in_doubt} row(s) in doubt, {doubled} got two copies");
     assert!(
         in_doubt <= cycles * (4 + 1),

@@ -59,7 +59,7 @@ fn a_4xx_defers_with_backoff_and_the_retry_delivers() {
         "{}",
         show(&retry)
     );
-    assert_eq!(good.recipients().len(), 4);
+    assert_eq!(good.recipients_at_least(4).len(), 4);
 }
 
 #[test]
@@ -117,7 +117,7 @@ fn a_5_7_x_pauses_the_channel_loudly_and_keeps_the_rows_queued() {
     let good = SmtpSink::start_on(port, &[]);
     let fixed = ws.herald(&["digest", "daily"]);
     assert!(stdout(&fixed).contains("40 sent"), "{}", show(&fixed));
-    assert_eq!(good.recipients().len(), 40);
+    assert_eq!(good.recipients_at_least(40).len(), 40);
 }
 
 #[test]
@@ -225,10 +225,11 @@ fn a_relay_that_keeps_failing_opens_the_circuit_and_the_rest_stay_untried() {
     let out = ws.herald(&["digest", "daily"]);
     assert!(out.status.success(), "{}", show(&out));
     assert!(stdout(&out).contains("60 sent"), "{}", show(&out));
-    let mut got = sink.recipients();
+    let mut got = sink.recipients_at_least(60);
+    assert_eq!(got.len(), 60, "one copy each");
     got.sort();
     got.dedup();
-    assert_eq!((got.len(), sink.recipients().len()), (60, 60));
+    assert_eq!(got.len(), 60);
 }
 
 #[test]
@@ -298,7 +299,7 @@ fn a_send_over_its_error_budget_pauses_the_edition_until_resumed() {
         "{}",
         show(&out)
     );
-    assert_eq!(good.recipients().len() as u64, 60 - failed);
+    assert_eq!(good.recipients_at_least(60 - failed as usize).len() as u64, 60 - failed);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -251,7 +251,7 @@ fn an_instance_killed_mid_send_leaves_its_rows_to_the_others() {
         stop(&ws, daemon);
     }
 
-    let (in_doubt, _) = crate::util::assert_once_except_in_doubt(&ws, sink.recipients(), 3_000);
+    let (in_doubt, _) = crate::util::assert_once_except_in_doubt(&ws, &sink, 3_000);
     assert!(
         in_doubt <= 4 + 1,
         "at most the killed instance's rows in flight are in doubt"
@@ -401,7 +401,7 @@ fn the_instances_reconnect_and_finish_after_a_postgresql_restart() {
         stop(&ws, daemon);
     }
 
-    crate::util::assert_once_except_in_doubt(&ws, sink.recipients(), 3_000);
+    crate::util::assert_once_except_in_doubt(&ws, &sink, 3_000);
 }
 
 #[test]

@@ -55,7 +55,7 @@ fn a_sqlite_file_locked_by_another_process_is_waited_for_then_refused_clearly() 
     assert!(show(&out).contains("database is locked"), "{}", show(&out));
     drop(lock);
     assert_eq!(
-        sink.recipients().len(),
+        sink.recipients_at_least(5).len(),
         5,
         "nothing went out while the store was locked"
     );
@@ -65,10 +65,10 @@ fn a_sqlite_file_locked_by_another_process_is_waited_for_then_refused_clearly() 
     assert!(stdout(&out).contains("5 sent"), "{}", show(&out));
     let rows = stdout(&ws.herald(&["deliveries"]));
     assert_eq!(state_count(&rows, "sent"), (10, 0), "{rows}");
-    assert_eq!(sink.recipients().len(), 10);
+    assert_eq!(sink.recipients_at_least(10).len(), 10);
 }
 
-/// A 2 MiB tmpfs, or `None` where this machine cannot mount one (not root).
+/// A 16 MiB tmpfs, or `None` where this machine cannot mount one (not root).
 struct SmallDisk {
     dir: tempfile::TempDir,
 }
@@ -77,7 +77,7 @@ impl SmallDisk {
     fn mount() -> Option<SmallDisk> {
         let dir = tempfile::tempdir().unwrap();
         let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+            .args(["-t", "tmpfs", "-o", "size=16m", "tmpfs"])
             .arg(dir.path())
             .stderr(Stdio::null())
             .status()
@@ -147,8 +147,9 @@ fn a_full_disk_fails_the_run_clearly_and_loses_nothing_once_space_is_back() {
     let out = ws.herald(&["digest", "daily"]);
     assert!(out.status.success(), "{}", show(&out));
     assert!(stdout(&out).contains("200 sent"), "{}", show(&out));
-    let mut got = sink.recipients();
+    let mut got = sink.recipients_at_least(200);
+    assert_eq!(got.len(), 200, "one copy each");
     got.sort();
     got.dedup();
-    assert_eq!((got.len(), sink.recipients().len()), (200, 200));
+    assert_eq!(got.len(), 200);
 }
