@@ -48,9 +48,8 @@ pub async fn poll(
         }
         let response = request.send().await.map_err(http)?;
         // The client leaves redirects to internal addresses to us.
-        let target = response
-            .status()
-            .is_redirection()
+        let redirected = response.status().is_redirection() && response.status() != StatusCode::NOT_MODIFIED;
+        let target = redirected
             .then(|| response.headers().get(LOCATION)?.to_str().ok())
             .flatten()
             .and_then(|location| response.url().join(location).ok());
