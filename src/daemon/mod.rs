@@ -8,6 +8,7 @@ mod channel;
 mod fires;
 pub mod reload;
 pub mod scheduler;
+mod supervise;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -26,6 +27,7 @@ use crate::sender::DrainOptions;
 use crate::shutdown::{self, ShutdownTrigger};
 use crate::source;
 use crate::store::Store;
+use supervise::supervise;
 
 pub use channel::Channel;
 pub use fires::{Daemon, JobLocks, summary};
@@ -105,18 +107,44 @@ pub async fn run(settings: Settings, config_path: &Path) -> anyhow::Result<ExitC
     info!(instance = %daemon.instance, jobs = config.borrow().jobs.len(), sources = config.borrow().sources.len(), "herald daemon started");
     tokio::spawn(signals(trigger));
     let reloader = tokio::spawn(reload::Reloader::new(config_path, tx).watch(shutdown.clone()));
-    let tasks = [
-        tokio::spawn(scheduler::run(
+    // Each loop is started again should it panic (the catch-up fires only the first time).
+    let mut catch_up = Some(catch_up);
+    let scheduler = {
+        let (config, clock, handler, shutdown, health) = (
             config.clone(),
             clock.clone(),
             Arc::new(daemon.clone()),
             shutdown.clone(),
             daemon.health.clone(),
-            catch_up,
+        );
+        move || {
+            scheduler::run(
+                config.clone(),
+                clock.clone(),
+                handler.clone(),
+                shutdown.clone(),
+                health.clone(),
+                catch_up.take().unwrap_or_default(),
+            )
+        }
+    };
+    let tasks = [
+        tokio::spawn(supervise("scheduler", shutdown.clone(), scheduler)),
+        tokio::spawn(supervise(
+            "drainer",
+            shutdown.clone(),
+            restartable(&daemon, &shutdown, background::drainer),
         )),
-        tokio::spawn(background::drainer(daemon.clone(), shutdown.clone())),
-        tokio::spawn(background::poller(daemon.clone(), shutdown.clone())),
-        tokio::spawn(background::heartbeat(daemon.clone(), shutdown.clone())),
+        tokio::spawn(supervise(
+            "poller",
+            shutdown.clone(),
+            restartable(&daemon, &shutdown, background::poller),
+        )),
+        tokio::spawn(supervise(
+            "heartbeat",
+            shutdown.clone(),
+            restartable(&daemon, &shutdown, background::heartbeat),
+        )),
     ];
     for task in tasks {
         task.await?;
@@ -129,6 +157,16 @@ pub async fn run(settings: Settings, config_path: &Path) -> anyhow::Result<ExitC
     store.close().await;
     info!("herald daemon stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// A background loop, made anew from the daemon at each (re)start.
+fn restartable<Fut>(
+    daemon: &Daemon,
+    shutdown: &shutdown::Shutdown,
+    run: fn(Daemon, shutdown::Shutdown) -> Fut,
+) -> impl FnMut() -> Fut + use<Fut> {
+    let (daemon, shutdown) = (daemon.clone(), shutdown.clone());
+    move || run(daemon.clone(), shutdown.clone())
 }
 
 async fn web_state(
