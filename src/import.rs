@@ -3,7 +3,6 @@
 
 use std::collections::VecDeque;
 use std::io::Read;
-use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 
@@ -37,17 +36,22 @@ pub enum ImportError {
 struct Lines<R> {
     inner: R,
     read: u64,
-    feeds: Arc<Mutex<LineFeeds>>,
-}
-
-#[derive(Default)]
-struct LineFeeds {
     /// Offsets of line feeds read ahead of the rows asked about so far.
     ahead: VecDeque<u64>,
+    /// Line feeds before the last row asked about.
     passed: u64,
 }
 
-impl LineFeeds {
+impl<R> Lines<R> {
+    fn new(inner: R) -> Lines<R> {
+        Lines {
+            inner,
+            read: 0,
+            ahead: VecDeque::new(),
+            passed: 0,
+        }
+    }
+
     /// The 1-based line of the row that starts at byte `offset` (a row
     /// "starting" on the line feed of a CRLF belongs to the next line).
     fn line_at(&mut self, offset: u64) -> u64 {
@@ -62,10 +66,9 @@ impl LineFeeds {
 impl<R: Read> Read for Lines<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        let mut feeds = self.feeds.lock().unwrap_or_else(|e| e.into_inner());
         for (i, byte) in buf[..n].iter().enumerate() {
             if *byte == b'\n' {
-                feeds.ahead.push_back(self.read + i as u64);
+                self.ahead.push_back(self.read + i as u64);
             }
         }
         self.read += n as u64;
@@ -101,15 +104,10 @@ pub async fn import_csv(
     now: DateTime<Utc>,
     mut progress: impl FnMut(u64),
 ) -> Result<ImportReport, ImportError> {
-    let feeds = Arc::new(Mutex::new(LineFeeds::default()));
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .trim(csv::Trim::All)
-        .from_reader(Lines {
-            inner: input,
-            read: 0,
-            feeds: feeds.clone(),
-        });
+        .from_reader(Lines::new(input));
     let headers: Vec<String> = reader
         .byte_headers()?
         .iter()
@@ -129,9 +127,7 @@ pub async fn import_csv(
             Ok(false) => break,
             Ok(true) => {}
             Err(e) => {
-                let line = e
-                    .position()
-                    .map_or(0, |p| feeds.lock().unwrap_or_else(|e| e.into_inner()).line_at(p.byte()));
+                let line = e.position().map_or(0, |p| reader.get_mut().line_at(p.byte()));
                 report.rows += 1;
                 report.invalid.push((line, format!("unreadable row: {e}")));
                 if matches!(e.kind(), csv::ErrorKind::Io(_)) {
@@ -141,20 +137,16 @@ pub async fn import_csv(
             }
         }
         report.rows += 1;
-        let line = bytes
-            .position()
-            .map_or(0, |p| feeds.lock().unwrap_or_else(|e| e.into_inner()).line_at(p.byte()));
-        let record = match csv::StringRecord::from_byte_record(bytes.clone()) {
-            Ok(record) => record,
-            Err(_) => {
-                report.invalid.push((
-                    line,
-                    "not valid UTF-8: save the file as UTF-8 and import it again".into(),
-                ));
-                continue;
-            }
-        };
-        let email = match validate_email(record.get(email_col).unwrap_or("")) {
+        let line = bytes.position().map_or(0, |p| reader.get_mut().line_at(p.byte()));
+        if bytes.iter().any(|field| std::str::from_utf8(field).is_err()) {
+            report.invalid.push((
+                line,
+                "not valid UTF-8: save the file as UTF-8 and import it again".into(),
+            ));
+            continue;
+        }
+        let field = |i: usize| bytes.get(i).and_then(|f| std::str::from_utf8(f).ok());
+        let email = match validate_email(field(email_col).unwrap_or("")) {
             Ok(email) => email,
             Err(reason) => {
                 report.invalid.push((line, reason));
@@ -162,7 +154,7 @@ pub async fn import_csv(
             }
         };
         let name = name_col
-            .and_then(|i| record.get(i))
+            .and_then(field)
             .map(crate::clean::one_line)
             .filter(|n| !n.is_empty());
         let attributes = headers
@@ -170,8 +162,7 @@ pub async fn import_csv(
             .enumerate()
             .filter(|(i, _)| *i != email_col && Some(*i) != name_col)
             .filter_map(|(i, h)| {
-                record
-                    .get(i)
+                field(i)
                     .filter(|v| !v.is_empty())
                     .map(|v| (h.clone(), serde_json::Value::String(v.to_string())))
             })

@@ -212,20 +212,15 @@ impl Budget {
     /// Counts `done`; returns why its edition must pause when this outcome
     /// takes it over `budget` (once: its counts start again afterwards).
     fn count(&mut self, budget: crate::config::ErrorBudget, done: &Done) -> Option<String> {
-        let failed = match &done.outcome {
-            Outcome::Sent { .. } => false,
-            Outcome::Failed { .. } => true,
+        let refusal = match &done.outcome {
+            Outcome::Sent { .. } => None,
+            Outcome::Failed { reply, .. } => Some(reply),
             _ => return None,
         };
         let (attempts, failures) = self.0.entry(done.edition_id).or_default();
         *attempts += 1;
-        *failures += u64::from(failed);
-        if !failed || !budget.exceeded(*attempts, *failures) {
-            return None;
-        }
-        let Outcome::Failed { reply, .. } = &done.outcome else {
-            unreachable!("only failures exceed the budget")
-        };
+        *failures += u64::from(refusal.is_some());
+        let reply = refusal.filter(|_| budget.exceeded(*attempts, *failures))?;
         let reason = format!(
             "{failures} of {attempts} messages refused for good, over the {}% error budget (last: {reply})",
             budget.percent

@@ -10,6 +10,17 @@ use crate::util::{
     SmtpSink, Workspace, article_txt, assert_once_except_in_doubt, base_config, show, smtp_mail, stdout,
 };
 
+/// `herald digest daily` in the background, its output discarded, killed if the test fails.
+fn start_digest(ws: &Workspace) -> crate::util::KillOnDrop {
+    crate::util::KillOnDrop(
+        ws.command(&["digest", "daily"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
 #[test]
 fn a_killed_send_finishes_after_restart_with_only_in_doubt_rows_doubled() {
     let sink = SmtpSink::start(&[]);
@@ -20,13 +31,7 @@ fn a_killed_send_finishes_after_restart_with_only_in_doubt_rows_doubled() {
     ws.subscribers(600);
     ws.write("articles/ferry.txt", &article_txt("Ferry returns", "ferry"));
 
-    let mut child = crate::util::KillOnDrop(
-        ws.command(&["digest", "daily"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let mut child = start_digest(&ws);
     let deadline = Instant::now() + Duration::from_secs(30);
     while sink.recipients().len() < 150 {
         assert!(Instant::now() < deadline, "the send did not get going");
@@ -88,13 +93,7 @@ fn repeated_kills_at_random_points_lose_nobody_and_double_only_in_doubt_rows() {
     ws.write("articles/ferry.txt", &article_txt("Ferry returns", "ferry"));
 
     for cycle in 1..=cycles {
-        let mut child = crate::util::KillOnDrop(
-            ws.command(&["digest", "daily"])
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .unwrap(),
-        );
+        let mut child = start_digest(&ws);
         // Anywhere from start-up (config, store, edition) to well into the send.
         let after = Duration::from_millis(30 + random.below(700));
         std::thread::sleep(after);

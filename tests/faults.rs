@@ -7,9 +7,14 @@ use std::time::Duration;
 use crate::util::{SmtpSink, Workspace, article_txt, base_config, free_port, show, smtp_mail, state_count, stdout};
 
 fn workspace(port: u16, readers: usize) -> Workspace {
+    workspace_with(port, readers, "")
+}
+
+/// `readers` subscribers and one new article, with short retries and timeouts and `mail` keys added.
+fn workspace_with(port: u16, readers: usize, mail: &str) -> Workspace {
     let ws = Workspace::new(&base_config(&smtp_mail(
         port,
-        "retry_initial_secs = 2\nsend_timeout_secs = 2",
+        &format!("retry_initial_secs = 2\nsend_timeout_secs = 2\n{mail}"),
     )));
     ws.subscribers(readers);
     ws.write("articles/ferry.txt", &article_txt("Ferry returns", "ferry"));
@@ -191,12 +196,7 @@ fn rows_with_tries(deliveries: &str, tries: u32) -> usize {
 #[test]
 fn a_relay_that_keeps_failing_opens_the_circuit_and_the_rest_stay_untried() {
     let port = free_port();
-    let ws = Workspace::new(&base_config(&smtp_mail(
-        port,
-        "retry_initial_secs = 2\nsend_timeout_secs = 2\nmax_connections = 2\nbreaker_after_failures = 5",
-    )));
-    ws.subscribers(60);
-    ws.write("articles/ferry.txt", &article_txt("Ferry returns", "ferry"));
+    let ws = workspace_with(port, 60, "max_connections = 2\nbreaker_after_failures = 5");
     // Nothing listens: every connection is refused.
     let out = ws.herald(&["digest", "daily"]);
     assert_eq!(out.status.code(), Some(3), "{}", show(&out));
@@ -225,11 +225,7 @@ fn a_relay_that_keeps_failing_opens_the_circuit_and_the_rest_stay_untried() {
     let out = ws.herald(&["digest", "daily"]);
     assert!(out.status.success(), "{}", show(&out));
     assert!(stdout(&out).contains("60 sent"), "{}", show(&out));
-    let mut got = sink.recipients_at_least(60);
-    assert_eq!(got.len(), 60, "one copy each");
-    got.sort();
-    got.dedup();
-    assert_eq!(got.len(), 60);
+    sink.assert_one_copy_each(60);
 }
 
 #[test]
@@ -239,12 +235,11 @@ fn a_send_over_its_error_budget_pauses_the_edition_until_resumed() {
         port,
         &["-f", "RCPT", "-B", "550 5.1.1 Recipient address rejected: User unknown"],
     );
-    let ws = Workspace::new(&base_config(&smtp_mail(
+    let ws = workspace_with(
         port,
+        60,
         "max_connections = 2\nerror_budget_percent = 20\nerror_budget_min_attempts = 10",
-    )));
-    ws.subscribers(60);
-    ws.write("articles/ferry.txt", &article_txt("Ferry returns", "ferry"));
+    );
     let out = ws.herald(&["digest", "daily"]);
     assert_eq!(out.status.code(), Some(3), "{}", show(&out));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -306,12 +301,11 @@ fn a_send_over_its_error_budget_pauses_the_edition_until_resumed() {
 async fn metrics_show_a_paused_edition_and_why() {
     let port = free_port();
     let _sink = SmtpSink::start_on(port, &["-f", "RCPT", "-B", "554 5.6.0 Message content rejected"]);
-    let ws = Workspace::new(&base_config(&smtp_mail(
+    let ws = workspace_with(
         port,
+        8,
         "max_connections = 1\nerror_budget_percent = 50\nerror_budget_min_attempts = 4",
-    )));
-    ws.subscribers(8);
-    ws.write("articles/ferry.txt", &article_txt("Ferry returns", "ferry"));
+    );
     let out = tokio::task::block_in_place(|| ws.herald(&["digest", "daily"]));
     assert_eq!(out.status.code(), Some(3), "{}", show(&out));
     let site = crate::web::start_with(crate::util::settings_with(
@@ -508,11 +502,7 @@ fn the_daemon_pauses_on_an_open_circuit_and_resumes_on_its_own_when_the_relay_is
         !metrics().contains("herald_mail_paused_until_timestamp_seconds{")
     });
     stop(&ws, daemon);
-    let mut got = sink.recipients();
-    assert_eq!(got.len(), 60, "one copy each");
-    got.sort();
-    got.dedup();
-    assert_eq!(got.len(), 60);
+    sink.assert_one_copy_each(60);
     let rows = stdout(&ws.herald(&["deliveries"]));
     assert_eq!(state_count(&rows, "sent"), (60, 0), "{rows}");
 }

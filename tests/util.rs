@@ -281,6 +281,15 @@ impl SmtpSink {
         }
     }
 
+    /// Asserts that `count` different recipients got exactly one message each.
+    pub fn assert_one_copy_each(&self, count: usize) {
+        let mut got = self.recipients_at_least(count);
+        assert_eq!(got.len(), count, "one copy each");
+        got.sort();
+        got.dedup();
+        assert_eq!(got.len(), count, "{count} different recipients");
+    }
+
     pub fn stop(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
