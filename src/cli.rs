@@ -53,7 +53,11 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Load and check the configuration, templates, sources, lists and jobs; report every problem.
-    Check,
+    Check {
+        /// Also connect to the SMTP server as a send would (greeting, EHLO, STARTTLS, AUTH), then QUIT.
+        #[arg(long)]
+        smtp: bool,
+    },
     /// Poll every source now, store new articles and print them.
     Ingest,
     /// Build and send the digest of a job now.
@@ -259,7 +263,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     let settings = Arc::new(settings);
     match cli.command {
-        Command::Check => {
+        Command::Check { smtp } => {
             say!(
                 "{}: configuration is valid ({} sources, {} lists, {} jobs)",
                 settings.file.display(),
@@ -267,7 +271,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 settings.lists.len(),
                 settings.jobs.len()
             );
-            Ok(ExitCode::SUCCESS)
+            if smtp { cmd_check_smtp(&settings).await } else { Ok(ExitCode::SUCCESS) }
         }
         Command::Ingest => cmd_ingest(&settings).await,
         Command::Digest { job, dry_run, to } => cmd_digest(settings, &job, dry_run, to).await,
@@ -284,6 +288,26 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Some((from, to)) => cmd_copy_store(&from, &to).await,
             None => cmd_migrate(&settings).await,
         },
+    }
+}
+
+/// `herald check --smtp`: opens a session as a send would and says QUIT.
+/// Exit 2 when the server refuses it or cannot be reached.
+async fn cmd_check_smtp(settings: &Settings) -> anyhow::Result<ExitCode> {
+    let transport = MailTransport::build(&settings.mail).map_err(anyhow::Error::msg)?;
+    match transport.probe().await {
+        None => {
+            say!("mail.transport is \"file\": no SMTP server to check");
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Ok(said)) => {
+            say!("SMTP {said}; QUIT");
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Err(e)) => {
+            eprintln!("ERROR: SMTP {}: {e}", transport.describe());
+            Ok(ExitCode::from(2))
+        }
     }
 }
 
@@ -482,20 +506,16 @@ async fn cmd_digest(
                 uuid::Uuid::new_v4().simple(),
                 settings.site.domain
             );
-            let encoding = transport.body_encoding().await;
-            let msg = message::build(
-                &settings.site,
-                &parts,
-                &addressee,
-                id,
-                "[Test] ",
-                clock::now().into(),
-                encoding,
-            )?;
-            match transport
-                .send(msg, &format!("test-{address}"), settings.mail.send_timeout)
-                .await
-            {
+            let date = clock::now().into();
+            let build = |encoding| {
+                message::build(&settings.site, &parts, &addressee, id.clone(), "[Test] ", date, encoding)
+                    .map_err(|e| e.to_string())
+            };
+            let sent = transport
+                .send(&build, &format!("test-{address}"), settings.mail.send_timeout, None)
+                .await;
+            transport.close().await;
+            match sent {
                 Delivery::Accepted(reply) => {
                     say!("test copy sent to {address} via {}: {reply}", transport.describe())
                 }
@@ -528,8 +548,9 @@ async fn cmd_digest(
     if let Some(pause) = &paused {
         eprintln!("ERROR: mail channel PAUSED: {pause}");
         match pause {
-            Pause::Policy(_) => eprintln!(
-                "ERROR: fix the sending setup (SPF/DKIM/credentials), then run `herald digest {name}` again; unsent rows stay queued"
+            Pause::Session(_) => eprintln!(
+                "ERROR: fix the sending setup (relay address, TLS, credentials, sender address, SPF/DKIM; \
+                 `herald check --smtp` tries it), then run `herald digest {name}` again; unsent rows stay queued, untouched"
             ),
             Pause::RelayDown { .. } => eprintln!(
                 "ERROR: the mail server is down or throttling us; unsent rows stay queued: run `herald digest {name}` again later (the daemon retries on its own)"

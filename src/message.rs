@@ -203,6 +203,22 @@ fn alternative(text: String, html: String, encoding: BodyEncoding) -> MultiPart 
         .singlepart(text_part(ContentType::TEXT_HTML, html, encoding))
 }
 
+/// The longest display name put in a `To:` header, in characters. lettre
+/// folds a header only at spaces, so an unbroken name of any length would
+/// make a line longer than the 998 octets RFC 5322 allows.
+const MAX_DISPLAY_NAME: usize = 100;
+
+/// A subscriber's name as the `To:` header shows it: on one line, cut to
+/// [`MAX_DISPLAY_NAME`] characters; `None` when nothing is left.
+fn display_name(name: &str) -> Option<String> {
+    let name = crate::clean::one_line(name);
+    let name = match name.char_indices().nth(MAX_DISPLAY_NAME) {
+        Some((at, _)) => name[..at].trim_end().to_string(),
+        None => name,
+    };
+    (!name.is_empty()).then_some(name)
+}
+
 /// Builds the message for one recipient.
 pub fn build(
     site: &Site,
@@ -217,7 +233,7 @@ pub fn build(
         .email
         .parse()
         .map_err(|_| MessageError::Address(to.email.to_string()))?;
-    let name = to.name.map(crate::clean::one_line).filter(|n| !n.is_empty());
+    let name = to.name.and_then(display_name);
     let mut builder = Message::builder()
         .envelope(envelope(site, &address)?)
         .from(site.from.clone())
@@ -252,6 +268,7 @@ fn envelope(site: &Site, to: &Address) -> Result<Envelope, MessageError> {
 
 /// A one-off message to one address, outside any edition (a sign-up
 /// confirmation): a text and an HTML part, no list headers.
+#[derive(Clone)]
 pub struct Notice<'a> {
     pub to_email: &'a str,
     pub to_name: Option<&'a str>,
@@ -271,7 +288,7 @@ pub fn build_notice(
         .to_email
         .parse()
         .map_err(|_| MessageError::Address(notice.to_email.to_string()))?;
-    let name = notice.to_name.map(crate::clean::one_line).filter(|n| !n.is_empty());
+    let name = notice.to_name.and_then(display_name);
     let mut builder = Message::builder()
         .envelope(envelope(site, &address)?)
         .from(site.from.clone())

@@ -3,9 +3,11 @@
 //! envelope per recipient with bounded concurrency and an optional rate
 //! limit, and records each classified outcome. 4xx and connection failures
 //! retry with exponential backoff up to a maximum age; 5.1.x suppresses the
-//! address; 5.7.x pauses the whole channel, since the fault is ours, and so
-//! does a run of temporary failures with nothing accepted between them (the
-//! circuit breaker: the relay is down or throttling us). An edition whose
+//! address; a refusal of the session itself (greeting, EHLO, STARTTLS, AUTH,
+//! MAIL FROM) pauses the whole channel and leaves the row untouched, since
+//! no recipient is at fault, and so does a run of temporary failures with
+//! nothing accepted between them (the circuit breaker: the relay is down or
+//! throttling us). An edition whose
 //! permanent failures go over the error budget is paused in the store until
 //! `herald resume`, instead of burning through the rest of the list.
 
@@ -25,7 +27,7 @@ use crate::config::{MailSettings, Settings};
 use crate::mail::{Delivery, MailTransport};
 use crate::message::{self, Addressee, EditionParts};
 use crate::shutdown::Shutdown;
-use crate::store::{Claimed, Lease, Outcome, Store, StoreError};
+use crate::store::{Attempt, Claimed, Lease, Outcome, Store, StoreError};
 use crate::token::TokenKeys;
 
 /// What one drain did.
@@ -47,8 +49,10 @@ pub struct SendReport {
 /// Why a run stopped sending on the whole channel before its queue was empty.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Pause {
-    /// A 5.7.x refusal (policy or authentication): the fault is ours.
-    Policy(String),
+    /// The server refused the session (a 5xx at the greeting, EHLO,
+    /// STARTTLS, AUTH or MAIL FROM) or it could not be used safely: the
+    /// fault is the relay's or ours, not any recipient's. Names the stage.
+    Session(String),
     /// The circuit breaker opened: this many temporary failures in a row,
     /// with nothing accepted between them; the last one's reply.
     RelayDown { failures: u64, reply: String },
@@ -57,7 +61,7 @@ pub enum Pause {
 impl std::fmt::Display for Pause {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Pause::Policy(reply) => write!(f, "the server refused us on policy or authentication grounds: {reply}"),
+            Pause::Session(reply) => f.write_str(reply),
             Pause::RelayDown { failures, reply } => write!(
                 f,
                 "circuit open: {failures} sends in a row failed temporarily with none accepted (last: {reply})"
@@ -168,8 +172,8 @@ struct Run {
     /// only come after a `herald resume`, and are sent).
     paused_editions: Mutex<HashMap<i64, u64>>,
     shutdown: Shutdown,
-    /// Rows whose sends are under way.
-    in_flight: Mutex<HashSet<i64>>,
+    /// Rows whose sends are under way, with their leases.
+    in_flight: Mutex<HashSet<(i64, i64)>>,
 }
 
 /// The delay before retry number `attempts` (1-based): the initial delay,
@@ -198,6 +202,7 @@ struct Work {
 /// A finished attempt on its way to the dispatcher.
 struct Done {
     id: i64,
+    lease_until: i64,
     edition_id: i64,
     round: u64,
     email: String,
@@ -297,9 +302,9 @@ pub async fn drain(ctx: Arc<SendContext>, job: &str, options: &DrainOptions) -> 
     // Rows handed on but never taken by a worker (all were cut off) were not sent.
     let mut untouched = Vec::new();
     while let Ok(work) = work_rx.lock().await.try_recv() {
-        untouched.push(work.row.id);
+        untouched.push((work.row.id, work.row.lease_until));
     }
-    let cut: Vec<i64> = run.in_flight.lock().expect("not poisoned").drain().collect();
+    let cut: Vec<(i64, i64)> = run.in_flight.lock().expect("not poisoned").drain().collect();
     let mut report = dispatched?;
     report.recovered_in_doubt += recovered;
     if !cut.is_empty() || !untouched.is_empty() {
@@ -313,15 +318,26 @@ pub async fn drain(ctx: Arc<SendContext>, job: &str, options: &DrainOptions) -> 
             at: clock::now(),
             in_doubt: true,
         };
-        let batch: Vec<(i64, &Outcome, &str)> = cut
+        let batch: Vec<Attempt> = cut
             .iter()
-            .map(|id| (*id, &interrupted, ""))
-            .chain(untouched.iter().map(|id| (*id, &Outcome::Released, "")))
+            .map(|(id, lease_until)| Attempt {
+                id: *id,
+                lease_until: *lease_until,
+                outcome: &interrupted,
+                email: "",
+            })
+            .chain(untouched.iter().map(|(id, lease_until)| Attempt {
+                id: *id,
+                lease_until: *lease_until,
+                outcome: &Outcome::Released,
+                email: "",
+            }))
             .collect();
-        ctx.store.record_outcomes(&batch, clock::now()).await?;
+        ctx.store.record_outcomes(crate::instance::id(), &batch, clock::now()).await?;
         report.retrying += cut.len() as u64;
     }
     report.paused = run.pause_reason.lock().expect("not poisoned").clone();
+    ctx.transport.close().await;
     Ok(report)
 }
 
@@ -413,8 +429,15 @@ async fn dispatch(
             report.paused_editions.push((d.edition_id, reason));
         }
         if !finished.is_empty() || want > 0 {
-            let outcomes: Vec<(i64, &Outcome, &str)> =
-                finished.iter().map(|d| (d.id, &d.outcome, d.email.as_str())).collect();
+            let outcomes: Vec<Attempt> = finished
+                .iter()
+                .map(|d| Attempt {
+                    id: d.id,
+                    lease_until: d.lease_until,
+                    outcome: &d.outcome,
+                    email: d.email.as_str(),
+                })
+                .collect();
             let now = clock::now();
             let lease = Lease {
                 by: crate::instance::id(),
@@ -423,7 +446,17 @@ async fn dispatch(
             };
             round += 1;
             let rows = match ctx.store.record_and_claim(&outcomes, &job, want, &lease).await {
-                Ok(rows) => rows,
+                Ok((rows, written)) => {
+                    let lost = outcomes.len() as u64 - written;
+                    if lost > 0 {
+                        warn!(
+                            job,
+                            rows = lost,
+                            "outcomes not recorded: the rows' leases ran out and were taken back (they are in doubt)"
+                        );
+                    }
+                    rows
+                }
                 Err(e) => {
                     error!(error = %e, "cannot record delivery outcomes or claim deliveries; stopping this run");
                     run.paused.store(true, Ordering::SeqCst);
@@ -495,7 +528,7 @@ async fn worker(run: Arc<Run>, work: Arc<tokio::sync::Mutex<mpsc::Receiver<Work>
         let Some(Work { row, parts, round }) = next else {
             return;
         };
-        run.in_flight.lock().expect("not poisoned").insert(row.id);
+        run.in_flight.lock().expect("not poisoned").insert((row.id, row.lease_until));
         let outcome = if run.claimed_before_pause(row.edition_id, round) {
             Outcome::Released
         } else {
@@ -503,6 +536,7 @@ async fn worker(run: Arc<Run>, work: Arc<tokio::sync::Mutex<mpsc::Receiver<Work>
         };
         let finished = Done {
             id: row.id,
+            lease_until: row.lease_until,
             edition_id: row.edition_id,
             round,
             email: row.email,
@@ -511,7 +545,7 @@ async fn worker(run: Arc<Run>, work: Arc<tokio::sync::Mutex<mpsc::Receiver<Work>
         // The dispatcher records it from here; if the dispatcher is gone the
         // row stays `sending` and comes back, in doubt, when its lease runs out.
         let _ = done.send(finished).await;
-        run.in_flight.lock().expect("not poisoned").remove(&row.id);
+        run.in_flight.lock().expect("not poisoned").remove(&(row.id, row.lease_until));
     }
 }
 
@@ -561,29 +595,20 @@ impl Run {
         let site = &ctx.settings.site;
         let attributes = serde_json::from_str(&row.attributes).unwrap_or_default();
         let to = Addressee::new(site, &ctx.keys, &row.email, row.name.as_deref(), &row.uid, attributes);
-        let built = message::build(
-            site,
-            parts,
-            &to,
-            message::message_id(site, parts, row.id),
-            "",
-            SystemTime::from(clock::now()),
-            ctx.transport.body_encoding().await,
-        );
-        let message = match built {
-            Ok(m) => m,
-            Err(e) => {
-                return Outcome::Failed {
-                    reply: e.to_string(),
-                    suppress: false,
-                };
-            }
+        let message_id = message::message_id(site, parts, row.id);
+        let date = SystemTime::from(clock::now());
+        let build = |encoding| {
+            message::build(site, parts, &to, message_id.clone(), "", date, encoding).map_err(|e| e.to_string())
         };
         let label = format!("{}-e{}-d{}-{}", parts.list_name, parts.edition_id, row.id, row.email);
-        let delivery = ctx.transport.send(message, &label, mail.send_timeout).await;
+        // Nothing goes out once the lease is nearly over: another instance may take the row then.
+        let lease_left = DateTime::<Utc>::from_timestamp_millis(row.lease_until).map(|until| until - clock::now());
+        let deadline = lease_left.map(|left| Instant::now() + left.to_std().unwrap_or_default());
+        let delivery = ctx.transport.send(&build, &label, mail.send_timeout, deadline).await;
         let now = clock::now();
         let failing_in_row = match &delivery {
             Delivery::Transient { .. } => self.failing_in_row.fetch_add(1, Ordering::SeqCst) + 1,
+            Delivery::Abandoned => self.failing_in_row.load(Ordering::SeqCst),
             _ => {
                 self.failing_in_row.store(0, Ordering::SeqCst);
                 0
@@ -622,13 +647,13 @@ impl Run {
                 warn!(delivery = row.id, to = %row.email, %reply, "message rejected");
                 Outcome::Failed { reply, suppress: false }
             }
-            Delivery::Policy(reply) => {
-                self.pause(Pause::Policy(reply.clone()));
-                Outcome::Retry {
-                    reply,
-                    at: now,
-                    in_doubt: false,
-                }
+            Delivery::SessionRefused(reply) => {
+                self.pause(Pause::Session(reply));
+                Outcome::Released
+            }
+            Delivery::Abandoned => {
+                warn!(delivery = row.id, to = %row.email, "not sent: its lease ran out before DATA; back to the queue");
+                Outcome::Released
             }
         }
     }
@@ -656,6 +681,7 @@ mod tests {
         };
         let done = |edition_id, failed: bool| Done {
             id: 1,
+            lease_until: 0,
             edition_id,
             round: 1,
             email: "a@example.org".into(),

@@ -108,12 +108,13 @@ proptest::proptest! {
 
     /// Whatever a subscriber's name or an article's title holds (line breaks,
     /// header-like text, lines of dots), the message keeps its headers and
-    /// its MIME structure, and every line ends in CRLF, so nothing can be
-    /// smuggled into the SMTP stream either.
+    /// its MIME structure, every line ends in CRLF, so nothing can be
+    /// smuggled into the SMTP stream either, and no header line is longer
+    /// than RFC 5322 allows, however long a name or a title.
     #[test]
     fn no_subscriber_or_article_value_adds_a_header_or_a_bare_line_break(
-        name in "[a-zA-Z .:\r\n\t<>\"@=?-]{0,60}",
-        title in "[a-zA-Z .:\r\n\t<>\"@=?-]{1,60}",
+        name in "[a-zA-Z .:\r\n\t<>\"@=?-]{0,60}|[a-zA-Z \u{e9}]{900,1500}|[a-zA-Z]{900,1500}",
+        title in "[a-zA-Z .:\r\n\t<>\"@=?-]{1,60}|[a-zA-Z \u{e9}]{900,1500}|[a-zA-Z]{900,1500}",
     ) {
         let (_ws, settings) = settings();
         let job = settings.job("daily").unwrap();
@@ -152,6 +153,8 @@ proptest::proptest! {
             let head = text.split("\r\n\r\n").next().unwrap();
             let mut names = Vec::new();
             for line in head.split("\r\n") {
+                // RFC 5322 section 2.1.1: no line over 998 octets, whatever a name or title holds.
+                proptest::prop_assert!(line.len() <= 998, "a header line of {} octets: {:?}", line.len(), &line[..80]);
                 if line.starts_with(' ') || line.starts_with('\t') {
                     continue; // a folded continuation
                 }

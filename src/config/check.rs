@@ -236,6 +236,15 @@ fn check_mail(c: &mut Checker, raw: &RawConfig, site: Option<&Site>) -> Option<M
                     "username and password go together: set both or neither",
                 );
             }
+            if tls == TlsMode::None && s.password.is_some() && !crate::mail::is_loopback(&host) {
+                c.problem(
+                    "mail.smtp.tls",
+                    format!(
+                        "\"none\" with a password would send it in cleartext to {host}: use \"starttls\" or \"tls\" \
+                         (\"none\" with credentials is only for a relay on this machine)"
+                    ),
+                );
+            }
             TransportSettings::Smtp(SmtpSettings {
                 host,
                 port,

@@ -1,5 +1,6 @@
 //! Mail transports: a file transport that writes one `.eml` per message (the
-//! embedded default and `--dry-run`-style inspection) and SMTP through lettre.
+//! embedded default and `--dry-run`-style inspection) and SMTP through
+//! Herald's own session and pool (lettre builds and signs the messages).
 //! Every send returns a classified [`Delivery`] outcome for the retry logic.
 
 mod dkim;
@@ -12,12 +13,16 @@ use std::time::Duration;
 use lettre::Message;
 
 use crate::config::{MailSettings, TransportSettings};
+use crate::message::BodyEncoding;
 
 pub use dkim::{Dkim, SIGNED_HEADERS};
 pub use file::FileTransport;
+pub use session::is_loopback;
 pub use smtp::SmtpTransport;
 
-/// How the server (or the file system) answered one message.
+/// How the server (or the file system) answered one message. Only a reply
+/// about the message's one recipient (RCPT, DATA or the end of data) decides
+/// its row; a refusal of the session decides nothing about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Delivery {
     /// Accepted: the server's reply.
@@ -26,13 +31,24 @@ pub enum Delivery {
     /// message may have been accepted before the failure (timeout, dropped
     /// connection after the data was sent).
     Transient { reply: String, in_doubt: bool },
-    /// 5.1.x: the address does not exist. Suppress it.
+    /// 5.1.x for this recipient: the address does not exist. Suppress it.
     BadAddress(String),
-    /// 5.7.x: policy or authentication. The fault is ours: pause the channel.
-    Policy(String),
-    /// Any other permanent refusal of this message.
+    /// Any other permanent refusal of this recipient or this message.
     Rejected(String),
+    /// The server refused the session itself (a 5xx at the greeting, EHLO,
+    /// STARTTLS, AUTH or MAIL FROM) or it could not be used safely (no TLS,
+    /// no usable AUTH, injected plaintext): the relay's or the operator's
+    /// problem. Nothing was sent; the row stays queued as it was and the
+    /// channel pauses. The text names the stage and the reply.
+    SessionRefused(String),
+    /// Not tried: the row's lease would run out before the message could be
+    /// sent, so another instance may take it. Nothing was sent.
+    Abandoned,
 }
+
+/// How a message is built once the transport knows how its body may be
+/// encoded (8bit only where the session offers 8BITMIME).
+pub type Build<'a> = &'a (dyn Fn(BodyEncoding) -> Result<Message, String> + Sync);
 
 /// Where messages go, and the DKIM key that signs them on the way.
 pub struct MailTransport {
@@ -49,7 +65,7 @@ impl MailTransport {
     pub fn build(settings: &MailSettings) -> Result<MailTransport, String> {
         let route = match &settings.transport {
             TransportSettings::File { dir } => Route::File(FileTransport::new(dir)?),
-            TransportSettings::Smtp(smtp) => Route::Smtp(SmtpTransport::new(smtp, settings.max_connections)?),
+            TransportSettings::Smtp(smtp) => Route::Smtp(SmtpTransport::new(smtp, settings.max_connections, settings.send_timeout)?),
         };
         Ok(MailTransport {
             route,
@@ -69,18 +85,38 @@ impl MailTransport {
         }
     }
 
-    /// How messages for this transport should encode their text parts:
-    /// 8bit unless the SMTP server does not offer 8BITMIME (or cannot be asked yet).
-    pub async fn body_encoding(&self) -> crate::message::BodyEncoding {
+    /// Builds the message (`build`, with the encoding the session allows),
+    /// signs it when a DKIM key is configured and sends it to its one
+    /// recipient. `label` names the file for the file transport. Every SMTP
+    /// step is bounded by `timeout`; nothing is sent after `deadline`.
+    pub async fn send(
+        &self,
+        build: Build<'_>,
+        label: &str,
+        timeout: Duration,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Delivery {
         match &self.route {
-            Route::File(_) => crate::message::BodyEncoding::EightBit,
-            Route::Smtp(s) => s.body_encoding().await,
+            Route::File(f) => {
+                let message = match self.prepare(build, BodyEncoding::EightBit).await {
+                    Ok(message) => message,
+                    Err(delivery) => return delivery,
+                };
+                match tokio::time::timeout(timeout, f.send(&message, label)).await {
+                    Ok(delivery) => delivery,
+                    Err(_) => Delivery::Transient {
+                        reply: format!("the outbox took longer than {}s", timeout.as_secs()),
+                        in_doubt: true,
+                    },
+                }
+            }
+            Route::Smtp(s) => s.send(async |encoding| self.prepare(build, encoding).await, deadline).await,
         }
     }
 
-    /// Signs (when a DKIM key is configured) and sends one message to its one
-    /// recipient within `timeout`. `label` names the file for the file transport.
-    pub async fn send(&self, mut message: Message, label: &str, timeout: Duration) -> Delivery {
+    /// Builds and signs one message.
+    async fn prepare(&self, build: Build<'_>, encoding: BodyEncoding) -> Result<Message, Delivery> {
+        let mut message = build(encoding).map_err(Delivery::Rejected)?;
         if let Some(dkim) = self.dkim.clone() {
             // An RSA signature takes about a millisecond of CPU: off the event loop.
             let signed = tokio::task::spawn_blocking(move || {
@@ -88,28 +124,27 @@ impl MailTransport {
                 message
             })
             .await;
-            message = match signed {
-                Ok(message) => message,
-                Err(e) => {
-                    return Delivery::Transient {
-                        reply: format!("DKIM signing failed: {e}"),
-                        in_doubt: false,
-                    };
-                }
-            };
+            message = signed.map_err(|e| Delivery::Transient {
+                reply: format!("DKIM signing failed: {e}"),
+                in_doubt: false,
+            })?;
         }
-        let attempt = async {
-            match &self.route {
-                Route::File(f) => f.send(&message, label).await,
-                Route::Smtp(s) => s.send(&message).await,
-            }
-        };
-        match tokio::time::timeout(timeout, attempt).await {
-            Ok(delivery) => delivery,
-            Err(_) => Delivery::Transient {
-                reply: format!("no answer within {}s", timeout.as_secs()),
-                in_doubt: true,
-            },
+        Ok(message)
+    }
+
+    /// Ends idle SMTP sessions with QUIT.
+    pub async fn close(&self) {
+        if let Route::Smtp(s) = &self.route {
+            s.close().await;
+        }
+    }
+
+    /// Connects as a send would (greeting, EHLO, STARTTLS, AUTH), then says
+    /// QUIT: what `herald check --smtp` reports. `None` for the file transport.
+    pub async fn probe(&self) -> Option<Result<String, String>> {
+        match &self.route {
+            Route::File(_) => None,
+            Route::Smtp(s) => Some(s.probe().await),
         }
     }
 }
@@ -132,11 +167,13 @@ pub fn enhanced_code(reply: &str) -> Option<(u8, u16, u16)> {
         })
 }
 
-/// Classifies a permanent (5xx) reply by its enhanced code.
+/// Classifies a permanent (5xx) reply about one recipient by its enhanced
+/// code: 5.1.x says the address is bad; anything else (5.7.x policy
+/// included) refuses this message, and counts toward its edition's error
+/// budget.
 pub fn classify_permanent(reply: String) -> Delivery {
     match enhanced_code(&reply) {
         Some((5, 1, _)) => Delivery::BadAddress(reply),
-        Some((5, 7, _)) => Delivery::Policy(reply),
         _ => Delivery::Rejected(reply),
     }
 }
@@ -156,8 +193,8 @@ mod tests {
             Delivery::BadAddress(_)
         ));
         assert!(matches!(
-            classify_permanent("550 5.7.26 unauthenticated mail".into()),
-            Delivery::Policy(_)
+            classify_permanent("550 5.7.1 Recipient address rejected: Access denied".into()),
+            Delivery::Rejected(_)
         ));
         assert!(matches!(
             classify_permanent("554 5.0.0 Error: command failed".into()),

@@ -4,6 +4,16 @@
 //! DATA go out in one write and the message and its final dot in another, so
 //! a message costs two round trips. Dot-stuffing is done a line at a time,
 //! not a byte at a time.
+//!
+//! The server is not trusted: every connect, write and reply has a timeout;
+//! reply lines and whole replies are capped ([`MAX_LINE`], [`MAX_REPLY`]);
+//! a reply must be well-formed SMTP with one code on all its lines, and any
+//! bytes in it are taken (shown lossily when not UTF-8); plaintext sent
+//! after the STARTTLS reply drops the session; a password goes only over TLS
+//! (or to this machine) with a mechanism the server offered. Every failure
+//! names its [`Stage`], so the caller can tell a refusal of the session from
+//! a refusal of one recipient. A 421, a broken reply or a failed connection
+//! makes the session unusable: it is dropped, never reused.
 
 use std::fmt;
 use std::io;
@@ -13,7 +23,9 @@ use std::task::{Context, Poll};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, ReadBuf};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
@@ -27,12 +39,17 @@ pub struct Reply {
 }
 
 impl Reply {
-    pub fn is_positive(&self) -> bool {
-        (200..400).contains(&self.code)
-    }
-
     pub fn is_transient(&self) -> bool {
         (400..500).contains(&self.code)
+    }
+
+    pub fn is_permanent(&self) -> bool {
+        (500..600).contains(&self.code)
+    }
+
+    /// 421: the server is closing the session (RFC 5321 section 3.8).
+    fn closes_session(&self) -> bool {
+        self.code == 421
     }
 }
 
@@ -42,27 +59,84 @@ impl fmt::Display for Reply {
     }
 }
 
+/// Where in a session a reply came or a failure happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Connect,
+    Greeting,
+    Ehlo,
+    StartTls,
+    Auth,
+    MailFrom,
+    RcptTo,
+    Data,
+    /// The reply to the final dot.
+    EndOfData,
+    Reset,
+    Noop,
+    Quit,
+}
+
+impl Stage {
+    /// True for the stages that belong to the session as a whole, before any
+    /// recipient: a refusal there is the relay's or the operator's problem.
+    pub fn is_session(self) -> bool {
+        matches!(
+            self,
+            Stage::Connect | Stage::Greeting | Stage::Ehlo | Stage::StartTls | Stage::Auth | Stage::MailFrom
+        )
+    }
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Stage::Connect => "connect",
+            Stage::Greeting => "greeting",
+            Stage::Ehlo => "EHLO",
+            Stage::StartTls => "STARTTLS",
+            Stage::Auth => "AUTH",
+            Stage::MailFrom => "MAIL FROM",
+            Stage::RcptTo => "RCPT TO",
+            Stage::Data => "DATA",
+            Stage::EndOfData => "end of data",
+            Stage::Reset => "RSET",
+            Stage::Noop => "NOOP",
+            Stage::Quit => "QUIT",
+        })
+    }
+}
+
 /// Why a session step failed.
 #[derive(Debug)]
 pub enum SessionError {
-    /// The server answered with a refusal.
-    Refused(Reply),
-    /// The connection failed, closed, or the server spoke nonsense.
-    Io(String),
+    /// The server answered `stage` with a 4xx or 5xx refusal.
+    Refused { stage: Stage, reply: Reply },
+    /// The session cannot be used safely as configured (no STARTTLS, no
+    /// usable AUTH, credentials over plain text, plaintext injected before
+    /// TLS): nothing more is sent on it.
+    Unusable { stage: Stage, reason: String },
+    /// The connection failed, closed or timed out, or the server broke the
+    /// protocol (a reply that is not SMTP, over the size caps, or a code that
+    /// does not fit the command).
+    Io { error: String },
+}
+
+impl SessionError {
+    fn io(stage: Stage, e: impl fmt::Display) -> SessionError {
+        SessionError::Io {
+                error: format!("network error at {stage}: {e}"),
+        }
+    }
 }
 
 impl fmt::Display for SessionError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SessionError::Refused(reply) => reply.fmt(f),
-            SessionError::Io(e) => f.write_str(e),
+            SessionError::Refused { stage, reply } => write!(f, "{reply} (at {stage})"),
+            SessionError::Unusable { reason, .. } => f.write_str(reason),
+            SessionError::Io { error, .. } => f.write_str(error),
         }
-    }
-}
-
-impl From<io::Error> for SessionError {
-    fn from(e: io::Error) -> Self {
-        SessionError::Io(format!("network error: {e}"))
     }
 }
 
@@ -83,6 +157,24 @@ pub struct Target {
     pub hello: String,
     pub credentials: Option<(String, String)>,
     pub tls: Arc<tokio_rustls::rustls::ClientConfig>,
+    /// The bound on every step: connecting, each write, each reply.
+    pub step_timeout: Duration,
+}
+
+/// The longest reply line taken, CRLF included (as lettre's client).
+pub const MAX_LINE: usize = 1000;
+/// The longest whole (multi-line) reply taken.
+pub const MAX_REPLY: usize = 100 * 1024;
+
+/// Whether `host` names this machine: the only place a password may go
+/// without TLS.
+pub fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The TLS client configuration: the webpki roots, plus the PEM certificates
@@ -166,6 +258,8 @@ pub struct Offers {
     pub starttls: bool,
     pub auth_plain: bool,
     pub auth_login: bool,
+    /// The AUTH line as offered, for messages.
+    pub auth: Option<String>,
 }
 
 impl Offers {
@@ -181,6 +275,7 @@ impl Offers {
                 Some("SMTPUTF8") => offers.smtputf8 = true,
                 Some("STARTTLS") => offers.starttls = true,
                 Some("AUTH") => {
+                    offers.auth = Some(line.clone());
                     for mechanism in words {
                         match mechanism {
                             "PLAIN" => offers.auth_plain = true,
@@ -200,155 +295,297 @@ impl Offers {
 pub struct Session {
     stream: BufReader<Stream>,
     pub offers: Offers,
+    timeout: Duration,
+    /// False once the server said 421, broke the protocol or the connection
+    /// failed: the session is dropped, never reused.
+    usable: bool,
     /// The request being written, reused between messages.
     out: Vec<u8>,
+    /// A reply being read, reused between replies.
+    line: Vec<u8>,
 }
 
-/// How a transaction ended.
+/// How a transaction ended, when the server answered every step.
 #[derive(Debug)]
 pub enum Sent {
     /// The server took the message: its final reply.
     Accepted(Reply),
-    /// The server refused it at `stage` (MAIL, RCPT, DATA or the end of data)
-    /// and the session is still usable.
-    Refused(Reply),
+    /// The server refused it at `stage` with a 4xx or 5xx reply.
+    Refused { stage: Stage, reply: Reply },
+    /// Not tried: the deadline came before DATA (the row's lease ran out).
+    Abandoned,
 }
 
 /// A transaction failed on the wire; `after_data` tells whether the message
 /// had (at least partly) been sent, so the server may have taken it.
 #[derive(Debug)]
 pub struct Broken {
-    pub error: String,
+    pub error: SessionError,
     pub after_data: bool,
 }
 
 impl Session {
-    /// Connects, reads the greeting, says EHLO, secures and authenticates the session.
+    /// Connects, reads the greeting, says EHLO, secures and authenticates the
+    /// session; every step within `target.step_timeout`.
     pub async fn open(target: &Target) -> Result<Session, SessionError> {
-        let tcp = TcpStream::connect((target.host.as_str(), target.port))
+        let timeout = target.step_timeout;
+        let tcp = tokio::time::timeout(timeout, TcpStream::connect((target.host.as_str(), target.port)))
             .await
-            .map_err(|e| SessionError::Io(format!("cannot connect to {}:{}: {e}", target.host, target.port)))?;
-        tcp.set_nodelay(true)?;
+            .map_err(|_| SessionError::Io {
+                error: format!(
+                    "cannot connect to {}:{}: no answer within {}s",
+                    target.host,
+                    target.port,
+                    timeout.as_secs()
+                ),
+            })?
+            .map_err(|e| SessionError::Io {
+                error: format!("cannot connect to {}:{}: {e}", target.host, target.port),
+            })?;
+        tcp.set_nodelay(true).map_err(|e| SessionError::io(Stage::Connect, e))?;
         let stream = match target.security {
-            Security::Implicit => Stream::Tls(Box::new(handshake(target, tcp).await?)),
+            Security::Implicit => Stream::Tls(Box::new(handshake(target, tcp, Stage::Connect).await?)),
             _ => Stream::Plain(tcp),
         };
         let mut session = Session {
             stream: BufReader::new(stream),
             offers: Offers::default(),
+            timeout,
+            usable: true,
             out: Vec::with_capacity(64 * 1024),
+            line: Vec::with_capacity(512),
         };
-        session.expect_positive().await?;
+        session.expect(Stage::Greeting, &[220]).await?;
         session.ehlo(&target.hello).await?;
         if target.security == Security::StartTls {
             if !session.offers.starttls {
-                return Err(SessionError::Io(format!(
-                    "{} does not offer STARTTLS (set mail.smtp.tls to \"tls\" or \"none\")",
-                    target.host
-                )));
+                return Err(SessionError::Unusable {
+                    stage: Stage::StartTls,
+                    reason: format!(
+                        "{} does not offer STARTTLS (set mail.smtp.tls to \"tls\" or \"none\")",
+                        target.host
+                    ),
+                });
             }
-            session.command("STARTTLS").await?;
+            session.command(Stage::StartTls, "STARTTLS", &[220]).await?;
+            // Anything already read past the 220 came in plaintext and must
+            // not be taken as if it came over TLS (CVE-2011-0411).
+            let injected = session.stream.buffer().len();
+            if injected > 0 {
+                return Err(SessionError::Unusable {
+                    stage: Stage::StartTls,
+                    reason: format!(
+                        "{} sent {injected} bytes after its STARTTLS reply, before TLS began (injected plaintext?): \
+                         the session was dropped",
+                        target.host
+                    ),
+                });
+            }
             let Stream::Plain(tcp) = std::mem::replace(session.stream.get_mut(), Stream::Gone) else {
-                return Err(SessionError::Io("STARTTLS on a secured session".into()));
+                return Err(SessionError::Unusable {
+                    stage: Stage::StartTls,
+                    reason: "STARTTLS on a secured session".into(),
+                });
             };
-            *session.stream.get_mut() = Stream::Tls(Box::new(handshake(target, tcp).await?));
+            *session.stream.get_mut() = Stream::Tls(Box::new(handshake(target, tcp, Stage::StartTls).await?));
             session.ehlo(&target.hello).await?;
         }
         if let Some((user, password)) = &target.credentials {
-            session.authenticate(user, password).await?;
+            if !session.is_tls() && !is_loopback(&target.host) {
+                return Err(SessionError::Unusable {
+                    stage: Stage::Auth,
+                    reason: format!(
+                        "credentials are set but the session with {} is not encrypted: the password is not sent \
+                         (set mail.smtp.tls to \"starttls\" or \"tls\")",
+                        target.host
+                    ),
+                });
+            }
+            session.authenticate(&target.host, user, password).await?;
         }
         Ok(session)
     }
 
+    fn is_tls(&self) -> bool {
+        matches!(self.stream.get_ref(), Stream::Tls(_))
+    }
+
+    /// Whether the session may take another transaction.
+    pub fn is_usable(&self) -> bool {
+        self.usable
+    }
+
     async fn ehlo(&mut self, hello: &str) -> Result<(), SessionError> {
-        self.write_line(&format!("EHLO {hello}")).await?;
-        let (reply, lines) = self.read_reply_lines().await?;
-        if !reply.is_positive() {
-            return Err(SessionError::Refused(reply));
-        }
+        self.write(Stage::Ehlo, format!("EHLO {hello}\r\n").as_bytes()).await?;
+        let (reply, lines) = self.read_reply_lines(Stage::Ehlo).await?;
+        self.check(Stage::Ehlo, reply, &[250])?;
         self.offers = Offers::parse(&lines);
         Ok(())
     }
 
-    async fn authenticate(&mut self, user: &str, password: &str) -> Result<(), SessionError> {
-        if self.offers.auth_plain || !self.offers.auth_login {
+    /// AUTH with a mechanism the server offered, PLAIN before LOGIN.
+    async fn authenticate(&mut self, host: &str, user: &str, password: &str) -> Result<(), SessionError> {
+        if self.offers.auth_plain {
             let token = BASE64.encode(format!("\0{user}\0{password}"));
-            self.command(&format!("AUTH PLAIN {token}")).await?;
+            self.command(Stage::Auth, &format!("AUTH PLAIN {token}"), &[235]).await?;
+        } else if self.offers.auth_login {
+            self.command(Stage::Auth, "AUTH LOGIN", &[334]).await?;
+            self.command(Stage::Auth, &BASE64.encode(user), &[334]).await?;
+            self.command(Stage::Auth, &BASE64.encode(password), &[235]).await?;
         } else {
-            self.command("AUTH LOGIN").await?;
-            self.command(&BASE64.encode(user)).await?;
-            self.command(&BASE64.encode(password)).await?;
-        }
-        Ok(())
-    }
-
-    /// Sends a command and expects a positive reply.
-    async fn command(&mut self, line: &str) -> Result<Reply, SessionError> {
-        self.write_line(line).await?;
-        self.expect_positive().await
-    }
-
-    async fn write_line(&mut self, line: &str) -> Result<(), SessionError> {
-        let stream = self.stream.get_mut();
-        stream.write_all(line.as_bytes()).await?;
-        stream.write_all(b"\r\n").await?;
-        stream.flush().await?;
-        Ok(())
-    }
-
-    async fn expect_positive(&mut self) -> Result<Reply, SessionError> {
-        let reply = self.read_reply().await?;
-        if reply.is_positive() {
-            Ok(reply)
-        } else {
-            Err(SessionError::Refused(reply))
-        }
-    }
-
-    async fn read_reply(&mut self) -> Result<Reply, SessionError> {
-        Ok(self.read_reply_lines().await?.0)
-    }
-
-    /// Reads one (possibly multi-line) reply.
-    async fn read_reply_lines(&mut self) -> Result<(Reply, Vec<String>), SessionError> {
-        let mut lines = Vec::new();
-        let mut line = String::new();
-        loop {
-            line.clear();
-            if self.stream.read_line(&mut line).await? == 0 {
-                return Err(SessionError::Io(
-                    "network error: the server closed the connection".into(),
-                ));
-            }
-            let text = line.trim_end_matches(['\r', '\n']);
-            let code = text.get(..3).and_then(|c| c.parse::<u16>().ok());
-            let (Some(code), separator) = (code, text.as_bytes().get(3).copied()) else {
-                return Err(SessionError::Io(format!("the server's reply is not SMTP: {text:?}")));
+            let offered = match &self.offers.auth {
+                Some(line) => format!("it offers only {line:?}"),
+                None => "it offers no AUTH".into(),
             };
-            lines.push(text.get(4..).unwrap_or("").to_string());
-            if separator != Some(b'-') {
+            return Err(SessionError::Unusable {
+                stage: Stage::Auth,
+                reason: format!(
+                    "credentials are set but {host} offers no AUTH mechanism Herald uses (PLAIN, LOGIN): {offered}; \
+                     nothing was sent unauthenticated"
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Sends a command and expects one of `codes`.
+    async fn command(&mut self, stage: Stage, line: &str, codes: &[u16]) -> Result<Reply, SessionError> {
+        self.out.clear();
+        self.out.extend_from_slice(line.as_bytes());
+        self.out.extend_from_slice(b"\r\n");
+        let out = std::mem::take(&mut self.out);
+        let written = self.write(stage, &out).await;
+        self.out = out;
+        written?;
+        self.expect(stage, codes).await
+    }
+
+    /// Writes `bytes` and flushes, within the step timeout.
+    async fn write(&mut self, stage: Stage, bytes: &[u8]) -> Result<(), SessionError> {
+        let stream = self.stream.get_mut();
+        let written = tokio::time::timeout(self.timeout, async {
+            stream.write_all(bytes).await?;
+            stream.flush().await
+        })
+        .await;
+        match written {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(self.broken(SessionError::io(stage, e))),
+            Err(_) => Err(self.broken(SessionError::Io {
+                error: format!("no progress writing {stage} within {}s", self.timeout.as_secs()),
+            })),
+        }
+    }
+
+    /// Marks the session unusable and passes `error` on.
+    fn broken(&mut self, error: SessionError) -> SessionError {
+        self.usable = false;
+        error
+    }
+
+    /// Reads a reply and expects one of `codes`.
+    async fn expect(&mut self, stage: Stage, codes: &[u16]) -> Result<Reply, SessionError> {
+        let reply = self.read_reply(stage).await?;
+        self.check(stage, reply, codes)
+    }
+
+    /// A reply with one of `codes` is taken; a 4xx or 5xx is a refusal; any
+    /// other code does not fit the command and breaks the session.
+    fn check(&mut self, stage: Stage, reply: Reply, codes: &[u16]) -> Result<Reply, SessionError> {
+        if reply.closes_session() {
+            self.usable = false;
+        }
+        if codes.contains(&reply.code) {
+            Ok(reply)
+        } else if reply.is_transient() || reply.is_permanent() {
+            Err(SessionError::Refused { stage, reply })
+        } else {
+            Err(self.broken(SessionError::Io {
+                error: format!("the server's reply to {stage} does not fit the command: {reply}"),
+            }))
+        }
+    }
+
+    async fn read_reply(&mut self, stage: Stage) -> Result<Reply, SessionError> {
+        Ok(self.read_reply_lines(stage).await?.0)
+    }
+
+    /// Reads one (possibly multi-line) reply within the step timeout.
+    async fn read_reply_lines(&mut self, stage: Stage) -> Result<(Reply, Vec<String>), SessionError> {
+        let timeout = self.timeout;
+        match tokio::time::timeout(timeout, self.read_reply_untimed(stage)).await {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(e)) => Err(self.broken(e)),
+            Err(_) => Err(self.broken(SessionError::Io {
+                error: format!("no answer within {}s (at {stage})", timeout.as_secs()),
+            })),
+        }
+    }
+
+    async fn read_reply_untimed(&mut self, stage: Stage) -> Result<(Reply, Vec<String>), SessionError> {
+        let mut lines = Vec::new();
+        let mut code = None;
+        let mut total = 0;
+        loop {
+            self.line.clear();
+            read_line_capped(&mut self.stream, &mut self.line, MAX_LINE)
+                .await
+                .map_err(|e| SessionError::io(stage, e))?;
+            total += self.line.len();
+            if total > MAX_REPLY {
+                return Err(SessionError::Io {
+                error: format!("the server's reply to {stage} is longer than {MAX_REPLY} bytes"),
+                });
+            }
+            let (line_code, last, text) = parse_line(&self.line).ok_or_else(|| SessionError::Io {
+                error: format!(
+                    "the server's reply to {stage} is not SMTP: {:?}",
+                    String::from_utf8_lossy(&self.line[..self.line.len().min(80)])
+                ),
+            })?;
+            if *code.get_or_insert(line_code) != line_code {
+                return Err(SessionError::Io {
+                error: format!(
+                        "the server's reply to {stage} changes its code from {} to {line_code} mid-reply",
+                        code.unwrap_or_default()
+                    ),
+                });
+            }
+            lines.push(text);
+            if last {
                 let text = lines.join(" ");
-                return Ok((Reply { code, text }, lines));
+                return Ok((Reply { code: line_code, text }, lines));
             }
         }
     }
 
     /// One transaction: MAIL FROM, RCPT TO, DATA, the message, the dot.
-    /// `message` is the whole formatted message with CRLF line ends.
-    pub async fn send(&mut self, from: &str, to: &str, message: &[u8]) -> Result<Sent, Broken> {
-        let broken = |after_data: bool| {
-            move |e: SessionError| Broken {
-                error: e.to_string(),
-                after_data,
-            }
+    /// `message` is the whole formatted message with CRLF line ends. Nothing
+    /// is sent once `deadline` leaves less than one step's time.
+    pub async fn send(
+        &mut self,
+        from: &str,
+        to: &str,
+        message: &[u8],
+        deadline: Option<tokio::time::Instant>,
+    ) -> Result<Sent, Broken> {
+        let before = |error: SessionError| Broken {
+            error,
+            after_data: false,
         };
         let eight_bit = !message.is_ascii();
         let utf8 = !from.is_ascii() || !to.is_ascii();
         if utf8 && !self.offers.smtputf8 {
-            return Ok(Sent::Refused(Reply {
-                code: 553,
-                text: "5.6.7 the address is not ASCII and the server does not offer SMTPUTF8".into(),
-            }));
+            return Ok(Sent::Refused {
+                stage: Stage::RcptTo,
+                reply: Reply {
+                    code: 553,
+                    text: "5.6.7 the address is not ASCII and the server does not offer SMTPUTF8".into(),
+                },
+            });
+        }
+        if deadline.is_some_and(|at| tokio::time::Instant::now() + self.timeout > at) {
+            return Ok(Sent::Abandoned);
         }
         let mut mail = format!("MAIL FROM:<{from}>");
         if eight_bit && self.offers.eight_bit {
@@ -357,51 +594,69 @@ impl Session {
         if utf8 {
             mail.push_str(" SMTPUTF8");
         }
-        let commands = [mail, format!("RCPT TO:<{to}>"), "DATA".to_string()];
+        let steps = [
+            (Stage::MailFrom, mail, &[250][..]),
+            (Stage::RcptTo, format!("RCPT TO:<{to}>"), &[250, 251][..]),
+            (Stage::Data, "DATA".to_string(), &[354][..]),
+        ];
         let mut refusal = None;
         let mut data_open = false;
         if self.offers.pipelining {
             self.out.clear();
-            for command in &commands {
+            for (_, command, _) in &steps {
                 self.out.extend_from_slice(command.as_bytes());
                 self.out.extend_from_slice(b"\r\n");
             }
-            let stream = self.stream.get_mut();
-            let written = async {
-                stream.write_all(&self.out).await?;
-                stream.flush().await
-            };
-            written.await.map_err(|e| broken(false)(e.into()))?;
-            for (i, _) in commands.iter().enumerate() {
-                let reply = self.read_reply().await.map_err(broken(false))?;
-                let expected = if i == 2 { reply.code == 354 } else { reply.is_positive() };
-                if i == 2 {
+            let out = std::mem::take(&mut self.out);
+            let written = self.write(Stage::MailFrom, &out).await;
+            self.out = out;
+            written.map_err(before)?;
+            for (stage, _, codes) in &steps {
+                let reply = self.read_reply(*stage).await.map_err(before)?;
+                if *stage == Stage::Data {
                     data_open = reply.code == 354;
                 }
-                if !expected && refusal.is_none() {
-                    refusal = Some(reply);
+                match self.check(*stage, reply, codes) {
+                    Ok(_) => {}
+                    // After a 421 the server hangs up: no more replies come.
+                    Err(SessionError::Refused { stage, reply }) if !self.usable => {
+                        return Ok(Sent::Refused { stage, reply });
+                    }
+                    Err(SessionError::Refused { stage, reply }) => {
+                        refusal.get_or_insert((stage, reply));
+                    }
+                    Err(e) => return Err(before(e)),
                 }
             }
         } else {
-            for (i, command) in commands.iter().enumerate() {
-                self.write_line(command).await.map_err(broken(false))?;
-                let reply = self.read_reply().await.map_err(broken(false))?;
-                let expected = if i == 2 { reply.code == 354 } else { reply.is_positive() };
-                if !expected {
-                    refusal = Some(reply);
-                    break;
+            for (stage, command, codes) in &steps {
+                match self.command(*stage, command, codes).await {
+                    Ok(_) => data_open = *stage == Stage::Data,
+                    Err(SessionError::Refused { stage, reply }) => {
+                        refusal = Some((stage, reply));
+                        break;
+                    }
+                    Err(e) => return Err(before(e)),
                 }
-                data_open = i == 2;
             }
         }
-        if let Some(refused) = refusal {
+        if let Some((stage, reply)) = refusal {
+            if !self.usable {
+                return Ok(Sent::Refused { stage, reply });
+            }
             if data_open {
                 // A server that refused a command but opened DATA anyway: close it empty.
-                self.write_line(".").await.map_err(broken(false))?;
-                self.read_reply().await.map_err(broken(false))?;
+                match self.command(Stage::EndOfData, ".", &[250]).await {
+                    Ok(_) | Err(SessionError::Refused { .. }) => {}
+                    Err(e) => return Err(before(e)),
+                }
             }
-            self.reset().await.map_err(broken(false))?;
-            return Ok(Sent::Refused(refused));
+            // RSET so the session can take the next transaction; a session
+            // that will not reset is dropped, the refusal stands.
+            if self.command(Stage::Reset, "RSET", &[250]).await.is_err() {
+                self.usable = false;
+            }
+            return Ok(Sent::Refused { stage, reply });
         }
         self.out.clear();
         stuff_dots(message, &mut self.out);
@@ -409,46 +664,113 @@ impl Session {
             self.out.extend_from_slice(b"\r\n");
         }
         self.out.extend_from_slice(b".\r\n");
-        let stream = self.stream.get_mut();
-        let written = async {
-            stream.write_all(&self.out).await?;
-            stream.flush().await
-        };
-        written.await.map_err(|e| broken(true)(e.into()))?;
-        let reply = self.read_reply().await.map_err(broken(true))?;
-        if self.out.capacity() > 1024 * 1024 {
-            self.out = Vec::with_capacity(64 * 1024);
-        }
-        Ok(if reply.code == 250 {
-            Sent::Accepted(reply)
+        let out = std::mem::take(&mut self.out);
+        let written = self.write(Stage::EndOfData, &out).await;
+        self.out = if out.capacity() > 1024 * 1024 {
+            Vec::with_capacity(64 * 1024)
         } else {
-            Sent::Refused(reply)
-        })
-    }
-
-    /// RSET after a refused transaction, so the session can take the next one.
-    async fn reset(&mut self) -> Result<(), SessionError> {
-        self.command("RSET").await.map(|_| ())
+            out
+        };
+        let after = |error: SessionError| Broken {
+            error,
+            after_data: true,
+        };
+        written.map_err(after)?;
+        let reply = self.read_reply(Stage::EndOfData).await.map_err(after)?;
+        match self.check(Stage::EndOfData, reply, &[250]) {
+            Ok(reply) => Ok(Sent::Accepted(reply)),
+            Err(SessionError::Refused { stage, reply }) => Ok(Sent::Refused { stage, reply }),
+            Err(e) => Err(after(e)),
+        }
     }
 
     /// NOOP: whether an idle session still answers.
     pub async fn is_alive(&mut self) -> bool {
-        self.command("NOOP").await.is_ok()
+        self.command(Stage::Noop, "NOOP", &[250]).await.is_ok()
     }
 
     /// QUIT, without waiting long for the answer.
     pub async fn quit(mut self) {
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), self.command("QUIT")).await;
+        if self.usable {
+            self.timeout = self.timeout.min(Duration::from_secs(2));
+            let _ = self.command(Stage::Quit, "QUIT", &[221]).await;
+        }
+        let _ = self.stream.get_mut().shutdown().await;
     }
 }
 
-async fn handshake(target: &Target, tcp: TcpStream) -> Result<TlsStream<TcpStream>, SessionError> {
-    let name = ServerName::try_from(target.host.clone())
-        .map_err(|e| SessionError::Io(format!("{:?} is not a TLS server name: {e}", target.host)))?;
-    TlsConnector::from(target.tls.clone())
-        .connect(name, tcp)
-        .await
-        .map_err(|e| SessionError::Io(format!("TLS with {} failed: {e}", target.host)))
+/// Reads one line, up to and including its LF, into `line`; more than `cap`
+/// bytes without one is an error. Bytes need not be UTF-8.
+async fn read_line_capped<R: AsyncBufRead + Unpin>(reader: &mut R, line: &mut Vec<u8>, cap: usize) -> io::Result<()> {
+    loop {
+        let available = reader.fill_buf().await?;
+        if available.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the server closed the connection",
+            ));
+        }
+        let (taken, done) = match memchr::memchr(b'\n', available) {
+            Some(at) => (at + 1, true),
+            None => (available.len(), false),
+        };
+        if line.len() + taken > cap {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("a reply line is longer than {cap} bytes"),
+            ));
+        }
+        line.extend_from_slice(&available[..taken]);
+        reader.consume(taken);
+        if done {
+            return Ok(());
+        }
+    }
+}
+
+/// One reply line: three digits (the first 2 to 5), then a space, a hyphen
+/// (more lines follow) or the end of the line; the text may be any bytes.
+fn parse_line(line: &[u8]) -> Option<(u16, bool, String)> {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let digits = line.get(..3)?;
+    if !digits.iter().all(u8::is_ascii_digit) || !(b'2'..=b'5').contains(&digits[0]) {
+        return None;
+    }
+    let code = digits.iter().fold(0u16, |n, d| n * 10 + u16::from(d - b'0'));
+    let last = match line.get(3) {
+        None | Some(b' ') => true,
+        Some(b'-') => false,
+        Some(_) => return None,
+    };
+    let text = String::from_utf8_lossy(line.get(4..).unwrap_or_default()).into_owned();
+    Some((code, last, text))
+}
+
+async fn handshake(target: &Target, tcp: TcpStream, stage: Stage) -> Result<TlsStream<TcpStream>, SessionError> {
+    let name = ServerName::try_from(target.host.clone()).map_err(|e| SessionError::Unusable {
+        stage,
+        reason: format!("{:?} is not a TLS server name: {e}", target.host),
+    })?;
+    let connecting = TlsConnector::from(target.tls.clone()).connect(name, tcp);
+    match tokio::time::timeout(target.step_timeout, connecting).await {
+        Ok(Ok(tls)) => Ok(tls),
+        // A certificate the server cannot prove is the operator's to fix, not a network blip.
+        Ok(Err(e)) if e.kind() == io::ErrorKind::InvalidData => Err(SessionError::Unusable {
+            stage,
+            reason: format!("TLS with {} failed: {e}", target.host),
+        }),
+        Ok(Err(e)) => Err(SessionError::Io {
+                error: format!("TLS with {} failed: {e}", target.host),
+        }),
+        Err(_) => Err(SessionError::Io {
+                error: format!(
+                "TLS with {} failed: no handshake within {}s",
+                target.host,
+                target.step_timeout.as_secs()
+            ),
+        }),
+    }
 }
 
 /// Copies `message` to `out` with a dot added before every line that starts
@@ -496,5 +818,43 @@ mod tests {
         let offers = Offers::parse(&lines);
         assert!(offers.pipelining && offers.eight_bit && offers.auth_plain && offers.auth_login && offers.starttls);
         assert!(!offers.smtputf8);
+    }
+
+    #[test]
+    fn reply_lines_must_be_three_digits_then_a_separator() {
+        assert_eq!(parse_line(b"250-mx.example.org\r\n"), Some((250, false, "mx.example.org".into())));
+        assert_eq!(parse_line(b"250 ok\r\n"), Some((250, true, "ok".into())));
+        assert_eq!(parse_line(b"221\r\n"), Some((221, true, String::new())));
+        assert_eq!(parse_line(b"+12 ok\r\n"), None, "a sign is not a digit");
+        assert_eq!(parse_line(b"25 ok\r\n"), None);
+        assert_eq!(parse_line(b"650 ok\r\n"), None, "no such class");
+        assert_eq!(parse_line(b"250_ok\r\n"), None);
+        let (code, last, text) = parse_line(b"550 5.1.1 <x@example.de>: Empf\xe4nger unbekannt\r\n").unwrap();
+        assert_eq!((code, last), (550, true));
+        assert_eq!(text, "5.1.1 <x@example.de>: Empf\u{fffd}nger unbekannt");
+    }
+
+    #[tokio::test]
+    async fn a_line_over_the_cap_is_refused_without_reading_it_all() {
+        let endless = vec![b'x'; 10 * MAX_LINE];
+        let mut reader = BufReader::with_capacity(64, &endless[..]);
+        let mut line = Vec::new();
+        let error = read_line_capped(&mut reader, &mut line, MAX_LINE).await.unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+        assert!(line.len() <= MAX_LINE);
+        let mut reader = BufReader::with_capacity(4, &b"250 ok\r\n354 go\r\n"[..]);
+        line.clear();
+        read_line_capped(&mut reader, &mut line, MAX_LINE).await.unwrap();
+        assert_eq!(line, b"250 ok\r\n");
+    }
+
+    #[test]
+    fn loopback_hosts_are_told_apart() {
+        for host in ["localhost", "127.0.0.1", "127.3.2.1", "::1", "[::1]"] {
+            assert!(is_loopback(host), "{host}");
+        }
+        for host in ["smtp.example.org", "10.0.0.1", "localhost.example.org"] {
+            assert!(!is_loopback(host), "{host}");
+        }
     }
 }

@@ -1,14 +1,15 @@
 //! SMTP through Herald's own connection pool of [`Session`]s: at most
-//! `max_connections` sessions at once, each reused across messages, one
-//! envelope per recipient, every reply classified into a [`Delivery`].
+//! `max_connections` sessions at once, each reused across messages until it
+//! breaks or says 421, one envelope per recipient, every reply classified
+//! into a [`Delivery`] by the stage it answered.
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use lettre::Message;
 use tokio::sync::Semaphore;
 
-use super::session::{Broken, Reply, Security, Sent, Session, SessionError, Target};
+use super::session::{Broken, Reply, Security, Sent, Session, SessionError, Stage, Target};
 use super::{Delivery, classify_permanent};
 use crate::config::{SmtpSettings, TlsMode};
 use crate::message::BodyEncoding;
@@ -28,13 +29,11 @@ pub struct SmtpTransport {
     /// One permit per session that may be open at once.
     sessions: Semaphore,
     idle: Mutex<Vec<Idle>>,
-    /// Whether the server offers 8BITMIME, once a session has told.
-    eight_bit: OnceLock<bool>,
     shown: String,
 }
 
 impl SmtpTransport {
-    pub fn new(s: &SmtpSettings, max_connections: usize) -> Result<SmtpTransport, String> {
+    pub fn new(s: &SmtpSettings, max_connections: usize, step_timeout: Duration) -> Result<SmtpTransport, String> {
         let ca = match &s.ca_file {
             Some(path) => Some(std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?),
             None => None,
@@ -65,10 +64,10 @@ impl SmtpTransport {
                     _ => None,
                 },
                 tls: Arc::new(tls),
+                step_timeout,
             },
             sessions: Semaphore::new(max_connections.max(1)),
             idle: Mutex::new(Vec::new()),
-            eight_bit: OnceLock::new(),
             shown: format!(
                 "{}:{} ({shown_tls}, up to {max_connections} connections)",
                 s.host, s.port
@@ -80,30 +79,10 @@ impl SmtpTransport {
         &self.shown
     }
 
-    /// 8bit bodies when the server offers 8BITMIME (asked once, on a session
-    /// that then joins the pool), else the encodings any server takes.
-    pub async fn body_encoding(&self) -> BodyEncoding {
-        let offered = match self.eight_bit.get() {
-            Some(offered) => *offered,
-            None => match self.session().await {
-                Ok(session) => {
-                    let offered = session.offers.eight_bit;
-                    let _ = self.eight_bit.set(offered);
-                    self.park(session);
-                    offered
-                }
-                // Unknown for now: the safe choice; the send will report the failure.
-                Err(_) => false,
-            },
-        };
-        if offered {
-            BodyEncoding::EightBit
-        } else {
-            BodyEncoding::Safe
-        }
-    }
-
     fn park(&self, session: Session) {
+        if !session.is_usable() {
+            return;
+        }
         self.idle.lock().unwrap_or_else(|e| e.into_inner()).push(Idle {
             session,
             since: Instant::now(),
@@ -125,14 +104,60 @@ impl SmtpTransport {
         }
     }
 
-    pub async fn send(&self, message: &Message) -> Delivery {
+    /// Ends every idle session with QUIT.
+    pub async fn close(&self) {
+        let idle: Vec<Idle> = std::mem::take(&mut *self.idle.lock().unwrap_or_else(|e| e.into_inner()));
+        futures::future::join_all(idle.into_iter().map(|idle| idle.session.quit())).await;
+    }
+
+    /// Opens a session (greeting, EHLO, STARTTLS, AUTH) and ends it with QUIT.
+    pub async fn probe(&self) -> Result<String, String> {
+        let session = Session::open(&self.target).await.map_err(|e| e.to_string())?;
+        let offers = &session.offers;
+        let mut said = vec![format!("{}: connected", self.shown)];
+        if self.target.security != Security::Plain {
+            said.push("TLS".into());
+        }
+        if self.target.credentials.is_some() {
+            said.push("authenticated".into());
+        }
+        let extensions: Vec<&str> = [
+            (offers.pipelining, "PIPELINING"),
+            (offers.eight_bit, "8BITMIME"),
+            (offers.smtputf8, "SMTPUTF8"),
+        ]
+        .iter()
+        .filter_map(|(on, name)| on.then_some(*name))
+        .collect();
+        said.push(format!("offers {}", extensions.join(" ")).trim_end().to_string());
+        session.quit().await;
+        Ok(said.join(", "))
+    }
+
+    /// One message on a pooled session: `prepare` builds and signs it with
+    /// the body encoding this session allows (8bit only where it offers
+    /// 8BITMIME). A session that said 421 or broke is dropped, not reused.
+    pub async fn send(
+        &self,
+        prepare: impl AsyncFnOnce(BodyEncoding) -> Result<Message, Delivery>,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Delivery {
         let _permit = self.sessions.acquire().await.expect("the semaphore is never closed");
         let mut session = match self.session().await {
             Ok(session) => session,
-            // Nothing was sent: a refusal at the greeting, EHLO or AUTH is
-            // classified (5.7.x pauses the channel); anything else is retried.
-            Err(SessionError::Refused(reply)) => return refused(reply),
-            Err(SessionError::Io(reply)) => return Delivery::Transient { reply, in_doubt: false },
+            Err(e) => return session_failed(e),
+        };
+        let encoding = if session.offers.eight_bit {
+            BodyEncoding::EightBit
+        } else {
+            BodyEncoding::Safe
+        };
+        let message = match prepare(encoding).await {
+            Ok(message) => message,
+            Err(delivery) => {
+                self.park(session);
+                return delivery;
+            }
         };
         let envelope = message.envelope();
         let from = envelope.from().map(|a| a.to_string()).unwrap_or_default();
@@ -140,32 +165,97 @@ impl SmtpTransport {
             self.park(session);
             return Delivery::Rejected("the message has no recipient".into());
         };
-        match session.send(&from, &to, &message.formatted()).await {
-            Ok(Sent::Accepted(reply)) => {
-                self.park(session);
-                Delivery::Accepted(reply.to_string())
-            }
-            Ok(Sent::Refused(reply)) => {
-                self.park(session);
-                refused(reply)
-            }
+        let sent = session.send(&from, &to, &message.formatted(), deadline).await;
+        self.park(session);
+        match sent {
+            Ok(Sent::Accepted(reply)) => Delivery::Accepted(reply.to_string()),
+            Ok(Sent::Refused { stage, reply }) => refused(stage, reply),
+            Ok(Sent::Abandoned) => Delivery::Abandoned,
             // A dropped connection or a garbled reply once the message was
             // (partly) sent may have come after the server took it.
             Err(Broken { error, after_data }) => Delivery::Transient {
-                reply: error,
+                reply: error.to_string(),
                 in_doubt: after_data,
             },
         }
     }
 }
 
-fn refused(reply: Reply) -> Delivery {
+/// A session that could not be opened: nothing was sent. A 5xx or an unsafe
+/// session is the operator's to fix (the channel pauses); a 4xx or a network
+/// failure is retried.
+fn session_failed(error: SessionError) -> Delivery {
+    match &error {
+        SessionError::Refused { stage, reply } if reply.is_permanent() => {
+            Delivery::SessionRefused(format!("the server refused the session at {stage}: {reply}"))
+        }
+        SessionError::Unusable { stage, reason } => {
+            Delivery::SessionRefused(format!("the session failed at {stage}: {reason}"))
+        }
+        _ => Delivery::Transient {
+            reply: error.to_string(),
+            in_doubt: false,
+        },
+    }
+}
+
+/// A refusal inside a transaction: at MAIL FROM it refuses the session (our
+/// sender address); at RCPT, DATA or the end of data it is about this
+/// recipient and this message alone.
+fn refused(stage: Stage, reply: Reply) -> Delivery {
     if reply.is_transient() {
         Delivery::Transient {
-            reply: reply.to_string(),
+            reply: format!("{reply} (at {stage})"),
             in_doubt: false,
         }
+    } else if stage.is_session() {
+        Delivery::SessionRefused(format!("the server refused the session at {stage}: {reply}"))
     } else {
         classify_permanent(reply.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(code: u16, text: &str) -> Reply {
+        Reply {
+            code,
+            text: text.into(),
+        }
+    }
+
+    #[test]
+    fn refusals_are_classified_by_where_they_came() {
+        let at_rcpt = refused(Stage::RcptTo, reply(550, "5.7.1 Recipient address rejected: Access denied"));
+        assert!(matches!(at_rcpt, Delivery::Rejected(_)), "{at_rcpt:?}");
+        let unknown = refused(Stage::RcptTo, reply(550, "5.1.1 no such user"));
+        assert!(matches!(unknown, Delivery::BadAddress(_)), "{unknown:?}");
+        let at_mail = refused(Stage::MailFrom, reply(550, "5.7.26 unauthenticated sender"));
+        assert_eq!(
+            at_mail,
+            Delivery::SessionRefused("the server refused the session at MAIL FROM: 550 5.7.26 unauthenticated sender".into())
+        );
+        let content = refused(Stage::EndOfData, reply(554, "5.6.0 content rejected"));
+        assert!(matches!(content, Delivery::Rejected(_)), "{content:?}");
+        let later = refused(Stage::EndOfData, reply(451, "4.3.0 try later"));
+        assert!(matches!(later, Delivery::Transient { in_doubt: false, .. }), "{later:?}");
+
+        let greeting = session_failed(SessionError::Refused {
+            stage: Stage::Greeting,
+            reply: reply(554, "5.7.1 no service for you"),
+        });
+        assert!(matches!(greeting, Delivery::SessionRefused(ref r) if r.contains("at greeting: 554")), "{greeting:?}");
+        let busy = session_failed(SessionError::Refused {
+            stage: Stage::Greeting,
+            reply: reply(421, "4.3.2 busy"),
+        });
+        assert!(matches!(busy, Delivery::Transient { in_doubt: false, .. }), "{busy:?}");
+        let auth = session_failed(SessionError::Refused {
+            stage: Stage::Auth,
+            reply: reply(535, "5.7.8 bad credentials"),
+        });
+        assert!(matches!(auth, Delivery::SessionRefused(ref r) if r.contains("at AUTH: 535")), "{auth:?}");
     }
 }

@@ -72,6 +72,19 @@ pub struct Claimed {
     pub attributes: String,
     pub status: String,
     pub suppressed: i64,
+    /// When the claim's lease runs out (ms): with the claimer, what an
+    /// outcome write checks it still holds.
+    pub lease_until: i64,
+}
+
+/// A finished attempt to record: its row, the lease it was claimed under
+/// ([`Claimed::lease_until`]), how it ended and the address (for suppression).
+#[derive(Debug, Clone, Copy)]
+pub struct Attempt<'a> {
+    pub id: i64,
+    pub lease_until: i64,
+    pub outcome: &'a Outcome,
+    pub email: &'a str,
 }
 
 /// A row as `herald deliveries` lists it.
@@ -171,38 +184,40 @@ impl Store {
         limit: usize,
         lease: &Lease<'_>,
     ) -> Result<Vec<Claimed>, StoreError> {
-        self.record_and_claim(&[], job, limit, lease).await
+        Ok(self.record_and_claim(&[], job, limit, lease).await?.0)
     }
 
-    /// Records how attempts ended, `(row id, outcome, address)` each, in one transaction.
-    pub async fn record_outcomes(&self, rows: &[(i64, &Outcome, &str)], now: DateTime<Utc>) -> Result<(), StoreError> {
+    /// Records how attempts ended, in one transaction; `by` is the claimer.
+    /// Returns how many rows were written (see `write_outcomes`).
+    pub async fn record_outcomes(&self, by: &str, rows: &[Attempt<'_>], now: DateTime<Utc>) -> Result<u64, StoreError> {
         let mut tx = self.pool.begin().await?;
-        write_outcomes(&mut tx, rows, now.timestamp_millis()).await?;
+        let written = write_outcomes(&mut tx, by, rows, now.timestamp_millis()).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(written)
     }
 
     /// Records how attempts ended, then claims up to `limit` due rows of
     /// `job`, in one transaction: a sender's finished rows leave `sending`
     /// as the rows that take their place enter it, so the number of rows
     /// `sending` never grows past what the sender had, and a round costs one
-    /// commit (on PostgreSQL, one flush of its log).
+    /// commit (on PostgreSQL, one flush of its log). Returns the claimed rows
+    /// and how many outcomes were written.
     pub async fn record_and_claim(
         &self,
-        outcomes: &[(i64, &Outcome, &str)],
+        outcomes: &[Attempt<'_>],
         job: &str,
         limit: usize,
         lease: &Lease<'_>,
-    ) -> Result<Vec<Claimed>, StoreError> {
+    ) -> Result<(Vec<Claimed>, u64), StoreError> {
         let mut tx = self.pool.begin().await?;
-        write_outcomes(&mut tx, outcomes, lease.now.timestamp_millis()).await?;
+        let written = write_outcomes(&mut tx, lease.by, outcomes, lease.now.timestamp_millis()).await?;
         let claimed = if limit == 0 {
             Vec::new()
         } else {
             claim(&mut tx, self.backend, job, limit, lease).await?
         };
         tx.commit().await?;
-        Ok(claimed)
+        Ok((claimed, written))
     }
 
     /// Counts rows by state, for one job or all.
@@ -287,7 +302,7 @@ async fn claim(
         "UPDATE deliveries SET state = 'sending', lease_until = $3, claimed_by = $5, attempts = attempts + 1, updated_at = $2 \
          WHERE id IN (SELECT id FROM deliveries WHERE job = $1 AND state = 'queued' AND next_attempt_at <= $2 AND {NOT_PAUSED} \
          ORDER BY next_attempt_at, id LIMIT CAST($4 AS BIGINT){lock}) \
-         RETURNING id, edition_id, email, attempts, in_doubt, created_at, {}, {}, {}, {}, \
+         RETURNING id, edition_id, email, attempts, in_doubt, created_at, lease_until, {}, {}, {}, {}, \
          (SELECT COUNT(*) FROM suppressions x JOIN subscribers s ON x.email_key = s.email_key \
           WHERE s.id = deliveries.subscriber_id) AS suppressed",
         subscriber("name"),
@@ -307,38 +322,51 @@ async fn claim(
     Ok(rows)
 }
 
-/// Writes the outcomes of attempts, `(row id, outcome, address)` each.
+/// Writes the outcomes of attempts, each only while `by` still holds the
+/// row under the lease it claimed it with (`sending`, `claimed_by`,
+/// `lease_until`): a row whose lease ran out and was taken back is not
+/// overwritten by its earlier claimer. Returns how many rows were written.
 async fn write_outcomes(
     conn: &mut sqlx::AnyConnection,
-    rows: &[(i64, &Outcome, &str)],
+    by: &str,
+    rows: &[Attempt<'_>],
     now_ms: i64,
-) -> Result<(), StoreError> {
+) -> Result<u64, StoreError> {
+    const HELD: &str = "state = 'sending' AND claimed_by = $2";
+    let mut written = 0;
     // Sent rows, by far the most, go in multi-row statements; the rest one by one.
-    let sent: Vec<(i64, &str)> = rows
+    let sent: Vec<(i64, i64, &str)> = rows
         .iter()
-        .filter_map(|(id, outcome, _)| match outcome {
-            Outcome::Sent { reply } => Some((*id, reply.as_str())),
+        .filter_map(|a| match a.outcome {
+            Outcome::Sent { reply } => Some((a.id, a.lease_until, reply.as_str())),
             _ => None,
         })
         .collect();
     for chunk in sent.chunks(SENT_PER_STATEMENT) {
         let values: Vec<String> = (0..chunk.len())
-            .map(|i| format!("(CAST(${} AS BIGINT), ${})", 2 * i + 2, 2 * i + 3))
+            .map(|i| {
+                format!(
+                    "(CAST(${} AS BIGINT), CAST(${} AS BIGINT), ${})",
+                    3 * i + 3,
+                    3 * i + 4,
+                    3 * i + 5
+                )
+            })
             .collect();
         let sql = format!(
-            "WITH v (id, reply) AS (VALUES {}) \
+            "WITH v (id, until, reply) AS (VALUES {}) \
              UPDATE deliveries SET state = 'sent', last_reply = v.reply, lease_until = NULL, updated_at = $1 \
-             FROM v WHERE deliveries.id = v.id",
+             FROM v WHERE deliveries.id = v.id AND deliveries.{HELD} AND deliveries.lease_until = v.until",
             values.join(", ")
         );
-        let mut update = sqlx::query(AssertSqlSafe(sql)).bind(now_ms);
-        for (id, reply) in chunk {
-            update = update.bind(id).bind(*reply);
+        let mut update = sqlx::query(AssertSqlSafe(sql)).bind(now_ms).bind(by);
+        for (id, until, reply) in chunk {
+            update = update.bind(id).bind(until).bind(*reply);
         }
-        update.execute(&mut *conn).await?;
+        written += update.execute(&mut *conn).await?.rows_affected();
     }
-    for (id, outcome, email) in rows.iter().filter(|(_, o, _)| !matches!(o, Outcome::Sent { .. })) {
-        let (state, reply, next, in_doubt, undo_attempt) = match outcome {
+    for a in rows.iter().filter(|a| !matches!(a.outcome, Outcome::Sent { .. })) {
+        let (state, reply, next, in_doubt, undo_attempt) = match a.outcome {
             Outcome::Sent { .. } => unreachable!("sent rows are written above"),
             Outcome::Retry { reply, at, in_doubt } => (
                 "queued",
@@ -349,7 +377,7 @@ async fn write_outcomes(
             ),
             Outcome::Failed { reply, suppress } => {
                 if *suppress {
-                    super::subscribers::insert_suppression(&mut *conn, email, reply, now_ms).await?;
+                    super::subscribers::insert_suppression(&mut *conn, a.email, reply, now_ms).await?;
                 }
                 ("failed", Some(reply.as_str()), None, false, 0)
             }
@@ -357,20 +385,23 @@ async fn write_outcomes(
             Outcome::Expired { reply } => ("expired", Some(reply.as_str()), None, false, 0),
             Outcome::Released => ("queued", None, Some(now_ms), false, 1),
         };
-        sqlx::query(
-            "UPDATE deliveries SET state = $2, last_reply = COALESCE($3, last_reply), next_attempt_at = COALESCE($4, next_attempt_at), \
-             in_doubt = CASE WHEN $5 = 1 THEN 1 ELSE in_doubt END, attempts = attempts - $6, lease_until = NULL, updated_at = $7 \
-             WHERE id = $1",
-        )
-        .bind(id)
+        written += sqlx::query(AssertSqlSafe(format!(
+            "UPDATE deliveries SET state = $3, last_reply = COALESCE($4, last_reply), next_attempt_at = COALESCE($5, next_attempt_at), \
+             in_doubt = CASE WHEN $6 = 1 THEN 1 ELSE in_doubt END, attempts = attempts - $7, lease_until = NULL, updated_at = $8 \
+             WHERE id = $1 AND {HELD} AND lease_until = $9",
+        )))
+        .bind(a.id)
+        .bind(by)
         .bind(state)
         .bind(reply)
         .bind(next)
         .bind(in_doubt as i64)
         .bind(undo_attempt)
         .bind(now_ms)
+        .bind(a.lease_until)
         .execute(&mut *conn)
-        .await?;
+        .await?
+        .rows_affected();
     }
-    Ok(())
+    Ok(written)
 }

@@ -20,7 +20,7 @@ use sqlx::{AnyPool, Connection, Executor};
 
 pub use articles::{StoredArticle, Upsert};
 pub use copy::TableCopy;
-pub use deliveries::{Claimed, DeliveryRow, DeliveryState, Lease, Outcome, StateCount};
+pub use deliveries::{Attempt, Claimed, DeliveryRow, DeliveryState, Lease, Outcome, StateCount};
 pub use editions::{EditionRow, NewEdition, PausedEdition, Recipients};
 pub use posts::{PostOutcome, PostRow};
 pub use schema::Migration;

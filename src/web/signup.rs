@@ -191,16 +191,18 @@ async fn send_confirmation(state: &WebState, list: &ListSettings, subscriber: &S
         text,
         html,
     };
-    let encoding = state.mailer.body_encoding().await;
-    let message =
-        build_notice(&settings.site, notice, SystemTime::from(clock::now()), encoding).map_err(|e| e.to_string())?;
+    let date = SystemTime::from(clock::now());
+    let build = |encoding| build_notice(&settings.site, notice.clone(), date, encoding).map_err(|e| e.to_string());
     let label = format!("confirm-{}-{}", list.name, subscriber.email);
-    match state.mailer.send(message, &label, settings.mail.send_timeout).await {
+    let sent = state.mailer.send(&build, &label, settings.mail.send_timeout, None).await;
+    state.mailer.close().await;
+    match sent {
         Delivery::Accepted(_) => Ok(()),
         Delivery::Transient { reply, .. }
         | Delivery::BadAddress(reply)
-        | Delivery::Policy(reply)
+        | Delivery::SessionRefused(reply)
         | Delivery::Rejected(reply) => Err(reply),
+        Delivery::Abandoned => Err("not sent".into()),
     }
 }
 
