@@ -301,11 +301,11 @@ async fn cmd_check_smtp(settings: &Settings) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Some(Ok(said)) => {
-            say!("SMTP {said}; QUIT");
+            say!("{}: {said}; QUIT", transport.describe());
             Ok(ExitCode::SUCCESS)
         }
         Some(Err(e)) => {
-            eprintln!("ERROR: SMTP {}: {e}", transport.describe());
+            eprintln!("ERROR: {}: {e}", transport.describe());
             Ok(ExitCode::from(2))
         }
     }

@@ -187,8 +187,16 @@ pub fn backoff(initial: Duration, attempts: i64, id: i64) -> Duration {
     base + base.mul_f64(jitter as f64 / 10_000.0)
 }
 
+/// How long a claim holds a row: a send (session set-up and a transaction,
+/// each step bounded by `send_timeout`) and the wait for a rate-limit slot
+/// behind the other connections' rows. A send that would outlast it is not
+/// started, or is cut off (in doubt once its message began to go).
 fn lease_for(mail: &MailSettings) -> chrono::Duration {
-    chrono::Duration::from_std(mail.send_timeout * 2 + Duration::from_secs(5)).expect("the lease fits")
+    let queue = match mail.rate_limit {
+        Some(per_second) => Duration::from_secs_f64(mail.max_connections.max(1) as f64 / per_second),
+        None => Duration::ZERO,
+    };
+    chrono::Duration::from_std(mail.send_timeout * 4 + Duration::from_secs(5) + queue).expect("the lease fits")
 }
 
 /// A claimed row on its way to a send worker.

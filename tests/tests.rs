@@ -13,6 +13,8 @@ mod faults;
 mod feeds;
 mod hostile;
 mod postgres;
+mod relay;
+mod relays;
 mod render;
 mod scheduler;
 mod schema;

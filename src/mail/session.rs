@@ -299,6 +299,8 @@ pub struct Session {
     /// False once the server said 421, broke the protocol or the connection
     /// failed: the session is dropped, never reused.
     usable: bool,
+    /// Whether the current transaction's message began to go out.
+    data_sent: bool,
     /// The request being written, reused between messages.
     out: Vec<u8>,
     /// A reply being read, reused between replies.
@@ -352,6 +354,7 @@ impl Session {
             offers: Offers::default(),
             timeout,
             usable: true,
+            data_sent: false,
             out: Vec::with_capacity(64 * 1024),
             line: Vec::with_capacity(512),
         };
@@ -561,7 +564,8 @@ impl Session {
 
     /// One transaction: MAIL FROM, RCPT TO, DATA, the message, the dot.
     /// `message` is the whole formatted message with CRLF line ends. Nothing
-    /// is sent once `deadline` leaves less than one step's time.
+    /// is sent once `deadline` leaves less than two steps' time, and the
+    /// transaction is cut off at `deadline`.
     pub async fn send(
         &mut self,
         from: &str,
@@ -569,10 +573,6 @@ impl Session {
         message: &[u8],
         deadline: Option<tokio::time::Instant>,
     ) -> Result<Sent, Broken> {
-        let before = |error: SessionError| Broken {
-            error,
-            after_data: false,
-        };
         let eight_bit = !message.is_ascii();
         let utf8 = !from.is_ascii() || !to.is_ascii();
         if utf8 && !self.offers.smtputf8 {
@@ -584,9 +584,43 @@ impl Session {
                 },
             });
         }
-        if deadline.is_some_and(|at| tokio::time::Instant::now() + self.timeout > at) {
+        let Some(deadline) = deadline else {
+            return self.transaction(from, to, message, eight_bit, utf8).await;
+        };
+        // A transaction needs at least two steps' time (the message and its
+        // reply); with less left, nothing is sent. Past the deadline the
+        // transaction is cut off: in doubt once the message began to go.
+        if tokio::time::Instant::now() + self.timeout * 2 > deadline {
             return Ok(Sent::Abandoned);
         }
+        self.data_sent = false;
+        let transaction = self.transaction(from, to, message, eight_bit, utf8);
+        match tokio::time::timeout_at(deadline, transaction).await {
+            Ok(sent) => sent,
+            Err(_) => {
+                self.usable = false;
+                Err(Broken {
+                    error: SessionError::Io {
+                        error: "the transaction outlasted the row's lease: cut off".into(),
+                    },
+                    after_data: self.data_sent,
+                })
+            }
+        }
+    }
+
+    async fn transaction(
+        &mut self,
+        from: &str,
+        to: &str,
+        message: &[u8],
+        eight_bit: bool,
+        utf8: bool,
+    ) -> Result<Sent, Broken> {
+        let before = |error: SessionError| Broken {
+            error,
+            after_data: false,
+        };
         let mut mail = format!("MAIL FROM:<{from}>");
         if eight_bit && self.offers.eight_bit {
             mail.push_str(" BODY=8BITMIME");
@@ -665,6 +699,7 @@ impl Session {
         }
         self.out.extend_from_slice(b".\r\n");
         let out = std::mem::take(&mut self.out);
+        self.data_sent = true;
         let written = self.write(Stage::EndOfData, &out).await;
         self.out = if out.capacity() > 1024 * 1024 {
             Vec::with_capacity(64 * 1024)

@@ -112,9 +112,12 @@ impl SmtpTransport {
 
     /// Opens a session (greeting, EHLO, STARTTLS, AUTH) and ends it with QUIT.
     pub async fn probe(&self) -> Result<String, String> {
-        let session = Session::open(&self.target).await.map_err(|e| e.to_string())?;
+        let session = Session::open(&self.target).await.map_err(|e| match session_failed(e) {
+            Delivery::SessionRefused(why) | Delivery::Transient { reply: why, .. } => why,
+            other => format!("{other:?}"),
+        })?;
         let offers = &session.offers;
-        let mut said = vec![format!("{}: connected", self.shown)];
+        let mut said = vec!["connected".to_string()];
         if self.target.security != Security::Plain {
             said.push("TLS".into());
         }
