@@ -271,7 +271,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 settings.lists.len(),
                 settings.jobs.len()
             );
-            if smtp { cmd_check_smtp(&settings).await } else { Ok(ExitCode::SUCCESS) }
+            if smtp {
+                cmd_check_smtp(&settings).await
+            } else {
+                Ok(ExitCode::SUCCESS)
+            }
         }
         Command::Ingest => cmd_ingest(&settings).await,
         Command::Digest { job, dry_run, to } => cmd_digest(settings, &job, dry_run, to).await,
@@ -508,8 +512,16 @@ async fn cmd_digest(
             );
             let date = clock::now().into();
             let build = |encoding| {
-                message::build(&settings.site, &parts, &addressee, id.clone(), "[Test] ", date, encoding)
-                    .map_err(|e| e.to_string())
+                message::build(
+                    &settings.site,
+                    &parts,
+                    &addressee,
+                    id.clone(),
+                    "[Test] ",
+                    date,
+                    encoding,
+                )
+                .map_err(|e| e.to_string())
             };
             let sent = transport
                 .send(&build, &format!("test-{address}"), settings.mail.send_timeout, None)

@@ -341,7 +341,9 @@ pub async fn drain(ctx: Arc<SendContext>, job: &str, options: &DrainOptions) -> 
                 email: "",
             }))
             .collect();
-        ctx.store.record_outcomes(crate::instance::id(), &batch, clock::now()).await?;
+        ctx.store
+            .record_outcomes(crate::instance::id(), &batch, clock::now())
+            .await?;
         report.retrying += cut.len() as u64;
     }
     report.paused = run.pause_reason.lock().expect("not poisoned").clone();
@@ -536,7 +538,10 @@ async fn worker(run: Arc<Run>, work: Arc<tokio::sync::Mutex<mpsc::Receiver<Work>
         let Some(Work { row, parts, round }) = next else {
             return;
         };
-        run.in_flight.lock().expect("not poisoned").insert((row.id, row.lease_until));
+        run.in_flight
+            .lock()
+            .expect("not poisoned")
+            .insert((row.id, row.lease_until));
         let outcome = if run.claimed_before_pause(row.edition_id, round) {
             Outcome::Released
         } else {
@@ -553,7 +558,10 @@ async fn worker(run: Arc<Run>, work: Arc<tokio::sync::Mutex<mpsc::Receiver<Work>
         // The dispatcher records it from here; if the dispatcher is gone the
         // row stays `sending` and comes back, in doubt, when its lease runs out.
         let _ = done.send(finished).await;
-        run.in_flight.lock().expect("not poisoned").remove(&(row.id, row.lease_until));
+        run.in_flight
+            .lock()
+            .expect("not poisoned")
+            .remove(&(row.id, row.lease_until));
     }
 }
 

@@ -13,7 +13,10 @@ const CREDENTIALS: &str = "username = \"herald\"\npassword = \"relay-pass-7731\"
 /// `readers` subscribers and one new article, sending to `relay` with 2 s
 /// timeouts; `smtp` adds keys to `[mail.smtp]`.
 fn workspace(relay: &Relay, readers: usize, smtp: &str) -> Workspace {
-    let mail = smtp_mail(relay.port, "retry_initial_secs = 2\nsend_timeout_secs = 2\nmax_connections = 1") + smtp;
+    let mail = smtp_mail(
+        relay.port,
+        "retry_initial_secs = 2\nsend_timeout_secs = 2\nmax_connections = 1",
+    ) + smtp;
     let ws = Workspace::new(&base_config(&mail));
     ws.subscribers(readers);
     ws.write("articles/ferry.txt", &article_txt("Ferry returns", "ferry"));
@@ -57,7 +60,11 @@ fn plaintext_injected_after_starttls_drops_the_session_before_anything_is_sent()
     assert_eq!(out.status.code(), Some(3), "the channel pauses: {}", show(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("STARTTLS") && err.contains("injected"), "{err}");
-    assert!(relay.heard("AUTH").is_empty(), "no password went out: {:?}", relay.commands());
+    assert!(
+        relay.heard("AUTH").is_empty(),
+        "no password went out: {:?}",
+        relay.commands()
+    );
     assert!(relay.heard("MAIL").is_empty(), "{:?}", relay.commands());
     assert_untouched(&ws, 3);
 }
@@ -159,7 +166,11 @@ fn credentials_are_never_sent_unauthenticated_or_in_cleartext() {
     assert_eq!(out.status.code(), Some(3), "{}", show(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("offers no AUTH"), "{err}");
-    assert!(relay.heard("AUTH").is_empty() && relay.heard("MAIL").is_empty(), "{:?}", relay.commands());
+    assert!(
+        relay.heard("AUTH").is_empty() && relay.heard("MAIL").is_empty(),
+        "{:?}",
+        relay.commands()
+    );
     assert_untouched(&ws, 2);
 
     // tls = "none" with a password to another host is refused at load.
@@ -245,7 +256,11 @@ fn a_policy_refusal_of_one_recipient_fails_only_that_row() {
     assert!(rows.contains("Access denied"), "{rows}");
     // The refused row is done: the next run has nothing due.
     let again = ws.herald(&["digest", "daily"]);
-    assert!(stdout(&again).contains("0 sent, 0 to retry, 0 failed"), "{}", show(&again));
+    assert!(
+        stdout(&again).contains("0 sent, 0 to retry, 0 failed"),
+        "{}",
+        show(&again)
+    );
     assert_eq!(relay.kept().len(), 3);
 }
 
@@ -254,7 +269,13 @@ fn a_421_at_the_final_dot_closes_the_session_and_8bitmime_is_asked_again() {
     // The first connection offers 8BITMIME and says 421 at the first message's
     // dot; the next connection does not offer 8BITMIME.
     let relay = Relay::start(Script {
-        extensions: Arc::new(|n| if n == 1 { vec!["PIPELINING", "8BITMIME"] } else { vec!["PIPELINING"] }),
+        extensions: Arc::new(|n| {
+            if n == 1 {
+                vec!["PIPELINING", "8BITMIME"]
+            } else {
+                vec!["PIPELINING"]
+            }
+        }),
         end_of_data: Arc::new(|n, _| {
             if n == 1 {
                 say("421 4.3.2 Shutting down, try again later")
@@ -272,18 +293,35 @@ fn a_421_at_the_final_dot_closes_the_session_and_8bitmime_is_asked_again() {
     let out = ws.herald(&["digest", "daily"]);
     assert!(stdout(&out).contains("2 sent, 1 to retry"), "{}", show(&out));
     let rows = deliveries(&ws);
-    assert_eq!(state_count(&rows, "queued"), (1, 0), "the 421 row is retried, not in doubt: {rows}");
+    assert_eq!(
+        state_count(&rows, "queued"),
+        (1, 0),
+        "the 421 row is retried, not in doubt: {rows}"
+    );
     assert!(rows.contains("421 4.3.2") && !rows.contains("reset"), "{rows}");
-    assert_eq!(relay.connections(), 2, "one new session after the 421: {:?}", relay.commands());
+    assert_eq!(
+        relay.connections(),
+        2,
+        "one new session after the 421: {:?}",
+        relay.commands()
+    );
     let first_mail = relay.heard("MAIL");
-    assert!(first_mail[0].starts_with("1 ") && first_mail[0].contains("BODY=8BITMIME"), "{first_mail:?}");
+    assert!(
+        first_mail[0].starts_with("1 ") && first_mail[0].contains("BODY=8BITMIME"),
+        "{first_mail:?}"
+    );
     for mail in first_mail.iter().filter(|m| m.starts_with("2 ")) {
         assert!(!mail.contains("BODY=8BITMIME"), "{mail}");
     }
     for (to, message) in relay.kept() {
         assert!(message.is_ascii(), "{to} got 8-bit text from a server without 8BITMIME");
     }
-    assert_eq!(relay.heard("QUIT").len(), 1, "the second session ends with QUIT: {:?}", relay.commands());
+    assert_eq!(
+        relay.heard("QUIT").len(),
+        1,
+        "the second session ends with QUIT: {:?}",
+        relay.commands()
+    );
 }
 
 #[test]
@@ -326,4 +364,92 @@ fn every_session_ends_with_quit() {
     assert!(stdout(&out).contains("9 sent"), "{}", show(&out));
     assert!(relay.connections() >= 1);
     assert_eq!(relay.heard("QUIT").len(), relay.connections(), "{:?}", relay.commands());
+}
+
+#[test]
+fn an_outcome_from_an_instance_that_lost_its_lease_is_not_recorded() {
+    use chrono::Utc;
+    use herald::store::{Attempt, Lease, Outcome, Store};
+
+    // Two rows queued (the server is down), then made due.
+    let down = crate::util::free_port();
+    let ws = Workspace::new(&base_config(&smtp_mail(down, "")));
+    ws.subscribers(2);
+    ws.write("articles/ferry.txt", &article_txt("Ferry returns", "ferry"));
+    ws.herald(&["digest", "daily"]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = Store::open(&ws.store_url()).await.unwrap();
+        // Instance A claims both rows with a lease that runs out at once.
+        let due = Utc::now() + chrono::Duration::hours(1);
+        let a = Lease {
+            by: "instance-a",
+            now: due,
+            until: due + chrono::Duration::milliseconds(1),
+        };
+        let claimed_a = store.claim_deliveries("daily", 10, &a).await.unwrap();
+        assert_eq!(claimed_a.len(), 2);
+        // Instance B finds the lease expired, takes the rows back and claims them.
+        let later = due + chrono::Duration::hours(1);
+        assert_eq!(store.recover_expired_leases("daily", later).await.unwrap(), 2);
+        let b = Lease {
+            by: "instance-b",
+            now: later,
+            until: later + chrono::Duration::minutes(5),
+        };
+        let claimed_b = store.claim_deliveries("daily", 10, &b).await.unwrap();
+        assert_eq!(claimed_b.len(), 2);
+        // A's late outcomes land nowhere; B's are recorded.
+        let sent = Outcome::Sent {
+            reply: "250 late".into(),
+        };
+        let late: Vec<Attempt> = claimed_a
+            .iter()
+            .map(|r| Attempt {
+                id: r.id,
+                lease_until: r.lease_until,
+                outcome: &sent,
+                email: &r.email,
+            })
+            .collect();
+        assert_eq!(store.record_outcomes("instance-a", &late, later).await.unwrap(), 0);
+        let failed = Outcome::Failed {
+            reply: "550 5.1.1 late".into(),
+            suppress: true,
+        };
+        let late_failures: Vec<Attempt> = late.iter().map(|a| Attempt { outcome: &failed, ..*a }).collect();
+        assert_eq!(
+            store
+                .record_outcomes("instance-a", &late_failures, later)
+                .await
+                .unwrap(),
+            0
+        );
+        let sent_by_b = Outcome::Sent {
+            reply: "250 2.0.0 Ok: from b".into(),
+        };
+        let own: Vec<Attempt> = claimed_b
+            .iter()
+            .map(|r| Attempt {
+                id: r.id,
+                lease_until: r.lease_until,
+                outcome: &sent_by_b,
+                email: &r.email,
+            })
+            .collect();
+        assert_eq!(store.record_outcomes("instance-b", &own, later).await.unwrap(), 2);
+        store.close().await;
+    });
+    let rows = deliveries(&ws);
+    assert_eq!(
+        state_count(&rows, "sent"),
+        (2, 2),
+        "sent, flagged in doubt by the takeover: {rows}"
+    );
+    assert!(rows.contains("from b") && !rows.contains("late"), "{rows}");
+    // A's late refusal suppressed nobody.
+    ws.herald(&["subscribers", "add", "fresh@example.org"]);
+    ws.write("articles/market.txt", &article_txt("Market moves", "market"));
+    let next = ws.herald(&["digest", "daily"]);
+    assert!(stdout(&next).contains("for 3 recipient(s)"), "{}", show(&next));
 }

@@ -65,7 +65,11 @@ impl MailTransport {
     pub fn build(settings: &MailSettings) -> Result<MailTransport, String> {
         let route = match &settings.transport {
             TransportSettings::File { dir } => Route::File(FileTransport::new(dir)?),
-            TransportSettings::Smtp(smtp) => Route::Smtp(SmtpTransport::new(smtp, settings.max_connections, settings.send_timeout)?),
+            TransportSettings::Smtp(smtp) => Route::Smtp(SmtpTransport::new(
+                smtp,
+                settings.max_connections,
+                settings.send_timeout,
+            )?),
         };
         Ok(MailTransport {
             route,
@@ -110,7 +114,10 @@ impl MailTransport {
                     },
                 }
             }
-            Route::Smtp(s) => s.send(async |encoding| self.prepare(build, encoding).await, deadline).await,
+            Route::Smtp(s) => {
+                s.send(async |encoding| self.prepare(build, encoding).await, deadline)
+                    .await
+            }
         }
     }
 

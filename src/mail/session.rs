@@ -125,7 +125,7 @@ pub enum SessionError {
 impl SessionError {
     fn io(stage: Stage, e: impl fmt::Display) -> SessionError {
         SessionError::Io {
-                error: format!("network error at {stage}: {e}"),
+            error: format!("network error at {stage}: {e}"),
         }
     }
 }
@@ -430,7 +430,8 @@ impl Session {
     async fn authenticate(&mut self, host: &str, user: &str, password: &str) -> Result<(), SessionError> {
         if self.offers.auth_plain {
             let token = BASE64.encode(format!("\0{user}\0{password}"));
-            self.command(Stage::Auth, &format!("AUTH PLAIN {token}"), &[235]).await?;
+            self.command(Stage::Auth, &format!("AUTH PLAIN {token}"), &[235])
+                .await?;
         } else if self.offers.auth_login {
             self.command(Stage::Auth, "AUTH LOGIN", &[334]).await?;
             self.command(Stage::Auth, &BASE64.encode(user), &[334]).await?;
@@ -537,7 +538,7 @@ impl Session {
             total += self.line.len();
             if total > MAX_REPLY {
                 return Err(SessionError::Io {
-                error: format!("the server's reply to {stage} is longer than {MAX_REPLY} bytes"),
+                    error: format!("the server's reply to {stage} is longer than {MAX_REPLY} bytes"),
                 });
             }
             let (line_code, last, text) = parse_line(&self.line).ok_or_else(|| SessionError::Io {
@@ -548,7 +549,7 @@ impl Session {
             })?;
             if *code.get_or_insert(line_code) != line_code {
                 return Err(SessionError::Io {
-                error: format!(
+                    error: format!(
                         "the server's reply to {stage} changes its code from {} to {line_code} mid-reply",
                         code.unwrap_or_default()
                     ),
@@ -796,10 +797,10 @@ async fn handshake(target: &Target, tcp: TcpStream, stage: Stage) -> Result<TlsS
             reason: format!("TLS with {} failed: {e}", target.host),
         }),
         Ok(Err(e)) => Err(SessionError::Io {
-                error: format!("TLS with {} failed: {e}", target.host),
+            error: format!("TLS with {} failed: {e}", target.host),
         }),
         Err(_) => Err(SessionError::Io {
-                error: format!(
+            error: format!(
                 "TLS with {} failed: no handshake within {}s",
                 target.host,
                 target.step_timeout.as_secs()
@@ -857,7 +858,10 @@ mod tests {
 
     #[test]
     fn reply_lines_must_be_three_digits_then_a_separator() {
-        assert_eq!(parse_line(b"250-mx.example.org\r\n"), Some((250, false, "mx.example.org".into())));
+        assert_eq!(
+            parse_line(b"250-mx.example.org\r\n"),
+            Some((250, false, "mx.example.org".into()))
+        );
         assert_eq!(parse_line(b"250 ok\r\n"), Some((250, true, "ok".into())));
         assert_eq!(parse_line(b"221\r\n"), Some((221, true, String::new())));
         assert_eq!(parse_line(b"+12 ok\r\n"), None, "a sign is not a digit");

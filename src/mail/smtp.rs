@@ -231,25 +231,36 @@ mod tests {
 
     #[test]
     fn refusals_are_classified_by_where_they_came() {
-        let at_rcpt = refused(Stage::RcptTo, reply(550, "5.7.1 Recipient address rejected: Access denied"));
+        let at_rcpt = refused(
+            Stage::RcptTo,
+            reply(550, "5.7.1 Recipient address rejected: Access denied"),
+        );
         assert!(matches!(at_rcpt, Delivery::Rejected(_)), "{at_rcpt:?}");
         let unknown = refused(Stage::RcptTo, reply(550, "5.1.1 no such user"));
         assert!(matches!(unknown, Delivery::BadAddress(_)), "{unknown:?}");
         let at_mail = refused(Stage::MailFrom, reply(550, "5.7.26 unauthenticated sender"));
         assert_eq!(
             at_mail,
-            Delivery::SessionRefused("the server refused the session at MAIL FROM: 550 5.7.26 unauthenticated sender".into())
+            Delivery::SessionRefused(
+                "the server refused the session at MAIL FROM: 550 5.7.26 unauthenticated sender".into()
+            )
         );
         let content = refused(Stage::EndOfData, reply(554, "5.6.0 content rejected"));
         assert!(matches!(content, Delivery::Rejected(_)), "{content:?}");
         let later = refused(Stage::EndOfData, reply(451, "4.3.0 try later"));
-        assert!(matches!(later, Delivery::Transient { in_doubt: false, .. }), "{later:?}");
+        assert!(
+            matches!(later, Delivery::Transient { in_doubt: false, .. }),
+            "{later:?}"
+        );
 
         let greeting = session_failed(SessionError::Refused {
             stage: Stage::Greeting,
             reply: reply(554, "5.7.1 no service for you"),
         });
-        assert!(matches!(greeting, Delivery::SessionRefused(ref r) if r.contains("at greeting: 554")), "{greeting:?}");
+        assert!(
+            matches!(greeting, Delivery::SessionRefused(ref r) if r.contains("at greeting: 554")),
+            "{greeting:?}"
+        );
         let busy = session_failed(SessionError::Refused {
             stage: Stage::Greeting,
             reply: reply(421, "4.3.2 busy"),
@@ -259,6 +270,9 @@ mod tests {
             stage: Stage::Auth,
             reply: reply(535, "5.7.8 bad credentials"),
         });
-        assert!(matches!(auth, Delivery::SessionRefused(ref r) if r.contains("at AUTH: 535")), "{auth:?}");
+        assert!(
+            matches!(auth, Delivery::SessionRefused(ref r) if r.contains("at AUTH: 535")),
+            "{auth:?}"
+        );
     }
 }

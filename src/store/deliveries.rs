@@ -375,17 +375,12 @@ async fn write_outcomes(
                 *in_doubt,
                 0,
             ),
-            Outcome::Failed { reply, suppress } => {
-                if *suppress {
-                    super::subscribers::insert_suppression(&mut *conn, a.email, reply, now_ms).await?;
-                }
-                ("failed", Some(reply.as_str()), None, false, 0)
-            }
+            Outcome::Failed { reply, .. } => ("failed", Some(reply.as_str()), None, false, 0),
             Outcome::Suppressed { reason } => ("suppressed", Some(reason.as_str()), None, false, 1),
             Outcome::Expired { reply } => ("expired", Some(reply.as_str()), None, false, 0),
             Outcome::Released => ("queued", None, Some(now_ms), false, 1),
         };
-        written += sqlx::query(AssertSqlSafe(format!(
+        let updated = sqlx::query(AssertSqlSafe(format!(
             "UPDATE deliveries SET state = $3, last_reply = COALESCE($4, last_reply), next_attempt_at = COALESCE($5, next_attempt_at), \
              in_doubt = CASE WHEN $6 = 1 THEN 1 ELSE in_doubt END, attempts = attempts - $7, lease_until = NULL, updated_at = $8 \
              WHERE id = $1 AND {HELD} AND lease_until = $9",
@@ -402,6 +397,11 @@ async fn write_outcomes(
         .execute(&mut *conn)
         .await?
         .rows_affected();
+        // Only the holder of the row's claim suppresses its address.
+        if let (1, Outcome::Failed { reply, suppress: true }) = (updated, a.outcome) {
+            super::subscribers::insert_suppression(&mut *conn, a.email, reply, now_ms).await?;
+        }
+        written += updated;
     }
     Ok(written)
 }

@@ -194,7 +194,10 @@ async fn send_confirmation(state: &WebState, list: &ListSettings, subscriber: &S
     let date = SystemTime::from(clock::now());
     let build = |encoding| build_notice(&settings.site, notice.clone(), date, encoding).map_err(|e| e.to_string());
     let label = format!("confirm-{}-{}", list.name, subscriber.email);
-    let sent = state.mailer.send(&build, &label, settings.mail.send_timeout, None).await;
+    let sent = state
+        .mailer
+        .send(&build, &label, settings.mail.send_timeout, None)
+        .await;
     state.mailer.close().await;
     match sent {
         Delivery::Accepted(_) => Ok(()),
