@@ -896,4 +896,118 @@ mod tests {
             assert!(!is_loopback(host), "{host}");
         }
     }
+
+    /// A loopback server that answers MAIL, DATA and the final dot each
+    /// after `delay`, everything else at once; returns its port and the
+    /// commands it heard.
+    async fn slow_server(delay: Duration) -> (u16, Arc<std::sync::Mutex<Vec<String>>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let heard = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = heard.clone();
+        tokio::spawn(async move {
+            let (socket, _) = listener.accept().await.unwrap();
+            let (read, mut write) = socket.into_split();
+            let mut lines = BufReader::new(read).lines();
+            write.write_all(b"220 test ESMTP\r\n").await.unwrap();
+            let mut in_data = false;
+            while let Ok(Some(line)) = lines.next_line().await {
+                if in_data {
+                    if line == "." {
+                        in_data = false;
+                        tokio::time::sleep(delay).await;
+                        let _ = write.write_all(b"250 2.0.0 kept\r\n").await;
+                    }
+                    continue;
+                }
+                log.lock().unwrap().push(line.clone());
+                let verb = line.split(' ').next().unwrap_or("");
+                if verb == "MAIL" || verb == "DATA" {
+                    tokio::time::sleep(delay).await;
+                }
+                let reply: &[u8] = match verb {
+                    "EHLO" => b"250-test\r\n250 PIPELINING\r\n",
+                    "DATA" => {
+                        in_data = true;
+                        b"354 go on\r\n"
+                    }
+                    "QUIT" => b"221 bye\r\n",
+                    _ => b"250 ok\r\n",
+                };
+                let _ = write.write_all(reply).await;
+            }
+        });
+        (port, heard)
+    }
+
+    fn target(port: u16, step_timeout: Duration) -> Target {
+        Target {
+            host: "127.0.0.1".into(),
+            port,
+            security: Security::Plain,
+            hello: "herald.test".into(),
+            credentials: None,
+            tls: Arc::new(tls_config(None).unwrap()),
+            step_timeout,
+        }
+    }
+
+    #[tokio::test]
+    async fn nothing_is_sent_when_the_lease_leaves_too_little_time() {
+        let (port, heard) = slow_server(Duration::ZERO).await;
+        let mut session = Session::open(&target(port, Duration::from_secs(2))).await.unwrap();
+        // Three seconds left: less than two steps of two seconds.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+        let sent = session
+            .send(
+                "news@example.org",
+                "ana@example.org",
+                b"Subject: x\r\n\r\nhi\r\n",
+                Some(deadline),
+            )
+            .await
+            .unwrap();
+        assert!(matches!(sent, Sent::Abandoned), "{sent:?}");
+        assert!(session.is_usable());
+        // With time enough the same session sends.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let sent = session
+            .send(
+                "news@example.org",
+                "ana@example.org",
+                b"Subject: x\r\n\r\nhi\r\n",
+                Some(deadline),
+            )
+            .await
+            .unwrap();
+        assert!(matches!(sent, Sent::Accepted(_)), "{sent:?}");
+        let mails = heard.lock().unwrap().iter().filter(|l| l.starts_with("MAIL")).count();
+        assert_eq!(mails, 1, "the abandoned transaction sent no MAIL");
+    }
+
+    #[tokio::test]
+    async fn a_transaction_past_the_lease_is_cut_off_in_doubt() {
+        // Each slow reply is within the two-second step timeout, but MAIL,
+        // DATA and the dot together outlast the lease (4.1 s from the start).
+        let step = Duration::from_secs(2);
+        let (port, _) = slow_server(Duration::from_millis(1900)).await;
+        let mut session = Session::open(&target(port, step)).await.unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(4100);
+        let broken = session
+            .send(
+                "news@example.org",
+                "ana@example.org",
+                b"Subject: x\r\n\r\nhi\r\n",
+                Some(deadline),
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            broken.error.to_string().contains("outlasted the row's lease"),
+            "{}",
+            broken.error
+        );
+        assert!(broken.after_data, "the message went out before the cut: in doubt");
+        assert!(!session.is_usable(), "a cut-off session is not reused");
+    }
 }
