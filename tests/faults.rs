@@ -21,7 +21,7 @@ fn workspace_with(port: u16, readers: usize, mail: &str) -> Workspace {
     ws
 }
 
-fn sql(ws: &Workspace, statement: &str) {
+pub fn sql(ws: &Workspace, statement: &str) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let url = ws.store_url();

@@ -14,6 +14,8 @@ use std::sync::{Arc, Mutex};
 pub enum Act {
     /// Sends these bytes as they are (CRLF included), in one write.
     Say(Vec<u8>),
+    /// Sends these bytes after a while.
+    Later(std::time::Duration, Vec<u8>),
     /// Says nothing and keeps the connection until the client closes it.
     Hang,
     /// Sends one endless line (up to 64 MiB) until the client closes.
@@ -124,13 +126,17 @@ impl Relay {
     }
 }
 
-/// Does `act`; `Ok(false)` when the connection is over.
-fn act(act: Act, out: &mut TcpStream, reader: &mut BufReader<TcpStream>) -> std::io::Result<bool> {
-    match act {
+/// Does `what`; `Ok(false)` when the connection is over.
+fn act(what: Act, out: &mut TcpStream, reader: &mut BufReader<TcpStream>) -> std::io::Result<bool> {
+    match what {
         Act::Say(bytes) => {
             out.write_all(&bytes)?;
             // A 421 closes the session (RFC 5321 section 3.8).
             Ok(!bytes.starts_with(b"421"))
+        }
+        Act::Later(wait, bytes) => {
+            std::thread::sleep(wait);
+            act(Act::Say(bytes), out, reader)
         }
         Act::Hang => {
             let mut sink = Vec::new();
@@ -219,7 +225,7 @@ fn serve(n: usize, stream: TcpStream, script: &Script, heard: &Mutex<Heard>) -> 
                     let message = read_data(&mut reader)?;
                     let to = rcpts.first().cloned().unwrap_or_default();
                     let reply = script.end_of_data.as_ref()(n, &to);
-                    if matches!(&reply, Act::Say(b) if b.starts_with(b"250")) {
+                    if matches!(&reply, Act::Say(b) | Act::Later(_, b) if b.starts_with(b"250")) {
                         heard.lock().unwrap().kept.push((to, message));
                     }
                     if !act(reply, &mut out, &mut reader)? {

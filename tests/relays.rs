@@ -453,3 +453,73 @@ fn an_outcome_from_an_instance_that_lost_its_lease_is_not_recorded() {
     let next = ws.herald(&["digest", "daily"]);
     assert!(stdout(&next).contains("for 3 recipient(s)"), "{}", show(&next));
 }
+
+#[test]
+fn two_instances_on_a_slow_relay_send_no_row_twice_outside_in_doubt() {
+    // Every message's final dot is answered after 100 ms; two recipients'
+    // after 2.5 s, past the 2 s step timeout, though the relay keeps them.
+    let relay = Relay::start(Script {
+        end_of_data: Arc::new(|_, to| {
+            let wait = if to.starts_with("reader3@") || to.starts_with("reader7@") {
+                Duration::from_millis(2500)
+            } else {
+                Duration::from_millis(100)
+            };
+            Act::Later(wait, b"250 2.0.0 Ok: queued\r\n".to_vec())
+        }),
+        ..Script::default()
+    });
+    let down = crate::util::free_port();
+    let mail = smtp_mail(
+        down,
+        "retry_initial_secs = 2\nsend_timeout_secs = 2\nmax_connections = 4",
+    );
+    let ws = Workspace::new(&base_config(&mail));
+    ws.subscribers(30);
+    ws.write("articles/ferry.txt", &article_txt("Ferry returns", "ferry"));
+    // The edition is built while the relay is down, its rows made due, then
+    // two instances drain the one queue at once.
+    ws.herald(&["digest", "daily"]);
+    crate::faults::sql(&ws, "UPDATE deliveries SET next_attempt_at = 0");
+    let config = ws.path().join("config/herald.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace(&format!("port = {down}"), &format!("port = {}", relay.port)),
+    )
+    .unwrap();
+    let instances: Vec<_> = (0..2)
+        .map(|_| {
+            ws.command(&["digest", "daily"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in instances {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", show(&out));
+    }
+    let rows = deliveries(&ws);
+    let in_doubt: Vec<&str> = rows.lines().filter(|l| l.contains("in-doubt")).collect();
+    let mut counts = std::collections::BTreeMap::new();
+    for (to, _) in relay.kept() {
+        *counts.entry(to).or_insert(0) += 1;
+    }
+    for i in 0..30 {
+        let to = format!("reader{i}@example.org");
+        let copies = counts.get(&to).copied().unwrap_or(0);
+        let doubtful = in_doubt.iter().any(|l| l.contains(&format!(" {to} ")));
+        assert!(
+            copies <= 1 || doubtful,
+            "{to} got {copies} copies without doubt: {rows}"
+        );
+        assert!(
+            copies >= 1 || rows.contains("queued"),
+            "{to} got nothing and nothing waits: {rows}"
+        );
+    }
+    let claimers: std::collections::BTreeSet<&str> = rows.lines().filter_map(|l| l.split("(by ").nth(1)).collect();
+    assert_eq!(claimers.len(), 2, "both instances sent: {rows}");
+}
