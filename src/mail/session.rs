@@ -952,34 +952,26 @@ mod tests {
         }
     }
 
+    /// One small message, sent before `deadline`.
+    async fn send_by(session: &mut Session, deadline: tokio::time::Instant) -> Result<Sent, Broken> {
+        let message = b"Subject: x\r\n\r\nhi\r\n";
+        session
+            .send("news@example.org", "ana@example.org", message, Some(deadline))
+            .await
+    }
+
     #[tokio::test]
     async fn nothing_is_sent_when_the_lease_leaves_too_little_time() {
         let (port, heard) = slow_server(Duration::ZERO).await;
         let mut session = Session::open(&target(port, Duration::from_secs(2))).await.unwrap();
         // Three seconds left: less than two steps of two seconds.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
-        let sent = session
-            .send(
-                "news@example.org",
-                "ana@example.org",
-                b"Subject: x\r\n\r\nhi\r\n",
-                Some(deadline),
-            )
-            .await
-            .unwrap();
+        let sent = send_by(&mut session, deadline).await.unwrap();
         assert!(matches!(sent, Sent::Abandoned), "{sent:?}");
         assert!(session.is_usable());
         // With time enough the same session sends.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        let sent = session
-            .send(
-                "news@example.org",
-                "ana@example.org",
-                b"Subject: x\r\n\r\nhi\r\n",
-                Some(deadline),
-            )
-            .await
-            .unwrap();
+        let sent = send_by(&mut session, deadline).await.unwrap();
         assert!(matches!(sent, Sent::Accepted(_)), "{sent:?}");
         let mails = heard.lock().unwrap().iter().filter(|l| l.starts_with("MAIL")).count();
         assert_eq!(mails, 1, "the abandoned transaction sent no MAIL");
@@ -993,15 +985,7 @@ mod tests {
         let (port, _) = slow_server(Duration::from_millis(1900)).await;
         let mut session = Session::open(&target(port, step)).await.unwrap();
         let deadline = tokio::time::Instant::now() + Duration::from_millis(4100);
-        let broken = session
-            .send(
-                "news@example.org",
-                "ana@example.org",
-                b"Subject: x\r\n\r\nhi\r\n",
-                Some(deadline),
-            )
-            .await
-            .unwrap_err();
+        let broken = send_by(&mut session, deadline).await.unwrap_err();
         assert!(
             broken.error.to_string().contains("outlasted the row's lease"),
             "{}",
