@@ -531,7 +531,7 @@ async fn cmd_digest(
                 Delivery::Accepted(reply) => {
                     say!("test copy sent to {address} via {}: {reply}", transport.describe())
                 }
-                other => bail!("the test copy to {address} was not accepted: {other:?}"),
+                other => bail!("the test copy to {address} was not accepted: {}", other.reply()),
             }
         } else if articles.is_empty() && !job.send_when_empty {
             say!("dry run: nothing new, so no edition would be sent (send_when_empty = false)");

@@ -46,6 +46,20 @@ pub enum Delivery {
     Abandoned,
 }
 
+impl Delivery {
+    /// The server's reply (or what happened instead), for people.
+    pub fn reply(&self) -> &str {
+        match self {
+            Delivery::Accepted(reply)
+            | Delivery::Transient { reply, .. }
+            | Delivery::BadAddress(reply)
+            | Delivery::Rejected(reply)
+            | Delivery::SessionRefused(reply) => reply,
+            Delivery::Abandoned => "not sent: the row's lease would run out first",
+        }
+    }
+}
+
 /// How a message is built once the transport knows how its body may be
 /// encoded (8bit only where the session offers 8BITMIME).
 pub type Build<'a> = &'a (dyn Fn(BodyEncoding) -> Result<Message, String> + Sync);

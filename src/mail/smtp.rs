@@ -112,10 +112,9 @@ impl SmtpTransport {
 
     /// Opens a session (greeting, EHLO, STARTTLS, AUTH) and ends it with QUIT.
     pub async fn probe(&self) -> Result<String, String> {
-        let session = Session::open(&self.target).await.map_err(|e| match session_failed(e) {
-            Delivery::SessionRefused(why) | Delivery::Transient { reply: why, .. } => why,
-            other => format!("{other:?}"),
-        })?;
+        let session = Session::open(&self.target)
+            .await
+            .map_err(|e| session_failed(e).reply().to_string())?;
         let offers = &session.offers;
         let mut said = vec!["connected".to_string()];
         if self.target.security != Security::Plain {
@@ -253,26 +252,32 @@ mod tests {
             "{later:?}"
         );
 
-        let greeting = session_failed(SessionError::Refused {
-            stage: Stage::Greeting,
-            reply: reply(554, "5.7.1 no service for you"),
-        });
-        assert!(
-            matches!(greeting, Delivery::SessionRefused(ref r) if r.contains("at greeting: 554")),
-            "{greeting:?}"
-        );
-        let busy = session_failed(SessionError::Refused {
-            stage: Stage::Greeting,
-            reply: reply(421, "4.3.2 busy"),
-        });
-        assert!(matches!(busy, Delivery::Transient { in_doubt: false, .. }), "{busy:?}");
-        let auth = session_failed(SessionError::Refused {
-            stage: Stage::Auth,
-            reply: reply(535, "5.7.8 bad credentials"),
-        });
-        assert!(
-            matches!(auth, Delivery::SessionRefused(ref r) if r.contains("at AUTH: 535")),
-            "{auth:?}"
-        );
+        // Refusals before any recipient: a 5xx pauses (naming the stage), a 4xx is retried.
+        let opening = [
+            (
+                Stage::Greeting,
+                554,
+                "5.7.1 no service for you",
+                Some("at greeting: 554"),
+            ),
+            (Stage::Greeting, 421, "4.3.2 busy", None),
+            (Stage::Auth, 535, "5.7.8 bad credentials", Some("at AUTH: 535")),
+        ];
+        for (stage, code, text, pauses) in opening {
+            let delivery = session_failed(SessionError::Refused {
+                stage,
+                reply: reply(code, text),
+            });
+            match pauses {
+                Some(named) => assert!(
+                    matches!(delivery, Delivery::SessionRefused(ref r) if r.contains(named)),
+                    "{delivery:?}"
+                ),
+                None => assert!(
+                    matches!(delivery, Delivery::Transient { in_doubt: false, .. }),
+                    "{delivery:?}"
+                ),
+            }
+        }
     }
 }

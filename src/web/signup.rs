@@ -201,11 +201,7 @@ async fn send_confirmation(state: &WebState, list: &ListSettings, subscriber: &S
     state.mailer.close().await;
     match sent {
         Delivery::Accepted(_) => Ok(()),
-        Delivery::Transient { reply, .. }
-        | Delivery::BadAddress(reply)
-        | Delivery::SessionRefused(reply)
-        | Delivery::Rejected(reply) => Err(reply),
-        Delivery::Abandoned => Err("not sent".into()),
+        refused => Err(refused.reply().to_string()),
     }
 }
 
