@@ -117,7 +117,8 @@ pub enum Command {
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
     },
-    /// Print each job's cron line, time zone and next five fire times.
+    /// Print each job's cron line, time zone and next five fire times, and the fires that
+    /// were claimed and have not finished (running, or waiting to be taken over).
     Schedule {
         /// How many fire times to show per job.
         #[arg(long, default_value_t = 5)]
@@ -287,7 +288,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Resume { editions, .. } => cmd_resume(&settings, &editions).await,
         Command::Run { .. } => cmd_run_once(settings).await,
         Command::Serve { .. } => unreachable!("handled above"),
-        Command::Schedule { count } => cmd_schedule(&settings, count),
+        Command::Schedule { count } => cmd_schedule(&settings, count).await,
         Command::Migrate { from, to } => match from.zip(to) {
             Some((from, to)) => cmd_copy_store(&from, &to).await,
             None => cmd_migrate(&settings).await,
@@ -553,6 +554,7 @@ async fn cmd_digest(
         &source::http_client(),
         clock::now(),
         &DrainOptions::to_completion(),
+        None,
     )
     .await?;
     let paused = print_digest(&store, &job, &report).await?;
@@ -932,7 +934,16 @@ async fn cmd_run_once(settings: Arc<Settings>) -> anyhow::Result<ExitCode> {
             job.list,
             ctx.transport.describe()
         );
-        match digest::run(ctx.clone(), job, &client, clock::now(), &DrainOptions::to_completion()).await {
+        match digest::run(
+            ctx.clone(),
+            job,
+            &client,
+            clock::now(),
+            &DrainOptions::to_completion(),
+            None,
+        )
+        .await
+        {
             Ok(report) => {
                 let paused = print_digest(&store, job, &report).await?;
                 failed |= paused.is_some()
@@ -954,7 +965,7 @@ async fn cmd_run_once(settings: Arc<Settings>) -> anyhow::Result<ExitCode> {
     Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
-fn cmd_schedule(settings: &Settings, count: usize) -> anyhow::Result<ExitCode> {
+async fn cmd_schedule(settings: &Settings, count: usize) -> anyhow::Result<ExitCode> {
     let now = clock::now();
     for job in &settings.jobs {
         say!(
@@ -972,6 +983,43 @@ fn cmd_schedule(settings: &Settings, count: usize) -> anyhow::Result<ExitCode> {
                 at.format("%Y-%m-%d %H:%M:%S UTC")
             );
         }
+    }
+    let unfinished = match open_store(settings).await {
+        Ok(store) => {
+            let fires = store.unfinished_fires().await;
+            store.close().await;
+            fires?
+        }
+        Err(e) => {
+            say!("(unfinished fires not shown: {e})");
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    if unfinished.is_empty() {
+        say!("no unfinished fires");
+    }
+    for fire in unfinished {
+        let state = if fire.lease_until >= now {
+            format!("running on {}", fire.claimed_by)
+        } else {
+            format!(
+                "its claimer {} stopped renewing at {}: a live daemon takes it over (or closes it, if a later fire ran)",
+                fire.claimed_by,
+                fire.lease_until.format("%Y-%m-%d %H:%M:%S UTC")
+            )
+        };
+        say!(
+            "unfinished fire: job {} scheduled {}, {}; edition {}{}",
+            fire.job,
+            fire.scheduled_at.format("%Y-%m-%d %H:%M:%S UTC"),
+            state,
+            fire.edition.map_or("not made yet".to_string(), |id| format!("#{id}")),
+            if fire.takeovers > 0 {
+                format!(" (taken over {} time(s))", fire.takeovers)
+            } else {
+                String::new()
+            }
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

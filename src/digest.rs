@@ -11,7 +11,7 @@ use crate::config::{JobSettings, Settings};
 use crate::ingest::{self, SourceReport};
 use crate::render::{EditionData, RenderError, SharedParts};
 use crate::sender::{self, DrainOptions, SendContext, SendReport};
-use crate::store::{EditionRow, NewEdition, Store, StoreError, StoredArticle};
+use crate::store::{EditionRow, Fire, FireRef, NewEdition, Store, StoreError, StoredArticle};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DigestError {
@@ -119,39 +119,52 @@ pub struct DigestReport {
 /// Runs the job now: ingest its sources, create the edition if there is
 /// something new, and deliver everything due for the job (this edition and
 /// any an interrupted run left unfinished).
+///
+/// For a scheduled fire, `fire` is the claim this instance holds: the
+/// edition is made as of the fire's first claim (its articles window ends
+/// there, whoever carries the run out), it is recorded on the fire in its
+/// own transaction, and a fire that already made its edition (a run taken
+/// over after that point) only sends.
 pub async fn run(
     ctx: Arc<SendContext>,
     job: &JobSettings,
     client: &reqwest::Client,
     now: DateTime<Utc>,
     drain: &DrainOptions,
+    fire: Option<&Fire>,
 ) -> Result<DigestReport, DigestError> {
     let settings = &ctx.settings;
     let store = &ctx.store;
-    let mut report = DigestReport {
-        sources: ingest::ingest(store, settings, Some(&job.sources), client, now).await?,
-        seeded: seed_list(store, settings, &job.list, now).await?,
-        ..DigestReport::default()
-    };
-    let articles = plan(store, job, now, &[]).await?;
-    report.planned = articles.len();
-    if !articles.is_empty() || job.send_when_empty {
-        let parts = render(settings, job, &articles, now)?;
-        let ids: Vec<i64> = articles.iter().map(|a| a.id).collect();
-        let nonce = uuid::Uuid::new_v4().simple().to_string();
-        let edition = NewEdition {
-            job: &job.name,
-            list: &job.list,
-            nonce: &nonce[..16],
-            subject: &parts.subject,
-            html: &parts.html,
-            text: &parts.text,
-            article_ids: &ids,
-            recipients: job.recipients(),
-        };
-        let started = std::time::Instant::now();
-        report.edition = Some(store.create_edition(&edition, now).await?);
-        report.edition_time = started.elapsed();
+    let mut report = DigestReport::default();
+    if fire.is_none_or(|f| f.edition.is_none()) {
+        report.sources = ingest::ingest(store, settings, Some(&job.sources), client, now).await?;
+        report.seeded = seed_list(store, settings, &job.list, now).await?;
+        let as_of = fire.map_or(now, |f| f.claimed_at);
+        let articles = plan(store, job, as_of, &[]).await?;
+        report.planned = articles.len();
+        if !articles.is_empty() || job.send_when_empty {
+            let parts = render(settings, job, &articles, as_of)?;
+            let ids: Vec<i64> = articles.iter().map(|a| a.id).collect();
+            let nonce = uuid::Uuid::new_v4().simple().to_string();
+            let edition = NewEdition {
+                job: &job.name,
+                list: &job.list,
+                nonce: &nonce[..16],
+                subject: &parts.subject,
+                html: &parts.html,
+                text: &parts.text,
+                article_ids: &ids,
+                recipients: job.recipients(),
+                fire: fire.map(|f| FireRef {
+                    scheduled_at: f.scheduled_at,
+                    instance: &f.claimed_by,
+                }),
+            };
+            let started = std::time::Instant::now();
+            report.edition = Some(store.create_edition(&edition, as_of).await?);
+            report.edition_time = started.elapsed();
+            crate::failpoint::pause(crate::failpoint::EDITION_COMMITTED).await;
+        }
     }
     let started = std::time::Instant::now();
     report.send = sender::drain(ctx.clone(), &job.name, drain).await?;

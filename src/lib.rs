@@ -9,6 +9,7 @@ pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod digest;
+pub mod failpoint;
 pub mod health;
 pub mod import;
 pub mod ingest;

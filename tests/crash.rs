@@ -7,7 +7,8 @@
 use std::time::{Duration, Instant};
 
 use crate::util::{
-    SmtpSink, Workspace, article_txt, assert_once_except_in_doubt, base_config, show, smtp_mail, stdout,
+    SmtpSink, Workspace, Xorshift, article_txt, assert_once_except_in_doubt, base_config, env_number, random_seed,
+    show, smtp_mail, stdout,
 };
 
 /// `herald digest daily` in the background, its output discarded, killed if the test fails.
@@ -54,34 +55,11 @@ fn a_killed_send_finishes_after_restart_with_only_in_doubt_rows_doubled() {
     assert!(in_doubt <= 4 + 1, "at most the rows in flight at the kill are in doubt");
 }
 
-/// A small xorshift generator: the kill points, repeatable from the printed seed.
-struct Xorshift(u64);
-
-impl Xorshift {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
-
-fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
 #[test]
 fn repeated_kills_at_random_points_lose_nobody_and_double_only_in_doubt_rows() {
     let cycles = env_number("KILL_CYCLES", 3);
     let recipients = env_number("KILL_RECIPIENTS", 2_000) as usize;
-    let seed = env_number(
-        "KILL_SEED",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64
-            | 1,
-    );
+    let seed = env_number("KILL_SEED", random_seed());
     eprintln!("kill loop: {cycles} cycles, {recipients} recipients, KILL_SEED={seed}");
     let mut random = Xorshift(seed);
     let sink = SmtpSink::start(&[]);

@@ -149,8 +149,9 @@ fn schedule_lists_the_next_fires_in_local_and_utc_time() {
         text.starts_with("job daily: \"30 6 * * 1-5\" in Europe/London"),
         "{text}"
     );
-    let lines: Vec<&str> = text.lines().skip(1).collect();
+    let lines: Vec<&str> = text.lines().skip(1).take_while(|l| l.starts_with("  ")).collect();
     assert_eq!(lines.len(), 5, "{text}");
+    assert_eq!(text.lines().nth(6), Some("no unfinished fires"), "{text}");
     for line in lines {
         assert!(line.contains(" 06:30:00 ") && line.contains("UTC"), "{line}");
         assert!(!line.contains("Sat") && !line.contains("Sun"), "weekdays only: {line}");

@@ -11,6 +11,7 @@ mod dkim;
 mod fakes;
 mod faults;
 mod feeds;
+mod fires;
 mod hostile;
 mod postgres;
 mod relay;

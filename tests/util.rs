@@ -403,3 +403,29 @@ pub fn assert_once_except_in_doubt(ws: &Workspace, sink: &SmtpSink, recipients: 
     }
     (in_doubt, doubled.len() as u64)
 }
+
+/// A small xorshift generator: kill points, repeatable from the printed seed.
+pub struct Xorshift(pub u64);
+
+impl Xorshift {
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// A seed from the clock (never zero, which xorshift cannot leave).
+pub fn random_seed() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1
+}
+
+/// A number from the environment, or `default`.
+pub fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}

@@ -373,6 +373,17 @@ fn check_daemon(c: &mut Checker, raw: &RawConfig) -> DaemonSettings {
             c.positive("daemon.shutdown_grace_secs", d.shutdown_grace_secs, 30, 3600) as u64,
         ),
         log_format,
+        fire_lease: Duration::from_secs(match d.fire_lease_secs {
+            None => 30,
+            Some(secs @ 3..=600) => secs as u64,
+            Some(other) => {
+                c.problem(
+                    "daemon.fire_lease_secs",
+                    format!("must be between 3 and 600, not {other}"),
+                );
+                30
+            }
+        }),
     }
 }
 

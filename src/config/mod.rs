@@ -25,7 +25,13 @@ pub const DEFAULT_CONFIG_PATH: &str = "config/herald.toml";
 pub const SECRET_PREFIX: &str = "HERALD_SECRET_";
 
 /// Environment variables with the `HERALD_` prefix that are not configuration keys.
-const NON_CONFIG_VARS: &[&str] = &["HERALD_CONFIG", "HERALD_LOG", "HERALD_LOG_FORMAT"];
+const NON_CONFIG_VARS: &[&str] = &[
+    "HERALD_CONFIG",
+    "HERALD_LOG",
+    "HERALD_LOG_FORMAT",
+    "HERALD_FAILPOINTS",
+    "HERALD_FAILPOINT_DIR",
+];
 
 /// One thing wrong with the configuration, with where it came from and which key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -307,6 +313,10 @@ pub struct DaemonSettings {
     /// How long in-flight sends may take to finish after SIGTERM.
     pub shutdown_grace: Duration,
     pub log_format: LogFormat,
+    /// How long a fire's claim holds without renewal: the claimer renews it
+    /// every third of this while the fire runs; once it runs out, another
+    /// instance takes the fire over.
+    pub fire_lease: Duration,
 }
 
 #[derive(Debug, Clone)]

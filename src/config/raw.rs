@@ -126,6 +126,7 @@ pub struct RawWeb {
 pub struct RawDaemon {
     pub shutdown_grace_secs: Option<i64>,
     pub log_format: Option<String>,
+    pub fire_lease_secs: Option<i64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

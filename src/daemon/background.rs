@@ -1,6 +1,7 @@
 //! The daemon's background loops: the retry drainer, which keeps every job's
 //! queue moving (retries, rows an interrupted run left), the source poller,
-//! and the heartbeat.
+//! the fire watcher, which takes over fires whose claimer died, and the
+//! heartbeat.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -171,5 +172,52 @@ pub async fn heartbeat(daemon: Daemon, mut shutdown: Shutdown) {
             () = tokio::time::sleep(Duration::from_secs(10)) => {}
             () = shutdown.wait() => break,
         }
+    }
+}
+
+/// Looks for unfinished fires whose claimer's lease ran out, every third of
+/// the lease (at once at start-up): the latest fire of a job within its
+/// catch-up window is taken over and its run carried on here, unless
+/// another instance takes it first; one that a later fire superseded, or
+/// that is past its window, is closed as abandoned, with a warning.
+pub async fn fire_watcher(daemon: Daemon, mut shutdown: Shutdown) {
+    let mut runs: Vec<tokio::task::JoinHandle<()>> = Vec::new();
+    loop {
+        runs.retain(|run| !run.is_finished());
+        let settings = daemon.settings();
+        match daemon.store.unfinished_fires().await {
+            Ok(fires) => {
+                let now = daemon.clock.now();
+                for fire in fires
+                    .into_iter()
+                    .filter(|f| f.lease_until < now && f.claimed_by != daemon.instance)
+                {
+                    let Some(job) = settings.job(&fire.job) else { continue };
+                    let why = if fire.superseded {
+                        Some("a later fire of the job ran")
+                    } else if now - fire.scheduled_at > job.catch_up_window {
+                        Some("its claimer died and it is past the job's catch_up_window_hours")
+                    } else {
+                        None
+                    };
+                    if let Some(why) = why {
+                        if let Ok(true) = daemon.store.abandon_fire(&fire, why, now).await {
+                            warn!(job = %fire.job, scheduled = %fire.scheduled_at, dead_instance = %fire.claimed_by, edition = ?fire.edition, why, "unfinished fire abandoned");
+                        }
+                        continue;
+                    }
+                    let (daemon, job) = (daemon.clone(), job.clone());
+                    runs.push(tokio::spawn(async move { daemon.adopt(&job, fire).await }));
+                }
+            }
+            Err(e) => warn!(error = %e, "cannot look for unfinished fires"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(settings.daemon.fire_lease / 3) => {}
+            () = shutdown.wait() => break,
+        }
+    }
+    for run in runs {
+        let _ = run.await;
     }
 }

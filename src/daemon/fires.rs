@@ -1,6 +1,8 @@
 //! What a scheduled fire does in the daemon: claim the (job, scheduled time)
 //! in the store so no other instance runs it, take the job's lock so no other
-//! work on the job overlaps it here, then run the digest.
+//! work on the job overlaps it here, then run the digest, renewing the
+//! claim's lease while it runs. A fire whose claimer's lease ran out (the
+//! instance died) is taken over by a live instance and carried on.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -18,10 +20,7 @@ use crate::digest::{self, DigestReport};
 use crate::health::Health;
 use crate::sender::{self, DrainOptions, SendContext};
 use crate::social;
-use crate::store::Store;
-
-/// How recent an instance's heartbeat (written every 10 s) must be for it to count as alive.
-const HEARTBEAT_FRESH: std::time::Duration = std::time::Duration::from_secs(30);
+use crate::store::{Fire, Store};
 
 /// One async lock per job, shared by its fires and the retry drainer.
 #[derive(Clone, Default)]
@@ -58,41 +57,135 @@ impl Daemon {
         self.config.borrow().clone()
     }
 
+    fn fire_lease(&self) -> chrono::Duration {
+        chrono::Duration::from_std(self.settings().daemon.fire_lease).expect("fits")
+    }
+
     async fn run_fire(self, job: JobSettings, at: DateTime<Utc>) {
-        match self
+        let now = self.clock.now();
+        let claimed = self
             .store
-            .claim_fire(&job.name, at, &self.instance, self.clock.now())
-            .await
-        {
-            Ok(true) => {}
-            Ok(false) => {
+            .claim_fire(&job.name, at, &self.instance, now, now + self.fire_lease())
+            .await;
+        match claimed {
+            Ok(Some(fire)) => self.carry_out(&job, fire).await,
+            Ok(None) => {
                 info!(job = %job.name, scheduled = %at, "fire already claimed by another run");
                 if job.kind == JobKind::Digest {
                     self.help_fire(&job, at).await;
                 }
-                return;
+                // The claimer may have died: then the fire is this instance's to take over.
+                match self.store.fire(&job.name, at).await {
+                    Ok(Some(fire)) => self.adopt(&job, fire).await,
+                    Ok(None) => {}
+                    Err(e) => warn!(job = %job.name, error = %e, "cannot look at the fire"),
+                }
             }
             Err(e) => {
                 error!(job = %job.name, scheduled = %at, error = %e, "cannot claim the fire: skipped");
+            }
+        }
+    }
+
+    /// Takes over `fire` if it is unfinished and its claimer's lease has run
+    /// out (the claimer died or lost the store), then carries its run on
+    /// from where it stopped. Does nothing when the lease still holds or
+    /// another instance took the fire first.
+    pub async fn adopt(&self, job: &JobSettings, fire: Fire) {
+        let now = self.clock.now();
+        if fire.finished_at.is_some() || fire.lease_until >= now || fire.claimed_by == self.instance {
+            return;
+        }
+        match self
+            .store
+            .take_over_fire(&fire, &self.instance, now, now + self.fire_lease())
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                warn!(job = %job.name, scheduled = %fire.scheduled_at, error = %e, "cannot take the fire over");
                 return;
             }
         }
-        let lock = self.locks.of(&job.name);
-        let _guard = lock.lock().await;
-        let outcome = match job.kind {
-            JobKind::Digest => self.digest_fire(&job, at).await,
-            JobKind::Social => self.social_fire(&job, at).await,
+        let late = (now - fire.scheduled_at).num_seconds();
+        warn!(
+            job = %job.name,
+            scheduled = %fire.scheduled_at,
+            dead_instance = %fire.claimed_by,
+            late_secs = late,
+            edition = ?fire.edition,
+            "fire taken over from an instance whose claim ran out: its run goes on here"
+        );
+        let fire = Fire {
+            claimed_by: self.instance.clone(),
+            lease_until: now + self.fire_lease(),
+            takeovers: fire.takeovers + 1,
+            ..fire
         };
-        if let Err(e) = self.store.finish_fire(&job.name, at, &outcome, self.clock.now()).await {
-            warn!(job = %job.name, error = %e, "cannot record the end of the fire");
+        self.carry_out(job, fire).await;
+    }
+
+    /// Runs a fire this instance holds, renewing its lease until the run
+    /// ends, then records the end.
+    async fn carry_out(&self, job: &JobSettings, fire: Fire) {
+        let lock = self.locks.of(&job.name);
+        let work = async {
+            let _guard = lock.lock().await;
+            crate::failpoint::pause(crate::failpoint::FIRE_CLAIMED).await;
+            match job.kind {
+                JobKind::Digest => self.digest_fire(job, &fire).await,
+                JobKind::Social => self.social_fire(job, fire.scheduled_at).await,
+            }
+        };
+        let outcome = tokio::select! {
+            outcome = work => outcome,
+            never = self.renew(&fire) => match never {},
+        };
+        match self
+            .store
+            .finish_fire(&job.name, fire.scheduled_at, &self.instance, &outcome, self.clock.now())
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                warn!(job = %job.name, scheduled = %fire.scheduled_at, "the fire was taken over while it ran here: its end is recorded by the instance that took it")
+            }
+            Err(e) => warn!(job = %job.name, error = %e, "cannot record the end of the fire"),
+        }
+    }
+
+    /// Renews this instance's lease on `fire` every third of the lease, for
+    /// as long as it is polled (the run it goes with is under way).
+    async fn renew(&self, fire: &Fire) -> std::convert::Infallible {
+        let mut held = true;
+        loop {
+            let lease = self.settings().daemon.fire_lease;
+            tokio::time::sleep(lease / 3).await;
+            if !held {
+                continue;
+            }
+            let until = self.clock.now() + self.fire_lease();
+            match self
+                .store
+                .renew_fire(&fire.job, fire.scheduled_at, &self.instance, until)
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => {
+                    warn!(job = %fire.job, scheduled = %fire.scheduled_at, "this instance's claim on the fire ran out and another instance took it over");
+                    held = false;
+                }
+                Err(e) => warn!(job = %fire.job, error = %e, "cannot renew the claim on the fire"),
+            }
         }
     }
 
     /// Sends a share of the edition that another instance's run of this fire
-    /// makes: every second, while that run is unfinished and its instance
-    /// alive, claims and sends whatever of the job's queue is due. (The
+    /// makes: every second, while that run is unfinished and its claim
+    /// holds, claims and sends whatever of the job's queue is due. (The
     /// claims keep two instances off the same row; the drainer takes over
-    /// from an instance that died.)
+    /// rows from an instance that died.)
     async fn help_fire(&self, job: &JobSettings, at: DateTime<Utc>) {
         let ctx = match SendContext::new(self.store.clone(), self.settings()).await {
             Ok(ctx) => Arc::new(ctx),
@@ -105,10 +198,14 @@ impl Daemon {
         let mut shutdown = self.drain.shutdown.clone();
         let mut sent = 0;
         loop {
-            let alive_since = self.clock.now() - chrono::Duration::from_std(HEARTBEAT_FRESH).expect("fits");
-            match self.store.fire_running(&job.name, at, alive_since).await {
-                Ok(true) => {}
-                Ok(false) => break,
+            // Helping ends once the fire is finished, its claimer's lease has
+            // run out, or it is this instance's own (taken over here).
+            match self.store.fire(&job.name, at).await {
+                Ok(Some(fire))
+                    if fire.finished_at.is_none()
+                        && fire.lease_until >= self.clock.now()
+                        && fire.claimed_by != self.instance => {}
+                Ok(_) => break,
                 Err(e) => {
                     warn!(job = %job.name, error = %e, "cannot look at another instance's fire");
                     break;
@@ -135,10 +232,11 @@ impl Daemon {
         }
     }
 
-    async fn digest_fire(&self, job: &JobSettings, at: DateTime<Utc>) -> String {
-        match self.digest(job).await {
+    async fn digest_fire(&self, job: &JobSettings, fire: &Fire) -> String {
+        let at = fire.scheduled_at;
+        match self.digest(job, fire).await {
             Ok(report) => {
-                log_report(&job.name, &report);
+                log_report(&job.name, &report, fire.edition);
                 let retry_initial = self.settings().mail.retry_initial;
                 self.channel
                     .note(&report.send, retry_initial, self.clock.now(), &self.health);
@@ -203,9 +301,9 @@ impl Daemon {
         }
     }
 
-    async fn digest(&self, job: &JobSettings) -> anyhow::Result<DigestReport> {
+    async fn digest(&self, job: &JobSettings, fire: &Fire) -> anyhow::Result<DigestReport> {
         let ctx = Arc::new(SendContext::new(self.store.clone(), self.settings()).await?);
-        Ok(digest::run(ctx, job, &self.client, self.clock.now(), &self.drain).await?)
+        Ok(digest::run(ctx, job, &self.client, self.clock.now(), &self.drain, Some(fire)).await?)
     }
 }
 
@@ -239,7 +337,9 @@ pub fn summary(report: &DigestReport) -> String {
     )
 }
 
-fn log_report(job: &str, report: &DigestReport) {
+/// Logs a fire's run; `made_before` is the edition the fire had made
+/// before this instance took it over.
+fn log_report(job: &str, report: &DigestReport, made_before: Option<i64>) {
     for source in &report.sources {
         match &source.error {
             Some(e) => warn!(job, source = %source.source, error = %e, "source failed; stored articles kept"),
@@ -256,7 +356,13 @@ fn log_report(job: &str, report: &DigestReport) {
             recipients = e.recipient_count,
             "edition created"
         ),
-        None => info!(job, "nothing new since the last edition: no edition"),
+        None => match made_before {
+            Some(edition) => info!(
+                job,
+                edition, "the edition was made before the takeover: sending what is left of it"
+            ),
+            None => info!(job, "nothing new since the last edition: no edition"),
+        },
     }
     let s = &report.send;
     info!(

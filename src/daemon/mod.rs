@@ -141,6 +141,11 @@ pub async fn run(settings: Settings, config_path: &Path) -> anyhow::Result<ExitC
             restartable(&daemon, &shutdown, background::poller),
         )),
         tokio::spawn(supervise(
+            "fire watcher",
+            shutdown.clone(),
+            restartable(&daemon, &shutdown, background::fire_watcher),
+        )),
+        tokio::spawn(supervise(
             "heartbeat",
             shutdown.clone(),
             restartable(&daemon, &shutdown, background::heartbeat),

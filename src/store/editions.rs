@@ -14,6 +14,16 @@ pub struct NewEdition<'a> {
     pub text: &'a str,
     pub article_ids: &'a [i64],
     pub recipients: Recipients<'a>,
+    /// The scheduled fire that makes the edition, if any: the edition is
+    /// made only while `instance` holds the fire, and once per fire.
+    pub fire: Option<FireRef<'a>>,
+}
+
+/// A fire an edition is made for, and the instance that holds it.
+#[derive(Debug, Clone, Copy)]
+pub struct FireRef<'a> {
+    pub scheduled_at: DateTime<Utc>,
+    pub instance: &'a str,
 }
 
 /// Which of the list's active subscribers an edition goes to, by the
@@ -57,7 +67,8 @@ impl Store {
     /// Creates the edition, claims its articles for the job and writes one
     /// `queued` delivery row per active, unsuppressed subscriber, all in one
     /// transaction. Fails without writing anything if another edition of the
-    /// job already took one of the articles.
+    /// job already took one of the articles, or when the edition is for a
+    /// fire that `fire.instance` no longer holds or that already has one.
     pub async fn create_edition(&self, e: &NewEdition<'_>, now: DateTime<Utc>) -> Result<EditionRow, StoreError> {
         let now = now.timestamp_millis();
         let mut tx = self.pool.begin().await?;
@@ -113,6 +124,26 @@ impl Store {
             .bind(recipients as i64)
             .execute(&mut *tx)
             .await?;
+        if let Some(fire) = &e.fire {
+            let held = sqlx::query(
+                "UPDATE job_fires SET edition_id = $4 WHERE job = $1 AND scheduled_at = $2 AND claimed_by = $3 \
+                 AND edition_id IS NULL AND finished_at IS NULL",
+            )
+            .bind(e.job)
+            .bind(fire.scheduled_at.timestamp_millis())
+            .bind(fire.instance)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if held == 0 {
+                return Err(StoreError::FireLost {
+                    job: e.job.to_string(),
+                    scheduled_at: fire.scheduled_at,
+                });
+            }
+        }
+        crate::failpoint::pause(crate::failpoint::EDITION_UNCOMMITTED).await;
         tx.commit().await?;
         self.edition(id).await
     }

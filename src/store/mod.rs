@@ -15,13 +15,15 @@ mod subscribers;
 use std::path::Path;
 use std::str::FromStr;
 
+use chrono::{DateTime, Utc};
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Connection, Executor};
 
 pub use articles::{StoredArticle, Upsert};
 pub use copy::TableCopy;
 pub use deliveries::{Attempt, Claimed, DeliveryRow, DeliveryState, Lease, Outcome, StateCount};
-pub use editions::{EditionRow, NewEdition, PausedEdition, Recipients};
+pub use editions::{EditionRow, FireRef, NewEdition, PausedEdition, Recipients};
+pub use fires::Fire;
 pub use posts::{PostOutcome, PostRow};
 pub use schema::Migration;
 pub use stats::{Sample, Stats};
@@ -40,6 +42,11 @@ pub enum StoreError {
          run a Herald as new as the one that migrated it"
     )]
     NewerSchema { store: i64, known: i64 },
+    #[error(
+        "the fire of {job} scheduled at {scheduled_at} was taken over by another instance \
+         (this one's claim ran out): the edition is left to it"
+    )]
+    FireLost { job: String, scheduled_at: DateTime<Utc> },
     #[error("the target store is not empty (its table {table} has rows): copy only into a new store")]
     NotEmpty { table: &'static str },
     #[error("the store has a table the copy does not know: {table}")]

@@ -26,6 +26,10 @@ pub struct Stats {
     pub queue_depth: Vec<Sample>,
     /// Editions paused over the error budget: their queued rows, labelled with why.
     pub paused_editions: Vec<Sample>,
+    /// Fires taken over from an instance that died, by job.
+    pub fires_taken_over: Vec<Sample>,
+    /// Fires claimed and not finished, by job.
+    pub fires_unfinished: Vec<Sample>,
     /// Deliveries sent over the last `window_secs`, per second.
     pub send_rate: f64,
 }
@@ -119,6 +123,24 @@ impl Store {
                     value: e.queued as f64,
                 })
                 .collect(),
+            fires_taken_over: sqlx::query_as::<_, (String, i64)>(
+                "SELECT job, CAST(SUM(takeovers) AS BIGINT) FROM job_fires GROUP BY job HAVING SUM(takeovers) > 0 ORDER BY job",
+            )
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(|(job, n)| Sample {
+                labels: vec![("job", job)],
+                value: n as f64,
+            })
+            .collect(),
+            fires_unfinished: grouped(
+                self,
+                &["job"],
+                "job",
+                "job_fires WHERE finished_at IS NULL GROUP BY job ORDER BY job",
+            )
+            .await?,
             send_rate: sent_recently as f64 / window_secs as f64,
         })
     }

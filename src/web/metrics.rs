@@ -111,6 +111,20 @@ pub fn render(stats: &Stats, state: &WebState) -> String {
     );
     family(
         &mut out,
+        "herald_fires_taken_over_total",
+        "counter",
+        "Scheduled fires taken over from an instance whose claim ran out (it died), by job.",
+        &stats.fires_taken_over,
+    );
+    family(
+        &mut out,
+        "herald_fires_unfinished",
+        "gauge",
+        "Scheduled fires claimed and not finished (running, or waiting to be taken over), by job.",
+        &stats.fires_unfinished,
+    );
+    family(
+        &mut out,
         "herald_send_rate_per_second",
         "gauge",
         "Deliveries accepted per second over the last five minutes.",
