@@ -30,6 +30,9 @@ pub struct Draft {
     pub summary: Option<String>,
     pub body: Body,
     pub published: DateTime<Utc>,
+    /// Whether `published` is a date the article gives; false when it is
+    /// only when Herald found it (a file's modification time, the fetch).
+    pub dated: bool,
 }
 
 /// A cleaned article, ready to store.
@@ -37,6 +40,10 @@ pub struct Draft {
 pub struct Article {
     pub source: String,
     pub identity: String,
+    /// The identity an older Herald gave the same article, which the store
+    /// renames to `identity` when it finds it (a folder article was once
+    /// known by its URL, which changes with its title and `site.base_url`).
+    pub former_identity: Option<String>,
     pub url: String,
     pub title: String,
     pub author: Option<String>,
@@ -45,6 +52,9 @@ pub struct Article {
     pub tags: Vec<String>,
     pub image: Option<String>,
     pub published_at: DateTime<Utc>,
+    /// Whether `published_at` is the article's own date. An undated
+    /// article keeps the time it was first seen: an edit does not make it new.
+    pub dated: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -106,6 +116,7 @@ impl Article {
         Ok(Article {
             source: source.to_string(),
             identity,
+            former_identity: None,
             url,
             title,
             author: draft.author.map(|a| clean::one_line(&a)).filter(|a| !a.is_empty()),
@@ -114,6 +125,7 @@ impl Article {
             tags,
             image,
             published_at: draft.published,
+            dated: draft.dated,
         })
     }
 
@@ -132,7 +144,9 @@ impl Article {
         }
         h.update(self.tags.join("\u{1f}").as_bytes());
         h.update(self.image.as_deref().unwrap_or("").as_bytes());
-        h.update(self.published_at.timestamp_millis().to_le_bytes());
+        if self.dated {
+            h.update(self.published_at.timestamp_millis().to_le_bytes());
+        }
         hex(&h.finalize())
     }
 }

@@ -124,6 +124,11 @@ pub enum Command {
         #[arg(long, default_value_t = 5)]
         count: usize,
     },
+    /// DKIM keys.
+    Dkim {
+        #[command(subcommand)]
+        action: DkimAction,
+    },
     /// Apply the store's pending schema migrations (a SQLite store gets them on open anyway;
     /// a PostgreSQL store only through this command). With --from and --to: copy a whole
     /// store into a new one (e.g. SQLite to PostgreSQL) and compare the row counts.
@@ -145,6 +150,22 @@ pub enum Command {
         #[arg(long)]
         all: bool,
     },
+    /// Emergency stop for an edition: its queued rows become `cancelled` and are never sent
+    /// (rows being sent finish). For good: a cancelled edition cannot be resumed.
+    Cancel {
+        /// The edition number, as `herald deliveries` lists it.
+        edition: i64,
+    },
+    /// Stop a job until `herald release JOB`: its fires are recorded and build nothing, none
+    /// of its rows is sent (rows being sent finish), `herald digest JOB` refuses.
+    Hold {
+        job: String,
+        /// Why, shown by `herald schedule` and `/metrics`.
+        #[arg(long, default_value = "held by an operator")]
+        reason: String,
+    },
+    /// Let a held job fire and send again; its queued rows go out on the next round.
+    Release { job: String },
     /// Count and list per-recipient delivery records.
     Deliveries {
         #[arg(long)]
@@ -169,6 +190,23 @@ pub enum PreviewFormat {
     Html,
     Text,
     Eml,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DkimAction {
+    /// Write a new 2048-bit RSA signing key (PKCS#8 PEM, readable by its owner only) and
+    /// print the DNS TXT record to publish. Needs no valid configuration.
+    Keygen {
+        /// The selector the record is published under (SELECTOR._domainkey.DOMAIN).
+        #[arg(long)]
+        selector: String,
+        /// The signing domain: the domain of site.from's address.
+        #[arg(long)]
+        domain: String,
+        /// Where to write the key; an existing file is never overwritten.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -231,6 +269,12 @@ fn init_logs(format: LogFormat, default_level: tracing::Level) {
 
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::Dkim {
+        action: DkimAction::Keygen { selector, domain, out },
+    } = &cli.command
+    {
+        return cmd_dkim_keygen(selector, domain, out);
+    }
     let settings = match config::load(&cli.config, std::env::vars()) {
         Ok(settings) => settings,
         Err(e) => {
@@ -286,14 +330,40 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Subscribers { action } => cmd_subscribers(&settings, action).await,
         Command::Deliveries { job, state, limit } => cmd_deliveries(&settings, job, state, limit).await,
         Command::Resume { editions, .. } => cmd_resume(&settings, &editions).await,
+        Command::Cancel { edition } => cmd_cancel(&settings, edition).await,
+        Command::Hold { job: name, reason } => cmd_hold(&settings, &name, &reason).await,
+        Command::Release { job: name } => cmd_release(&settings, &name).await,
         Command::Run { .. } => cmd_run_once(settings).await,
         Command::Serve { .. } => unreachable!("handled above"),
         Command::Schedule { count } => cmd_schedule(&settings, count).await,
+        Command::Dkim { .. } => unreachable!("handled before the configuration is loaded"),
         Command::Migrate { from, to } => match from.zip(to) {
             Some((from, to)) => cmd_copy_store(&from, &to).await,
             None => cmd_migrate(&settings).await,
         },
     }
+}
+
+/// `herald dkim keygen`: a new key on disk and the record to publish.
+fn cmd_dkim_keygen(selector: &str, domain: &str, out: &std::path::Path) -> anyhow::Result<ExitCode> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let (pem, record) = crate::mail::generate_dkim_key(selector, domain).map_err(anyhow::Error::msg)?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(out)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", out.display()))?;
+    file.write_all(pem.as_bytes())?;
+    say!("wrote {} (keep it secret; readable by its owner only)", out.display());
+    say!("publish this DNS record:");
+    say!("{record}");
+    say!("then set in config/herald.toml:");
+    say!(
+        "[mail.dkim]\nselector = \"{selector}\"\ndomain = \"{domain}\"\nprivate_key_file = \"{}\"",
+        out.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `herald check --smtp`: opens a session as a send would and says QUIT.
@@ -491,6 +561,9 @@ async fn cmd_digest(
 ) -> anyhow::Result<ExitCode> {
     let job = job(&settings, name)?.clone();
     let store = open_store(&settings).await?;
+    if !dry_run && to.is_none() {
+        refuse_if_held(&store, name).await?;
+    }
     let keys = store.token_keys(&settings.tokens).await?;
     if dry_run || to.is_some() {
         let (articles, parts) = next_edition(&settings, &store, &job).await?;
@@ -916,12 +989,80 @@ async fn cmd_resume(settings: &Settings, editions: &[i64]) -> anyhow::Result<Exi
     Ok(ExitCode::SUCCESS)
 }
 
+async fn cmd_cancel(settings: &Settings, edition: i64) -> anyhow::Result<ExitCode> {
+    let store = open_store(settings).await?;
+    let cancelled = store.cancel_edition(edition, clock::now()).await?;
+    store.close().await;
+    let Some(c) = cancelled else {
+        eprintln!("ERROR: no edition #{edition}");
+        return Ok(ExitCode::FAILURE);
+    };
+    say!(
+        "edition #{edition} cancelled: {} queued delivery(ies) will never be sent; {} were already sent; \
+         {} being sent now finish",
+        c.cancelled,
+        c.sent,
+        c.sending
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Any job by name, digest or social.
+fn any_job<'a>(settings: &'a Settings, name: &str) -> anyhow::Result<&'a crate::config::JobSettings> {
+    settings
+        .job(name)
+        .ok_or_else(|| anyhow::anyhow!("no job named {name:?} in {}", settings.file.display()))
+}
+
+async fn cmd_hold(settings: &Settings, name: &str, reason: &str) -> anyhow::Result<ExitCode> {
+    any_job(settings, name)?;
+    let store = open_store(settings).await?;
+    let held = store.hold_job(name, reason, clock::now()).await?;
+    store.close().await;
+    if held {
+        say!("job {name} held: its fires build nothing and none of its rows is sent until `herald release {name}`");
+    } else {
+        say!("job {name} was already held");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn cmd_release(settings: &Settings, name: &str) -> anyhow::Result<ExitCode> {
+    any_job(settings, name)?;
+    let store = open_store(settings).await?;
+    let released = store.release_job(name).await?;
+    store.close().await;
+    if released {
+        say!("job {name} released: it fires again, and its queued rows go out on the next send round");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("ERROR: job {name} is not held");
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+/// Refuses to run a held job by hand.
+async fn refuse_if_held(store: &Store, name: &str) -> anyhow::Result<()> {
+    if let Some(hold) = store.hold_of(name).await? {
+        bail!(
+            "job {name} is held since {} ({}): `herald release {name}` first",
+            hold.held_at.format("%Y-%m-%d %H:%M:%S UTC"),
+            hold.reason
+        );
+    }
+    Ok(())
+}
+
 async fn cmd_run_once(settings: Arc<Settings>) -> anyhow::Result<ExitCode> {
     let store = open_store(&settings).await?;
     let ctx = Arc::new(SendContext::new(store.clone(), settings.clone()).await?);
     let client = source::http_client();
     let mut failed = false;
     for job in &settings.jobs {
+        if let Some(hold) = store.hold_of(&job.name).await? {
+            say!("== job {}: HELD ({}): skipped", job.name, hold.reason);
+            continue;
+        }
         if job.kind == JobKind::Social {
             say!("== job {} (accounts {})", job.name, job.accounts.join(", "));
             let report = social::run(&store, &settings, job, &client, clock::now(), &Shutdown::never()).await?;
@@ -984,10 +1125,13 @@ async fn cmd_schedule(settings: &Settings, count: usize) -> anyhow::Result<ExitC
             );
         }
     }
+    let holds;
     let unfinished = match open_store(settings).await {
         Ok(store) => {
             let fires = store.unfinished_fires().await;
+            let found = store.holds().await;
             store.close().await;
+            holds = found?;
             fires?
         }
         Err(e) => {
@@ -997,6 +1141,15 @@ async fn cmd_schedule(settings: &Settings, count: usize) -> anyhow::Result<ExitC
     };
     if unfinished.is_empty() {
         say!("no unfinished fires");
+    }
+    for hold in holds {
+        say!(
+            "job {} HELD since {} ({}): its fires build nothing until `herald release {}`",
+            hold.job,
+            hold.held_at.format("%Y-%m-%d %H:%M:%S UTC"),
+            hold.reason,
+            hold.job
+        );
     }
     for fire in unfinished {
         let state = if fire.lease_until >= now {
@@ -1053,6 +1206,7 @@ async fn cmd_post(settings: &Settings, name: &str, dry_run: bool) -> anyhow::Res
     let client = source::http_client();
     let now = clock::now();
     if !dry_run {
+        refuse_if_held(&store, name).await?;
         let report = social::run(&store, settings, job, &client, now, &Shutdown::never()).await?;
         let failed = print_social(&report);
         store.close().await;

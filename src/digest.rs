@@ -26,9 +26,18 @@ pub enum DigestError {
 }
 
 /// The start of the window an edition takes articles from: the previous
-/// edition's time (or now, for the first) minus the job's look-back.
+/// edition's time minus the job's look-back. A job's first edition looks
+/// back from now, but never before the list's latest edition (by any job),
+/// so a renamed job does not send its list the look-back window again.
 pub async fn window_start(store: &Store, job: &JobSettings, now: DateTime<Utc>) -> Result<DateTime<Utc>, StoreError> {
-    Ok(store.last_edition_at(&job.name).await?.unwrap_or(now) - job.lookback)
+    if let Some(last) = store.last_edition_at(&job.name).await? {
+        return Ok(last - job.lookback);
+    }
+    let first = now - job.lookback;
+    Ok(match store.last_list_edition_at(&job.list).await? {
+        Some(list_last) if list_last > first => list_last,
+        _ => first,
+    })
 }
 
 /// The articles the job's next edition would hold, newest first. `unsaved`

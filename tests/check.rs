@@ -122,3 +122,90 @@ fn cadences_dkim_and_web_keys_are_checked_at_load() {
         assert!(err.contains(expected), "{expected:?} not in:\n{err}");
     }
 }
+
+#[test]
+fn the_env_example_copied_to_dot_env_is_read_whole() {
+    let ws = Workspace::sqlite(&base_config(&file_mail()));
+    std::fs::copy(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".env.example"),
+        ws.path().join(".env"),
+    )
+    .unwrap();
+    ws.subscribers(1);
+    ws.write(
+        "articles/ferry.txt",
+        &crate::util::article_txt("Ferry returns", "ferry"),
+    );
+    let out = ws.herald(&["digest", "daily"]);
+    assert!(out.status.success(), "{}", show(&out));
+    // The .env's outbox and site name, set on lines below the first value with spaces.
+    let outbox: Vec<_> = std::fs::read_dir(ws.path().join("data/outbox"))
+        .expect("the outbox .env names")
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    assert_eq!(outbox.len(), 1);
+    assert!(
+        outbox[0].contains("From: \"The Millbrook Courier\" <digest@courier.example.org>"),
+        "{}",
+        outbox[0]
+    );
+    assert!(!ws.path().join("outbox").exists(), "not the config file's outbox");
+}
+
+#[test]
+fn a_dot_env_line_that_cannot_be_read_stops_the_start_naming_it() {
+    let ws = Workspace::new(&base_config(&file_mail()));
+    ws.write(
+        ".env",
+        "# settings\nHERALD_SITE__NAME=The Millbrook Courier\nHERALD_MAIL__SMTP__HOST=smtp.example.org\n",
+    );
+    let out = ws.herald(&["check"]);
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("/.env line 2: cannot read `HERALD_SITE__NAME=The Millbrook Courier`: quote a value"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_template_error_is_told_once_with_its_line_and_the_field_by_name() {
+    let config = base_config(&file_mail())
+        + &crate::util::job_toml("weekly", "0 7 * * 1")
+        + &crate::util::job_toml("monthly", "0 7 1 * *");
+    let ws = Workspace::new(&config);
+    ws.write(
+        "templates/digest.txt.hbs",
+        "Hello\n{{#each articles}}{{title}}{{/each}}\nSummary: {{article.summary}}\n",
+    );
+    let out = ws.herald(&["check"]);
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        err.matches("article.summary").count(),
+        1,
+        "once, though three jobs use it:\n{err}"
+    );
+    assert!(
+        err.contains("templates/digest.txt.hbs")
+            && err.contains("line 3, column 10: `article.summary` is not a field this template is given"),
+        "{err}"
+    );
+    assert!(!err.contains("Some("), "{err}");
+}
+
+#[test]
+fn a_cron_mistake_is_told_in_plain_words() {
+    let ws = Workspace::new(
+        &base_config(&file_mail()).replace("schedule = \"0 7 * * *\"", "schedule = \"0 8 * * SATURDAY\""),
+    );
+    let out = ws.herald(&["check"]);
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "jobs.\"daily\".schedule: \"0 8 * * SATURDAY\" is not a valid cron line: day of week: \"SATURDAY\" is not a day name (SUN-SAT)"
+        ),
+        "{err}"
+    );
+}

@@ -263,3 +263,54 @@ fn unreadable_article_files_are_reported_and_the_rest_still_go_out() {
     assert!(text.contains("articles/bad.json: bad JSON"), "{text}");
     assert!(text.contains("1 sent"), "{text}");
 }
+
+/// Runs `herald digest daily` and returns its output.
+fn digest(ws: &Workspace) -> String {
+    let out = ws.herald(&["digest", "daily"]);
+    assert!(out.status.success(), "{}", show(&out));
+    stdout(&out)
+}
+
+#[test]
+fn edits_that_operators_make_never_send_a_story_twice() {
+    let ws = Workspace::new(&base_config(&file_mail()));
+    ws.subscribers(2);
+    ws.write(
+        "articles/ferry.txt",
+        &article_txt("Ferry retruns to the harbour", "ferry"),
+    );
+    let first = digest(&ws);
+    assert!(first.contains("source desk: 1 new"), "{first}");
+    assert_eq!(ws.outbox().len(), 2);
+
+    // A typo fixed in the headline: the same article, updated in place.
+    ws.write(
+        "articles/ferry.txt",
+        &article_txt("Ferry returns to the harbour", "ferry"),
+    );
+    let fixed = digest(&ws);
+    assert!(fixed.contains("source desk: 0 new, 1 updated"), "{fixed}");
+    assert!(fixed.contains("no new articles"), "{fixed}");
+
+    // The site moved: folder articles keep their identity.
+    let config = std::fs::read_to_string(ws.path().join("config/herald.toml")).unwrap();
+    ws.write(
+        "config/herald.toml",
+        &config.replace("https://gazette.example.org/", "https://news.gazette.example.org/"),
+    );
+    let moved = digest(&ws);
+    assert!(moved.contains("source desk: 0 new"), "{moved}");
+    assert!(moved.contains("no new articles"), "{moved}");
+
+    // The job renamed: its first edition does not reach back before the list's last one.
+    let config = std::fs::read_to_string(ws.path().join("config/herald.toml")).unwrap();
+    ws.write(
+        "config/herald.toml",
+        &config.replace("name = \"daily\"", "name = \"morning\""),
+    );
+    let out = ws.herald(&["digest", "morning"]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(stdout(&out).contains("no new articles"), "{}", stdout(&out));
+
+    assert_eq!(ws.outbox().len(), 2, "the story went out once");
+}

@@ -6,11 +6,17 @@ use std::process::Command;
 
 use crate::util::{Workspace, article_txt, base_config, file_mail, show};
 
-/// A fresh 2048-bit RSA key: (PKCS#1 PEM, base64 DER public key for the DNS record).
-fn rsa_key(dir: &Path) -> (String, String) {
+/// A fresh 2048-bit RSA key written by OpenSSL: (PEM, base64 DER public key
+/// for the DNS record). PKCS#1 (`-traditional`) or PKCS#8 (OpenSSL 3's default).
+fn rsa_key(dir: &Path, pkcs1: bool) -> (String, String) {
     let pem = dir.join("dkim.pem");
+    let mut args = vec!["genrsa"];
+    if pkcs1 {
+        args.push("-traditional");
+    }
     let out = Command::new("openssl")
-        .args(["genrsa", "-traditional", "-out"])
+        .args(args)
+        .arg("-out")
         .arg(&pem)
         .arg("2048")
         .output()
@@ -49,11 +55,76 @@ fn verify(message: &Path, public_key: &str) -> (bool, String) {
 #[test]
 fn digests_are_signed_and_an_independent_verifier_accepts_them() {
     let key_dir = tempfile::tempdir().unwrap();
-    let (_, public_key) = rsa_key(key_dir.path());
+    let (pem, public_key) = rsa_key(key_dir.path(), true);
+    assert!(pem.starts_with("-----BEGIN RSA PRIVATE KEY-----"));
+    signed_digests_verify(key_dir.path(), &public_key);
+}
+
+#[test]
+fn a_pkcs8_key_as_openssl_3_writes_it_signs_too() {
+    let key_dir = tempfile::tempdir().unwrap();
+    let (pem, public_key) = rsa_key(key_dir.path(), false);
+    assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"), "{pem}");
+    signed_digests_verify(key_dir.path(), &public_key);
+}
+
+#[test]
+fn a_key_from_herald_dkim_keygen_signs_and_its_dns_record_verifies() {
+    let key_dir = tempfile::tempdir().unwrap();
+    let out = Command::new(crate::util::HERALD)
+        .args([
+            "dkim",
+            "keygen",
+            "--selector",
+            "herald",
+            "--domain",
+            "gazette.example.org",
+            "--out",
+        ])
+        .arg(key_dir.path().join("dkim.pem"))
+        .current_dir(key_dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+    let text = crate::util::stdout(&out);
+    let record = text
+        .lines()
+        .find(|l| l.starts_with("herald._domainkey.gazette.example.org. IN TXT ( \"v=DKIM1; k=rsa; p="))
+        .unwrap_or_else(|| panic!("{text}"));
+    // The record's strings joined again, as a resolver does.
+    let value: String = record.split('"').skip(1).step_by(2).collect();
+    assert!(record.split('"').skip(1).step_by(2).all(|s| s.len() <= 255), "{record}");
+    let public_key = value.split("p=").nth(1).unwrap();
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(key_dir.path().join("dkim.pem"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600, "readable by its owner only");
+    signed_digests_verify(key_dir.path(), public_key);
+
+    let again = Command::new(crate::util::HERALD)
+        .args([
+            "dkim",
+            "keygen",
+            "--selector",
+            "herald",
+            "--domain",
+            "gazette.example.org",
+            "--out",
+        ])
+        .arg(key_dir.path().join("dkim.pem"))
+        .output()
+        .unwrap();
+    assert!(!again.status.success(), "an existing key is never overwritten");
+}
+
+/// Signs a digest with `key_dir/dkim.pem` and checks every copy with dkimpy against `public_key`.
+fn signed_digests_verify(key_dir: &Path, public_key: &str) {
     let mail = format!(
         "{}[mail.dkim]\nselector = \"herald\"\nprivate_key_file = \"{}\"\n",
         file_mail(),
-        key_dir.path().join("dkim.pem").display()
+        key_dir.join("dkim.pem").display()
     );
     let ws = Workspace::new(&base_config(&mail));
     ws.subscribers(2);
@@ -64,7 +135,7 @@ fn digests_are_signed_and_an_independent_verifier_accepts_them() {
     assert_eq!(outbox.len(), 2);
 
     for (path, raw) in &outbox {
-        let (pass, report) = verify(path, &public_key);
+        let (pass, report) = verify(path, public_key);
         assert!(pass, "{} did not verify:\n{report}", path.display());
         assert!(report.contains("c=relaxed/relaxed"), "{report}");
         assert!(report.contains("d=gazette.example.org"), "{report}");
@@ -86,7 +157,7 @@ fn digests_are_signed_and_an_independent_verifier_accepts_them() {
         assert_ne!(tampered, text);
         let tampered_path = ws.path().join("tampered.eml");
         std::fs::write(&tampered_path, tampered).unwrap();
-        let (pass, _) = verify(&tampered_path, &public_key);
+        let (pass, _) = verify(&tampered_path, public_key);
         assert!(!pass, "a changed List-Unsubscribe must fail verification");
     }
 }
@@ -120,7 +191,7 @@ fn a_bad_dkim_key_is_refused_at_load_naming_the_key() {
     assert!(!out.status.success());
     let text = show(&out);
     assert!(
-        text.contains("mail.dkim.private_key_file") && text.contains("not a usable key"),
+        text.contains("mail.dkim.private_key_file") && text.contains("not a usable RSA key"),
         "{text}"
     );
 }

@@ -23,6 +23,7 @@ mod secrets;
 mod signup;
 mod smtp;
 mod social;
+mod stops;
 mod store_faults;
 mod subscribers;
 mod tls;

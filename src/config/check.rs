@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono_tz::Tz;
-use croner::parser::{CronParser, Seconds};
 use url::Url;
 
+use super::cron::parse_cron;
 use super::raw::{RawConfig, RawDkim, RawJob, RawSource};
 use super::secret_var;
 use super::{
@@ -328,12 +328,11 @@ fn check_dkim(c: &mut Checker, d: &RawDkim, site: Option<&Site>) -> Option<Dkim>
     match Dkim::new(&selector?, &domain, algorithm, &key) {
         Ok(dkim) => Some(dkim),
         Err(e) => {
-            let key = if e.contains("is not one of") {
-                "mail.dkim.algorithm"
-            } else {
-                "mail.dkim.private_key_file"
+            let key = match e {
+                crate::mail::DkimError::Algorithm(_) => "mail.dkim.algorithm",
+                crate::mail::DkimError::Key { .. } => "mail.dkim.private_key_file",
             };
-            c.problem(key, e);
+            c.problem(key, e.to_string());
             None
         }
     }
@@ -504,16 +503,6 @@ fn check_lists(c: &mut Checker, raw: &RawConfig) -> Vec<ListSettings> {
         });
     }
     out
-}
-
-/// Parses a crontab line the way Herald's scheduler will: five fields,
-/// an optional leading seconds field, or an `@daily`-style shortcut.
-pub fn parse_cron(line: &str) -> Result<croner::Cron, String> {
-    CronParser::builder()
-        .seconds(Seconds::Optional)
-        .build()
-        .parse(line)
-        .map_err(|e| e.to_string())
 }
 
 fn check_jobs(

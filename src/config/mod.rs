@@ -3,6 +3,7 @@
 //! A problem names the file (or environment variable) and the key.
 
 mod check;
+mod cron;
 pub mod raw;
 
 use std::collections::BTreeMap;
@@ -16,7 +17,8 @@ use crate::render::TemplateSet;
 use crate::schedule::CatchUp;
 use crate::token::TokenKeys;
 
-pub use check::{check, parse_cron};
+pub use check::check;
+pub use cron::parse_cron;
 
 /// Where the configuration is read from when neither `--config` nor `HERALD_CONFIG` is given.
 pub const DEFAULT_CONFIG_PATH: &str = "config/herald.toml";

@@ -52,6 +52,9 @@ pub async fn drainer(daemon: Daemon, mut shutdown: Shutdown) {
             }
             let lock = daemon.locks.of(&job.name);
             let Ok(_guard) = lock.try_lock() else { continue };
+            if matches!(daemon.store.hold_of(&job.name).await, Ok(Some(_))) {
+                continue;
+            }
             if job.kind == JobKind::Social {
                 for name in &job.accounts {
                     let account = settings.account(name).expect("checked config");

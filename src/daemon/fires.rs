@@ -133,6 +133,14 @@ impl Daemon {
         let work = async {
             let _guard = lock.lock().await;
             crate::failpoint::pause(crate::failpoint::FIRE_CLAIMED).await;
+            match self.store.hold_of(&job.name).await {
+                Ok(Some(hold)) => {
+                    warn!(job = %job.name, scheduled = %fire.scheduled_at, reason = %hold.reason, "job is held: the fire is recorded and builds nothing");
+                    return format!("held: {}", hold.reason);
+                }
+                Ok(None) => {}
+                Err(e) => warn!(job = %job.name, error = %e, "cannot look up whether the job is held"),
+            }
             match job.kind {
                 JobKind::Digest => self.digest_fire(job, &fire).await,
                 JobKind::Social => self.social_fire(job, fire.scheduled_at).await,

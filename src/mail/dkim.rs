@@ -9,6 +9,98 @@ use lettre::message::dkim::{
     DkimCanonicalization, DkimCanonicalizationType, DkimConfig, DkimSigningAlgorithm, DkimSigningKey,
 };
 use lettre::message::header::HeaderName;
+use rsa::pkcs1::EncodeRsaPrivateKey;
+use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey};
+
+/// Why a DKIM setting cannot be used: the algorithm's name, or the key.
+#[derive(Debug, thiserror::Error)]
+pub enum DkimError {
+    #[error("{0:?} is not one of rsa, ed25519")]
+    Algorithm(String),
+    #[error("not a usable {algorithm} key: {reason}")]
+    Key { algorithm: &'static str, reason: String },
+}
+
+const PKCS8: &str = "-----BEGIN PRIVATE KEY-----";
+/// The DER that starts every PKCS#8 Ed25519 key, before its 32-byte secret (RFC 8410).
+const ED25519_PKCS8_PREFIX: [u8; 16] = [
+    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+];
+
+/// lettre's signing key from what an operator has on disk.
+fn signing_key(algorithm: &str, text: &str) -> Result<DkimSigningKey, DkimError> {
+    use base64::Engine as _;
+    let base64 = base64::engine::general_purpose::STANDARD;
+    let (name, lettre_algorithm, lettre_text) = match algorithm {
+        "rsa" => {
+            let bad = |reason: String| DkimError::Key {
+                algorithm: "RSA",
+                reason,
+            };
+            let pkcs1 = if text.starts_with(PKCS8) {
+                let key = rsa::RsaPrivateKey::from_pkcs8_pem(text).map_err(|e| bad(format!("PKCS#8: {e}")))?;
+                key.to_pkcs1_pem(rsa::pkcs8::LineEnding::LF)
+                    .map_err(|e| bad(e.to_string()))?
+                    .to_string()
+            } else if text.starts_with("-----BEGIN RSA PRIVATE KEY-----") {
+                text.to_string()
+            } else {
+                return Err(bad(
+                    "expected a PEM private key (-----BEGIN PRIVATE KEY----- or -----BEGIN RSA PRIVATE KEY-----)"
+                        .into(),
+                ));
+            };
+            ("RSA", DkimSigningAlgorithm::Rsa, pkcs1)
+        }
+        "ed25519" => {
+            let secret = if text.starts_with(PKCS8) {
+                let body: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
+                let der = base64.decode(body.trim()).unwrap_or_default();
+                match der.strip_prefix(&ED25519_PKCS8_PREFIX[..]) {
+                    Some(secret) if secret.len() == 32 => base64.encode(secret),
+                    _ => {
+                        return Err(DkimError::Key {
+                            algorithm: "Ed25519",
+                            reason: "the PKCS#8 key is not an Ed25519 key".into(),
+                        });
+                    }
+                }
+            } else {
+                text.to_string()
+            };
+            ("Ed25519", DkimSigningAlgorithm::Ed25519, secret)
+        }
+        other => return Err(DkimError::Algorithm(other.to_string())),
+    };
+    DkimSigningKey::new(&lettre_text, lettre_algorithm).map_err(|e| DkimError::Key {
+        algorithm: name,
+        reason: e.to_string(),
+    })
+}
+
+/// A new 2048-bit RSA key for `selector` and `domain`: the PKCS#8 PEM to
+/// keep secret, and the DNS TXT record that publishes its public half
+/// (split into strings of at most 255 characters, as DNS requires).
+pub fn generate(selector: &str, domain: &str) -> Result<(String, String), String> {
+    use base64::Engine as _;
+    let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).map_err(|e| e.to_string())?;
+    let pem = key
+        .to_pkcs8_pem(rsa::pkcs8::LineEnding::LF)
+        .map_err(|e| e.to_string())?
+        .to_string();
+    let public = key.to_public_key().to_public_key_der().map_err(|e| e.to_string())?;
+    let value = format!(
+        "v=DKIM1; k=rsa; p={}",
+        base64::engine::general_purpose::STANDARD.encode(public.as_bytes())
+    );
+    let strings: Vec<String> = value
+        .as_bytes()
+        .chunks(255)
+        .map(|c| format!("\"{}\"", String::from_utf8_lossy(c)))
+        .collect();
+    let record = format!("{selector}._domainkey.{domain}. IN TXT ( {} )", strings.join(" "));
+    Ok((pem, record))
+}
 
 /// The headers every signature covers.
 pub const SIGNED_HEADERS: [&str; 8] = [
@@ -39,15 +131,11 @@ impl fmt::Debug for Dkim {
 }
 
 impl Dkim {
-    /// `key` is a PKCS#1 PEM RSA key (`-----BEGIN RSA PRIVATE KEY-----`) for
-    /// `rsa`, or the base64 of the 32-byte secret for `ed25519`.
-    pub fn new(selector: &str, domain: &str, algorithm: &str, key: &str) -> Result<Dkim, String> {
-        let algorithm = match algorithm {
-            "rsa" => DkimSigningAlgorithm::Rsa,
-            "ed25519" => DkimSigningAlgorithm::Ed25519,
-            other => return Err(format!("{other:?} is not one of rsa, ed25519")),
-        };
-        let key = DkimSigningKey::new(key.trim(), algorithm).map_err(|e| format!("not a usable key: {e}"))?;
+    /// `key` is a PEM private key, PKCS#8 (`-----BEGIN PRIVATE KEY-----`, what
+    /// OpenSSL 3 writes by default) or, for `rsa`, PKCS#1 (`-----BEGIN RSA
+    /// PRIVATE KEY-----`); for `ed25519` also the base64 of the 32-byte secret.
+    pub fn new(selector: &str, domain: &str, algorithm: &str, key: &str) -> Result<Dkim, DkimError> {
+        let key = signing_key(algorithm, key.trim())?;
         let config = DkimConfig::new(
             selector.to_string(),
             domain.to_string(),

@@ -15,7 +15,7 @@ use lettre::Message;
 use crate::config::{MailSettings, TransportSettings};
 use crate::message::BodyEncoding;
 
-pub use dkim::{Dkim, SIGNED_HEADERS};
+pub use dkim::{Dkim, DkimError, SIGNED_HEADERS, generate as generate_dkim_key};
 pub use file::FileTransport;
 pub use session::is_loopback;
 pub use smtp::SmtpTransport;

@@ -32,6 +32,23 @@ pub struct RenderError {
     pub message: String,
 }
 
+/// A Handlebars rendering error in an operator's words: where in the
+/// template, and what (a field the template is not given, by its path).
+fn describe(e: &handlebars::RenderError) -> String {
+    let what = match e.reason() {
+        handlebars::RenderErrorReason::MissingVariable(Some(path)) => {
+            format!("`{path}` is not a field this template is given")
+        }
+        handlebars::RenderErrorReason::MissingVariable(None) => "a field this template is not given".to_string(),
+        other => other.to_string(),
+    };
+    match (e.line_no, e.column_no) {
+        (Some(line), Some(column)) => format!("line {line}, column {column}: {what}"),
+        (Some(line), None) => format!("line {line}: {what}"),
+        _ => what,
+    }
+}
+
 /// The compiled templates.
 #[derive(Debug)]
 pub struct TemplateSet {
@@ -237,6 +254,9 @@ impl TemplateSet {
             }
             problems.extend(set.try_pages());
         }
+        // Jobs sharing a template would each report its problem: once is enough.
+        let mut seen = std::collections::HashSet::new();
+        problems.retain(|p| seen.insert((p.file.clone(), p.key.clone(), p.message.clone())));
         if problems.is_empty() { Ok(set) } else { Err(problems) }
     }
 
@@ -361,7 +381,7 @@ impl TemplateSet {
                 self.render_page(name, &data).err().map(|e| TemplateProblem {
                     file,
                     key: String::new(),
-                    message: format!("does not render: {e}"),
+                    message: format!("does not render: {}", describe(&e)),
                 })
             })
             .collect();
@@ -377,7 +397,7 @@ impl TemplateSet {
                 problems.push(TemplateProblem {
                     file,
                     key: String::new(),
-                    message: format!("does not render: {e}"),
+                    message: format!("does not render: {}", describe(&e)),
                 });
             }
         }
@@ -404,7 +424,7 @@ impl TemplateSet {
             move |e: handlebars::RenderError| RenderError {
                 job: job.name.clone(),
                 part,
-                message: e.to_string(),
+                message: describe(&e),
             }
         };
         let subject = self

@@ -178,6 +178,7 @@ fn draft(meta: Meta, title: String, body: Body, modified: DateTime<Utc>) -> Resu
         summary: meta.summary,
         body,
         published,
+        dated: meta.published.is_some(),
     })
 }
 

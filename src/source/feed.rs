@@ -194,6 +194,7 @@ fn entry_draft(entry: feed_rs::model::Entry, trust_ids: bool, fetched_at: chrono
         image,
         summary: entry.summary.as_ref().map(|s| s.content.clone()),
         body,
+        dated: entry.published.or(entry.updated).is_some(),
         published: entry.published.or(entry.updated).unwrap_or(fetched_at),
     }
 }

@@ -48,15 +48,38 @@ fn poll_blocking(name: &str, root: &Path, base_url: &Url) -> Result<Polled, Sour
             .and_then(|m| m.modified())
             .map(DateTime::<Utc>::from)
             .unwrap_or_else(|_| crate::clock::now());
+        let relative = file
+            .strip_prefix(root)
+            .unwrap_or(&file)
+            .to_string_lossy()
+            .replace('\\', "/");
         match article_file::parse(&ext, &text, modified)
             .map_err(|e| e.to_string())
-            .and_then(|draft| Article::from_draft(name, draft, Some(base_url)).map_err(|e| e.to_string()))
+            .and_then(|draft| identified(name, draft, &relative, base_url))
         {
             Ok(article) => polled.articles.push(article),
             Err(e) => polled.skipped.push(format!("{shown}: {e}")),
         }
     }
     Ok(polled)
+}
+
+/// The article of a file: known by its source and its path in the folder
+/// (unless it gives an `id`), so an edit of its title, URL or the site's
+/// `base_url` updates it in place instead of making it new.
+fn identified(
+    source: &str,
+    mut draft: crate::article::Draft,
+    relative: &str,
+    base_url: &Url,
+) -> Result<Article, String> {
+    if draft.id.is_some() {
+        return Article::from_draft(source, draft, Some(base_url)).map_err(|e| e.to_string());
+    }
+    draft.id = Some(format!("file:{relative}"));
+    let mut article = Article::from_draft(source, draft, Some(base_url)).map_err(|e| e.to_string())?;
+    article.former_identity = Some(format!("url:{}", article.url));
+    Ok(article)
 }
 
 fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {

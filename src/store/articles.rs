@@ -177,6 +177,17 @@ async fn upsert(
     let hash = article.content_hash();
     let tags = serde_json::to_string(&article.tags).expect("strings serialise");
     let now = now.timestamp_millis();
+    if let Some(former) = &article.former_identity {
+        sqlx::query(
+            "UPDATE articles SET identity = $1 WHERE identity = $2 AND source = $3 \
+             AND NOT EXISTS (SELECT 1 FROM articles known WHERE known.identity = $1)",
+        )
+        .bind(&article.identity)
+        .bind(former)
+        .bind(&article.source)
+        .execute(&mut *executor)
+        .await?;
+    }
     let inserted = sqlx::query(
         "INSERT INTO articles (identity, source, url, title, author, excerpt, content_html, tags, image, \
          published_at, content_hash, first_seen_at, updated_at) \
@@ -201,7 +212,7 @@ async fn upsert(
     }
     let updated = sqlx::query(
         "UPDATE articles SET url = $2, title = $3, author = $4, excerpt = $5, content_html = $6, tags = $7, \
-         image = $8, published_at = $9, content_hash = $10, updated_at = $11 \
+         image = $8, published_at = CASE WHEN $12 = 1 THEN $9 ELSE published_at END, content_hash = $10, updated_at = $11 \
          WHERE identity = $1 AND content_hash <> $10",
     )
     .bind(&article.identity)
@@ -215,6 +226,7 @@ async fn upsert(
     .bind(article.published_at.timestamp_millis())
     .bind(&hash)
     .bind(now)
+    .bind(i64::from(article.dated))
     .execute(&mut *executor)
     .await?;
     Ok(if updated.rows_affected() == 1 {

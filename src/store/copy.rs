@@ -13,7 +13,7 @@ use sqlx::{AssertSqlSafe, Column, Row};
 use super::{Backend, Store, StoreError};
 
 /// Tables in an order that keeps references valid, each with its ordering key.
-const TABLES: [(&str, &str); 13] = [
+const TABLES: [(&str, &str); 14] = [
     ("secrets", "name"),
     ("articles", "id"),
     ("source_state", "source"),
@@ -27,6 +27,7 @@ const TABLES: [(&str, &str); 13] = [
     ("instances", "id"),
     ("posts", "id"),
     ("account_state", "account"),
+    ("job_holds", "job"),
 ];
 
 /// Tables whose `id` PostgreSQL generates.

@@ -19,16 +19,19 @@ pub enum DeliveryState {
     Failed,
     Suppressed,
     Expired,
+    /// Its edition was cancelled (`herald cancel`) before it was sent.
+    Cancelled,
 }
 
 impl DeliveryState {
-    pub const ALL: [DeliveryState; 6] = [
+    pub const ALL: [DeliveryState; 7] = [
         Self::Queued,
         Self::Sending,
         Self::Sent,
         Self::Failed,
         Self::Suppressed,
         Self::Expired,
+        Self::Cancelled,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -39,6 +42,7 @@ impl DeliveryState {
             Self::Failed => "failed",
             Self::Suppressed => "suppressed",
             Self::Expired => "expired",
+            Self::Cancelled => "cancelled",
         }
     }
 }
@@ -53,7 +57,7 @@ impl FromStr for DeliveryState {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         Self::ALL.into_iter().find(|state| state.as_str() == s).ok_or_else(|| {
-            format!("{s:?} is not a delivery state (queued, sending, sent, failed, suppressed, expired)")
+            format!("{s:?} is not a delivery state (queued, sending, sent, failed, suppressed, expired, cancelled)")
         })
     }
 }
@@ -154,18 +158,22 @@ pub struct Lease<'a> {
     pub until: DateTime<Utc>,
 }
 
-/// Rows of editions that are not paused (see `Store::pause_edition`).
-const NOT_PAUSED: &str = "edition_id NOT IN (SELECT id FROM editions WHERE paused IS NOT NULL)";
+/// Rows that may be sent: of editions neither paused (`Store::pause_edition`)
+/// nor cancelled (`Store::cancel_edition`), of jobs not held (`Store::hold_job`).
+const SENDABLE: &str = "edition_id NOT IN (SELECT id FROM editions WHERE paused IS NOT NULL OR cancelled_at IS NOT NULL) \
+     AND job NOT IN (SELECT job FROM job_holds)";
 
 /// Sent rows per multi-row update: two parameters each.
 const SENT_PER_STATEMENT: usize = 64;
 
 impl Store {
     /// Puts rows of `job` that are `sending` with an expired lease back in the
-    /// queue, flagged in doubt. Returns how many.
+    /// queue, flagged in doubt, and makes queued rows of cancelled editions
+    /// (a row retried or taken back after the cancel) `cancelled`. Returns
+    /// how many rows were put back.
     pub async fn recover_expired_leases(&self, job: &str, now: DateTime<Utc>) -> Result<u64, StoreError> {
         let now = now.timestamp_millis();
-        Ok(sqlx::query(
+        let recovered = sqlx::query(
             "UPDATE deliveries SET state = 'queued', in_doubt = 1, lease_until = NULL, next_attempt_at = $2, updated_at = $2 \
              WHERE job = $1 AND state = 'sending' AND lease_until < $2",
         )
@@ -173,7 +181,16 @@ impl Store {
         .bind(now)
         .execute(&self.pool)
         .await?
-        .rows_affected())
+        .rows_affected();
+        sqlx::query(
+            "UPDATE deliveries SET state = 'cancelled', updated_at = $2 WHERE job = $1 AND state = 'queued' \
+             AND edition_id IN (SELECT id FROM editions WHERE cancelled_at IS NOT NULL)",
+        )
+        .bind(job)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(recovered)
     }
 
     /// Claims up to `limit` due rows of `job`: each becomes `sending` with
@@ -269,7 +286,7 @@ impl Store {
     /// The earliest next attempt among queued rows of `job` (paused editions' rows wait for `herald resume`).
     pub async fn next_retry_at(&self, job: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
         let sql =
-            format!("SELECT MIN(next_attempt_at) FROM deliveries WHERE job = $1 AND state = 'queued' AND {NOT_PAUSED}");
+            format!("SELECT MIN(next_attempt_at) FROM deliveries WHERE job = $1 AND state = 'queued' AND {SENDABLE}");
         let at: Option<i64> = sqlx::query_scalar(AssertSqlSafe(sql))
             .bind(job)
             .fetch_one(&self.pool)
@@ -300,7 +317,7 @@ async fn claim(
     };
     let sql = format!(
         "UPDATE deliveries SET state = 'sending', lease_until = $3, claimed_by = $5, attempts = attempts + 1, updated_at = $2 \
-         WHERE id IN (SELECT id FROM deliveries WHERE job = $1 AND state = 'queued' AND next_attempt_at <= $2 AND {NOT_PAUSED} \
+         WHERE id IN (SELECT id FROM deliveries WHERE job = $1 AND state = 'queued' AND next_attempt_at <= $2 AND {SENDABLE} \
          ORDER BY next_attempt_at, id LIMIT CAST($4 AS BIGINT){lock}) \
          RETURNING id, edition_id, email, attempts, in_doubt, created_at, lease_until, {}, {}, {}, {}, \
          (SELECT COUNT(*) FROM suppressions x JOIN subscribers s ON x.email_key = s.email_key \

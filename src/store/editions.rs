@@ -211,4 +211,62 @@ impl Store {
         .await?;
         Ok(at.and_then(DateTime::from_timestamp_millis))
     }
+
+    /// The creation time of the list's latest edition, whichever job made it.
+    pub async fn last_list_edition_at(&self, list: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let at: Option<i64> = sqlx::query_scalar("SELECT MAX(created_at) FROM editions WHERE list_name = $1")
+            .bind(list)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(at.and_then(DateTime::from_timestamp_millis))
+    }
+
+    /// Cancels an edition for good: its queued rows become `cancelled` and
+    /// none of its rows is claimed again; rows being sent finish. `None`
+    /// when there is no such edition.
+    pub async fn cancel_edition(&self, id: i64, now: DateTime<Utc>) -> Result<Option<Cancelled>, StoreError> {
+        let now = now.timestamp_millis();
+        let mut tx = self.pool.begin().await?;
+        let found = sqlx::query("UPDATE editions SET cancelled_at = COALESCE(cancelled_at, $2) WHERE id = $1")
+            .bind(id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if found == 0 {
+            return Ok(None);
+        }
+        let cancelled = sqlx::query(
+            "UPDATE deliveries SET state = 'cancelled', updated_at = $2 WHERE edition_id = $1 AND state = 'queued'",
+        )
+        .bind(id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let (sending, sent): (i64, i64) = sqlx::query_as(
+            "SELECT COUNT(CASE WHEN state = 'sending' THEN 1 END), COUNT(CASE WHEN state = 'sent' THEN 1 END) \
+             FROM deliveries WHERE edition_id = $1",
+        )
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(Cancelled {
+            cancelled,
+            sending: sending as u64,
+            sent: sent as u64,
+        }))
+    }
+}
+
+/// What cancelling an edition did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cancelled {
+    /// Rows that will never be sent.
+    pub cancelled: u64,
+    /// Rows being sent at the cancel, which finish.
+    pub sending: u64,
+    /// Rows sent before the cancel.
+    pub sent: u64,
 }

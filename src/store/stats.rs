@@ -30,6 +30,8 @@ pub struct Stats {
     pub fires_taken_over: Vec<Sample>,
     /// Fires claimed and not finished, by job.
     pub fires_unfinished: Vec<Sample>,
+    /// Jobs held by an operator, with why.
+    pub jobs_held: Vec<Sample>,
     /// Deliveries sent over the last `window_secs`, per second.
     pub send_rate: f64,
 }
@@ -141,6 +143,15 @@ impl Store {
                 "job_fires WHERE finished_at IS NULL GROUP BY job ORDER BY job",
             )
             .await?,
+            jobs_held: self
+                .holds()
+                .await?
+                .into_iter()
+                .map(|h| Sample {
+                    labels: vec![("job", h.job), ("reason", h.reason)],
+                    value: 1.0,
+                })
+                .collect(),
             send_rate: sent_recently as f64 / window_secs as f64,
         })
     }

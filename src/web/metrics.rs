@@ -125,6 +125,13 @@ pub fn render(stats: &Stats, state: &WebState) -> String {
     );
     family(
         &mut out,
+        "herald_job_held",
+        "gauge",
+        "Jobs held by an operator (`herald hold`): 1, with why.",
+        &stats.jobs_held,
+    );
+    family(
+        &mut out,
         "herald_send_rate_per_second",
         "gauge",
         "Deliveries accepted per second over the last five minutes.",
