@@ -132,22 +132,52 @@ pub fn is_boilerplate(paragraph: &str) -> bool {
         })
 }
 
-/// Picks the paragraph an excerpt comes from: not boilerplate, long enough to
-/// be prose, and, when the first such paragraph shares nothing with the
-/// headline but a later one does, the later one.
-pub fn lead_paragraph<'a>(title: &str, paragraphs: &'a [String]) -> Option<&'a str> {
-    let candidates: Vec<&str> = paragraphs
+/// The sentences of `text`: each runs to a `.`, `!` or `?` followed by
+/// whitespace, or to the end.
+fn sentences(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        if matches!(c, '.' | '!' | '?') && chars.peek().is_some_and(|(_, next)| next.is_whitespace()) {
+            out.push(text[start..i + c.len_utf8()].trim());
+            start = i + c.len_utf8();
+        }
+    }
+    out.push(text[start..].trim());
+    out.retain(|s| !s.is_empty());
+    out
+}
+
+/// `text` without its boilerplate sentences (a social handle, an address,
+/// "follow us", a comments note), so a story paragraph that ends with a
+/// plug keeps its story. Empty when nothing but boilerplate is left.
+pub fn without_boilerplate(text: &str) -> String {
+    let kept: Vec<&str> = sentences(text).into_iter().filter(|s| !is_boilerplate(s)).collect();
+    // A question or a label left alone ("Questions?") is not story text.
+    if kept.iter().map(|s| s.split_whitespace().count()).sum::<usize>() < 4 {
+        return String::new();
+    }
+    kept.join(" ")
+}
+
+/// Picks the text an excerpt comes from: a paragraph's story sentences
+/// (boilerplate sentences removed), long enough to be prose, and, when the
+/// first such paragraph shares nothing with the headline but a later one
+/// does, the later one.
+pub fn lead_paragraph(title: &str, paragraphs: &[String]) -> Option<String> {
+    let candidates: Vec<String> = paragraphs
         .iter()
-        .map(String::as_str)
-        .filter(|p| !is_boilerplate(p) && p.split_whitespace().count() >= 6)
+        .map(|p| without_boilerplate(p))
+        .filter(|p| p.split_whitespace().count() >= 6)
         .collect();
-    let first = *candidates.first()?;
+    let first = candidates.first()?;
     let title_stems = content_stems(title);
     let shares = |p: &str| !content_stems(p).is_disjoint(&title_stems);
     if title_stems.is_empty() || shares(first) {
-        return Some(first);
+        return Some(first.clone());
     }
-    Some(candidates.iter().take(4).copied().find(|p| shares(p)).unwrap_or(first))
+    Some(candidates.iter().take(4).find(|p| shares(p)).unwrap_or(first).clone())
 }
 
 /// Shortens `text` to at most `max` characters at a sentence boundary when one
@@ -172,15 +202,17 @@ pub fn shorten(text: &str, max: usize) -> String {
     )
 }
 
-/// The excerpt of an article: an explicit summary when it is not boilerplate,
-/// else the lead paragraph, shortened to `max` characters.
+/// The excerpt of an article: an explicit summary's story sentences when it
+/// has any, else the lead paragraph's, shortened to `max` characters. Empty
+/// only when the article has no story text at all.
 pub fn excerpt(title: &str, summary: Option<&str>, paragraphs: &[String], max: usize) -> String {
-    let summary = summary.map(one_line).filter(|s| !s.is_empty() && !is_boilerplate(s));
+    let summary = summary
+        .map(|s| without_boilerplate(&one_line(s)))
+        .filter(|s| !s.is_empty());
     let text = summary
-        .as_deref()
         .or_else(|| lead_paragraph(title, paragraphs))
-        .unwrap_or("");
-    shorten(text, max)
+        .unwrap_or_default();
+    shorten(&text, max)
 }
 
 #[cfg(test)]
@@ -190,6 +222,29 @@ mod tests {
     #[test]
     fn one_line_removes_line_breaks_and_controls() {
         assert_eq!(one_line(" Big\r\nnews\u{0}\there  "), "Big news here");
+    }
+
+    #[test]
+    fn a_story_that_ends_with_a_plug_keeps_its_story() {
+        let summary = "The ferry returns to Millbrook harbour on Monday after a winter of repairs. \
+                       Follow us on Twitter @gazette";
+        assert_eq!(
+            excerpt("Ferry returns", Some(summary), &[], 280),
+            "The ferry returns to Millbrook harbour on Monday after a winter of repairs."
+        );
+        let paragraphs = vec![
+            "Questions? Write to ana.perez@example.org.".to_string(),
+            "Council votes to reopen the library on Saturdays. Comments are closed on this post.".to_string(),
+        ];
+        assert_eq!(
+            excerpt("Library opens on Saturdays", None, &paragraphs, 280),
+            "Council votes to reopen the library on Saturdays."
+        );
+        assert_eq!(
+            without_boilerplate("Follow us on Mastodon at @gazette@social.example. 12 comments"),
+            ""
+        );
+        assert_eq!(excerpt("Nothing", Some("Follow us @gazette"), &[], 280), "");
     }
 
     #[test]
@@ -211,7 +266,7 @@ mod tests {
         ];
         assert_eq!(
             lead_paragraph("Harbour ferry to return in spring", &paragraphs),
-            Some(paragraphs[1].as_str())
+            Some(paragraphs[1].clone())
         );
     }
 

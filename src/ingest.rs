@@ -71,6 +71,14 @@ pub async fn ingest(
             Ok(polled) => {
                 let stored = store.upsert_articles(&polled.articles, now).await?;
                 for (article, upsert) in polled.articles.into_iter().zip(stored) {
+                    if upsert != Upsert::Unchanged && article.excerpt.is_empty() {
+                        warn!(
+                            source = %s.name,
+                            title = %article.title,
+                            url = %article.url,
+                            "the article has no excerpt (its summary and first paragraphs are only boilerplate or too short): digests and teasers show the headline alone"
+                        );
+                    }
                     match upsert {
                         Upsert::Inserted => report.new.push(article),
                         Upsert::Updated => report.updated += 1,

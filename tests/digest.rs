@@ -314,3 +314,33 @@ fn edits_that_operators_make_never_send_a_story_twice() {
 
     assert_eq!(ws.outbox().len(), 2, "the story went out once");
 }
+
+#[test]
+fn a_story_paragraph_ending_in_a_plug_keeps_its_story_and_an_empty_excerpt_is_warned() {
+    let ws = Workspace::new(&base_config(&file_mail()));
+    ws.subscribers(1);
+    ws.write(
+        "articles/ferry.txt",
+        "Ferry returns to Millbrook\n\nThe ferry returns to Millbrook harbour on Monday after a winter of repairs. Follow us on Twitter @gazette\n",
+    );
+    ws.write(
+        "articles/plug.txt",
+        "Our new podcast\n\nFollow us on Mastodon at @gazette@social.example. 12 comments\n",
+    );
+    let out = ws.herald(&["digest", "daily"]);
+    assert!(out.status.success(), "{}", show(&out));
+    let warned = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        warned.contains("the article has no excerpt") && warned.contains("Our new podcast"),
+        "{warned}"
+    );
+    assert!(!warned.contains("Ferry returns to Millbrook"), "{warned}");
+    let (_, raw) = &ws.outbox()[0];
+    let message = MessageParser::default().parse(raw).unwrap();
+    let text = message.body_text(0).unwrap();
+    assert!(
+        text.contains("The ferry returns to Millbrook harbour on Monday after a winter of repairs."),
+        "{text}"
+    );
+    assert!(!text.contains("@gazette"), "{text}");
+}
