@@ -567,9 +567,10 @@ async fn cmd_digest(
     let keys = store.token_keys(&settings.tokens).await?;
     if dry_run || to.is_some() {
         let (articles, parts) = next_edition(&settings, &store, &job).await?;
-        let recipients = store.subscriber_count(&job.list, Some("active")).await?;
+        let recipients = store.recipient_count(&job.list, job.recipients()).await?;
         say!(
-            "job {name}: the next edition would hold {} article(s) for {recipients} active subscriber(s)",
+            "job {name}: the next edition would hold {} article(s) for {recipients} recipient(s) \
+             (active, not suppressed, of the job's cadence)",
             articles.len()
         );
         for a in &articles {

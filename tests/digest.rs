@@ -145,14 +145,30 @@ fn history_older_than_the_lookback_does_not_flood_the_first_edition() {
 
 #[test]
 fn dry_run_renders_but_sends_and_records_nothing() {
-    let ws = workspace_with_readers(3);
+    // Four readers: one chose the weekly job's cadence, so the daily edition goes to three.
+    let ws = Workspace::new(&(base_config(&file_mail()) + &crate::util::job_toml("weekly", "0 7 * * 1")));
+    ws.subscribers(4);
+    let url = ws.store_url();
+    std::thread::spawn(move || {
+        tokio::runtime::Runtime::new().unwrap().block_on(async move {
+            sqlx::any::install_default_drivers();
+            let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+            sqlx::query("UPDATE subscribers SET cadence = 'weekly' WHERE email = 'reader3@example.org'")
+                .execute(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+        })
+    })
+    .join()
+    .unwrap();
     ws.write("articles/ferry.txt", &article_txt("Ferry returns", "ferry"));
     let out = ws.herald(&["digest", "daily", "--dry-run"]);
     assert!(out.status.success(), "{}", show(&out));
     let text = stdout(&out);
     assert!(
-        text.contains("would hold 1 article(s) for 3 active subscriber(s)"),
-        "{text}"
+        text.contains("would hold 1 article(s) for 3 recipient(s) (active, not suppressed, of the job's cadence)"),
+        "the real run's selection: {text}"
     );
     assert!(
         text.contains("Ferry returns") && text.contains("nothing sent, nothing recorded"),

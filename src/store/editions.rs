@@ -63,7 +63,41 @@ pub struct PausedEdition {
     pub queued: i64,
 }
 
+/// Who of a list's subscribers (`s`) an edition goes to: active, not
+/// suppressed, of the job's cadence. Cadence parameters are numbered from
+/// `first`; returns the SQL condition and the values to bind, in order.
+fn recipient_filter(recipients: Recipients<'_>, first: usize) -> (String, Vec<&str>) {
+    let (cadence_clause, cadences): (String, Vec<&str>) = match recipients {
+        Recipients::Cadence(c) => (format!("AND s.cadence = ${first}"), vec![c]),
+        Recipients::AllBut([]) => (String::new(), Vec::new()),
+        Recipients::AllBut(others) => {
+            let marks: Vec<String> = (0..others.len()).map(|i| format!("${}", i + first)).collect();
+            let clause = format!("AND s.cadence NOT IN ({})", marks.join(", "));
+            (clause, others.iter().map(String::as_str).collect())
+        }
+    };
+    (
+        format!(
+            "s.status = 'active' {cadence_clause} \
+             AND NOT EXISTS (SELECT 1 FROM suppressions x WHERE x.email_key = s.email_key)"
+        ),
+        cadences,
+    )
+}
+
 impl Store {
+    /// How many subscribers of `list` an edition for `recipients` would go
+    /// to now: the same selection as [`Store::create_edition`] makes.
+    pub async fn recipient_count(&self, list: &str, recipients: Recipients<'_>) -> Result<i64, StoreError> {
+        let (filter, cadences) = recipient_filter(recipients, 2);
+        let sql = format!("SELECT COUNT(*) FROM subscribers s WHERE s.list_name = $1 AND {filter}");
+        let mut count = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(list);
+        for c in cadences {
+            count = count.bind(c);
+        }
+        Ok(count.fetch_one(&self.pool).await?)
+    }
+
     /// Creates the edition, claims its articles for the job and writes one
     /// `queued` delivery row per active, unsuppressed subscriber, all in one
     /// transaction. Fails without writing anything if another edition of the
@@ -95,20 +129,11 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        let (cadence_clause, cadences): (String, Vec<&str>) = match e.recipients {
-            Recipients::Cadence(c) => ("AND s.cadence = $5".into(), vec![c]),
-            Recipients::AllBut([]) => (String::new(), Vec::new()),
-            Recipients::AllBut(others) => {
-                let marks: Vec<String> = (0..others.len()).map(|i| format!("${}", i + 5)).collect();
-                let clause = format!("AND s.cadence NOT IN ({})", marks.join(", "));
-                (clause, others.iter().map(String::as_str).collect())
-            }
-        };
+        let (filter, cadences) = recipient_filter(e.recipients, 5);
         let sql = format!(
             "INSERT INTO deliveries (edition_id, job, subscriber_id, email, state, attempts, next_attempt_at, in_doubt, created_at, updated_at) \
              SELECT $1, $2, s.id, s.email, 'queued', 0, $3, 0, $3, $3 FROM subscribers s \
-             WHERE s.list_name = $4 AND s.status = 'active' {cadence_clause} \
-             AND NOT EXISTS (SELECT 1 FROM suppressions x WHERE x.email_key = s.email_key) ORDER BY s.id"
+             WHERE s.list_name = $4 AND {filter} ORDER BY s.id"
         );
         let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(id)
