@@ -209,3 +209,31 @@ fn a_cron_mistake_is_told_in_plain_words() {
         "{err}"
     );
 }
+
+#[test]
+fn every_problem_is_reported_in_one_run_each_from_where_it_came() {
+    let config = base_config("[mail]\ntransport = \"file\"\nmax_conections = 4\n")
+        .replace("schedule = \"0 7 * * *\"", "schedule = \"0 8 * * SATURDAY\"")
+        .replace("timezone = \"Europe/London\"", "timezone = \"Europe/Londn\"")
+        .replace("[[lists]]\n", "[[lists]]\ncolour = \"blue\"\n")
+        + "\n[web]\nlisten = \"everywhere\"\n";
+    let ws = Workspace::new(&config);
+    let out = ws
+        .command(&["check"])
+        .env("HERALD_MAIL__SMTP__HOSTNAME", "smtp.example.org")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for expected in [
+        "invalid configuration (6 problems)",
+        "config/herald.toml: mail.max_conections: unknown key",
+        "config/herald.toml: lists[0].colour: unknown key",
+        "environment HERALD_MAIL__SMTP__HOSTNAME: mail.smtp.hostname: unknown key",
+        "config/herald.toml: jobs.\"daily\".schedule: \"0 8 * * SATURDAY\" is not a valid cron line: day of week",
+        "config/herald.toml: jobs.\"daily\".timezone: \"Europe/Londn\" is not an IANA time zone",
+        "config/herald.toml: web.listen: \"everywhere\" is not an address",
+    ] {
+        assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+    }
+}

@@ -156,8 +156,44 @@ pub fn load(path: &Path, env: impl IntoIterator<Item = (String, String)>) -> Res
         )
         .build()
         .map_err(|e| fail(e.to_string()))?;
-    let raw: raw::RawConfig = built.try_deserialize().map_err(|e| fail(e.to_string()))?;
-    check(raw, &origins, path)
+    // Unknown keys are collected, not fatal at once, so one run reports them
+    // all beside every other problem, each from where it came.
+    let mut unknown = Vec::new();
+    let raw: raw::RawConfig =
+        serde_ignored::deserialize(built, |key| unknown.push(unknown_key(&key))).map_err(|e| fail(e.to_string()))?;
+    let mut problems: Vec<Problem> = unknown
+        .into_iter()
+        .map(|key| Problem {
+            origin: origins.of(&key),
+            message: "unknown key: not a setting Herald has (README, Configuration, lists each section's keys)".into(),
+            key,
+        })
+        .collect();
+    match check(raw, &origins, path) {
+        Ok(settings) if problems.is_empty() => Ok(settings),
+        Ok(_) => Err(ConfigError { problems }),
+        Err(e) => {
+            problems.extend(e.problems);
+            Err(ConfigError { problems })
+        }
+    }
+}
+
+/// A key serde_ignored reports, written as Herald writes keys: `jobs.0.colour`
+/// becomes `jobs[0].colour`.
+fn unknown_key(path: &serde_ignored::Path<'_>) -> String {
+    let mut key = String::new();
+    for part in path.to_string().split('.') {
+        if part.chars().all(|c| c.is_ascii_digit()) && !key.is_empty() {
+            key.push_str(&format!("[{part}]"));
+        } else {
+            if !key.is_empty() {
+                key.push('.');
+            }
+            key.push_str(part);
+        }
+    }
+    key
 }
 
 /// The checked configuration: every value parsed, every reference resolved,

@@ -4,7 +4,6 @@
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
 pub struct RawConfig {
     #[serde(default)]
     pub site: RawSite,
@@ -31,7 +30,6 @@ pub struct RawConfig {
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
 pub struct RawSite {
     pub name: Option<String>,
     pub base_url: Option<String>,
@@ -42,13 +40,11 @@ pub struct RawSite {
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
 pub struct RawStore {
     pub url: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
 pub struct RawMail {
     pub transport: Option<String>,
     pub max_connections: Option<i64>,
@@ -67,7 +63,6 @@ pub struct RawMail {
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
 pub struct RawDkim {
     pub selector: Option<String>,
     /// The signing domain (`d=`); default: the domain of `site.from`.
@@ -79,13 +74,11 @@ pub struct RawDkim {
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
 pub struct RawFileMail {
     pub dir: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
 pub struct RawSmtp {
     pub host: Option<String>,
     pub port: Option<i64>,
@@ -97,7 +90,6 @@ pub struct RawSmtp {
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
 pub struct RawTokens {
     pub secret: Option<String>,
     #[serde(default)]
@@ -105,13 +97,11 @@ pub struct RawTokens {
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
 pub struct RawTemplates {
     pub dir: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
 pub struct RawWeb {
     /// Where the HTTP interface listens, e.g. `127.0.0.1:8080`.
     pub listen: Option<String>,
@@ -122,7 +112,6 @@ pub struct RawWeb {
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
 pub struct RawDaemon {
     pub shutdown_grace_secs: Option<i64>,
     pub log_format: Option<String>,
@@ -130,7 +119,6 @@ pub struct RawDaemon {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawSource {
     pub name: Option<String>,
     #[serde(rename = "type")]
@@ -151,7 +139,6 @@ pub struct RawSource {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawList {
     pub name: Option<String>,
     pub title: Option<String>,
@@ -165,7 +152,6 @@ pub struct RawList {
 /// A social account. Its secrets never come from here: they are read from
 /// `HERALD_SECRET_<ACCOUNT>_<FIELD>` environment variables.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawAccount {
     pub name: Option<String>,
     #[serde(rename = "type")]
@@ -191,7 +177,6 @@ pub struct RawAccount {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawJob {
     pub name: Option<String>,
     pub kind: Option<String>,
