@@ -42,6 +42,10 @@ text_header!(ListUnsubscribePost, "List-Unsubscribe-Post");
 pub enum MessageError {
     #[error("{0:?} is not a valid recipient address")]
     Address(String),
+    #[error(
+        "{0:?} has a non-ASCII local part, which needs SMTPUTF8 end to end; Herald does not send SMTPUTF8 mail yet"
+    )]
+    NonAsciiLocalPart(String),
     #[error("cannot build the message: {0}")]
     Build(#[from] lettre::error::Error),
 }
@@ -219,6 +223,23 @@ fn display_name(name: &str) -> Option<String> {
     (!name.is_empty()).then_some(name)
 }
 
+/// `email` as it can go in an envelope and a header without SMTPUTF8: an
+/// internationalised domain in its ASCII form (`gina@exämple.net` is
+/// `gina@xn--exmple-cua.net`). A non-ASCII local part has no such form.
+pub fn ascii_address(email: &str) -> Result<String, MessageError> {
+    let Some((local, domain)) = email.rsplit_once('@') else {
+        return Err(MessageError::Address(email.to_string()));
+    };
+    if !local.is_ascii() {
+        return Err(MessageError::NonAsciiLocalPart(email.to_string()));
+    }
+    if domain.is_ascii() {
+        return Ok(email.to_string());
+    }
+    let domain = idna::domain_to_ascii(domain).map_err(|_| MessageError::Address(email.to_string()))?;
+    Ok(format!("{local}@{domain}"))
+}
+
 /// Builds the message for one recipient.
 pub fn build(
     site: &Site,
@@ -229,8 +250,7 @@ pub fn build(
     date: SystemTime,
     encoding: BodyEncoding,
 ) -> Result<Message, MessageError> {
-    let address = to
-        .email
+    let address = ascii_address(to.email)?
         .parse()
         .map_err(|_| MessageError::Address(to.email.to_string()))?;
     let name = to.name.and_then(display_name);

@@ -146,3 +146,35 @@ fn an_unsubscribed_reader_is_skipped_before_the_next_send() {
     got.sort();
     assert_eq!(got, vec!["reader0@example.org", "reader2@example.org"]);
 }
+
+#[test]
+fn an_internationalised_domain_goes_out_in_its_ascii_form() {
+    let sink = SmtpSink::start(&[]);
+    let ws = Workspace::new(&base_config(&smtp_mail(sink.port, "")));
+    ws.write(
+        "subs.csv",
+        "email,name\ngina@exämple.net,Gina\nreader@example.org,Reader\njosé@example.org,José\n",
+    );
+    let import = ws.herald(&["subscribers", "import", "subs.csv"]);
+    assert!(import.status.success(), "{}", show(&import));
+    ws.write("articles/ferry.txt", &article_txt("Ferry returns", "ferry"));
+    let out = ws.herald(&["digest", "daily"]);
+    let text = stdout(&out);
+    assert!(text.contains("deliveries: 2 sent"), "{}", show(&out));
+    let mut got = sink.recipients_at_least(2);
+    got.sort();
+    assert_eq!(got, ["gina@xn--exmple-cua.net", "reader@example.org"]);
+    let gina = sink
+        .messages()
+        .into_iter()
+        .map(|raw| String::from_utf8_lossy(&raw).to_string())
+        .find(|m| m.contains("xn--exmple-cua.net"))
+        .unwrap();
+    assert!(gina.contains("To: Gina <gina@xn--exmple-cua.net>"), "{gina}");
+    // A non-ASCII local part has no ASCII form: that row fails, saying why.
+    let rows = stdout(&ws.herald(&["deliveries", "--state", "failed"]));
+    assert!(
+        rows.contains("josé@example.org") && rows.contains("needs SMTPUTF8"),
+        "{rows}"
+    );
+}
