@@ -648,6 +648,19 @@ async fn cmd_digest(
     if paused.is_some() || !report.send.paused_editions.is_empty() {
         return Ok(ExitCode::from(3));
     }
+    let failed: Vec<&str> = report
+        .sources
+        .iter()
+        .filter(|s| s.error.is_some())
+        .map(|s| s.source.as_str())
+        .collect();
+    if !failed.is_empty() {
+        eprintln!(
+            "ERROR: source(s) failed: {} (the edition holds what the other sources and earlier polls stored)",
+            failed.join(", ")
+        );
+        return Ok(ExitCode::FAILURE);
+    }
     Ok(ExitCode::SUCCESS)
 }
 

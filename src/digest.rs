@@ -170,7 +170,15 @@ pub async fn run(
                 }),
             };
             let started = std::time::Instant::now();
-            report.edition = Some(store.create_edition(&edition, as_of).await?);
+            let made = store.create_edition(&edition, as_of).await?;
+            tracing::info!(
+                job = %job.name,
+                edition = made.id,
+                articles = made.article_count,
+                recipients = made.recipient_count,
+                "edition created"
+            );
+            report.edition = Some(made);
             report.edition_time = started.elapsed();
             crate::failpoint::pause(crate::failpoint::EDITION_COMMITTED).await;
         }

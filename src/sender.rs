@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::clock;
 use crate::config::{MailSettings, Settings};
@@ -162,6 +162,8 @@ impl SendContext {
 
 struct Run {
     ctx: Arc<SendContext>,
+    /// The job whose queue this run drains, for the log lines.
+    job: String,
     rate: Option<RateLimit>,
     paused: AtomicBool,
     pause_reason: Mutex<Option<Pause>>,
@@ -175,6 +177,9 @@ struct Run {
     /// Rows whose sends are under way, with their leases.
     in_flight: Mutex<HashSet<(i64, i64)>>,
 }
+
+/// How often a drain logs its progress (counts and rate) at info.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
 /// The delay before retry number `attempts` (1-based): the initial delay,
 /// doubling each time, at most six hours, with up to 10% jitter.
@@ -264,6 +269,7 @@ pub async fn drain(ctx: Arc<SendContext>, job: &str, options: &DrainOptions) -> 
     }
     let run = Arc::new(Run {
         ctx: ctx.clone(),
+        job: job.to_string(),
         rate: mail.rate_limit.map(RateLimit::new),
         paused: AtomicBool::new(false),
         pause_reason: Mutex::new(None),
@@ -406,6 +412,9 @@ async fn dispatch(
     let mut claimed = 0usize;
     // The last claim came back short: claim again only once nothing is in flight.
     let mut drained = false;
+    // Progress is logged every PROGRESS_EVERY while rows go out.
+    let started = Instant::now();
+    let mut progress_at = started + PROGRESS_EVERY;
     loop {
         let stopping = run.paused.load(Ordering::SeqCst) || shutdown.is_triggered();
         let in_flight_after = claimed - finished.len();
@@ -475,6 +484,18 @@ async fn dispatch(
             };
             for d in finished.drain(..) {
                 report.count(d.outcome);
+            }
+            if Instant::now() >= progress_at {
+                progress_at = Instant::now() + PROGRESS_EVERY;
+                info!(
+                    job,
+                    sent = report.sent,
+                    retrying = report.retrying,
+                    failed = report.failed,
+                    suppressed = report.suppressed,
+                    per_second = (report.sent as f64 / started.elapsed().as_secs_f64()).round() as u64,
+                    "sending"
+                );
             }
             claimed = in_flight_after + rows.len();
             if want > 0 {
@@ -640,27 +661,27 @@ impl Run {
         }
         match delivery {
             Delivery::Accepted(reply) => {
-                info!(delivery = row.id, to = %row.email, %reply, "sent");
+                debug!(job = %self.job, edition = row.edition_id, delivery = row.id, to = %row.email, %reply, "sent");
                 Outcome::Sent { reply }
             }
             Delivery::Transient { reply, in_doubt } => {
                 let age = now - DateTime::<Utc>::from_timestamp_millis(row.created_at).unwrap_or(now);
                 if age.to_std().unwrap_or_default() > mail.retry_max_age {
-                    warn!(delivery = row.id, to = %row.email, %reply, "gave up: older than retry_max_age");
+                    warn!(job = %self.job, edition = row.edition_id, delivery = row.id, to = %row.email, %reply, "gave up: older than retry_max_age");
                     return Outcome::Expired { reply };
                 }
                 let at = now
                     + chrono::Duration::from_std(backoff(mail.retry_initial, row.attempts, row.id))
                         .expect("backoff fits");
-                warn!(delivery = row.id, to = %row.email, %reply, in_doubt, retry_at = %at, "deferred");
+                warn!(job = %self.job, edition = row.edition_id, delivery = row.id, to = %row.email, %reply, in_doubt, retry_at = %at, "deferred");
                 Outcome::Retry { reply, at, in_doubt }
             }
             Delivery::BadAddress(reply) => {
-                warn!(delivery = row.id, to = %row.email, %reply, "address rejected; suppressed");
+                warn!(job = %self.job, edition = row.edition_id, delivery = row.id, to = %row.email, %reply, "address rejected; suppressed");
                 Outcome::Failed { reply, suppress: true }
             }
             Delivery::Rejected(reply) => {
-                warn!(delivery = row.id, to = %row.email, %reply, "message rejected");
+                warn!(job = %self.job, edition = row.edition_id, delivery = row.id, to = %row.email, %reply, "message rejected");
                 Outcome::Failed { reply, suppress: false }
             }
             Delivery::SessionRefused(reply) => {
@@ -668,7 +689,7 @@ impl Run {
                 Outcome::Released
             }
             Delivery::Abandoned => {
-                warn!(delivery = row.id, to = %row.email, "not sent: its lease ran out before DATA; back to the queue");
+                warn!(job = %self.job, edition = row.edition_id, delivery = row.id, to = %row.email, "not sent: its lease ran out before DATA; back to the queue");
                 Outcome::Released
             }
         }

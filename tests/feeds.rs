@@ -194,6 +194,15 @@ async fn a_broken_feed_is_reported_and_neither_stops_the_others_nor_loses_stored
         2,
         "the broken feed lost nothing already stored"
     );
+
+    // A digest still goes out with what the others gave, and says the run was not clean.
+    let digest = herald(&ws, &["digest", "daily"]).await;
+    assert_eq!(digest.status.code(), Some(1), "{}", show(&digest));
+    assert!(
+        show(&digest).contains("ERROR: source(s) failed: flaky, gone"),
+        "{}",
+        show(&digest)
+    );
 }
 
 #[tokio::test]

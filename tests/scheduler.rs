@@ -210,3 +210,31 @@ async fn a_missed_fire_is_caught_up_once_at_start() {
         "run as soon as the daemon starts"
     );
 }
+
+#[test]
+fn a_reload_names_every_edited_job_setting() {
+    let ws = Workspace::new(&base_config(&file_mail()));
+    let settings = settings_with(&ws, &job_toml("daily", "0 7 * * *"));
+    let (tx, _rx) = watch::channel(Arc::new(settings));
+    let reloader = Reloader::new(&ws.path().join("config/herald.toml"), tx);
+    let config = std::fs::read_to_string(ws.path().join("config/herald.toml")).unwrap();
+    ws.write(
+        "config/herald.toml",
+        &config.replace(
+            "timezone = \"UTC\"\n",
+            "timezone = \"UTC\"\nsubject = \"Morning news\"\nmax_articles = 5\n",
+        ),
+    );
+    match reloader.reload() {
+        Reloaded::Changed(changes) => {
+            assert_eq!(changes.len(), 1, "{changes:?}");
+            assert!(
+                changes[0].starts_with("job daily changed: subject \"")
+                    && changes[0].contains("-> \"Morning news\"; max_articles ")
+                    && changes[0].ends_with("-> 5"),
+                "{changes:?}"
+            );
+        }
+        other => panic!("expected a change, got {other:?}"),
+    }
+}

@@ -356,21 +356,14 @@ fn log_report(job: &str, report: &DigestReport, made_before: Option<i64>) {
             }
         }
     }
-    match &report.edition {
-        Some(e) => info!(
-            job,
-            edition = e.id,
-            articles = e.article_count,
-            recipients = e.recipient_count,
-            "edition created"
-        ),
-        None => match made_before {
+    if report.edition.is_none() {
+        match made_before {
             Some(edition) => info!(
                 job,
                 edition, "the edition was made before the takeover: sending what is left of it"
             ),
             None => info!(job, "nothing new since the last edition: no edition"),
-        },
+        }
     }
     let s = &report.send;
     info!(

@@ -11,7 +11,7 @@ use notify::{EventKind, RecursiveMode, Watcher};
 use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
 
-use crate::config::{self, ConfigError, Settings};
+use crate::config::{self, ConfigError, JobSettings, Settings};
 use crate::shutdown::Shutdown;
 
 /// How long the files must be quiet after a change before reloading, so an
@@ -130,6 +130,32 @@ impl Reloader {
 
 /// What differs between two configurations, in words: jobs and sources
 /// added, removed or changed.
+/// A job setting by its key, shown as the log line shows it.
+type Shown = (&'static str, fn(&JobSettings) -> String);
+
+/// What an operator changed in a job besides its schedule, as `key "old" -> "new"`.
+fn job_edits(old: &JobSettings, new: &JobSettings) -> Vec<String> {
+    let fields: [Shown; 10] = [
+        ("subject", |j| format!("{:?}", j.subject)),
+        ("template", |j| format!("{:?}", j.template)),
+        ("list", |j| format!("{:?}", j.list)),
+        ("sources", |j| format!("{:?}", j.sources)),
+        ("accounts", |j| format!("{:?}", j.accounts)),
+        ("cadence", |j| format!("{:?}", j.cadence)),
+        ("max_articles", |j| j.max_articles.to_string()),
+        ("send_when_empty", |j| j.send_when_empty.to_string()),
+        ("lookback_hours", |j| j.lookback.num_hours().to_string()),
+        ("catch_up_window_hours", |j| j.catch_up_window.num_hours().to_string()),
+    ];
+    fields
+        .iter()
+        .filter_map(|(key, show)| {
+            let (before, after) = (show(old), show(new));
+            (before != after).then(|| format!("{key} {before} -> {after}"))
+        })
+        .collect()
+}
+
 pub fn describe_changes(old: &Settings, new: &Settings) -> Vec<String> {
     let mut changes = Vec::new();
     for job in &new.jobs {
@@ -145,6 +171,12 @@ pub fn describe_changes(old: &Settings, new: &Settings) -> Vec<String> {
                 ))
             }
             Some(_) => {}
+        }
+        if let Some(before) = old.job(&job.name) {
+            let edits = job_edits(before, job);
+            if !edits.is_empty() {
+                changes.push(format!("job {} changed: {}", job.name, edits.join("; ")));
+            }
         }
     }
     for job in &old.jobs {

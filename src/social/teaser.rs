@@ -262,6 +262,12 @@ mod tests {
     }
 
     #[test]
+    fn acronyms_keep_their_capitals() {
+        let tags = ["RNLI".to_string(), "NHS funding".into(), "lifeboat crews".into()];
+        assert_eq!(hashtags(&tags, 3), vec!["#RNLI", "#NHSFunding", "#LifeboatCrews"]);
+    }
+
+    #[test]
     fn text_that_made_twitter_text_panic_is_counted() {
         let x = Rule {
             counting: Counting::XWeighted,
