@@ -310,11 +310,12 @@ async fn metrics_show_a_paused_edition_and_why() {
     assert_eq!(out.status.code(), Some(3), "{}", show(&out));
     let site = crate::web::start_with(crate::util::settings_with(
         &ws,
-        &crate::util::job_toml("daily", "0 7 * * *"),
+        &(crate::util::job_toml("daily", "0 7 * * *") + "\n[web]\nmetrics_token = \"metrics-token-for-tests-0123\"\n"),
     ))
     .await;
     let text = crate::web::client()
         .get(format!("{}/metrics", site.base))
+        .header("Authorization", "Bearer metrics-token-for-tests-0123")
         .send()
         .await
         .unwrap()
@@ -455,11 +456,11 @@ fn per_recipient_answers_each_end_in_their_own_state_and_show_in_deliveries() {
 fn the_daemon_pauses_on_an_open_circuit_and_resumes_on_its_own_when_the_relay_is_back() {
     use crate::daemon::{log_text, start_daemon_logging_to, stop, wait_for};
     let port = free_port();
-    let web = free_port();
+    let (public, web) = (free_port(), free_port());
     let config = base_config(&smtp_mail(
         port,
         "retry_initial_secs = 1\nsend_timeout_secs = 2\nmax_connections = 1\nbreaker_after_failures = 3",
-    )) + &format!("\n[web]\nlisten = \"127.0.0.1:{web}\"\n");
+    )) + &format!("\n[web]\nlisten = \"127.0.0.1:{public}\"\nmetrics_listen = \"127.0.0.1:{web}\"\n");
     let ws = Workspace::new(&config);
     ws.subscribers(60);
     ws.write("articles/ferry.txt", &article_txt("Ferry returns", "ferry"));
@@ -501,6 +502,13 @@ fn the_daemon_pauses_on_an_open_circuit_and_resumes_on_its_own_when_the_relay_is
     wait_for(&ws, "the pause to leave /metrics", Duration::from_secs(10), || {
         !metrics().contains("herald_mail_paused_until_timestamp_seconds{")
     });
+    let on_the_pages = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        reqwest::get(format!("http://127.0.0.1:{public}/metrics"))
+            .await
+            .unwrap()
+            .status()
+    });
+    assert_eq!(on_the_pages, 404, "/metrics has its own listener");
     stop(&ws, daemon);
     sink.assert_one_copy_each(60);
     let rows = stdout(&ws.herald(&["deliveries"]));

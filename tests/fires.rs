@@ -339,6 +339,7 @@ fn a_lone_daemon_killed_after_its_claim_sends_the_edition_once_after_restart() {
     let port = free_port();
     let _serve = KillOnDrop(
         ws.command(&["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .env("HERALD_WEB__METRICS_TOKEN", "metrics-token-for-tests-0123")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -347,7 +348,12 @@ fn a_lone_daemon_killed_after_its_claim_sends_the_edition_once_after_restart() {
     let url = format!("http://127.0.0.1:{port}/metrics");
     let deadline = Instant::now() + Duration::from_secs(20);
     let metrics = loop {
-        if let Ok(response) = reqwest::blocking::get(&url) {
+        let client = reqwest::blocking::Client::new();
+        let asked = client
+            .get(&url)
+            .header("Authorization", "Bearer metrics-token-for-tests-0123")
+            .send();
+        if let Ok(response) = asked {
             break response.text().unwrap();
         }
         assert!(Instant::now() < deadline, "herald serve did not answer");

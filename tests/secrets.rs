@@ -7,9 +7,10 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::util::{SmtpSink, Workspace, article_txt, base_config, show, smtp_mail};
 
-const SECRETS: [(&str, &str); 6] = [
+const SECRETS: [(&str, &str); 7] = [
     ("HERALD_MAIL__SMTP__PASSWORD", "smtp-pass-Zq81"),
     ("HERALD_TOKENS__SECRET", "link-key-Vb52-0123456789abcdef0123456789"),
+    ("HERALD_WEB__METRICS_TOKEN", "metrics-token-Tq55-0123456789"),
     ("HERALD_SECRET_MASTO_ACCESS_TOKEN", "masto-token-Kp33"),
     ("HERALD_SECRET_XACC_CONSUMER_KEY", "x-consumer-Jd47"),
     ("HERALD_SECRET_XACC_CONSUMER_SECRET", "x-consumer-secret-Wm09"),

@@ -521,16 +521,39 @@ async fn the_pages_are_rate_limited_per_client_address() {
 }
 
 #[tokio::test]
-async fn metrics_expose_the_store_in_prometheus_text() {
+async fn metrics_are_not_served_on_the_public_listener_by_default() {
     let ws = Workspace::new(&base_config(&file_mail()));
     let site = site(&ws, "").await;
+    let response = client().get(format!("{}/metrics", site.base)).send().await.unwrap();
+    assert_eq!(response.status(), 404);
+    let health = client().get(format!("{}/healthz", site.base)).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+}
+
+#[tokio::test]
+async fn metrics_expose_the_store_in_prometheus_text() {
+    let ws = Workspace::new(&base_config(&file_mail()));
+    let site = site(&ws, "\n[web]\nmetrics_token = \"metrics-token-for-tests-0123\"\n").await;
     subscribe(&site, "fi@example.org").await;
     subscribe(&site, "gu@example.org").await;
     ws.write("articles/bridge.txt", &article_txt("Bridge reopens", "bridge"));
     let out = ws.herald(&["digest", "weekly"]);
     assert!(out.status.success(), "{}", show(&out));
 
-    let response = client().get(format!("{}/metrics", site.base)).send().await.unwrap();
+    // Subscriber counts are not public: the token opens them.
+    for refused in [None, Some("Bearer wrong-token-0123456789")] {
+        let mut request = client().get(format!("{}/metrics", site.base));
+        if let Some(value) = refused {
+            request = request.header("Authorization", value);
+        }
+        assert_eq!(request.send().await.unwrap().status(), 401);
+    }
+    let response = client()
+        .get(format!("{}/metrics", site.base))
+        .header("Authorization", "Bearer metrics-token-for-tests-0123")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     assert!(
         response.headers()["content-type"]
@@ -562,4 +585,47 @@ async fn metrics_expose_the_store_in_prometheus_text() {
             .any(|l| l.starts_with("herald_send_rate_per_second ") && l != "herald_send_rate_per_second 0"),
         "{text}"
     );
+}
+
+#[test]
+fn requests_through_a_proxy_without_trust_forwarded_for_are_warned_about() {
+    let ws = Workspace::new(&base_config(&file_mail()));
+    let port = crate::util::free_port();
+    let log = std::fs::File::create(ws.path().join("serve.log")).unwrap();
+    let _serve = crate::util::KillOnDrop(
+        ws.command(&["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .env("HERALD_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    herald::install_crypto();
+    let client = reqwest::blocking::Client::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let asked = client
+            .get(format!("http://127.0.0.1:{port}/subscribe/readers"))
+            .header("X-Forwarded-For", "203.0.113.7")
+            .send();
+        if asked.is_ok() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "herald serve did not answer");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(ws.path().join("serve.log")).unwrap();
+        if text.contains("web.trust_forwarded_for is false") {
+            assert_eq!(
+                text.matches("web.trust_forwarded_for is false").count(),
+                1,
+                "once: {text}"
+            );
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no warning:\n{text}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }

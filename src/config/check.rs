@@ -12,12 +12,12 @@ use url::Url;
 
 use super::cron::parse_cron;
 use super::raw::{RawConfig, RawDkim, RawJob, RawSource};
-use super::secret_var;
 use super::{
     AccountKind, AccountSettings, ConfigError, DaemonSettings, ErrorBudget, JobKind, JobSettings, ListSettings,
     LogFormat, MailSettings, Origins, Problem, Settings, Site, SmtpSettings, SourceKind, SourceSettings, TlsMode,
     TransportSettings, WebSettings,
 };
+use super::{Secret, secret_var};
 use crate::mail::Dkim;
 use crate::render::TemplateSet;
 use crate::schedule::CatchUp;
@@ -350,8 +350,32 @@ fn check_web(c: &mut Checker, raw: &RawConfig) -> WebSettings {
             None
         }
     });
+    let metrics_listen = w.metrics_listen.as_deref().and_then(|addr| match addr.parse() {
+        Ok(addr) => Some(addr),
+        Err(_) => {
+            c.problem(
+                "web.metrics_listen",
+                format!("{addr:?} is not an address and port, e.g. 127.0.0.1:9090"),
+            );
+            None
+        }
+    });
+    let metrics_token = w.metrics_token.clone().filter(|t| !t.is_empty());
+    if let Some(token) = &metrics_token
+        && token.len() < 16
+    {
+        c.problem(
+            "web.metrics_token",
+            format!(
+                "is {} characters; use at least 16 (e.g. `openssl rand -hex 16`)",
+                token.len()
+            ),
+        );
+    }
     WebSettings {
         listen,
+        metrics_listen,
+        metrics_token: metrics_token.map(Secret::new),
         rate_limit_per_minute: c.positive("web.rate_limit_per_minute", w.rate_limit_per_minute, 30, 100_000) as u32,
         trust_forwarded_for: w.trust_forwarded_for.unwrap_or(false),
     }

@@ -357,6 +357,26 @@ pub struct DaemonSettings {
     pub fire_lease: Duration,
 }
 
+/// A secret setting: shown as `<redacted>` by `Debug`, read only through `expose`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: String) -> Secret {
+        Secret(value)
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct WebSettings {
     /// Where `herald run` serves the HTTP interface; `None`: it does not.
@@ -365,6 +385,10 @@ pub struct WebSettings {
     pub rate_limit_per_minute: u32,
     /// Take the client IP from the last `X-Forwarded-For` hop.
     pub trust_forwarded_for: bool,
+    /// Where `/metrics` (and `/healthz`) are served apart from the pages.
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// The bearer token that opens `/metrics` on the public listener.
+    pub metrics_token: Option<Secret>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -14,6 +14,9 @@ use axum::response::Response;
 use super::{WebState, message};
 use crate::config::Settings;
 
+/// Whether the proxy warning was logged (once per process).
+static PROXY_WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Beyond this many tracked addresses, windows that have ended are dropped.
 const PRUNE_AT: usize = 10_000;
 
@@ -77,6 +80,16 @@ pub(super) async fn per_ip(
     request: Request,
     next: Next,
 ) -> Response {
+    if !state.settings.web.trust_forwarded_for
+        && request.headers().contains_key("x-forwarded-for")
+        && !PROXY_WARNED.swap(true, std::sync::atomic::Ordering::Relaxed)
+    {
+        tracing::warn!(
+            %peer,
+            "requests come through a proxy (X-Forwarded-For) but web.trust_forwarded_for is false: \
+             every reader behind it shares one rate limit (web.rate_limit_per_minute); set it to true"
+        );
+    }
     let ip = client_ip(&state.settings, request.headers(), peer);
     let now = crate::clock::now().timestamp().max(0) as u64;
     match state.limiter.check(ip, now) {

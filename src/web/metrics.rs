@@ -179,6 +179,35 @@ pub fn render(stats: &Stats, state: &WebState) -> String {
     out
 }
 
+/// `/metrics` on the public listener: only with `Authorization: Bearer
+/// <web.metrics_token>` (compared in constant time); 401 otherwise.
+pub(super) async fn with_token(State(state): State<WebState>, headers: axum::http::HeaderMap) -> Response {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let allowed = state
+        .settings
+        .web
+        .metrics_token
+        .as_ref()
+        .is_some_and(|token| constant_time_eq(token.expose().as_bytes(), given.as_bytes()));
+    if !allowed {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            "a bearer token (web.metrics_token) is required\n",
+        )
+            .into_response();
+    }
+    metrics(State(state)).await
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 pub(super) async fn metrics(State(state): State<WebState>) -> Response {
     let now = clock::now().timestamp_millis();
     match state.store.stats(now, RATE_WINDOW_SECS).await {

@@ -99,23 +99,61 @@ pub fn router(state: WebState) -> Router {
             get(preferences::show).post(preferences::save),
         )
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), limit::per_ip));
+    let public = Router::new().merge(pages).route("/healthz", get(healthz));
+    // `/metrics` tells subscriber counts: on the public listener only behind a
+    // token, and not at all when it has a listener of its own.
+    let public = match (&settings.web.metrics_listen, &settings.web.metrics_token) {
+        (None, Some(_)) => public.route("/metrics", get(metrics::with_token)),
+        _ => public,
+    };
+    public.with_state(state)
+}
+
+/// The routes of `web.metrics_listen`: `/metrics` and `/healthz`, nothing else.
+pub fn metrics_router(state: WebState) -> Router {
     Router::new()
-        .merge(pages)
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::metrics))
         .with_state(state)
 }
 
-/// Serves until shutdown.
-pub async fn serve(listener: tokio::net::TcpListener, state: WebState, mut shutdown: Shutdown) -> std::io::Result<()> {
+/// Serves until shutdown: the pages on `listener`, and `/metrics` on
+/// `web.metrics_listen` when it is set.
+pub async fn serve(listener: tokio::net::TcpListener, state: WebState, shutdown: Shutdown) -> std::io::Result<()> {
     let addr: SocketAddr = listener.local_addr()?;
     info!(%addr, "web interface listening");
-    axum::serve(
-        listener,
-        router(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move { shutdown.wait().await })
-    .await
+    let web = &state.settings.web;
+    let metrics_listener = match web.metrics_listen {
+        Some(metrics_addr) => {
+            let listener = tokio::net::TcpListener::bind(metrics_addr).await?;
+            info!(addr = %metrics_addr, "metrics listening");
+            Some(listener)
+        }
+        None => {
+            if web.metrics_token.is_none() {
+                info!("/metrics is not served: set web.metrics_listen (a private address) or web.metrics_token");
+            }
+            None
+        }
+    };
+    let pages = serve_router(listener, router(state.clone()), shutdown.clone());
+    match metrics_listener {
+        Some(metrics) => {
+            tokio::try_join!(pages, serve_router(metrics, metrics_router(state), shutdown))?;
+            Ok(())
+        }
+        None => pages.await,
+    }
+}
+
+async fn serve_router(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    mut shutdown: Shutdown,
+) -> std::io::Result<()> {
+    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(async move { shutdown.wait().await })
+        .await
 }
 
 /// Renders `templates/pages/<name>.html.hbs` with the site's name and address added to `extra`.
