@@ -124,6 +124,9 @@ pub enum Command {
         #[arg(long, default_value_t = 5)]
         count: usize,
     },
+    /// Write a consistent copy of the SQLite store to a new FILE while the daemon runs
+    /// (a PostgreSQL store is backed up with pg_dump).
+    Backup { file: PathBuf },
     /// DKIM keys.
     Dkim {
         #[command(subcommand)]
@@ -337,6 +340,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve { .. } => unreachable!("handled above"),
         Command::Schedule { count } => cmd_schedule(&settings, count).await,
         Command::Dkim { .. } => unreachable!("handled before the configuration is loaded"),
+        Command::Backup { file } => cmd_backup(&settings, &file).await,
         Command::Migrate { from, to } => match from.zip(to) {
             Some((from, to)) => cmd_copy_store(&from, &to).await,
             None => cmd_migrate(&settings).await,
@@ -1000,6 +1004,22 @@ async fn cmd_resume(settings: &Settings, editions: &[i64]) -> anyhow::Result<Exi
     if resumed.is_empty() {
         say!("no edition is paused");
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn cmd_backup(settings: &Settings, file: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let store = open_store(settings).await?;
+    let started = std::time::Instant::now();
+    let done = store.backup(file).await;
+    store.close().await;
+    done?;
+    let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+    say!(
+        "backed up to {} ({:.1} MiB in {:.1} s); restore by stopping Herald and putting it in place of the store file",
+        file.display(),
+        size as f64 / 1_048_576.0,
+        started.elapsed().as_secs_f64()
+    );
     Ok(ExitCode::SUCCESS)
 }
 

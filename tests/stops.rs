@@ -95,3 +95,26 @@ fn a_held_job_fires_without_building_and_sends_once_released() {
     let again = ws.herald(&["release", "daily"]);
     assert_eq!(again.status.code(), Some(1), "not held any more: {}", show(&again));
 }
+
+#[test]
+fn a_backup_taken_while_the_store_is_in_use_is_a_complete_store() {
+    let ws = crate::util::Workspace::sqlite(&base_config(&file_mail()));
+    ws.subscribers(25);
+    ws.write("articles/ferry.txt", &article_txt("Ferry returns", "ferry"));
+    let out = ws.herald(&["digest", "daily"]);
+    assert!(out.status.success(), "{}", show(&out));
+    let daemon = start_daemon_logging_to(&ws, "daemon.log");
+    let backup = ws.herald(&["backup", "backup.db"]);
+    assert!(backup.status.success(), "{}", show(&backup));
+    assert!(stdout(&backup).starts_with("backed up to backup.db"), "{}", stdout(&backup));
+    stop(&ws, daemon);
+    let again = ws.herald(&["backup", "backup.db"]);
+    assert!(!again.status.success(), "an existing file is never overwritten");
+    // The copy is a store Herald opens, with everything in it.
+    let copy = Workspace::sqlite(&base_config(&file_mail()).replace(
+        "url = \"sqlite://data/herald.db\"",
+        &format!("url = \"sqlite://{}\"", ws.path().join("backup.db").display()),
+    ));
+    let rows = stdout(&copy.herald(&["deliveries"]));
+    assert_eq!(state_count(&rows, "sent").0, 25, "{rows}");
+}

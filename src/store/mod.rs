@@ -49,6 +49,8 @@ pub enum StoreError {
          (this one's claim ran out): the edition is left to it"
     )]
     FireLost { job: String, scheduled_at: DateTime<Utc> },
+    #[error("cannot back up: {0}")]
+    Backup(String),
     #[error("the target store is not empty (its table {table} has rows): copy only into a new store")]
     NotEmpty { table: &'static str },
     #[error("the store has a table the copy does not know: {table}")]
@@ -102,6 +104,25 @@ impl Store {
     pub async fn open(url: &str) -> Result<Store, StoreError> {
         let (store, _) = Store::connect(url, None).await?;
         Ok(store)
+    }
+
+    /// Writes a consistent copy of a SQLite store to `to` while others may
+    /// be using it (`VACUUM INTO`: a snapshot as of one moment, compacted).
+    /// A PostgreSQL store is backed up with its own tools (pg_dump).
+    pub async fn backup(&self, to: &Path) -> Result<(), StoreError> {
+        if self.backend != Backend::Sqlite {
+            return Err(StoreError::Backup(
+                "a PostgreSQL store is backed up with pg_dump (or the server's own backups), not by Herald".into(),
+            ));
+        }
+        if to.exists() {
+            return Err(StoreError::Backup(format!("{} exists: back up to a new file", to.display())));
+        }
+        sqlx::query("VACUUM INTO $1")
+            .bind(to.display().to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Opens the store at `url` and applies its pending migrations, on either
