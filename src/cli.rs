@@ -100,6 +100,12 @@ pub enum Command {
         #[command(subcommand)]
         action: SubscribersAction,
     },
+    /// The suppression list: addresses never sent to (hard bounces, complaints, erasures,
+    /// and what an operator adds).
+    Suppressions {
+        #[command(subcommand)]
+        action: SuppressionsAction,
+    },
     /// Run the daemon: fire jobs on their schedules, poll sources, keep the queue moving,
     /// reload on config changes and SIGHUP, stop gracefully on SIGTERM/SIGINT.
     Run {
@@ -246,11 +252,57 @@ pub enum SubscribersAction {
         #[arg(long)]
         list: Option<String>,
     },
-    /// Import a CSV with an `email` header (optional `name`; other columns become attributes).
+    /// Import a CSV with an `email` header (optional `name`, `status` and `cadence`; other
+    /// columns become attributes). Never makes an unsubscribed, suppressed or erased address active.
     Import {
         file: PathBuf,
         #[arg(long)]
         list: Option<String>,
+        /// The status of rows without a `status` column: active, or unsubscribed (history
+        /// from a previous provider: kept, never sent to).
+        #[arg(long, default_value = "active")]
+        status: import::ImportStatus,
+    },
+    /// Write subscribers to stdout as CSV (the columns `import` reads, attributes as columns
+    /// of their own) or JSON.
+    Export {
+        #[arg(long)]
+        list: Option<String>,
+        /// active, pending, unsubscribed or erased.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, value_enum, default_value = "csv")]
+        format: ExportFormat,
+    },
+    /// Erase an address (a GDPR erasure request): on every list its address, name, attributes
+    /// and consent records are deleted, delivery records lose it, and a hashed suppression is
+    /// kept so no import or sign-up brings it back.
+    Erase { email: String },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ExportFormat {
+    Csv,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SuppressionsAction {
+    /// List suppressed addresses (an erased one shows as its hash), with why and when.
+    List,
+    /// Suppress an address: it is never sent to, imported or signed up again.
+    Add {
+        email: String,
+        #[arg(long, default_value = "added by an operator")]
+        reason: String,
+    },
+    /// Take an address off the list (an erased address cannot be: only its hash is kept).
+    Remove { email: String },
+    /// Suppress every address in a CSV's `email` column (or a file with one address per line).
+    Import {
+        file: PathBuf,
+        #[arg(long, default_value = "imported")]
+        reason: String,
     },
 }
 
@@ -331,6 +383,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Posts { account, limit } => cmd_posts(&settings, account, limit).await,
         Command::Preview { job, format, out } => cmd_preview(&settings, &job, format, out).await,
         Command::Subscribers { action } => cmd_subscribers(&settings, action).await,
+        Command::Suppressions { action } => cmd_suppressions(&settings, action).await,
         Command::Deliveries { job, state, limit } => cmd_deliveries(&settings, job, state, limit).await,
         Command::Resume { editions, .. } => cmd_resume(&settings, &editions).await,
         Command::Cancel { edition } => cmd_cancel(&settings, edition).await,
@@ -798,6 +851,14 @@ async fn cmd_subscribers(settings: &Settings, action: SubscribersAction) -> anyh
         SubscribersAction::Add { email, name, list } => {
             let list = list_name(settings, list)?;
             let email = import::validate_email(&email).map_err(anyhow::Error::msg)?;
+            if store.is_suppressed(&email).await? {
+                eprintln!(
+                    "ERROR: {email} is suppressed (a hard bounce, a complaint, an erasure or an operator's choice): \
+                     `herald suppressions remove {email}` first if they asked to come back"
+                );
+                store.close().await;
+                return Ok(ExitCode::FAILURE);
+            }
             let name = name.map(|n| crate::clean::one_line(&n)).filter(|n| !n.is_empty());
             let outcome = store
                 .add_subscriber(
@@ -805,7 +866,7 @@ async fn cmd_subscribers(settings: &Settings, action: SubscribersAction) -> anyh
                     &NewSubscriber {
                         email: email.clone(),
                         name,
-                        attributes: Default::default(),
+                        ..Default::default()
                     },
                     now,
                 )
@@ -840,6 +901,29 @@ async fn cmd_subscribers(settings: &Settings, action: SubscribersAction) -> anyh
             for s in rows {
                 say!("  {:<40} {:<14} {}", s.email, s.status, s.name.unwrap_or_default());
             }
+            ExitCode::SUCCESS
+        }
+        SubscribersAction::Export { list, status, format } => {
+            let lists: Vec<String> = match list {
+                Some(name) => vec![list_name(settings, Some(name))?],
+                None => settings.lists.iter().map(|l| l.name.clone()).collect(),
+            };
+            let mut rows = Vec::new();
+            for list in &lists {
+                rows.extend(store.subscribers(list, status.as_deref(), i64::MAX).await?);
+            }
+            export(&rows, format)?;
+            ExitCode::SUCCESS
+        }
+        SubscribersAction::Erase { email } => {
+            let erased = store.erase(&email, now).await?;
+            say!(
+                "{email} erased: {} subscription(s) scrubbed, {} consent record(s) and {} delivery record(s)' address removed; \
+                 a hashed suppression keeps it from coming back",
+                erased.subscriptions,
+                erased.consents,
+                erased.deliveries
+            );
             ExitCode::SUCCESS
         }
         SubscribersAction::Show { email, list } => {
@@ -879,7 +963,7 @@ async fn cmd_subscribers(settings: &Settings, action: SubscribersAction) -> anyh
             }
             ExitCode::SUCCESS
         }
-        SubscribersAction::Import { file, list } => {
+        SubscribersAction::Import { file, list, status } => {
             let list = list_name(settings, list)?;
             let input = std::fs::File::open(&file).with_context(|| format!("opening {}", file.display()))?;
             let size = input.metadata().map(|m| m.len()).unwrap_or(0);
@@ -888,23 +972,162 @@ async fn cmd_subscribers(settings: &Settings, action: SubscribersAction) -> anyh
                 indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {elapsed} {msg}")
                     .expect("the template is valid"),
             );
-            let report = import::import_csv(&store, &list, std::io::BufReader::new(input), now, |bytes| {
+            let report = import::import_csv(&store, &list, std::io::BufReader::new(input), status, now, |bytes| {
                 bar.set_position(bytes)
             })
             .await?;
             bar.finish_and_clear();
             say!(
-                "{}: {} row(s), {} added to {list}, {} duplicate(s) skipped, {} invalid",
+                "{}: {} row(s), {} added to {list}, {} duplicate(s) skipped, {} suppressed skipped, {} invalid",
                 file.display(),
                 report.rows,
                 report.added,
                 report.duplicates,
+                report.suppressed,
                 report.invalid.len()
             );
             for (line, reason) in &report.invalid {
                 say!("  line {line}: {reason}");
             }
             if report.invalid.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    };
+    store.close().await;
+    Ok(code)
+}
+
+/// Writes subscribers to stdout: CSV with the columns `import` reads and
+/// one column per attribute, or a JSON array.
+fn export(rows: &[store::Subscriber], format: ExportFormat) -> anyhow::Result<()> {
+    let at = |ms: i64| chrono::DateTime::from_timestamp_millis(ms).map_or_else(String::new, |t| t.to_rfc3339());
+    let attributes: Vec<serde_json::Map<String, serde_json::Value>> = rows
+        .iter()
+        .map(|s| serde_json::from_str(&s.attributes).unwrap_or_default())
+        .collect();
+    let stdout = std::io::stdout();
+    match format {
+        ExportFormat::Json => {
+            let out: Vec<serde_json::Value> = rows
+                .iter()
+                .zip(&attributes)
+                .map(|(s, a)| {
+                    serde_json::json!({
+                        "email": s.email, "name": s.name, "list": s.list_name, "status": s.status,
+                        "cadence": s.cadence, "created_at": at(s.created_at), "attributes": a,
+                    })
+                })
+                .collect();
+            serde_json::to_writer_pretty(stdout.lock(), &out)?;
+            writeln!(stdout.lock())?;
+        }
+        ExportFormat::Csv => {
+            let mut keys: Vec<&String> = attributes.iter().flat_map(|a| a.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            let mut csv = csv::Writer::from_writer(stdout.lock());
+            let mut header = vec!["email", "name", "list", "status", "cadence", "created_at"];
+            header.extend(keys.iter().map(|k| k.as_str()));
+            csv.write_record(&header)?;
+            for (s, a) in rows.iter().zip(&attributes) {
+                let mut record = vec![
+                    s.email.clone(),
+                    s.name.clone().unwrap_or_default(),
+                    s.list_name.clone(),
+                    s.status.clone(),
+                    s.cadence.clone(),
+                    at(s.created_at),
+                ];
+                record.extend(keys.iter().map(|k| match a.get(*k) {
+                    Some(serde_json::Value::String(v)) => v.clone(),
+                    Some(other) => other.to_string(),
+                    None => String::new(),
+                }));
+                csv.write_record(&record)?;
+            }
+            csv.flush()?;
+        }
+    }
+    Ok(())
+}
+
+async fn cmd_suppressions(settings: &Settings, action: SuppressionsAction) -> anyhow::Result<ExitCode> {
+    let store = open_store(settings).await?;
+    let now = clock::now();
+    let code = match action {
+        SuppressionsAction::List => {
+            let all = store.suppressions().await?;
+            say!("{} suppressed address(es)", all.len());
+            for s in all {
+                let shown = if s.key.starts_with("sha256:") {
+                    format!("(erased) {}", &s.key[..19])
+                } else {
+                    s.key
+                };
+                say!(
+                    "  {:<40} {}  {}",
+                    shown,
+                    s.created_at.format("%Y-%m-%d %H:%M UTC"),
+                    s.reason
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        SuppressionsAction::Add { email, reason } => {
+            let email = import::validate_email(&email).map_err(anyhow::Error::msg)?;
+            store.suppress(&email, &reason, now).await?;
+            say!("{email} suppressed: never sent to, imported or signed up again");
+            ExitCode::SUCCESS
+        }
+        SuppressionsAction::Remove { email } => {
+            if store.unsuppress(&email).await? {
+                say!("{email} is no longer suppressed (its subscriptions keep their status)");
+                ExitCode::SUCCESS
+            } else if store.is_suppressed(&email).await? {
+                eprintln!("ERROR: {email} was erased on request: it stays suppressed");
+                ExitCode::FAILURE
+            } else {
+                eprintln!("ERROR: {email} is not suppressed");
+                ExitCode::FAILURE
+            }
+        }
+        SuppressionsAction::Import { file, reason } => {
+            let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+            let mut lines = text.lines();
+            let header: Vec<String> = lines
+                .next()
+                .unwrap_or("")
+                .split(',')
+                .map(|h| h.trim().to_lowercase())
+                .collect();
+            let column = header.iter().position(|h| h == "email");
+            let first = if column.is_some() { None } else { text.lines().next() };
+            let (mut added, mut invalid) = (0, Vec::new());
+            for (n, line) in first.into_iter().chain(lines).enumerate() {
+                let value = line.split(',').nth(column.unwrap_or(0)).unwrap_or("").trim();
+                if value.is_empty() {
+                    continue;
+                }
+                match import::validate_email(value) {
+                    Ok(email) => {
+                        store.suppress(&email, &reason, now).await?;
+                        added += 1;
+                    }
+                    Err(e) => invalid.push(format!("line {}: {e}", n + 1 + usize::from(column.is_some()))),
+                }
+            }
+            say!(
+                "{}: {added} address(es) suppressed, {} invalid",
+                file.display(),
+                invalid.len()
+            );
+            for i in &invalid {
+                say!("  {i}");
+            }
+            if invalid.is_empty() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE

@@ -107,7 +107,9 @@ pub async fn seed_list(
         path: path.display().to_string(),
         error,
     })?;
-    Ok(Some(crate::import::import_csv(store, list, file, now, |_| {}).await?))
+    Ok(Some(
+        crate::import::import_csv(store, list, file, Default::default(), now, |_| {}).await?,
+    ))
 }
 
 /// What `herald digest JOB` did.

@@ -14,8 +14,11 @@ const BATCH: usize = 10_000;
 pub struct ImportReport {
     pub rows: u64,
     pub added: u64,
-    /// Already on the list, or repeated in the file.
+    /// Already on the list (whatever their status there: an import never
+    /// makes an unsubscribed address active), or repeated in the file.
     pub duplicates: u64,
+    /// On the suppression list (a hard bounce, a complaint, an erasure): not imported.
+    pub suppressed: u64,
     /// `(line, reason)` for each row that was not imported.
     pub invalid: Vec<(u64, String)>,
 }
@@ -95,12 +98,38 @@ pub fn validate_email(raw: &str) -> Result<String, String> {
     Ok(email.to_string())
 }
 
+/// The status a row is imported with: from its `status` column, else the
+/// import's default (`--status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ImportStatus {
+    #[default]
+    Active,
+    /// Left at the previous provider: kept as history, never sent to.
+    Unsubscribed,
+}
+
+impl std::str::FromStr for ImportStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "active" | "subscribed" | "confirmed" => Ok(ImportStatus::Active),
+            "unsubscribed" | "inactive" | "blocklisted" | "cleaned" => Ok(ImportStatus::Unsubscribed),
+            other => Err(format!(
+                "{other:?} is not a status Herald imports (active or unsubscribed)"
+            )),
+        }
+    }
+}
+
 /// Imports the CSV read from `input` into `list`. `progress` is called with
-/// the number of bytes read so far after each batch.
+/// the number of bytes read so far after each batch. Recognised columns:
+/// `email` (required), `name`, `status` (active or unsubscribed; default
+/// `status`), `cadence`; any other column becomes an attribute.
 pub async fn import_csv(
     store: &Store,
     list: &str,
     input: impl Read,
+    status: ImportStatus,
     now: DateTime<Utc>,
     mut progress: impl FnMut(u64),
 ) -> Result<ImportReport, ImportError> {
@@ -118,6 +147,9 @@ pub async fn import_csv(
         .position(|h| h == "email")
         .ok_or(ImportError::NoEmailColumn)?;
     let name_col = headers.iter().position(|h| h == "name");
+    let status_col = headers.iter().position(|h| h == "status");
+    let cadence_col = headers.iter().position(|h| h == "cadence");
+    let known = [Some(email_col), name_col, status_col, cadence_col];
     let mut report = ImportReport::default();
     let mut batch = Vec::with_capacity(BATCH);
     // Bytes first, then UTF-8 per row: a row in another encoding is one invalid row.
@@ -157,10 +189,21 @@ pub async fn import_csv(
             .and_then(field)
             .map(crate::clean::one_line)
             .filter(|n| !n.is_empty());
+        let row_status = match status_col.and_then(field).filter(|v| !v.is_empty()) {
+            Some(value) => match value.parse::<ImportStatus>() {
+                Ok(s) => s,
+                Err(reason) => {
+                    report.invalid.push((line, reason));
+                    continue;
+                }
+            },
+            None => status,
+        };
+        let cadence = cadence_col.and_then(field).unwrap_or("").trim().to_lowercase();
         let attributes = headers
             .iter()
             .enumerate()
-            .filter(|(i, _)| *i != email_col && Some(*i) != name_col)
+            .filter(|(i, _)| !known.contains(&Some(*i)))
             .filter_map(|(i, h)| {
                 field(i)
                     .filter(|v| !v.is_empty())
@@ -171,6 +214,8 @@ pub async fn import_csv(
             email,
             name,
             attributes,
+            unsubscribed: row_status == ImportStatus::Unsubscribed,
+            cadence,
         });
         if batch.len() == BATCH {
             flush(store, list, &mut batch, &mut report, now).await?;
@@ -191,6 +236,13 @@ async fn flush(
 ) -> Result<(), StoreError> {
     if batch.is_empty() {
         return Ok(());
+    }
+    let emails: Vec<&str> = batch.iter().map(|s| s.email.as_str()).collect();
+    let suppressed = store.suppressed_among(&emails).await?;
+    if !suppressed.is_empty() {
+        let before = batch.len();
+        batch.retain(|s| !suppressed.contains(&crate::store::email_key(&s.email)));
+        report.suppressed += (before - batch.len()) as u64;
     }
     let added = store.import_subscribers(list, batch, now).await?;
     report.added += added;

@@ -106,7 +106,11 @@ fn a_backup_taken_while_the_store_is_in_use_is_a_complete_store() {
     let daemon = start_daemon_logging_to(&ws, "daemon.log");
     let backup = ws.herald(&["backup", "backup.db"]);
     assert!(backup.status.success(), "{}", show(&backup));
-    assert!(stdout(&backup).starts_with("backed up to backup.db"), "{}", stdout(&backup));
+    assert!(
+        stdout(&backup).starts_with("backed up to backup.db"),
+        "{}",
+        stdout(&backup)
+    );
     stop(&ws, daemon);
     let again = ws.herald(&["backup", "backup.db"]);
     assert!(!again.status.success(), "an existing file is never overwritten");

@@ -26,7 +26,7 @@ fn import_reports_invalid_rows_by_line_and_skips_duplicates() {
     );
     let text = stdout(&out);
     assert!(
-        text.contains("in.csv: 7 row(s), 2 added to readers, 2 duplicate(s) skipped, 3 invalid"),
+        text.contains("in.csv: 7 row(s), 2 added to readers, 2 duplicate(s) skipped, 0 suppressed skipped, 3 invalid"),
         "{text}"
     );
     assert!(
@@ -85,5 +85,123 @@ fn add_remove_and_resubscribe() {
         String::from_utf8_lossy(&wrong.stderr).contains("no list named \"nope\""),
         "{}",
         show(&wrong)
+    );
+}
+
+#[test]
+fn an_import_brings_status_and_cadence_and_never_reactivates_anyone() {
+    let ws = Workspace::new(&(base_config(&file_mail()) + &crate::util::job_toml("weekly", "0 7 * * 1")));
+    ws.herald(&["subscribers", "add", "left@example.org"]);
+    ws.herald(&["subscribers", "remove", "left@example.org"]);
+    ws.herald(&["suppressions", "add", "bounced@example.org", "--reason", "hard bounce"]);
+    ws.write(
+        "old-provider.csv",
+        "email,name,status,cadence,plan\n\
+         ana@example.org,Ana,subscribed,weekly,gold\n\
+         gone@example.org,Gone,unsubscribed,,\n\
+         left@example.org,Left,active,,\n\
+         bounced@example.org,Bounced,active,,\n\
+         odd@example.org,Odd,maybe,,\n",
+    );
+    let out = ws.herald(&["subscribers", "import", "old-provider.csv"]);
+    let text = stdout(&out);
+    assert!(
+        text.contains("5 row(s), 2 added to readers, 1 duplicate(s) skipped, 1 suppressed skipped, 1 invalid"),
+        "{}",
+        show(&out)
+    );
+    assert!(text.contains("line 6: \"maybe\" is not a status"), "{text}");
+    let show_one = |email: &str| stdout(&ws.herald(&["subscribers", "show", email]));
+    assert!(show_one("ana@example.org").contains("ana@example.org on readers: active"));
+    assert!(show_one("ana@example.org").contains("cadence: weekly"));
+    assert!(
+        show_one("gone@example.org").contains(": unsubscribed"),
+        "history kept, not sent to"
+    );
+    assert!(
+        show_one("left@example.org").contains(": unsubscribed"),
+        "never reactivated by an import"
+    );
+    assert!(show_one("bounced@example.org").contains("is not on readers"));
+
+    // The whole file's default status from the command line.
+    ws.write("unsubs.csv", "email\nformer@example.org\n");
+    let out = ws.herald(&["subscribers", "import", "unsubs.csv", "--status", "unsubscribed"]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(show_one("former@example.org").contains(": unsubscribed"));
+
+    // Export gives back what import reads, attributes as columns.
+    let out = ws.herald(&["subscribers", "export", "--status", "active"]);
+    assert!(out.status.success(), "{}", show(&out));
+    let csv = stdout(&out);
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("email,name,list,status,cadence,created_at,plan"));
+    let ana = lines.next().unwrap();
+    assert!(
+        ana.starts_with("ana@example.org,Ana,readers,active,weekly,") && ana.ends_with(",gold"),
+        "{ana}"
+    );
+    assert_eq!(lines.next(), None, "{csv}");
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout(&ws.herald(&["subscribers", "export", "--format", "json"]))).unwrap();
+    assert_eq!(json.as_array().unwrap().len(), 4);
+}
+
+#[test]
+fn an_erased_address_leaves_no_personal_data_and_cannot_come_back() {
+    let ws = Workspace::new(&base_config(&file_mail()));
+    ws.write(
+        "in.csv",
+        "email,name,city\nerin@example.org,Erin Walsh,Leeds\nkeep@example.org,Keep,York\n",
+    );
+    ws.herald(&["subscribers", "import", "in.csv"]);
+    ws.write(
+        "articles/ferry.txt",
+        &crate::util::article_txt("Ferry returns", "ferry"),
+    );
+    assert!(ws.herald(&["digest", "daily"]).status.success());
+
+    let out = ws.herald(&["subscribers", "erase", "Erin@example.org"]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(stdout(&out).contains("1 subscription(s) scrubbed"), "{}", stdout(&out));
+
+    // Nothing of Erin is left in a SQLite store's files, not even in freed pages.
+    for file in ["data/herald.db", "data/herald.db-wal"] {
+        let bytes = std::fs::read(ws.path().join(file)).unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes).to_lowercase();
+        assert!(
+            !text.contains("erin@example.org") && !text.contains("erin walsh"),
+            "personal data left in {file}"
+        );
+    }
+    let listed = stdout(&ws.herald(&["subscribers", "list"]));
+    assert!(!listed.contains("erin@"), "{listed}");
+    assert!(listed.contains("erased"), "{listed}");
+    let suppressions = stdout(&ws.herald(&["suppressions", "list"]));
+    assert!(suppressions.contains("(erased) sha256:"), "{suppressions}");
+
+    // Neither an import nor an operator's add brings the address back.
+    let again = stdout(&ws.herald(&["subscribers", "import", "in.csv"]));
+    assert!(again.contains("1 suppressed skipped"), "{again}");
+    let add = ws.herald(&["subscribers", "add", "erin@example.org"]);
+    assert_eq!(add.status.code(), Some(1), "{}", show(&add));
+    let remove = ws.herald(&["suppressions", "remove", "erin@example.org"]);
+    assert_eq!(remove.status.code(), Some(1));
+    assert!(show(&remove).contains("erased on request: it stays suppressed"));
+
+    // An operator's suppressions: import, list, remove.
+    ws.write("blocked.txt", "a@example.org\nb@example.org\nnot-an-address\n");
+    let out = ws.herald(&["suppressions", "import", "blocked.txt", "--reason", "old provider"]);
+    assert_eq!(out.status.code(), Some(1), "one invalid line: {}", show(&out));
+    assert!(
+        stdout(&out).contains("2 address(es) suppressed, 1 invalid"),
+        "{}",
+        show(&out)
+    );
+    assert!(ws.herald(&["suppressions", "remove", "a@example.org"]).status.success());
+    let listed = stdout(&ws.herald(&["suppressions", "list"]));
+    assert!(
+        listed.contains("b@example.org") && !listed.contains("a@example.org"),
+        "{listed}"
     );
 }

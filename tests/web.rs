@@ -46,8 +46,7 @@ pub async fn start_with(settings: herald::config::Settings) -> Site {
 pub async fn subscribe(site: &Site, email: &str) -> String {
     let s = NewSubscriber {
         email: email.into(),
-        name: None,
-        attributes: Default::default(),
+        ..Default::default()
     };
     site.store
         .add_subscriber("readers", &s, chrono::Utc::now())

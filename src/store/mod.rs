@@ -9,6 +9,7 @@ mod editions;
 mod fires;
 mod holds;
 mod posts;
+mod privacy;
 mod schema;
 mod stats;
 mod subscribers;
@@ -27,6 +28,7 @@ pub use editions::{Cancelled, EditionRow, FireRef, NewEdition, PausedEdition, Re
 pub use fires::Fire;
 pub use holds::Hold;
 pub use posts::{PostOutcome, PostRow};
+pub use privacy::{Erased, Suppression, erased_key};
 pub use schema::Migration;
 pub use stats::{Sample, Stats};
 pub use subscribers::{AddOutcome, Consent, ConsentRecord, NewSubscriber, SignupOutcome, Subscriber, email_key};
@@ -116,7 +118,10 @@ impl Store {
             ));
         }
         if to.exists() {
-            return Err(StoreError::Backup(format!("{} exists: back up to a new file", to.display())));
+            return Err(StoreError::Backup(format!(
+                "{} exists: back up to a new file",
+                to.display()
+            )));
         }
         sqlx::query("VACUUM INTO $1")
             .bind(to.display().to_string())

@@ -55,11 +55,16 @@ pub struct Consent {
 }
 
 /// A subscriber to add, already validated.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct NewSubscriber {
     pub email: String,
     pub name: Option<String>,
     pub attributes: serde_json::Map<String, serde_json::Value>,
+    /// Imported as having left (an unsubscribe at a previous provider): kept
+    /// as history, never sent to, and never made active by a later import.
+    pub unsubscribed: bool,
+    /// The digest cadence chosen; empty: the list's default.
+    pub cadence: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,14 +79,14 @@ pub fn email_key(email: &str) -> String {
     email.trim().to_lowercase()
 }
 
-/// Rows per multi-row `INSERT` when importing: 5 parameters each, well
+/// Rows per multi-row `INSERT` when importing: 7 parameters each, well
 /// under SQLite's and PostgreSQL's limits on parameters per statement.
 const ROWS_PER_INSERT: usize = 50;
 
 /// A subscriber uid: 12 hex digits of the current time in milliseconds, then
 /// 20 random ones (80 random bits). Unguessable, and new uids land at the end
 /// of the uid index, which keeps a million-row import from scattering writes.
-fn new_uid() -> String {
+pub(super) fn new_uid() -> String {
     let random = uuid::Uuid::new_v4().simple().to_string();
     let millis = chrono::Utc::now().timestamp_millis().max(0) as u64 & 0xffff_ffff_ffff;
     format!("{millis:012x}{}", &random[..20])
@@ -207,16 +212,18 @@ impl Store {
             let rows: Vec<String> = (0..chunk.len())
                 .map(|i| {
                     if positional {
-                        return "(?, ?, ?, ?, ?, 'active', ?, ?, ?, '')".to_string();
+                        return "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)".to_string();
                     }
-                    let p = i * 5;
+                    let p = i * 7;
                     format!(
-                        "($1, ${}, ${}, ${}, ${}, 'active', ${}, $2, $2, '')",
+                        "($1, ${}, ${}, ${}, ${}, ${}, ${}, $2, $2, ${})",
                         p + 3,
                         p + 4,
                         p + 5,
                         p + 6,
-                        p + 7
+                        p + 7,
+                        p + 8,
+                        p + 9
                     )
                 })
                 .collect();
@@ -238,10 +245,12 @@ impl Store {
                     .bind(email_key(&s.email))
                     .bind(s.name.clone())
                     .bind(serde_json::Value::Object(s.attributes.clone()).to_string())
+                    .bind(if s.unsubscribed { "unsubscribed" } else { "active" })
                     .bind(new_uid());
                 if positional {
                     insert = insert.bind(now).bind(now);
                 }
+                insert = insert.bind(s.cadence.clone());
             }
             added += insert.execute(&mut *tx).await?.rows_affected();
         }
@@ -401,7 +410,7 @@ impl Store {
         let added = NewSubscriber {
             email: email.to_string(),
             name: name.map(str::to_string),
-            attributes: Default::default(),
+            ..Default::default()
         };
         self.add_subscriber(list, &added, now).await?;
         sqlx::query(
@@ -478,11 +487,8 @@ impl Store {
         insert_suppression(&self.pool, email, reason, now.timestamp_millis()).await
     }
 
+    /// Whether the address is suppressed, by itself or, once erased, by its hash.
     pub async fn is_suppressed(&self, email: &str) -> Result<bool, StoreError> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM suppressions WHERE email_key = $1")
-            .bind(email_key(email))
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(n > 0)
+        Ok(!self.suppressed_among(&[email]).await?.is_empty())
     }
 }
