@@ -57,6 +57,10 @@ pub enum Command {
         /// Also connect to the SMTP server as a send would (greeting, EHLO, STARTTLS, AUTH), then QUIT.
         #[arg(long)]
         smtp: bool,
+        /// Also try everything live: the store (and what it says about renamed jobs and
+        /// lists), each source (one request per feed), and the SMTP server as --smtp does.
+        #[arg(long)]
+        live: bool,
     },
     /// Poll every source now, store new articles and print them.
     Ingest,
@@ -363,7 +367,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     let settings = Arc::new(settings);
     match cli.command {
-        Command::Check { smtp } => {
+        Command::Check { smtp, live } => {
             say!(
                 "{}: configuration is valid ({} sources, {} lists, {} jobs)",
                 settings.file.display(),
@@ -371,11 +375,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 settings.lists.len(),
                 settings.jobs.len()
             );
-            if smtp {
-                cmd_check_smtp(&settings).await
-            } else {
-                Ok(ExitCode::SUCCESS)
+            let mut code = ExitCode::SUCCESS;
+            if live {
+                code = cmd_check_live(&settings).await?;
             }
+            if smtp || live {
+                let smtp = cmd_check_smtp(&settings).await?;
+                if smtp != ExitCode::SUCCESS {
+                    code = smtp;
+                }
+            }
+            Ok(code)
         }
         Command::Ingest => cmd_ingest(&settings).await,
         Command::Digest { job, dry_run, to } => cmd_digest(settings, &job, dry_run, to).await,
@@ -421,6 +431,84 @@ fn cmd_dkim_keygen(selector: &str, domain: &str, out: &std::path::Path) -> anyho
         out.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// `herald check --live`: the store and what it knows of the configuration's
+/// past (jobs and lists renamed away), then each source, one request each.
+/// Exit 2 when the store or a source cannot be reached.
+async fn cmd_check_live(settings: &Settings) -> anyhow::Result<ExitCode> {
+    let mut failed = false;
+    let shown = store::display_url(&settings.store_url);
+    match open_store(settings).await {
+        Ok(store) => {
+            say!("store {shown}: ok, schema up to date");
+            for warning in history_warnings(settings, &store).await? {
+                say!("WARNING: {warning}");
+            }
+            store.close().await;
+        }
+        Err(e) => {
+            failed = true;
+            eprintln!("ERROR: store {shown}: {e:#}");
+        }
+    }
+    let client = source::http_client();
+    for s in &settings.sources {
+        match source::poll(s, &client, &Default::default()).await {
+            Ok(polled) => say!(
+                "source {}: ok, {} article(s){}",
+                s.name,
+                polled.articles.len(),
+                if polled.skipped.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {} unreadable item(s)", polled.skipped.len())
+                }
+            ),
+            Err(e) => {
+                failed = true;
+                eprintln!("ERROR: source {}: {e}", s.name);
+            }
+        }
+    }
+    Ok(if failed { ExitCode::from(2) } else { ExitCode::SUCCESS })
+}
+
+/// What the store's history says an operator may not expect: subscribers
+/// under a list name no longer configured (a renamed list leaves them
+/// behind), and a job that never sent on a list other jobs sent to (a
+/// renamed job: what its first edition would hold).
+async fn history_warnings(settings: &Settings, store: &Store) -> anyhow::Result<Vec<String>> {
+    let mut warnings = Vec::new();
+    for (list, count) in store.subscribers_by_list().await? {
+        if settings.list(&list).is_none() && count > 0 {
+            warnings.push(format!(
+                "the store has {count} active subscriber(s) on list {list:?}, which the configuration no longer has: \
+                 if the list was renamed, its subscribers stayed under the old name (rename it back)"
+            ));
+        }
+    }
+    let now = clock::now();
+    for job in settings.jobs.iter().filter(|j| j.kind == JobKind::Digest) {
+        if store.last_edition_at(&job.name).await?.is_some() {
+            continue;
+        }
+        let mut configured = job.siblings.clone();
+        configured.push(job.name.clone());
+        let Some(list_last) = store.last_list_edition_at(&job.list, &configured).await? else {
+            continue;
+        };
+        let articles = digest::plan(store, job, now, &[]).await?;
+        warnings.push(format!(
+            "job {} has never made an edition, but list {} had one at {} by a job no longer configured \
+             (was this job renamed?); its first edition starts there and would now hold {} of the articles stored so far",
+            job.name,
+            job.list,
+            list_last.format("%Y-%m-%d %H:%M UTC"),
+            articles.len()
+        ));
+    }
+    Ok(warnings)
 }
 
 /// `herald check --smtp`: opens a session as a send would and says QUIT.

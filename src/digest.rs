@@ -27,14 +27,18 @@ pub enum DigestError {
 
 /// The start of the window an edition takes articles from: the previous
 /// edition's time minus the job's look-back. A job's first edition looks
-/// back from now, but never before the list's latest edition (by any job),
-/// so a renamed job does not send its list the look-back window again.
+/// back from now, but never before the list's latest edition by a job the
+/// configuration no longer has (the job's old name, if it was renamed), so
+/// a renamed job does not send its list the look-back window again; a new
+/// job beside the list's other jobs (another cadence) looks back as usual.
 pub async fn window_start(store: &Store, job: &JobSettings, now: DateTime<Utc>) -> Result<DateTime<Utc>, StoreError> {
     if let Some(last) = store.last_edition_at(&job.name).await? {
         return Ok(last - job.lookback);
     }
     let first = now - job.lookback;
-    Ok(match store.last_list_edition_at(&job.list).await? {
+    let mut configured = job.siblings.clone();
+    configured.push(job.name.clone());
+    Ok(match store.last_list_edition_at(&job.list, &configured).await? {
         Some(list_last) if list_last > first => list_last,
         _ => first,
     })

@@ -237,3 +237,63 @@ fn every_problem_is_reported_in_one_run_each_from_where_it_came() {
         assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
     }
 }
+
+#[test]
+fn check_live_tries_the_store_and_each_source_and_warns_about_renames() {
+    let dead = crate::util::free_port();
+    let config = base_config(&file_mail())
+        + &format!(
+            "\n[[sources]]\nname = \"wire\"\ntype = \"feed\"\nurl = \"http://127.0.0.1:{dead}/feed.xml\"\ntimeout_secs = 2\n"
+        );
+    let ws = Workspace::new(&config);
+    ws.subscribers(2);
+    ws.write(
+        "articles/ferry.txt",
+        &crate::util::article_txt("Ferry returns", "ferry"),
+    );
+    ws.herald(&["digest", "daily"]);
+    ws.write(
+        "articles/market.txt",
+        &crate::util::article_txt("Market moves", "market"),
+    );
+
+    // The job and the list renamed in the file.
+    ws.write(
+        "config/herald.toml",
+        &config
+            .replace("name = \"daily\"", "name = \"morning\"")
+            .replace("name = \"readers\"", "name = \"gazette\"")
+            .replace("list = \"readers\"", "list = \"gazette\""),
+    );
+    let out = ws.herald(&["check", "--live"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a dead feed fails the live check: {}",
+        show(&out)
+    );
+    let text = show(&out);
+    for expected in [
+        ": ok, schema up to date",
+        "source desk: ok, 2 article(s)",
+        "ERROR: source wire: ",
+        "WARNING: the store has 2 active subscriber(s) on list \"readers\", which the configuration no longer has",
+        "mail.transport is \"file\": no SMTP server to check",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+
+    // Only the job renamed: its first edition would hold what came since the list's last one.
+    ws.write(
+        "config/herald.toml",
+        &config.replace("name = \"daily\"", "name = \"morning\""),
+    );
+    ws.herald(&["ingest"]);
+    let text = show(&ws.herald(&["check", "--live"]));
+    assert!(
+        text.contains("WARNING: job morning has never made an edition, but list readers had one at")
+            && text.contains("by a job no longer configured")
+            && text.contains("would now hold 1 of the articles stored so far"),
+        "{text}"
+    );
+}

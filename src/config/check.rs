@@ -572,6 +572,10 @@ fn check_jobs(
             .filter(|(name, _, _)| *name != job.name)
             .map(|(_, _, cadence)| cadence.clone())
             .collect();
+        job.siblings = same_list()
+            .filter(|(name, _, _)| *name != job.name)
+            .map(|(name, _, _)| name.clone())
+            .collect();
     }
     out
 }
@@ -719,6 +723,7 @@ fn check_job(
         },
         list_default: false,
         sibling_cadences: Vec::new(),
+        siblings: Vec::new(),
     })
 }
 

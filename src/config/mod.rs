@@ -537,6 +537,8 @@ pub struct JobSettings {
     pub list_default: bool,
     /// `digest` jobs: the cadences of the list's other digest jobs.
     pub sibling_cadences: Vec<String>,
+    /// `digest` jobs: the names of the list's other digest jobs.
+    pub siblings: Vec<String>,
 }
 
 impl JobSettings {

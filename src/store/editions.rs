@@ -237,12 +237,27 @@ impl Store {
         Ok(at.and_then(DateTime::from_timestamp_millis))
     }
 
-    /// The creation time of the list's latest edition, whichever job made it.
-    pub async fn last_list_edition_at(&self, list: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let at: Option<i64> = sqlx::query_scalar("SELECT MAX(created_at) FROM editions WHERE list_name = $1")
-            .bind(list)
-            .fetch_one(&self.pool)
-            .await?;
+    /// The creation time of the list's latest edition made by a job other
+    /// than those named in `except`.
+    pub async fn last_list_edition_at(
+        &self,
+        list: &str,
+        except: &[String],
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let marks: Vec<String> = (0..except.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = if except.is_empty() {
+            "SELECT MAX(created_at) FROM editions WHERE list_name = $1".to_string()
+        } else {
+            format!(
+                "SELECT MAX(created_at) FROM editions WHERE list_name = $1 AND job NOT IN ({})",
+                marks.join(", ")
+            )
+        };
+        let mut query = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(list);
+        for name in except {
+            query = query.bind(name.clone());
+        }
+        let at: Option<i64> = query.fetch_one(&self.pool).await?;
         Ok(at.and_then(DateTime::from_timestamp_millis))
     }
 

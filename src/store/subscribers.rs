@@ -483,6 +483,15 @@ impl Store {
         )
     }
 
+    /// Active subscribers per list name in the store, configured or not.
+    pub async fn subscribers_by_list(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT list_name, COUNT(*) FROM subscribers WHERE status = 'active' GROUP BY list_name ORDER BY list_name",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     pub async fn suppress(&self, email: &str, reason: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
         insert_suppression(&self.pool, email, reason, now.timestamp_millis()).await
     }
