@@ -445,6 +445,20 @@ async fn cmd_check_live(settings: &Settings) -> anyhow::Result<ExitCode> {
             for warning in history_warnings(settings, &store).await? {
                 say!("WARNING: {warning}");
             }
+            let client = source::http_client();
+            for account in &settings.accounts {
+                match social::verify(&store, account, &client, clock::now()).await {
+                    Some(Ok(said)) => say!("account {}: ok, {said}", account.name),
+                    Some(Err(e)) => {
+                        failed = true;
+                        eprintln!("ERROR: account {}: {e}", account.name);
+                    }
+                    None => say!(
+                        "account {}: not tried (the platform has no call that checks without posting)",
+                        account.name
+                    ),
+                }
+            }
             store.close().await;
         }
         Err(e) => {

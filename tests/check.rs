@@ -246,6 +246,8 @@ fn check_live_tries_the_store_and_each_source_and_warns_about_renames() {
             "\n[[sources]]\nname = \"wire\"\ntype = \"feed\"\nurl = \"http://127.0.0.1:{dead}/feed.xml\"\ntimeout_secs = 2\n"
         );
     let ws = Workspace::new(&config);
+    // As written: under TEST_STORE=postgres the store line names a database.
+    let config = std::fs::read_to_string(ws.path().join("config/herald.toml")).unwrap();
     ws.subscribers(2);
     ws.write(
         "articles/ferry.txt",

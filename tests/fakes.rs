@@ -187,6 +187,12 @@ impl Respond for MastodonFake {
         if header(req, "authorization") != Some(&format!("Bearer {}", self.token)) {
             return json(401, serde_json::json!({ "error": "The access token is invalid" }));
         }
+        if req.url.path() == "/api/v1/accounts/verify_credentials" {
+            return json(
+                200,
+                serde_json::json!({ "id": "1", "username": "courier", "acct": "courier" }),
+            );
+        }
         let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap_or_default();
         let text = body["status"].as_str().unwrap_or_default().to_string();
         let length = text

@@ -105,7 +105,62 @@ async fn mastodon(server: &MockServer) -> MastodonFake {
         .respond_with(fake.clone())
         .mount(server)
         .await;
+    Mock::given(method("GET"))
+        .and(path("/api/v1/accounts/verify_credentials"))
+        .respond_with(fake.clone())
+        .mount(server)
+        .await;
     fake
+}
+
+#[tokio::test]
+async fn check_live_tries_each_accounts_credentials_without_posting() {
+    let server = MockServer::start().await;
+    let fake = mastodon(&server).await;
+    let state = Arc::new(Mutex::new(BlueskyState::default()));
+    Mock::given(path_regex("^/xrpc/"))
+        .respond_with(BlueskyFake {
+            handle: "courier.test",
+            password: "app-pass-1",
+            state: state.clone(),
+            script: Default::default(),
+        })
+        .mount(&server)
+        .await;
+    let ws = social_workspace(
+        &(account("masto", "mastodon", &server.uri(), "")
+            + &account("sky", "bluesky", &server.uri(), "handle = \"courier.test\"")
+            + &account("tg", "telegram", &server.uri(), "chat_id = \"@courier\"")),
+        &["masto", "sky", "tg"],
+    );
+    let out = herald(&ws, &["check", "--live"], &[]).await;
+    assert!(out.status.success(), "{}", show(&out));
+    let text = stdout(&out);
+    for expected in [
+        "account masto: ok, token accepted for @courier",
+        "account sky: ok, app password accepted for courier.test (did:plc:courier)",
+        "account tg: not tried",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?}:\n{}", show(&out));
+    }
+    assert!(fake.statuses.lock().unwrap().is_empty(), "nothing posted");
+
+    let out = herald(
+        &ws,
+        &["check", "--live"],
+        &[
+            ("HERALD_SECRET_MASTO_ACCESS_TOKEN", "revoked".to_string()),
+            ("HERALD_SECRET_SKY_APP_PASSWORD", "wrong".to_string()),
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    let text = show(&out);
+    assert!(text.contains("ERROR: account masto: HTTP 401"), "{text}");
+    assert!(
+        text.contains("ERROR: account sky: the app password was refused"),
+        "{text}"
+    );
 }
 
 #[tokio::test]

@@ -104,6 +104,16 @@ impl BlueskyClient<'_> {
         self.adopt(&answer, now).await
     }
 
+    /// Checks the app password by logging in (`createSession`), which
+    /// also leaves a fresh session for the next post.
+    pub async fn verify(&self, http: &reqwest::Client, now: DateTime<Utc>) -> Result<String, String> {
+        match self.create_session(http, now).await {
+            Ok(session) => Ok(format!("app password accepted for {} ({})", self.handle, session.did)),
+            Err(Reply::Permanent(m) | Reply::AuthExpired(m)) => Err(m),
+            Err(other) => Err(format!("{other:?}")),
+        }
+    }
+
     async fn refresh(&self, http: &reqwest::Client, old: &Session, now: DateTime<Utc>) -> Result<Session, Reply> {
         let request = http
             .post(self.xrpc("com.atproto.server.refreshSession"))

@@ -34,6 +34,22 @@ impl MastodonClient<'_> {
             .map(|n| n as usize)
     }
 
+    /// Checks the token without posting (`GET /api/v1/accounts/verify_credentials`):
+    /// the account it belongs to, or why not.
+    pub async fn verify(&self, http: &reqwest::Client) -> Result<String, String> {
+        let request = http
+            .get(self.url("/api/v1/accounts/verify_credentials"))
+            .bearer_auth(self.access_token);
+        let answer = send(request, self.timeout).await.map_err(|r| format!("{r:?}"))?;
+        if !answer.status.is_success() {
+            return Err(format!("HTTP {}: {}", answer.status.as_u16(), answer.message()));
+        }
+        Ok(format!(
+            "token accepted for @{}",
+            answer.json()["acct"].as_str().unwrap_or("?")
+        ))
+    }
+
     pub async fn post(&self, http: &reqwest::Client, text: &str, idempotency_key: &str, now: DateTime<Utc>) -> Reply {
         let request = http
             .post(self.url("/api/v1/statuses"))

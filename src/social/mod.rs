@@ -26,6 +26,45 @@ pub struct SocialReport {
 
 /// Runs a social job now: poll its sources, queue a teaser per new article
 /// and account, and post what is due.
+/// Tries an account's credentials without posting, where the platform has
+/// a cheap call for it (Mastodon, Bluesky); `None` for the others.
+pub async fn verify(
+    store: &Store,
+    account: &crate::config::AccountSettings,
+    http: &reqwest::Client,
+    now: DateTime<Utc>,
+) -> Option<Result<String, String>> {
+    use crate::config::AccountKind;
+    match &account.kind {
+        AccountKind::Mastodon {
+            access_token,
+            visibility,
+        } => Some(
+            mastodon::MastodonClient {
+                base_url: &account.base_url,
+                access_token,
+                visibility,
+                timeout: account.timeout,
+            }
+            .verify(http)
+            .await,
+        ),
+        AccountKind::Bluesky { handle, app_password } => Some(
+            bluesky::BlueskyClient {
+                account: &account.name,
+                base_url: &account.base_url,
+                handle,
+                app_password,
+                timeout: account.timeout,
+                store,
+            }
+            .verify(http, now)
+            .await,
+        ),
+        _ => None,
+    }
+}
+
 pub async fn run(
     store: &Store,
     settings: &Settings,
