@@ -133,6 +133,9 @@ impl Respond for XFake {
                 serde_json::json!({ "title": "Unauthorized", "detail": e, "status": 401 }),
             );
         }
+        if req.method.as_str() == "GET" && req.url.path() == "/2/users/me" {
+            return json(200, serde_json::json!({ "data": { "id": "1", "username": "courier" } }));
+        }
         let body: serde_json::Value = match serde_json::from_slice(&req.body) {
             Ok(v) => v,
             Err(e) => return json(400, serde_json::json!({ "detail": format!("not JSON: {e}") })),

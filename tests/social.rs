@@ -127,11 +127,43 @@ async fn check_live_tries_each_accounts_credentials_without_posting() {
         })
         .mount(&server)
         .await;
+    Mock::given(method("GET"))
+        .and(path("/2/users/me"))
+        .respond_with(XFake {
+            keys: Arc::new(X_KEYS),
+            script: Default::default(),
+            tweets: Default::default(),
+        })
+        .mount(&server)
+        .await;
+    // Telegram: the token is part of the path; a wrong one is a 401, as the real API answers.
+    Mock::given(method("GET"))
+        .and(path("/bot123:abc/getMe"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            serde_json::json!({ "ok": true, "result": { "id": 1, "is_bot": true, "username": "courier_bot" } }),
+        ))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path_regex("^/bot.*/getMe$"))
+        .respond_with(
+            ResponseTemplate::new(401)
+                .set_body_json(serde_json::json!({ "ok": false, "error_code": 401, "description": "Unauthorized" })),
+        )
+        .mount(&server)
+        .await;
     let ws = social_workspace(
         &(account("masto", "mastodon", &server.uri(), "")
             + &account("sky", "bluesky", &server.uri(), "handle = \"courier.test\"")
-            + &account("tg", "telegram", &server.uri(), "chat_id = \"@courier\"")),
-        &["masto", "sky", "tg"],
+            + &account("tg", "telegram", &server.uri(), "chat_id = \"@courier\"")
+            + &account("xacc", "x", &server.uri(), "")
+            + &account(
+                "hook",
+                "webhook",
+                &server.uri(),
+                &format!("url = \"{}/hook\"", server.uri()),
+            )),
+        &["masto", "sky", "tg", "xacc", "hook"],
     );
     let out = herald(&ws, &["check", "--live"], &[]).await;
     assert!(out.status.success(), "{}", show(&out));
@@ -139,7 +171,9 @@ async fn check_live_tries_each_accounts_credentials_without_posting() {
     for expected in [
         "account masto: ok, token accepted for @courier",
         "account sky: ok, app password accepted for courier.test (did:plc:courier)",
-        "account tg: not tried",
+        "account tg: ok, bot token accepted for @courier_bot",
+        "account xacc: ok, keys accepted for @courier",
+        "account hook: not tried",
     ] {
         assert!(text.contains(expected), "missing {expected:?}:\n{}", show(&out));
     }
@@ -151,6 +185,8 @@ async fn check_live_tries_each_accounts_credentials_without_posting() {
         &[
             ("HERALD_SECRET_MASTO_ACCESS_TOKEN", "revoked".to_string()),
             ("HERALD_SECRET_SKY_APP_PASSWORD", "wrong".to_string()),
+            ("HERALD_SECRET_TG_BOT_TOKEN", "999:zzz".to_string()),
+            ("HERALD_SECRET_XACC_ACCESS_TOKEN_SECRET", "not-the-secret".to_string()),
         ],
     )
     .await;
@@ -160,6 +196,11 @@ async fn check_live_tries_each_accounts_credentials_without_posting() {
     assert!(
         text.contains("ERROR: account sky: the app password was refused"),
         "{text}"
+    );
+    assert!(text.contains("ERROR: account tg: HTTP 401"), "{text}");
+    assert!(
+        text.contains("ERROR: account xacc: HTTP 401"),
+        "the fake recomputes the signature: {text}"
     );
 }
 

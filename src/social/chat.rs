@@ -23,6 +23,27 @@ pub struct ChatClient<'a> {
 }
 
 impl ChatClient<'_> {
+    /// Checks a Telegram bot token without posting (`getMe`); `None` for
+    /// webhooks, which have no such call.
+    pub async fn verify(&self, http: &reqwest::Client) -> Option<Result<String, String>> {
+        let ChatKind::Telegram { bot_token, .. } = &self.kind else {
+            return None;
+        };
+        let url = format!("{}/bot{bot_token}/getMe", self.url.as_str().trim_end_matches('/'));
+        let answer = match send(http.get(url), self.timeout).await {
+            Ok(answer) => answer,
+            Err(reply) => return Some(Err(format!("{reply:?}"))),
+        };
+        let json = answer.json();
+        if !answer.status.is_success() || json["ok"].as_bool() != Some(true) {
+            return Some(Err(format!("HTTP {}: {}", answer.status.as_u16(), answer.message())));
+        }
+        Some(Ok(format!(
+            "bot token accepted for @{}",
+            json["result"]["username"].as_str().unwrap_or("?")
+        )))
+    }
+
     /// Posts `text`; `payload` is the article data a generic webhook also receives.
     pub async fn post(
         &self,

@@ -27,7 +27,7 @@ pub struct SocialReport {
 /// Runs a social job now: poll its sources, queue a teaser per new article
 /// and account, and post what is due.
 /// Tries an account's credentials without posting, where the platform has
-/// a cheap call for it (Mastodon, Bluesky); `None` for the others.
+/// a call for it (X, Mastodon, Bluesky, Telegram); `None` for webhooks.
 pub async fn verify(
     store: &Store,
     account: &crate::config::AccountSettings,
@@ -61,7 +61,33 @@ pub async fn verify(
             .verify(http, now)
             .await,
         ),
-        _ => None,
+        AccountKind::X {
+            consumer_key,
+            consumer_secret,
+            access_token,
+            access_token_secret,
+        } => Some(
+            x::XClient {
+                base_url: &account.base_url,
+                consumer_key,
+                consumer_secret,
+                access_token,
+                access_token_secret,
+                timeout: account.timeout,
+            }
+            .verify(http)
+            .await,
+        ),
+        AccountKind::Telegram { bot_token, chat_id } => {
+            chat::ChatClient {
+                kind: chat::ChatKind::Telegram { bot_token, chat_id },
+                url: &account.base_url,
+                timeout: account.timeout,
+            }
+            .verify(http)
+            .await
+        }
+        AccountKind::Slack | AccountKind::Discord | AccountKind::Webhook { .. } => None,
     }
 }
 

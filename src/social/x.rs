@@ -18,6 +18,27 @@ pub struct XClient<'a> {
 }
 
 impl XClient<'_> {
+    /// Checks the four keys without posting: `GET /2/users/me`, signed.
+    pub async fn verify(&self, http: &reqwest::Client) -> Result<String, String> {
+        let uri = format!("{}/2/users/me", self.base_url.as_str().trim_end_matches('/'));
+        let token = oauth1_request::Token::from_parts(
+            self.consumer_key,
+            self.consumer_secret,
+            self.access_token,
+            self.access_token_secret,
+        );
+        let authorization = oauth1_request::authorize("GET", &uri, &(), &token, HmacSha1::new());
+        let request = http.get(&uri).header(reqwest::header::AUTHORIZATION, authorization);
+        let answer = send(request, self.timeout).await.map_err(|r| format!("{r:?}"))?;
+        if !answer.status.is_success() {
+            return Err(format!("HTTP {}: {}", answer.status.as_u16(), answer.message()));
+        }
+        Ok(format!(
+            "keys accepted for @{}",
+            answer.json()["data"]["username"].as_str().unwrap_or("?")
+        ))
+    }
+
     pub async fn post(&self, http: &reqwest::Client, text: &str, now: DateTime<Utc>) -> Reply {
         let uri = format!("{}/2/tweets", self.base_url.as_str().trim_end_matches('/'));
         let token = oauth1_request::Token::from_parts(
