@@ -42,10 +42,6 @@ text_header!(ListUnsubscribePost, "List-Unsubscribe-Post");
 pub enum MessageError {
     #[error("{0:?} is not a valid recipient address")]
     Address(String),
-    #[error(
-        "{0:?} has a non-ASCII local part, which needs SMTPUTF8 end to end; Herald does not send SMTPUTF8 mail yet"
-    )]
-    NonAsciiLocalPart(String),
     #[error("cannot build the message: {0}")]
     Build(#[from] lettre::error::Error),
 }
@@ -223,16 +219,15 @@ fn display_name(name: &str) -> Option<String> {
     (!name.is_empty()).then_some(name)
 }
 
-/// `email` as it can go in an envelope and a header without SMTPUTF8: an
-/// internationalised domain in its ASCII form (`gina@exämple.net` is
-/// `gina@xn--exmple-cua.net`). A non-ASCII local part has no such form.
+/// `email` with an internationalised domain in its ASCII form
+/// (`gina@exämple.net` is `gina@xn--exmple-cua.net`), so it needs no
+/// SMTPUTF8. A non-ASCII local part has no ASCII form and is kept: the
+/// session sends it with SMTPUTF8 where the server offers it, and refuses
+/// the row, saying so, where it does not.
 pub fn ascii_address(email: &str) -> Result<String, MessageError> {
     let Some((local, domain)) = email.rsplit_once('@') else {
         return Err(MessageError::Address(email.to_string()));
     };
-    if !local.is_ascii() {
-        return Err(MessageError::NonAsciiLocalPart(email.to_string()));
-    }
     if domain.is_ascii() {
         return Ok(email.to_string());
     }

@@ -523,3 +523,26 @@ fn two_instances_on_a_slow_relay_send_no_row_twice_outside_in_doubt() {
     let claimers: std::collections::BTreeSet<&str> = rows.lines().filter_map(|l| l.split("(by ").nth(1)).collect();
     assert_eq!(claimers.len(), 2, "both instances sent: {rows}");
 }
+
+#[test]
+fn a_non_ascii_local_part_goes_out_with_smtputf8_where_the_server_offers_it() {
+    let relay = Relay::start(Script {
+        extensions: Arc::new(|_| vec!["PIPELINING", "8BITMIME", "SMTPUTF8"]),
+        ..Script::default()
+    });
+    let ws = workspace(&relay, 0, "");
+    ws.write("subs.csv", "email,name\njosé@exämple.net,José\n");
+    let import = ws.herald(&["subscribers", "import", "subs.csv"]);
+    assert!(import.status.success(), "{}", show(&import));
+    let out = ws.herald(&["digest", "daily"]);
+    assert!(stdout(&out).contains("1 sent"), "{}", show(&out));
+    let mail = relay.heard("MAIL");
+    assert!(mail[0].ends_with(" SMTPUTF8"), "{mail:?}");
+    let rcpt = relay.heard("RCPT");
+    assert!(rcpt[0].ends_with("RCPT TO:<josé@xn--exmple-cua.net>"), "{rcpt:?}");
+    let (_, message) = &relay.kept()[0];
+    assert!(
+        String::from_utf8_lossy(message).contains("josé@xn--exmple-cua.net"),
+        "the header carries the address as sent"
+    );
+}

@@ -171,10 +171,13 @@ fn an_internationalised_domain_goes_out_in_its_ascii_form() {
         .find(|m| m.contains("xn--exmple-cua.net"))
         .unwrap();
     assert!(gina.contains("To: Gina <gina@xn--exmple-cua.net>"), "{gina}");
-    // A non-ASCII local part has no ASCII form: that row fails, saying why.
+    // A non-ASCII local part has no ASCII form: smtp-sink does not offer
+    // SMTPUTF8, so that row fails, saying why (and the address is not suppressed).
     let rows = stdout(&ws.herald(&["deliveries", "--state", "failed"]));
     assert!(
-        rows.contains("josé@example.org") && rows.contains("needs SMTPUTF8"),
+        rows.contains("josé@example.org") && rows.contains("the server does not offer SMTPUTF8"),
         "{rows}"
     );
+    let suppressions = stdout(&ws.herald(&["suppressions", "list"]));
+    assert!(suppressions.starts_with("0 suppressed"), "{suppressions}");
 }
