@@ -14,7 +14,7 @@ use herald::message::{Addressee, EditionParts};
 use herald::social::teaser::{self, Counting, Rule, TeaserInput};
 use herald::store::StoredArticle;
 
-fn settings() -> (tempfile::TempDir, herald::config::Settings) {
+fn loaded() -> (tempfile::TempDir, herald::app::App) {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().display().to_string();
     std::fs::create_dir_all(dir.path().join("articles")).unwrap();
@@ -46,8 +46,8 @@ max_articles = 500
 "#
     );
     std::fs::write(dir.path().join("herald.toml"), config).unwrap();
-    let settings = herald::config::load(&dir.path().join("herald.toml"), Vec::new()).unwrap();
-    (dir, settings)
+    let app = herald::app::App::load(&dir.path().join("herald.toml"), Vec::new()).unwrap();
+    (dir, app)
 }
 
 fn articles(n: i64) -> Vec<StoredArticle> {
@@ -69,12 +69,12 @@ fn articles(n: i64) -> Vec<StoredArticle> {
 }
 
 fn rendering(c: &mut Criterion) {
-    let (_dir, settings) = settings();
-    let job = settings.job("daily").unwrap();
+    let (_dir, app) = loaded();
+    let job = app.settings.job("daily").unwrap();
     let now: DateTime<Utc> = DateTime::from_timestamp(1_764_000_000, 0).unwrap();
     for n in [10, 100] {
         let articles = articles(n);
-        let parts = herald::digest::render(&settings, job, &articles, now).unwrap();
+        let parts = herald::digest::render(&app, job, &articles, now).unwrap();
         let edition = EditionParts::new(
             1,
             "nonce",
@@ -98,7 +98,7 @@ fn rendering(c: &mut Criterion) {
             b.iter(|| black_box((edition.html_for(&to), edition.text_for(&to), edition.subject_preview())))
         });
         group.bench_function("reference: a full template run per recipient", |b| {
-            b.iter(|| black_box(herald::digest::render(&settings, job, &articles, now).unwrap()))
+            b.iter(|| black_box(herald::digest::render(&app, job, &articles, now).unwrap()))
         });
         group.finish();
     }

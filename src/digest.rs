@@ -6,12 +6,13 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use crate::app::App;
 use crate::article::Article;
 use crate::config::{JobSettings, Settings};
 use crate::ingest::{self, SourceReport};
 use crate::render::{EditionData, RenderError, SharedParts};
 use crate::sender::{self, DrainOptions, SendContext, SendReport};
-use crate::store::{EditionRow, Fire, FireRef, NewEdition, Store, StoreError, StoredArticle};
+use crate::store::{EditionRow, Fire, FireRef, NewEdition, Recipients, Store, StoreError, StoredArticle};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DigestError {
@@ -83,14 +84,26 @@ pub async fn plan(
 
 /// Renders the shared parts of an edition of `job` holding `articles`.
 pub fn render(
-    settings: &Settings,
+    app: &App,
     job: &JobSettings,
     articles: &[StoredArticle],
     now: DateTime<Utc>,
 ) -> Result<SharedParts, RenderError> {
+    let settings = &app.settings;
     let list = settings.list(&job.list).expect("checked config: a job's list exists");
     let data = EditionData::new(&settings.site, list, job, articles, now);
-    settings.templates.render_edition(job, &data)
+    app.templates.render_edition(job, &data)
+}
+
+/// Which subscribers of its list a digest job sends to: those whose cadence
+/// names it, and for the list's first digest job also those whose cadence
+/// names no other job of the list.
+pub fn recipients(job: &JobSettings) -> Recipients<'_> {
+    if job.list_default {
+        Recipients::AllBut(&job.sibling_cadences)
+    } else {
+        Recipients::Cadence(&job.cadence)
+    }
 }
 
 /// Fills an empty list from its `seed` CSV, once: only when the list has
@@ -148,7 +161,7 @@ pub async fn run(
     drain: &DrainOptions,
     fire: Option<&Fire>,
 ) -> Result<DigestReport, DigestError> {
-    let settings = &ctx.settings;
+    let settings = &ctx.app.settings;
     let store = &ctx.store;
     let mut report = DigestReport::default();
     if fire.is_none_or(|f| f.edition.is_none()) {
@@ -158,7 +171,7 @@ pub async fn run(
         let articles = plan(store, job, as_of, &[]).await?;
         report.planned = articles.len();
         if !articles.is_empty() || job.send_when_empty {
-            let parts = render(settings, job, &articles, as_of)?;
+            let parts = render(&ctx.app, job, &articles, as_of)?;
             let ids: Vec<i64> = articles.iter().map(|a| a.id).collect();
             let nonce = uuid::Uuid::new_v4().simple().to_string();
             let edition = NewEdition {
@@ -169,7 +182,7 @@ pub async fn run(
                 html: &parts.html,
                 text: &parts.text,
                 article_ids: &ids,
-                recipients: job.recipients(),
+                recipients: recipients(job),
                 fire: fire.map(|f| FireRef {
                     scheduled_at: f.scheduled_at,
                     instance: &f.claimed_by,

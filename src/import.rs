@@ -81,22 +81,44 @@ impl<R: Read> Read for Lines<R> {
 
 /// Checks an address the way Herald will send to it: a plain `local@domain`
 /// with a dotted domain, no display name, no control characters.
-pub fn validate_email(raw: &str) -> Result<String, String> {
+pub fn validate_email(raw: &str) -> Result<String, EmailError> {
     let email = raw.trim();
     if email.is_empty() {
-        return Err("the email is empty".into());
+        return Err(EmailError::Empty);
     }
     if email.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err(format!("{email:?} contains spaces or control characters"));
+        return Err(EmailError::Spaces(email.into()));
     }
-    let parsed: email_address::EmailAddress = email
-        .parse()
-        .map_err(|e| format!("{email:?} is not a valid address: {e}"))?;
+    let parsed: email_address::EmailAddress = email.parse().map_err(|reason| EmailError::Invalid {
+        email: email.into(),
+        reason,
+    })?;
     if email.contains('<') || !parsed.domain().contains('.') || email.parse::<lettre::Address>().is_err() {
-        return Err(format!("{email:?} is not a deliverable address"));
+        return Err(EmailError::Undeliverable(email.into()));
     }
     Ok(email.to_string())
 }
+
+/// Why an address is not one Herald sends to.
+#[derive(Debug, thiserror::Error)]
+pub enum EmailError {
+    #[error("the email is empty")]
+    Empty,
+    #[error("{0:?} contains spaces or control characters")]
+    Spaces(String),
+    #[error("{email:?} is not a valid address: {reason}")]
+    Invalid {
+        email: String,
+        reason: email_address::Error,
+    },
+    #[error("{0:?} is not a deliverable address")]
+    Undeliverable(String),
+}
+
+/// A status name no import knows.
+#[derive(Debug, thiserror::Error)]
+#[error("{0:?} is not a status Herald imports (active or unsubscribed)")]
+pub struct UnknownStatus(String);
 
 /// The status a row is imported with: from its `status` column, else the
 /// import's default (`--status`).
@@ -109,14 +131,12 @@ pub enum ImportStatus {
 }
 
 impl std::str::FromStr for ImportStatus {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownStatus;
+    fn from_str(s: &str) -> Result<Self, UnknownStatus> {
         match s.trim().to_ascii_lowercase().as_str() {
             "active" | "subscribed" | "confirmed" => Ok(ImportStatus::Active),
             "unsubscribed" | "inactive" | "blocklisted" | "cleaned" => Ok(ImportStatus::Unsubscribed),
-            other => Err(format!(
-                "{other:?} is not a status Herald imports (active or unsubscribed)"
-            )),
+            other => Err(UnknownStatus(other.into())),
         }
     }
 }
@@ -181,7 +201,7 @@ pub async fn import_csv(
         let email = match validate_email(field(email_col).unwrap_or("")) {
             Ok(email) => email,
             Err(reason) => {
-                report.invalid.push((line, reason));
+                report.invalid.push((line, reason.to_string()));
                 continue;
             }
         };
@@ -193,7 +213,7 @@ pub async fn import_csv(
             Some(value) => match value.parse::<ImportStatus>() {
                 Ok(s) => s,
                 Err(reason) => {
-                    report.invalid.push((line, reason));
+                    report.invalid.push((line, reason.to_string()));
                     continue;
                 }
             },

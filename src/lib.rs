@@ -2,6 +2,7 @@
 //! ARCHITECTURE.md for the map of the modules and the invariants they keep.
 #![forbid(unsafe_code)]
 
+pub mod app;
 pub mod article;
 pub mod clean;
 pub mod cli;
@@ -17,6 +18,7 @@ pub mod instance;
 pub mod mail;
 pub mod message;
 pub mod render;
+pub mod retry;
 pub mod schedule;
 pub mod sender;
 pub mod shutdown;

@@ -41,14 +41,7 @@ pub fn latest_between(cron: &Cron, tz: Tz, after: DateTime<Utc>, until: DateTime
     (previous > after).then_some(previous)
 }
 
-/// What a job does about fires it missed while the daemon was down.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CatchUp {
-    /// Never run a missed fire.
-    Skip,
-    /// Run once for the most recent missed fire, if it is within the window.
-    Latest,
-}
+pub use crate::config::CatchUp;
 
 /// The one missed fire to run now: the most recent fire after the job's last
 /// recorded fire, when the policy is `Latest` and it is no older than `window`.

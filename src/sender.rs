@@ -22,10 +22,12 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
+use crate::app::App;
 use crate::clock;
-use crate::config::{MailSettings, Settings};
-use crate::mail::{Delivery, MailTransport};
+use crate::config::MailSettings;
+use crate::mail::{Delivery, MailTransport, TransportError};
 use crate::message::{self, Addressee, EditionParts};
+use crate::retry;
 use crate::shutdown::Shutdown;
 use crate::store::{Attempt, Claimed, Lease, Outcome, Store, StoreError};
 use crate::token::TokenKeys;
@@ -111,7 +113,7 @@ impl RateLimit {
 /// What every send task shares.
 pub struct SendContext {
     pub store: Store,
-    pub settings: Arc<Settings>,
+    pub app: Arc<App>,
     pub transport: MailTransport,
     pub keys: TokenKeys,
 }
@@ -142,18 +144,18 @@ impl DrainOptions {
 pub enum ContextError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("cannot set up the mail transport: {0}")]
-    Transport(String),
+    #[error("cannot set up the mail transport: {}", crate::error_chain(.0))]
+    Transport(#[from] TransportError),
 }
 
 impl SendContext {
-    /// The transport and token keys for `settings`, on `store`.
-    pub async fn new(store: Store, settings: Arc<Settings>) -> Result<SendContext, ContextError> {
-        let keys = store.token_keys(&settings.tokens).await?;
-        let transport = MailTransport::build(&settings.mail).map_err(ContextError::Transport)?;
+    /// The transport and token keys for `app`, on `store`.
+    pub async fn new(store: Store, app: Arc<App>) -> Result<SendContext, ContextError> {
+        let keys = store.token_keys(&app.tokens).await?;
+        let transport = MailTransport::build(&app.settings.mail, app.dkim.clone())?;
         Ok(SendContext {
             store,
-            settings,
+            app,
             transport,
             keys,
         })
@@ -180,17 +182,6 @@ struct Run {
 
 /// How often a drain logs its progress (counts and rate) at info.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
-
-/// The delay before retry number `attempts` (1-based): the initial delay,
-/// doubling each time, at most six hours, with up to 10% jitter.
-pub fn backoff(initial: Duration, attempts: i64, id: i64) -> Duration {
-    let exp = attempts.clamp(1, 20) as u32 - 1;
-    let base = initial
-        .saturating_mul(2u32.saturating_pow(exp))
-        .min(Duration::from_secs(6 * 3600));
-    let jitter = (id as u64).wrapping_mul(2_654_435_761) % 1000;
-    base + base.mul_f64(jitter as f64 / 10_000.0)
-}
 
 /// How long a claim holds a row: a send (session set-up and a transaction,
 /// each step bounded by `send_timeout`) and the wait for a rate-limit slot
@@ -258,7 +249,7 @@ impl Budget {
 /// and not yet recorded at any time, so memory stays constant whatever the
 /// list size, and a crash leaves at most that many rows to be found in doubt.
 pub async fn drain(ctx: Arc<SendContext>, job: &str, options: &DrainOptions) -> Result<SendReport, StoreError> {
-    let mail = &ctx.settings.mail;
+    let mail = &ctx.app.settings.mail;
     let recovered = ctx.store.recover_expired_leases(job, clock::now()).await?;
     if recovered > 0 {
         warn!(
@@ -368,6 +359,7 @@ impl Editions {
         }
         let e = ctx.store.edition(id).await?;
         let title = ctx
+            .app
             .settings
             .list(&e.list_name)
             .map_or(e.list_name.clone(), |l| l.title.clone());
@@ -427,7 +419,7 @@ async fn dispatch(
             if run.claimed_before_pause(d.edition_id, d.round) {
                 continue;
             }
-            let Some(reason) = budget.count(ctx.settings.mail.error_budget, d) else {
+            let Some(reason) = budget.count(ctx.app.settings.mail.error_budget, d) else {
                 continue;
             };
             run.paused_editions
@@ -461,7 +453,7 @@ async fn dispatch(
             let lease = Lease {
                 by: crate::instance::id(),
                 now,
-                until: now + lease_for(&ctx.settings.mail),
+                until: now + lease_for(&ctx.app.settings.mail),
             };
             round += 1;
             let rows = match ctx.store.record_and_claim(&outcomes, &job, want, &lease).await {
@@ -609,7 +601,7 @@ impl Run {
 
     async fn send_one(&self, row: &Claimed, parts: &EditionParts) -> Outcome {
         let ctx = &self.ctx;
-        let mail = &ctx.settings.mail;
+        let mail = &ctx.app.settings.mail;
         if self.paused.load(Ordering::SeqCst) || self.shutdown.is_triggered() {
             return Outcome::Released;
         }
@@ -629,14 +621,12 @@ impl Run {
                 return Outcome::Released;
             }
         }
-        let site = &ctx.settings.site;
+        let site = &ctx.app.settings.site;
         let attributes = serde_json::from_str(&row.attributes).unwrap_or_default();
         let to = Addressee::new(site, &ctx.keys, &row.email, row.name.as_deref(), &row.uid, attributes);
         let message_id = message::message_id(site, parts, row.id);
         let date = SystemTime::from(clock::now());
-        let build = |encoding| {
-            message::build(site, parts, &to, message_id.clone(), "", date, encoding).map_err(|e| e.to_string())
-        };
+        let build = |encoding| message::build(site, parts, &to, message_id.clone(), "", date, encoding);
         let label = format!("{}-e{}-d{}-{}", parts.list_name, parts.edition_id, row.id, row.email);
         // Nothing goes out once the lease is nearly over: another instance may take the row then.
         let lease_left = DateTime::<Utc>::from_timestamp_millis(row.lease_until).map(|until| until - clock::now());
@@ -671,7 +661,7 @@ impl Run {
                     return Outcome::Expired { reply };
                 }
                 let at = now
-                    + chrono::Duration::from_std(backoff(mail.retry_initial, row.attempts, row.id))
+                    + chrono::Duration::from_std(retry::backoff(mail.retry_initial, row.attempts, row.id))
                         .expect("backoff fits");
                 warn!(job = %self.job, edition = row.edition_id, delivery = row.id, to = %row.email, %reply, in_doubt, retry_at = %at, "deferred");
                 Outcome::Retry { reply, at, in_doubt }
@@ -747,28 +737,5 @@ mod tests {
         };
         assert_eq!(counts.count(budget, &retry), None);
         assert_eq!(counts.0[&2], (1, 1));
-    }
-
-    #[test]
-    fn backoff_doubles_and_is_capped() {
-        let mail = MailSettings {
-            transport: crate::config::TransportSettings::File { dir: "x".into() },
-            max_connections: 1,
-            rate_limit: None,
-            send_timeout: Duration::from_secs(60),
-            retry_initial: Duration::from_secs(300),
-            retry_max_age: Duration::from_secs(3 * 86400),
-            error_budget: crate::config::ErrorBudget {
-                percent: 10,
-                min_attempts: 100,
-            },
-            breaker_after: 20,
-            dkim: None,
-        };
-        let secs = |attempts| backoff(mail.retry_initial, attempts, 1).as_secs();
-        assert!((300..=330).contains(&secs(1)), "{}", secs(1));
-        assert!((600..=660).contains(&secs(2)), "{}", secs(2));
-        assert!((1200..=1320).contains(&secs(3)), "{}", secs(3));
-        assert!((6 * 3600..=6 * 3600 + 2160).contains(&secs(15)), "{}", secs(15));
     }
 }

@@ -81,10 +81,10 @@ impl fmt::Debug for TokenKeys {
 
 impl TokenKeys {
     /// Keys from `tokens.secret` and `tokens.previous_secrets`; empty when no secret is configured.
-    pub fn from_config(secret: Option<&str>, previous: &[String]) -> Self {
+    pub fn from_config<'a>(secret: Option<&'a str>, previous: impl IntoIterator<Item = &'a str>) -> Self {
         let keys = secret
             .into_iter()
-            .chain(previous.iter().map(String::as_str))
+            .chain(previous)
             .filter(|s| !s.is_empty())
             .map(|s| Key::new(s.as_bytes()))
             .collect();
@@ -138,21 +138,21 @@ mod tests {
 
     #[test]
     fn signs_and_verifies_and_rotates() {
-        let old = TokenKeys::from_config(Some("old-secret"), &[]);
+        let old = TokenKeys::from_config(Some("old-secret"), []);
         let token = old.sign(Purpose::Unsubscribe, "abc123");
         assert_eq!(old.verify(Purpose::Unsubscribe, &token), Ok("abc123".into()));
 
-        let rotated = TokenKeys::from_config(Some("new-secret"), &["old-secret".into()]);
+        let rotated = TokenKeys::from_config(Some("new-secret"), ["old-secret"]);
         assert_eq!(rotated.verify(Purpose::Unsubscribe, &token), Ok("abc123".into()));
         assert_ne!(rotated.sign(Purpose::Unsubscribe, "abc123"), token);
 
-        let other = TokenKeys::from_config(Some("new-secret"), &[]);
+        let other = TokenKeys::from_config(Some("new-secret"), []);
         assert_eq!(other.verify(Purpose::Unsubscribe, &token), Err(TokenError::UnknownKey));
     }
 
     #[test]
     fn rejects_forged_and_truncated_tokens() {
-        let keys = TokenKeys::from_config(Some("s3cret"), &[]);
+        let keys = TokenKeys::from_config(Some("s3cret"), []);
         let token = keys.sign(Purpose::Unsubscribe, "abc123");
         let forged = token.replace("abc123", "abc124");
         assert_eq!(
@@ -169,7 +169,7 @@ mod tests {
 
     #[test]
     fn a_token_for_one_purpose_does_not_verify_for_another() {
-        let keys = TokenKeys::from_config(Some("s3cret"), &[]);
+        let keys = TokenKeys::from_config(Some("s3cret"), []);
         let token = keys.sign(Purpose::Confirm, "abc123");
         assert_eq!(keys.verify(Purpose::Confirm, &token), Ok("abc123".into()));
         assert_eq!(keys.verify(Purpose::Unsubscribe, &token), Err(TokenError::BadSignature));
@@ -178,7 +178,7 @@ mod tests {
 
     #[test]
     fn debug_never_shows_secrets() {
-        let keys = TokenKeys::from_config(Some("hunter2-secret"), &[]);
+        let keys = TokenKeys::from_config(Some("hunter2-secret"), []);
         assert!(!format!("{keys:?}").contains("hunter2"));
     }
 }

@@ -22,8 +22,8 @@ fn article(id: i64, title: &str, excerpt: &str, author: Option<&str>, published:
 }
 
 fn rendered() -> (EditionParts, String, String) {
-    let (_ws, settings) = settings();
-    let job = settings.job("daily").unwrap();
+    let (_ws, app) = loaded();
+    let job = app.settings.job("daily").unwrap();
     let now: DateTime<Utc> = DateTime::parse_from_rfc3339("2026-03-02T07:00:00Z").unwrap().into();
     let articles = vec![
         article(
@@ -41,7 +41,7 @@ fn rendered() -> (EditionParts, String, String) {
             "2026-03-01T09:00:00Z",
         ),
     ];
-    let parts = herald::digest::render(&settings, job, &articles, now).unwrap();
+    let parts = herald::digest::render(&app, job, &articles, now).unwrap();
     let edition = EditionParts::new(
         1,
         "abc",
@@ -77,15 +77,15 @@ fn the_digest_text_part() {
     insta::assert_snapshot!(text);
 }
 
-/// A workspace and the settings loaded from it, with its articles and templates.
-fn settings() -> (Workspace, herald::config::Settings) {
+/// A workspace and the configuration loaded from it, with its articles and templates.
+fn loaded() -> (Workspace, herald::app::App) {
     let ws = Workspace::new(&base_config(&file_mail()));
     let root = ws.path().display().to_string();
     let config = base_config(&file_mail()).replace("path = \"articles\"", &format!("path = \"{root}/articles\""))
         + &format!("\n[templates]\ndir = \"{root}/templates\"\n");
     ws.write("config/herald.toml", &config);
-    let settings = herald::config::load(&ws.path().join("config/herald.toml"), Vec::new()).expect("valid config");
-    (ws, settings)
+    let app = herald::app::App::load(&ws.path().join("config/herald.toml"), Vec::new()).expect("valid config");
+    (ws, app)
 }
 
 const HEADERS: [&str; 12] = [
@@ -116,11 +116,11 @@ proptest::proptest! {
         name in "[a-zA-Z .:\r\n\t<>\"@=?-]{0,60}|[a-zA-Z \u{e9}]{900,1500}|[a-zA-Z]{900,1500}",
         title in "[a-zA-Z .:\r\n\t<>\"@=?-]{1,60}|[a-zA-Z \u{e9}]{900,1500}|[a-zA-Z]{900,1500}",
     ) {
-        let (_ws, settings) = settings();
-        let job = settings.job("daily").unwrap();
+        let (_ws, app) = loaded();
+        let job = app.settings.job("daily").unwrap();
         let now: DateTime<Utc> = DateTime::parse_from_rfc3339("2026-03-02T07:00:00Z").unwrap().into();
         let articles = vec![article(1, &title, &format!("{title}\r\n.\r\nBcc: x@evil.example"), Some(&name), "2026-03-01T09:00:00Z")];
-        let parts = herald::digest::render(&settings, job, &articles, now).unwrap();
+        let parts = herald::digest::render(&app, job, &articles, now).unwrap();
         let edition = EditionParts::new(1, "abc", "readers", "Gazette Daily", &parts.subject, &parts.html, &parts.text);
         let to = Addressee {
             email: "ana@example.org",
@@ -132,10 +132,10 @@ proptest::proptest! {
         };
         for encoding in [herald::message::BodyEncoding::EightBit, herald::message::BodyEncoding::Safe] {
             let message = herald::message::build(
-                &settings.site,
+                &app.settings.site,
                 &edition,
                 &to,
-                herald::message::message_id(&settings.site, &edition, 7),
+                herald::message::message_id(&app.settings.site, &edition, 7),
                 "",
                 std::time::SystemTime::UNIX_EPOCH,
                 encoding,

@@ -61,7 +61,7 @@ struct Running {
 }
 
 fn start(
-    config: watch::Receiver<Arc<herald::config::Settings>>,
+    config: watch::Receiver<Arc<herald::app::App>>,
     busy: Duration,
     catch_up: HashMap<String, DateTime<Utc>>,
 ) -> Running {

@@ -89,6 +89,6 @@ async fn secrets_never_show_in_output_logs_errors_or_debug() {
     ws.write("config/absolute.toml", &config);
     let path = ws.path().join("config/absolute.toml");
     let env: Vec<(String, String)> = all_secrets().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    let settings = herald::config::load(&path, env).expect("valid config");
-    assert_no_secret("Debug of the settings", &format!("{settings:?}"));
+    let app = herald::app::App::load(&path, env).expect("valid config");
+    assert_no_secret("Debug of the loaded configuration", &format!("{app:?}"));
 }

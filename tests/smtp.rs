@@ -45,7 +45,7 @@ fn a_digest_to_three_hundred_subscribers_arrives_once_each_and_complete() {
     let unique: HashSet<&String> = recipients.iter().collect();
     assert_eq!(unique.len(), 300, "nobody got two copies");
 
-    let keys = TokenKeys::from_config(Some("test-secret-for-tokens"), &[]);
+    let keys = TokenKeys::from_config(Some("test-secret-for-tokens"), []);
     let uid_to_email = uids(&ws);
     let mut message_ids = HashSet::new();
     for raw in sink.messages() {

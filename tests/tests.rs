@@ -13,6 +13,7 @@ mod faults;
 mod feeds;
 mod fires;
 mod hostile;
+mod layers;
 mod postgres;
 mod relay;
 mod relays;

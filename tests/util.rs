@@ -340,7 +340,7 @@ pub fn state_count(deliveries: &str, state: &str) -> (u64, u64) {
 
 /// Loads a configuration for in-process tests: `base_config` with `jobs`
 /// replacing its job, and paths made absolute so the process's directory does not matter.
-pub fn settings_with(ws: &Workspace, jobs: &str) -> herald::config::Settings {
+pub fn settings_with(ws: &Workspace, jobs: &str) -> herald::app::App {
     let root = ws.path().display().to_string();
     let config = base_config(&file_mail())
         .split("[[jobs]]")
@@ -352,7 +352,7 @@ pub fn settings_with(ws: &Workspace, jobs: &str) -> herald::config::Settings {
         + &format!("\n[templates]\ndir = \"{root}/templates\"\n")
         + jobs;
     ws.write("config/herald.toml", &config);
-    herald::config::load(&ws.path().join("config/herald.toml"), Vec::new()).expect("valid config")
+    herald::app::App::load(&ws.path().join("config/herald.toml"), Vec::new()).expect("valid config")
 }
 
 pub fn job_toml(name: &str, schedule: &str) -> String {

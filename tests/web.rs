@@ -20,20 +20,15 @@ async fn start(ws: &Workspace) -> Site {
     start_with(settings_with(ws, &crate::util::job_toml("daily", "0 7 * * *"))).await
 }
 
-pub async fn start_with(settings: herald::config::Settings) -> Site {
-    let store = Store::open(&settings.store_url).await.unwrap();
-    let keys = store.token_keys(&settings.tokens).await.unwrap();
+pub async fn start_with(app: herald::app::App) -> Site {
+    let store = Store::open(&app.settings.store_url).await.unwrap();
+    let keys = store.token_keys(&app.tokens).await.unwrap();
+    // The sender half is dropped: the pages keep the last configuration sent.
+    let (_, app) = tokio::sync::watch::channel(Arc::new(app));
     let (trigger, shutdown) = herald::shutdown::channel();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let state = herald::web::WebState::new(
-        store.clone(),
-        Arc::new(settings),
-        keys.clone(),
-        Default::default(),
-        false,
-    )
-    .unwrap();
+    let state = herald::web::WebState::new(store.clone(), app, keys.clone(), Default::default(), false);
     tokio::spawn(herald::web::serve(listener, state, shutdown));
     Site {
         base,
@@ -162,7 +157,7 @@ async fn forged_truncated_and_replayed_tokens_get_one_generic_page_and_change_no
     let ws = Workspace::new(&base_config(&file_mail()));
     let site = start(&ws).await;
     let token = subscribe(&site, "ana@example.org").await;
-    let other = TokenKeys::from_config(Some("someone-elses-secret"), &[]);
+    let other = TokenKeys::from_config(Some("someone-elses-secret"), []);
     let uid = token.split('.').nth(2).unwrap().to_string();
     let forged = other.sign(Purpose::Unsubscribe, &uid);
     // Change the uid's last character to a different one, whatever it was.

@@ -4,7 +4,6 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono_tz::Tz;
@@ -13,15 +12,11 @@ use url::Url;
 use super::cron::parse_cron;
 use super::raw::{RawConfig, RawDkim, RawJob, RawSource};
 use super::{
-    AccountKind, AccountSettings, ConfigError, DaemonSettings, ErrorBudget, JobKind, JobSettings, ListSettings,
-    LogFormat, MailSettings, Origins, Problem, Settings, Site, SmtpSettings, SourceKind, SourceSettings, TlsMode,
-    TransportSettings, WebSettings,
+    AccountKind, AccountSettings, CatchUp, ConfigError, DaemonSettings, DkimAlgorithm, DkimSettings, ErrorBudget,
+    JobKind, JobSettings, ListSettings, LogFormat, MailSettings, Origins, Problem, Settings, Site, SmtpSettings,
+    SourceKind, SourceSettings, TlsMode, TokenSettings, TransportSettings, WebSettings,
 };
 use super::{Secret, secret_var};
-use crate::mail::Dkim;
-use crate::render::TemplateSet;
-use crate::schedule::CatchUp;
-use crate::token::TokenKeys;
 
 struct Checker<'a> {
     origins: &'a Origins,
@@ -113,7 +108,17 @@ pub fn check(raw: RawConfig, origins: &Origins, file: &Path) -> Result<Settings,
     }
     let mail = check_mail(&mut c, &raw, site.as_ref());
     let web = check_web(&mut c, &raw);
-    let tokens = TokenKeys::from_config(raw.tokens.secret.as_deref(), &raw.tokens.previous_secrets);
+    let tokens = TokenSettings {
+        secret: raw.tokens.secret.clone().filter(|s| !s.is_empty()).map(Secret::new),
+        previous: raw
+            .tokens
+            .previous_secrets
+            .iter()
+            .filter(|s| !s.is_empty())
+            .cloned()
+            .map(Secret::new)
+            .collect(),
+    };
     let daemon = check_daemon(&mut c, &raw);
     let sources = check_sources(&mut c, &raw, site.as_ref().map(|s| &s.base_url));
     let lists = check_lists(&mut c, &raw);
@@ -121,34 +126,18 @@ pub fn check(raw: RawConfig, origins: &Origins, file: &Path) -> Result<Settings,
     let jobs = check_jobs(&mut c, &raw, &sources, &lists, &accounts);
 
     let templates_dir = PathBuf::from(raw.templates.dir.clone().unwrap_or_else(|| "templates".into()));
-    let templates = if templates_dir.is_dir() {
-        let digests: Vec<JobSettings> = jobs.iter().filter(|j| j.kind == JobKind::Digest).cloned().collect();
-        match TemplateSet::load(&templates_dir, &digests) {
-            Ok(set) => Some(set),
-            Err(errors) => {
-                for error in errors {
-                    c.problems.push(Problem {
-                        origin: error.file.unwrap_or_else(|| origins.file().to_string()),
-                        key: error.key,
-                        message: error.message,
-                    });
-                }
-                None
-            }
-        }
-    } else {
+    if !templates_dir.is_dir() {
         c.problem("templates.dir", format!("{} is not a folder", templates_dir.display()));
-        None
-    };
+    }
 
-    match (site, mail, templates) {
-        (Some(site), Some(mail), Some(templates)) if c.problems.is_empty() => Ok(Settings {
+    match (site, mail) {
+        (Some(site), Some(mail)) if c.problems.is_empty() => Ok(Settings {
             file: file.to_path_buf(),
             site,
             store_url,
             mail,
             tokens,
-            templates,
+            templates_dir,
             daemon,
             web,
             sources,
@@ -236,7 +225,7 @@ fn check_mail(c: &mut Checker, raw: &RawConfig, site: Option<&Site>) -> Option<M
                     "username and password go together: set both or neither",
                 );
             }
-            if tls == TlsMode::None && s.password.is_some() && !crate::mail::is_loopback(&host) {
+            if tls == TlsMode::None && s.password.is_some() && !super::is_loopback(&host) {
                 c.problem(
                     "mail.smtp.tls",
                     format!(
@@ -252,20 +241,7 @@ fn check_mail(c: &mut Checker, raw: &RawConfig, site: Option<&Site>) -> Option<M
                 username: s.username.clone(),
                 password: s.password.clone(),
                 helo_name: s.helo_name.clone(),
-                ca_file: s.ca_file.as_ref().and_then(|file| {
-                    let path = PathBuf::from(file);
-                    match std::fs::read(&path).map(|pem| crate::mail::check_ca(&pem)) {
-                        Ok(Ok(())) => Some(path),
-                        Ok(Err(e)) => {
-                            c.problem("mail.smtp.ca_file", format!("{file}: {e}"));
-                            None
-                        }
-                        Err(e) => {
-                            c.problem("mail.smtp.ca_file", format!("cannot read {file}: {e}"));
-                            None
-                        }
-                    }
-                }),
+                ca_file: s.ca_file.as_ref().map(PathBuf::from),
             })
         }
         other => {
@@ -306,36 +282,31 @@ fn check_mail(c: &mut Checker, raw: &RawConfig, site: Option<&Site>) -> Option<M
             ) as u64,
         },
         breaker_after: c.positive("mail.breaker_after_failures", m.breaker_after_failures, 20, 100_000) as u64,
-        dkim: m.dkim.as_ref().and_then(|d| check_dkim(c, d, site)).map(Arc::new),
+        dkim: m.dkim.as_ref().and_then(|d| check_dkim(c, d, site)),
     })
 }
 
-fn check_dkim(c: &mut Checker, d: &RawDkim, site: Option<&Site>) -> Option<Dkim> {
+fn check_dkim(c: &mut Checker, d: &RawDkim, site: Option<&Site>) -> Option<DkimSettings> {
     let selector = c.required("mail.dkim.selector", &d.selector);
-    let file = c.required("mail.dkim.private_key_file", &d.private_key_file)?;
+    let file = c.required("mail.dkim.private_key_file", &d.private_key_file);
+    let algorithm = match d.algorithm.as_deref().unwrap_or("rsa") {
+        "rsa" => Some(DkimAlgorithm::Rsa),
+        "ed25519" => Some(DkimAlgorithm::Ed25519),
+        other => {
+            c.problem("mail.dkim.algorithm", format!("{other:?} is not one of rsa, ed25519"));
+            None
+        }
+    };
     let domain = d
         .domain
         .clone()
         .or_else(|| site.map(|s| s.from.email.domain().to_string()))?;
-    let key = match std::fs::read_to_string(&file) {
-        Ok(key) => key,
-        Err(e) => {
-            c.problem("mail.dkim.private_key_file", format!("cannot read {file}: {e}"));
-            return None;
-        }
-    };
-    let algorithm = d.algorithm.as_deref().unwrap_or("rsa");
-    match Dkim::new(&selector?, &domain, algorithm, &key) {
-        Ok(dkim) => Some(dkim),
-        Err(e) => {
-            let key = match e {
-                crate::mail::DkimError::Algorithm(_) => "mail.dkim.algorithm",
-                crate::mail::DkimError::Key { .. } => "mail.dkim.private_key_file",
-            };
-            c.problem(key, e.to_string());
-            None
-        }
-    }
+    Some(DkimSettings {
+        selector: selector?,
+        domain,
+        algorithm: algorithm?,
+        private_key_file: PathBuf::from(file?),
+    })
 }
 
 fn check_web(c: &mut Checker, raw: &RawConfig) -> WebSettings {
@@ -750,8 +721,9 @@ fn check_accounts(c: &mut Checker, raw: &RawConfig) -> Vec<AccountSettings> {
             continue;
         };
         let mut secret = |field: &str| match c.origins.secret(&name, field) {
-            Ok(value) => value,
-            Err(var) => {
+            Some(value) => value,
+            None => {
+                let var = secret_var(&name, field);
                 c.problems.push(Problem {
                     origin: format!("environment {var}"),
                     key: key.clone(),
@@ -796,7 +768,7 @@ fn check_accounts(c: &mut Checker, raw: &RawConfig) -> Vec<AccountSettings> {
                 chat_id: String::new(),
             },
             "webhook" => AccountKind::Webhook {
-                secret: c.origins.secret(&name, "signing_secret").ok(),
+                secret: c.origins.secret(&name, "signing_secret"),
                 max_chars: a.max_chars.map(|n| n.max(1) as usize),
             },
             other => {
@@ -833,7 +805,7 @@ fn check_accounts(c: &mut Checker, raw: &RawConfig) -> Vec<AccountSettings> {
         };
         // Chat webhooks are addressed by their (secret) webhook URL; the others by an API base URL.
         let base = match &kind {
-            AccountKind::Slack | AccountKind::Discord => c.origins.secret(&name, "webhook_url").ok(),
+            AccountKind::Slack | AccountKind::Discord => c.origins.secret(&name, "webhook_url"),
             AccountKind::Webhook { .. } => c.required(&k("url"), &a.url),
             AccountKind::Mastodon { .. } => c.required(&k("base_url"), &a.base_url),
             _ => a
@@ -844,13 +816,8 @@ fn check_accounts(c: &mut Checker, raw: &RawConfig) -> Vec<AccountSettings> {
         let Some(base_url) = base.and_then(|u| c.url(&k("base_url"), &u)) else {
             continue;
         };
-        let template = a
-            .template
-            .clone()
-            .unwrap_or_else(|| crate::social::teaser::DEFAULT_TEMPLATE.to_string());
-        if let Err(e) = crate::social::teaser::compile(&template) {
-            c.problem(&k("template"), e.to_string());
-        }
+        // Compiled (and its errors reported) by `app::App::load`; `None` is the platform's default.
+        let template = a.template.clone();
         let default_cap = if matches!(kind, AccountKind::X { .. }) { 10 } else { 50 };
         out.push(AccountSettings {
             base_url,

@@ -56,17 +56,24 @@ const FIVE: [Field; 5] = [
     },
 ];
 
+/// Why a cron line was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum CronError {
+    /// Herald's own reading, field by field, named for an operator.
+    #[error("{0}")]
+    Field(String),
+    /// What croner refused once the fields looked right.
+    #[error(transparent)]
+    Parse(#[from] croner::errors::CronError),
+}
+
 /// Parses a crontab line the way Herald's scheduler will: five fields,
 /// an optional leading seconds field, or an `@daily`-style shortcut.
-pub fn parse_cron(line: &str) -> Result<croner::Cron, String> {
+pub fn parse_cron(line: &str) -> Result<croner::Cron, CronError> {
     if let Some(problem) = problem(line) {
-        return Err(problem);
+        return Err(CronError::Field(problem));
     }
-    CronParser::builder()
-        .seconds(Seconds::Optional)
-        .build()
-        .parse(line)
-        .map_err(|e| e.to_string())
+    Ok(CronParser::builder().seconds(Seconds::Optional).build().parse(line)?)
 }
 
 /// What is wrong with `line`, field by field, when something plainly is.
@@ -171,7 +178,7 @@ mod tests {
             ("70 0 7 * * *", "second: 70 is out of range 0-59"),
         ] {
             let error = parse_cron(line).expect_err(line);
-            assert!(error.starts_with(said), "{line}: {error}");
+            assert!(error.to_string().starts_with(said), "{line}: {error}");
         }
     }
 

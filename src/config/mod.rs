@@ -13,12 +13,8 @@ use std::time::Duration;
 
 use chrono_tz::Tz;
 
-use crate::render::TemplateSet;
-use crate::schedule::CatchUp;
-use crate::token::TokenKeys;
-
 pub use check::check;
-pub use cron::parse_cron;
+pub use cron::{CronError, parse_cron};
 
 /// Where the configuration is read from when neither `--config` nor `HERALD_CONFIG` is given.
 pub const DEFAULT_CONFIG_PATH: &str = "config/herald.toml";
@@ -97,12 +93,12 @@ impl Origins {
     }
 
     /// The secret `field` of account `account`, from `HERALD_SECRET_<ACCOUNT>_<FIELD>`.
-    pub fn secret(&self, account: &str, field: &str) -> Result<String, String> {
-        let var = secret_var(account, field);
-        match self.secrets.get(&var) {
-            Some(value) if !value.is_empty() => Ok(value.clone()),
-            _ => Err(var),
-        }
+    /// `None` when it is unset or empty.
+    pub fn secret(&self, account: &str, field: &str) -> Option<String> {
+        self.secrets
+            .get(&secret_var(account, field))
+            .filter(|value| !value.is_empty())
+            .cloned()
     }
 }
 
@@ -196,16 +192,18 @@ fn unknown_key(path: &serde_ignored::Path<'_>) -> String {
     key
 }
 
-/// The checked configuration: every value parsed, every reference resolved,
-/// every template compiled.
+/// The checked configuration: every value parsed, every reference resolved.
+/// What is compiled from it (templates, the DKIM key, token keys) is
+/// `app::App`'s.
 #[derive(Debug)]
 pub struct Settings {
     pub file: PathBuf,
     pub site: Site,
     pub store_url: String,
     pub mail: MailSettings,
-    pub tokens: TokenKeys,
-    pub templates: TemplateSet,
+    pub tokens: TokenSettings,
+    /// The folder of the Handlebars templates.
+    pub templates_dir: PathBuf,
     pub daemon: DaemonSettings,
     pub web: WebSettings,
     pub sources: Vec<SourceSettings>,
@@ -277,7 +275,38 @@ pub struct MailSettings {
     /// open the circuit: the channel pauses and resumes on its own.
     pub breaker_after: u64,
     /// Signs every outgoing message when a key is configured.
-    pub dkim: Option<std::sync::Arc<crate::mail::Dkim>>,
+    pub dkim: Option<DkimSettings>,
+}
+
+/// `[mail.dkim]`: the key is read and parsed by `app::App::load`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DkimSettings {
+    pub selector: String,
+    pub domain: String,
+    pub algorithm: DkimAlgorithm,
+    pub private_key_file: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DkimAlgorithm {
+    Rsa,
+    Ed25519,
+}
+
+/// `[tokens]`: the secret that signs links (first) and the ones that still verify.
+#[derive(Debug, Clone, Default)]
+pub struct TokenSettings {
+    pub secret: Option<Secret>,
+    pub previous: Vec<Secret>,
+}
+
+/// What a job does about fires it missed while the daemon was down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CatchUp {
+    /// Never run a missed fire.
+    Skip,
+    /// Run once for the most recent missed fire, if it is within the window.
+    Latest,
 }
 
 /// An edition pauses once at least `min_attempts` of its messages were tried
@@ -442,7 +471,8 @@ pub struct AccountSettings {
     pub kind: AccountKind,
     /// The API's base URL (or, for chat webhooks, the webhook URL).
     pub base_url: url::Url,
-    pub template: String,
+    /// The post template; `None`: the default teaser.
+    pub template: Option<String>,
     pub max_hashtags: usize,
     pub min_spacing: Duration,
     pub daily_cap: u32,
@@ -541,15 +571,15 @@ pub struct JobSettings {
     pub siblings: Vec<String>,
 }
 
-impl JobSettings {
-    /// Which subscribers of its list a digest job sends to.
-    pub fn recipients(&self) -> crate::store::Recipients<'_> {
-        if self.list_default {
-            crate::store::Recipients::AllBut(&self.sibling_cadences)
-        } else {
-            crate::store::Recipients::Cadence(&self.cadence)
-        }
-    }
+/// Whether `host` names this machine: the only place a password may go
+/// without TLS.
+pub fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]
@@ -580,5 +610,15 @@ mod tests {
             env_var_for("mail.smtp.max_connections"),
             "HERALD_MAIL__SMTP__MAX_CONNECTIONS"
         );
+    }
+
+    #[test]
+    fn loopback_hosts_are_told_apart() {
+        for host in ["localhost", "127.0.0.1", "127.3.2.1", "::1", "[::1]"] {
+            assert!(is_loopback(host), "{host}");
+        }
+        for host in ["smtp.example.org", "10.0.0.1", "localhost.example.org"] {
+            assert!(!is_loopback(host), "{host}");
+        }
     }
 }

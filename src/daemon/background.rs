@@ -29,12 +29,10 @@ pub async fn drainer(daemon: Daemon, mut shutdown: Shutdown) {
     // connections survive from one round to the next; rebuilt after a reload.
     let mut context: Option<Arc<SendContext>> = None;
     loop {
-        let settings = daemon.settings();
-        if !context
-            .as_ref()
-            .is_some_and(|ctx| Arc::ptr_eq(&ctx.settings, &settings))
-        {
-            context = match SendContext::new(daemon.store.clone(), settings.clone()).await {
+        let app = daemon.app();
+        let settings = &app.settings;
+        if !context.as_ref().is_some_and(|ctx| Arc::ptr_eq(&ctx.app, &app)) {
+            context = match SendContext::new(daemon.store.clone(), app.clone()).await {
                 Ok(ctx) => Some(Arc::new(ctx)),
                 Err(e) => {
                     error!(error = %e, "cannot prepare sending");
@@ -124,7 +122,8 @@ pub async fn drainer(daemon: Daemon, mut shutdown: Shutdown) {
 pub async fn poller(daemon: Daemon, mut shutdown: Shutdown) {
     let mut next: HashMap<String, DateTime<Utc>> = HashMap::new();
     loop {
-        let settings = daemon.settings();
+        let app = daemon.app();
+        let settings = &app.settings;
         let now = daemon.clock.now();
         next.retain(|name, _| settings.source(name).is_some());
         for source in &settings.sources {
@@ -135,7 +134,7 @@ pub async fn poller(daemon: Daemon, mut shutdown: Shutdown) {
                 continue;
             }
             let names = [source.name.clone()];
-            match ingest::ingest(&daemon.store, &settings, Some(&names), &daemon.client, now).await {
+            match ingest::ingest(&daemon.store, settings, Some(&names), &daemon.client, now).await {
                 Ok(reports) => {
                     for r in reports {
                         match r.error {
@@ -187,7 +186,8 @@ pub async fn fire_watcher(daemon: Daemon, mut shutdown: Shutdown) {
     let mut runs: Vec<tokio::task::JoinHandle<()>> = Vec::new();
     loop {
         runs.retain(|run| !run.is_finished());
-        let settings = daemon.settings();
+        let app = daemon.app();
+        let settings = &app.settings;
         match daemon.store.unfinished_fires().await {
             Ok(fires) => {
                 let now = daemon.clock.now();

@@ -14,8 +14,9 @@ use tracing::{error, info, warn};
 
 use super::channel::Channel;
 use super::scheduler::FireHandler;
+use crate::app::App;
 use crate::clock::Clock;
-use crate::config::{JobKind, JobSettings, Settings};
+use crate::config::{JobKind, JobSettings};
 use crate::digest::{self, DigestReport};
 use crate::health::Health;
 use crate::sender::{self, DrainOptions, SendContext};
@@ -41,7 +42,7 @@ impl JobLocks {
 #[derive(Clone)]
 pub struct Daemon {
     pub store: Store,
-    pub config: watch::Receiver<Arc<Settings>>,
+    pub config: watch::Receiver<Arc<App>>,
     pub clock: Arc<dyn Clock>,
     pub instance: String,
     pub locks: JobLocks,
@@ -53,12 +54,12 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    pub fn settings(&self) -> Arc<Settings> {
+    pub fn app(&self) -> Arc<App> {
         self.config.borrow().clone()
     }
 
     fn fire_lease(&self) -> chrono::Duration {
-        chrono::Duration::from_std(self.settings().daemon.fire_lease).expect("fits")
+        chrono::Duration::from_std(self.app().settings.daemon.fire_lease).expect("fits")
     }
 
     async fn run_fire(self, job: JobSettings, at: DateTime<Utc>) {
@@ -168,7 +169,7 @@ impl Daemon {
     async fn renew(&self, fire: &Fire) -> std::convert::Infallible {
         let mut held = true;
         loop {
-            let lease = self.settings().daemon.fire_lease;
+            let lease = self.app().settings.daemon.fire_lease;
             tokio::time::sleep(lease / 3).await;
             if !held {
                 continue;
@@ -195,7 +196,7 @@ impl Daemon {
     /// claims keep two instances off the same row; the drainer takes over
     /// rows from an instance that died.)
     async fn help_fire(&self, job: &JobSettings, at: DateTime<Utc>) {
-        let ctx = match SendContext::new(self.store.clone(), self.settings()).await {
+        let ctx = match SendContext::new(self.store.clone(), self.app()).await {
             Ok(ctx) => Arc::new(ctx),
             Err(e) => {
                 error!(job = %job.name, error = %e, "cannot prepare sending");
@@ -222,7 +223,8 @@ impl Daemon {
             if let Ok(_guard) = lock.try_lock() {
                 match sender::drain(ctx.clone(), &job.name, &self.drain).await {
                     Ok(report) => {
-                        let settings = self.settings();
+                        let app = self.app();
+                        let settings = &app.settings;
                         self.channel
                             .note(&report, settings.mail.retry_initial, self.clock.now(), &self.health);
                         sent += report.sent;
@@ -245,7 +247,7 @@ impl Daemon {
         match self.digest(job, fire).await {
             Ok(report) => {
                 log_report(&job.name, &report, fire.edition);
-                let retry_initial = self.settings().mail.retry_initial;
+                let retry_initial = self.app().settings.mail.retry_initial;
                 self.channel
                     .note(&report.send, retry_initial, self.clock.now(), &self.health);
                 let failed = report.sources.iter().filter(|s| s.error.is_some()).count();
@@ -275,10 +277,11 @@ impl Daemon {
     }
 
     async fn social_fire(&self, job: &JobSettings, at: DateTime<Utc>) -> String {
-        let settings = self.settings();
+        let app = self.app();
+        let settings = &app.settings;
         match social::run(
             &self.store,
-            &settings,
+            settings,
             job,
             &self.client,
             self.clock.now(),
@@ -310,7 +313,7 @@ impl Daemon {
     }
 
     async fn digest(&self, job: &JobSettings, fire: &Fire) -> anyhow::Result<DigestReport> {
-        let ctx = Arc::new(SendContext::new(self.store.clone(), self.settings()).await?);
+        let ctx = Arc::new(SendContext::new(self.store.clone(), self.app()).await?);
         Ok(digest::run(ctx, job, &self.client, self.clock.now(), &self.drain, Some(fire)).await?)
     }
 }

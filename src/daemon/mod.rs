@@ -19,8 +19,8 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+use crate::app::App;
 use crate::clock::{Clock, SystemClock};
-use crate::config::Settings;
 use crate::health::Health;
 use crate::schedule::missed_fire;
 use crate::sender::DrainOptions;
@@ -54,12 +54,12 @@ async fn signals(trigger: ShutdownTrigger) {
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
-pub async fn run(settings: Settings, config_path: &Path) -> anyhow::Result<ExitCode> {
-    let store = crate::cli::open_store(&settings).await?;
+pub async fn run(app: App, config_path: &Path) -> anyhow::Result<ExitCode> {
+    let store = app.open_store().await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let (trigger, shutdown) = shutdown::channel();
-    let (tx, config) = watch::channel(Arc::new(settings));
-    let grace = config.borrow().daemon.shutdown_grace;
+    let (tx, config) = watch::channel(Arc::new(app));
+    let grace = config.borrow().settings.daemon.shutdown_grace;
     let daemon = Daemon {
         store: store.clone(),
         config: config.clone(),
@@ -79,7 +79,7 @@ pub async fn run(settings: Settings, config_path: &Path) -> anyhow::Result<ExitC
     // Missed fires: at most one per job, the latest, when its policy and window allow.
     let now = clock.now();
     let mut catch_up = HashMap::new();
-    for job in &config.borrow().jobs {
+    for job in &config.borrow().settings.jobs {
         let last = store.last_fire(&job.name).await?;
         match missed_fire(&job.cron, job.timezone, last, now, job.catch_up, job.catch_up_window) {
             Some(at) => {
@@ -96,15 +96,15 @@ pub async fn run(settings: Settings, config_path: &Path) -> anyhow::Result<ExitC
         }
     }
 
-    let web = match config.borrow().web.listen {
+    let web = match config.borrow().settings.web.listen {
         Some(addr) => {
             let listener = tokio::net::TcpListener::bind(addr).await?;
-            let state = web_state(&store, config.borrow().clone(), daemon.health.clone(), true).await?;
+            let state = web_state(&store, config.clone(), daemon.health.clone(), true).await?;
             Some(tokio::spawn(crate::web::serve(listener, state, shutdown.clone())))
         }
         None => None,
     };
-    info!(instance = %daemon.instance, jobs = config.borrow().jobs.len(), sources = config.borrow().sources.len(), "herald daemon started");
+    info!(instance = %daemon.instance, jobs = config.borrow().settings.jobs.len(), sources = config.borrow().settings.sources.len(), "herald daemon started");
     tokio::spawn(signals(trigger));
     let reloader = tokio::spawn(reload::Reloader::new(config_path, tx).watch(shutdown.clone()));
     // Each loop is started again should it panic (the catch-up fires only the first time).
@@ -176,24 +176,32 @@ fn restartable<Fut>(
 
 async fn web_state(
     store: &Store,
-    settings: Arc<Settings>,
+    app: watch::Receiver<Arc<App>>,
     health: Arc<Health>,
     expects_heartbeat: bool,
 ) -> anyhow::Result<crate::web::WebState> {
-    let keys = store.token_keys(&settings.tokens).await?;
-    crate::web::WebState::new(store.clone(), settings, keys, health, expects_heartbeat).map_err(anyhow::Error::msg)
+    let keys = store.token_keys(&app.borrow().tokens).await?;
+    Ok(crate::web::WebState::new(
+        store.clone(),
+        app,
+        keys,
+        health,
+        expects_heartbeat,
+    ))
 }
 
 /// `herald serve`: the HTTP interface alone, until SIGTERM or SIGINT.
-pub async fn serve_only(settings: Settings, listen: Option<std::net::SocketAddr>) -> anyhow::Result<ExitCode> {
+pub async fn serve_only(app: App, listen: Option<std::net::SocketAddr>) -> anyhow::Result<ExitCode> {
     let addr = listen
-        .or(settings.web.listen)
+        .or(app.settings.web.listen)
         .unwrap_or_else(|| "127.0.0.1:8080".parse().expect("valid"));
-    let store = crate::cli::open_store(&settings).await?;
+    let store = app.open_store().await?;
     let (trigger, shutdown) = shutdown::channel();
     tokio::spawn(signals(trigger));
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    let state = web_state(&store, Arc::new(settings), Arc::new(Health::default()), false).await?;
+    // `herald serve` does not reload: the channel keeps the one configuration.
+    let (_keep, app) = watch::channel(Arc::new(app));
+    let state = web_state(&store, app, Arc::new(Health::default()), false).await?;
     crate::web::serve(listener, state, shutdown).await?;
     store.close().await;
     Ok(ExitCode::SUCCESS)

@@ -11,7 +11,8 @@ use notify::{EventKind, RecursiveMode, Watcher};
 use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
 
-use crate::config::{self, ConfigError, JobSettings, Settings};
+use crate::app::App;
+use crate::config::{ConfigError, JobSettings, Settings};
 use crate::shutdown::Shutdown;
 
 /// How long the files must be quiet after a change before reloading, so an
@@ -27,11 +28,11 @@ pub enum Reloaded {
 
 pub struct Reloader {
     path: PathBuf,
-    tx: watch::Sender<Arc<Settings>>,
+    tx: watch::Sender<Arc<App>>,
 }
 
 impl Reloader {
-    pub fn new(path: &Path, tx: watch::Sender<Arc<Settings>>) -> Reloader {
+    pub fn new(path: &Path, tx: watch::Sender<Arc<App>>) -> Reloader {
         Reloader {
             path: path.to_path_buf(),
             tx,
@@ -40,9 +41,9 @@ impl Reloader {
 
     /// Loads and checks the configuration; swaps it in only when valid.
     pub fn reload(&self) -> Reloaded {
-        match config::load(&self.path, std::env::vars()) {
+        match App::load(&self.path, std::env::vars()) {
             Ok(new) => {
-                let changes = describe_changes(&self.tx.borrow(), &new);
+                let changes = describe_changes(&self.tx.borrow().settings, &new.settings);
                 self.tx.send_replace(Arc::new(new));
                 if changes.is_empty() {
                     info!(file = %self.path.display(), "configuration reloaded: no job or source changed");
@@ -72,7 +73,7 @@ impl Reloader {
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."))
             .to_path_buf();
-        let templates = self.tx.borrow().templates.dir().to_path_buf();
+        let templates = self.tx.borrow().settings.templates_dir.clone();
         vec![config_dir, templates]
     }
 

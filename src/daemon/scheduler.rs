@@ -12,8 +12,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
+use crate::app::App;
 use crate::clock::Clock;
-use crate::config::{JobSettings, Settings};
+use crate::config::JobSettings;
 use crate::health::Health;
 use crate::schedule::next_after;
 use crate::shutdown::Shutdown;
@@ -35,7 +36,7 @@ fn same_schedule(a: &JobSettings, b: &JobSettings) -> bool {
 /// Fires jobs until shutdown, then waits for the runs under way.
 /// `catch_up` gives, per job, a missed fire to run at once.
 pub async fn run(
-    mut config: watch::Receiver<Arc<Settings>>,
+    mut config: watch::Receiver<Arc<App>>,
     clock: Arc<dyn Clock>,
     handler: Arc<dyn FireHandler>,
     mut shutdown: Shutdown,
@@ -45,6 +46,7 @@ pub async fn run(
     let mut current = config.borrow_and_update().clone();
     let start = clock.now();
     let mut next: HashMap<String, DateTime<Utc>> = current
+        .settings
         .jobs
         .iter()
         .filter_map(|j| {
@@ -72,9 +74,9 @@ pub async fn run(
                 }
                 let new = config.borrow_and_update().clone();
                 let now = clock.now();
-                next.retain(|name, _| new.job(name).is_some());
-                for job in &new.jobs {
-                    let unchanged = current.job(&job.name).is_some_and(|old| same_schedule(old, job));
+                next.retain(|name, _| new.settings.job(name).is_some());
+                for job in &new.settings.jobs {
+                    let unchanged = current.settings.job(&job.name).is_some_and(|old| same_schedule(old, job));
                     if !unchanged || !next.contains_key(&job.name) {
                         match next_after(&job.cron, job.timezone, now) {
                             Some(at) => next.insert(job.name.clone(), at),
@@ -88,7 +90,7 @@ pub async fn run(
             () = shutdown.wait() => break,
         }
         let now = clock.now();
-        for job in &current.jobs {
+        for job in &current.settings.jobs {
             let Some(&at) = next.get(&job.name) else { continue };
             if at > now {
                 continue;

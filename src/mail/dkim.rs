@@ -12,14 +12,20 @@ use lettre::message::header::HeaderName;
 use rsa::pkcs1::EncodeRsaPrivateKey;
 use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey};
 
-/// Why a DKIM setting cannot be used: the algorithm's name, or the key.
+use crate::config::DkimAlgorithm;
+
+/// Why a DKIM key cannot be used.
 #[derive(Debug, thiserror::Error)]
-pub enum DkimError {
-    #[error("{0:?} is not one of rsa, ed25519")]
-    Algorithm(String),
-    #[error("not a usable {algorithm} key: {reason}")]
-    Key { algorithm: &'static str, reason: String },
+#[error("not a usable {algorithm} key: {reason}")]
+pub struct DkimError {
+    algorithm: &'static str,
+    reason: String,
 }
+
+/// Why a new key could not be made.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot make a DKIM key: {0}")]
+pub struct KeygenError(String);
 
 const PKCS8: &str = "-----BEGIN PRIVATE KEY-----";
 /// The DER that starts every PKCS#8 Ed25519 key, before its 32-byte secret (RFC 8410).
@@ -28,12 +34,12 @@ const ED25519_PKCS8_PREFIX: [u8; 16] = [
 ];
 
 /// lettre's signing key from what an operator has on disk.
-fn signing_key(algorithm: &str, text: &str) -> Result<DkimSigningKey, DkimError> {
+fn signing_key(algorithm: DkimAlgorithm, text: &str) -> Result<DkimSigningKey, DkimError> {
     use base64::Engine as _;
     let base64 = base64::engine::general_purpose::STANDARD;
     let (name, lettre_algorithm, lettre_text) = match algorithm {
-        "rsa" => {
-            let bad = |reason: String| DkimError::Key {
+        DkimAlgorithm::Rsa => {
+            let bad = |reason: String| DkimError {
                 algorithm: "RSA",
                 reason,
             };
@@ -52,14 +58,14 @@ fn signing_key(algorithm: &str, text: &str) -> Result<DkimSigningKey, DkimError>
             };
             ("RSA", DkimSigningAlgorithm::Rsa, pkcs1)
         }
-        "ed25519" => {
+        DkimAlgorithm::Ed25519 => {
             let secret = if text.starts_with(PKCS8) {
                 let body: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
                 let der = base64.decode(body.trim()).unwrap_or_default();
                 match der.strip_prefix(&ED25519_PKCS8_PREFIX[..]) {
                     Some(secret) if secret.len() == 32 => base64.encode(secret),
                     _ => {
-                        return Err(DkimError::Key {
+                        return Err(DkimError {
                             algorithm: "Ed25519",
                             reason: "the PKCS#8 key is not an Ed25519 key".into(),
                         });
@@ -70,9 +76,8 @@ fn signing_key(algorithm: &str, text: &str) -> Result<DkimSigningKey, DkimError>
             };
             ("Ed25519", DkimSigningAlgorithm::Ed25519, secret)
         }
-        other => return Err(DkimError::Algorithm(other.to_string())),
     };
-    DkimSigningKey::new(&lettre_text, lettre_algorithm).map_err(|e| DkimError::Key {
+    DkimSigningKey::new(&lettre_text, lettre_algorithm).map_err(|e| DkimError {
         algorithm: name,
         reason: e.to_string(),
     })
@@ -81,14 +86,15 @@ fn signing_key(algorithm: &str, text: &str) -> Result<DkimSigningKey, DkimError>
 /// A new 2048-bit RSA key for `selector` and `domain`: the PKCS#8 PEM to
 /// keep secret, and the DNS TXT record that publishes its public half
 /// (split into strings of at most 255 characters, as DNS requires).
-pub fn generate(selector: &str, domain: &str) -> Result<(String, String), String> {
+pub fn generate(selector: &str, domain: &str) -> Result<(String, String), KeygenError> {
     use base64::Engine as _;
-    let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).map_err(|e| e.to_string())?;
+    let fail = |e: &dyn std::fmt::Display| KeygenError(e.to_string());
+    let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).map_err(|e| fail(&e))?;
     let pem = key
         .to_pkcs8_pem(rsa::pkcs8::LineEnding::LF)
-        .map_err(|e| e.to_string())?
+        .map_err(|e| fail(&e))?
         .to_string();
-    let public = key.to_public_key().to_public_key_der().map_err(|e| e.to_string())?;
+    let public = key.to_public_key().to_public_key_der().map_err(|e| fail(&e))?;
     let value = format!(
         "v=DKIM1; k=rsa; p={}",
         base64::engine::general_purpose::STANDARD.encode(public.as_bytes())
@@ -134,7 +140,7 @@ impl Dkim {
     /// `key` is a PEM private key, PKCS#8 (`-----BEGIN PRIVATE KEY-----`, what
     /// OpenSSL 3 writes by default) or, for `rsa`, PKCS#1 (`-----BEGIN RSA
     /// PRIVATE KEY-----`); for `ed25519` also the base64 of the 32-byte secret.
-    pub fn new(selector: &str, domain: &str, algorithm: &str, key: &str) -> Result<Dkim, DkimError> {
+    pub fn new(selector: &str, domain: &str, algorithm: DkimAlgorithm, key: &str) -> Result<Dkim, DkimError> {
         let key = signing_key(algorithm, key.trim())?;
         let config = DkimConfig::new(
             selector.to_string(),

@@ -5,15 +5,18 @@ use std::path::{Path, PathBuf};
 
 use lettre::Message;
 
-use super::Delivery;
+use super::{Delivery, TransportError};
 
 pub struct FileTransport {
     dir: PathBuf,
 }
 
 impl FileTransport {
-    pub fn new(dir: &Path) -> Result<FileTransport, String> {
-        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create outbox {}: {e}", dir.display()))?;
+    pub fn new(dir: &Path) -> Result<FileTransport, TransportError> {
+        std::fs::create_dir_all(dir).map_err(|error| TransportError::Outbox {
+            dir: dir.to_path_buf(),
+            error,
+        })?;
         Ok(FileTransport { dir: dir.to_path_buf() })
     }
 

@@ -8,16 +8,17 @@ mod file;
 mod session;
 mod smtp;
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use lettre::Message;
 
 use crate::config::{MailSettings, TransportSettings};
-use crate::message::BodyEncoding;
+use crate::message::{BodyEncoding, MessageError};
 
 pub use dkim::{Dkim, DkimError, SIGNED_HEADERS, generate as generate_dkim_key};
 pub use file::FileTransport;
-pub use session::is_loopback;
+pub use session::CaError;
 pub use smtp::SmtpTransport;
 
 /// How the server (or the file system) answered one message. Only a reply
@@ -62,7 +63,36 @@ impl Delivery {
 
 /// How a message is built once the transport knows how its body may be
 /// encoded (8bit only where the session offers 8BITMIME).
-pub type Build<'a> = &'a (dyn Fn(BodyEncoding) -> Result<Message, String> + Sync);
+pub type Build<'a> = &'a (dyn Fn(BodyEncoding) -> Result<Message, MessageError> + Sync);
+
+/// The transport could not be set up from its settings.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("cannot create the outbox {}", dir.display())]
+    Outbox {
+        dir: PathBuf,
+        #[source]
+        error: std::io::Error,
+    },
+    #[error("cannot read {}", path.display())]
+    ReadCa {
+        path: PathBuf,
+        #[source]
+        error: std::io::Error,
+    },
+    #[error("the CA file {}", path.display())]
+    Ca {
+        path: PathBuf,
+        #[source]
+        error: CaError,
+    },
+}
+
+/// `herald check --smtp` could not open a session: what the server (or the
+/// network) said, and at which stage.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ProbeError(pub String);
 
 /// Where messages go, and the DKIM key that signs them on the way.
 pub struct MailTransport {
@@ -76,7 +106,7 @@ enum Route {
 }
 
 impl MailTransport {
-    pub fn build(settings: &MailSettings) -> Result<MailTransport, String> {
+    pub fn build(settings: &MailSettings, dkim: Option<std::sync::Arc<Dkim>>) -> Result<MailTransport, TransportError> {
         let route = match &settings.transport {
             TransportSettings::File { dir } => Route::File(FileTransport::new(dir)?),
             TransportSettings::Smtp(smtp) => Route::Smtp(SmtpTransport::new(
@@ -85,10 +115,7 @@ impl MailTransport {
                 settings.send_timeout,
             )?),
         };
-        Ok(MailTransport {
-            route,
-            dkim: settings.dkim.clone(),
-        })
+        Ok(MailTransport { route, dkim })
     }
 
     /// Where messages go, for people.
@@ -137,7 +164,7 @@ impl MailTransport {
 
     /// Builds and signs one message.
     async fn prepare(&self, build: Build<'_>, encoding: BodyEncoding) -> Result<Message, Delivery> {
-        let mut message = build(encoding).map_err(Delivery::Rejected)?;
+        let mut message = build(encoding).map_err(|e| Delivery::Rejected(e.to_string()))?;
         if let Some(dkim) = self.dkim.clone() {
             // An RSA signature takes about a millisecond of CPU: off the event loop.
             let signed = tokio::task::spawn_blocking(move || {
@@ -162,7 +189,7 @@ impl MailTransport {
 
     /// Connects as a send would (greeting, EHLO, STARTTLS, AUTH), then says
     /// QUIT: what `herald check --smtp` reports. `None` for the file transport.
-    pub async fn probe(&self) -> Option<Result<String, String>> {
+    pub async fn probe(&self) -> Option<Result<String, ProbeError>> {
         match &self.route {
             Route::File(_) => None,
             Route::Smtp(s) => Some(s.probe().await),
@@ -171,7 +198,7 @@ impl MailTransport {
 }
 
 /// Whether `pem` holds CA certificates the SMTP client can trust.
-pub fn check_ca(pem: &[u8]) -> Result<(), String> {
+pub fn check_ca(pem: &[u8]) -> Result<(), CaError> {
     session::tls_config(Some(pem)).map(|_| ())
 }
 

@@ -10,7 +10,7 @@ use lettre::Message;
 use tokio::sync::Semaphore;
 
 use super::session::{Broken, Reply, Security, Sent, Session, SessionError, Stage, Target};
-use super::{Delivery, classify_permanent};
+use super::{Delivery, ProbeError, TransportError, classify_permanent};
 use crate::config::{SmtpSettings, TlsMode};
 use crate::message::BodyEncoding;
 
@@ -33,12 +33,22 @@ pub struct SmtpTransport {
 }
 
 impl SmtpTransport {
-    pub fn new(s: &SmtpSettings, max_connections: usize, step_timeout: Duration) -> Result<SmtpTransport, String> {
+    pub fn new(
+        s: &SmtpSettings,
+        max_connections: usize,
+        step_timeout: Duration,
+    ) -> Result<SmtpTransport, TransportError> {
         let ca = match &s.ca_file {
-            Some(path) => Some(std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?),
+            Some(path) => Some(std::fs::read(path).map_err(|error| TransportError::ReadCa {
+                path: path.clone(),
+                error,
+            })?),
             None => None,
         };
-        let tls = super::session::tls_config(ca.as_deref())?;
+        let tls = super::session::tls_config(ca.as_deref()).map_err(|error| TransportError::Ca {
+            path: s.ca_file.clone().unwrap_or_default(),
+            error,
+        })?;
         let security = match s.tls {
             TlsMode::None => Security::Plain,
             TlsMode::StartTls => Security::StartTls,
@@ -111,10 +121,10 @@ impl SmtpTransport {
     }
 
     /// Opens a session (greeting, EHLO, STARTTLS, AUTH) and ends it with QUIT.
-    pub async fn probe(&self) -> Result<String, String> {
+    pub async fn probe(&self) -> Result<String, ProbeError> {
         let session = Session::open(&self.target)
             .await
-            .map_err(|e| session_failed(e).reply().to_string())?;
+            .map_err(|e| ProbeError(session_failed(e).reply().to_string()))?;
         let offers = &session.offers;
         let mut said = vec!["connected".to_string()];
         if self.target.security != Security::Plain {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::reply::{Answer, Reply, send};
+use super::reply::{Answer, Reply, VerifyError, send};
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -106,11 +106,10 @@ impl BlueskyClient<'_> {
 
     /// Checks the app password by logging in (`createSession`), which
     /// also leaves a fresh session for the next post.
-    pub async fn verify(&self, http: &reqwest::Client, now: DateTime<Utc>) -> Result<String, String> {
+    pub async fn verify(&self, http: &reqwest::Client, now: DateTime<Utc>) -> Result<String, VerifyError> {
         match self.create_session(http, now).await {
             Ok(session) => Ok(format!("app password accepted for {} ({})", self.handle, session.did)),
-            Err(Reply::Permanent(m) | Reply::AuthExpired(m)) => Err(m),
-            Err(other) => Err(format!("{other:?}")),
+            Err(reply) => Err(VerifyError::Failed(reply)),
         }
     }
 

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
-use super::reply::{Reply, send};
+use super::reply::{Reply, VerifyError, send};
 
 pub enum ChatKind<'a> {
     Slack,
@@ -25,18 +25,18 @@ pub struct ChatClient<'a> {
 impl ChatClient<'_> {
     /// Checks a Telegram bot token without posting (`getMe`); `None` for
     /// webhooks, which have no such call.
-    pub async fn verify(&self, http: &reqwest::Client) -> Option<Result<String, String>> {
+    pub async fn verify(&self, http: &reqwest::Client) -> Option<Result<String, VerifyError>> {
         let ChatKind::Telegram { bot_token, .. } = &self.kind else {
             return None;
         };
         let url = format!("{}/bot{bot_token}/getMe", self.url.as_str().trim_end_matches('/'));
         let answer = match send(http.get(url), self.timeout).await {
             Ok(answer) => answer,
-            Err(reply) => return Some(Err(format!("{reply:?}"))),
+            Err(reply) => return Some(Err(VerifyError::Failed(reply))),
         };
         let json = answer.json();
         if !answer.status.is_success() || json["ok"].as_bool() != Some(true) {
-            return Some(Err(format!("HTTP {}: {}", answer.status.as_u16(), answer.message())));
+            return Some(Err(VerifyError::Refused(answer.message())));
         }
         Some(Ok(format!(
             "bot token accepted for @{}",

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::reply::{Reply, send};
+use super::reply::{Reply, VerifyError, send};
 
 /// The limit when the instance does not say.
 pub const FALLBACK_LIMIT: usize = 500;
@@ -36,13 +36,13 @@ impl MastodonClient<'_> {
 
     /// Checks the token without posting (`GET /api/v1/accounts/verify_credentials`):
     /// the account it belongs to, or why not.
-    pub async fn verify(&self, http: &reqwest::Client) -> Result<String, String> {
+    pub async fn verify(&self, http: &reqwest::Client) -> Result<String, VerifyError> {
         let request = http
             .get(self.url("/api/v1/accounts/verify_credentials"))
             .bearer_auth(self.access_token);
-        let answer = send(request, self.timeout).await.map_err(|r| format!("{r:?}"))?;
+        let answer = send(request, self.timeout).await.map_err(VerifyError::Failed)?;
         if !answer.status.is_success() {
-            return Err(format!("HTTP {}: {}", answer.status.as_u16(), answer.message()));
+            return Err(VerifyError::Refused(answer.message()));
         }
         Ok(format!(
             "token accepted for @{}",

@@ -33,7 +33,7 @@ pub async fn verify(
     account: &crate::config::AccountSettings,
     http: &reqwest::Client,
     now: DateTime<Utc>,
-) -> Option<Result<String, String>> {
+) -> Option<Result<String, reply::VerifyError>> {
     use crate::config::AccountKind;
     match &account.kind {
         AccountKind::Mastodon {

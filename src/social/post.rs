@@ -113,7 +113,7 @@ pub async fn queue(
     let first_run = !store.account_initialized(&account.name).await?;
     let articles = store.unposted_articles(&account.name, sources).await?;
     let rule = rule(store, account, http, now).await?;
-    let template = teaser::compile(&account.template).expect("checked at load");
+    let template = teaser::compile(teaser::template_of(account)).expect("checked at load");
     for article in articles {
         if first_run && !account.backfill {
             store
@@ -338,7 +338,7 @@ pub async fn drain(
                     PostOutcome::Failed { reply }
                 } else {
                     let at = now
-                        + chrono::Duration::from_std(crate::sender::backoff(RETRY_INITIAL, post.attempts, post.id))
+                        + chrono::Duration::from_std(crate::retry::backoff(RETRY_INITIAL, post.attempts, post.id))
                             .expect("fits");
                     warn!(account = name, article = %article.url, %reply, in_doubt, retry_at = %at, "post deferred");
                     report.retrying += 1;

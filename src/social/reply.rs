@@ -34,6 +34,29 @@ pub enum Reply {
     Permanent(String),
 }
 
+impl std::fmt::Display for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reply::Posted { id, .. } => write!(f, "posted as {id}"),
+            Reply::Duplicate(m) => write!(f, "already posted: {m}"),
+            Reply::RateLimited { until, reply } => write!(f, "rate limited until {until}: {reply}"),
+            Reply::AuthExpired(m) => write!(f, "credentials refused: {m}"),
+            Reply::Transient { reply, .. } | Reply::Permanent(reply) => f.write_str(reply),
+        }
+    }
+}
+
+/// Why a platform did not confirm an account's credentials.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// The platform answered with a refusal: its status and its own words.
+    #[error("HTTP {0}")]
+    Refused(String),
+    /// No answer that says yes: a timeout, a connection failure, a rate limit.
+    #[error("{0}")]
+    Failed(Reply),
+}
+
 /// A raw HTTP answer.
 pub struct Answer {
     pub status: StatusCode,

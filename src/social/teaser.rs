@@ -139,6 +139,11 @@ pub fn hashtags(tags: &[String], max: usize) -> Vec<String> {
 /// The default post template.
 pub const DEFAULT_TEMPLATE: &str = "{{title}}\n\n{{excerpt}}\n\n{{url}}{{#if hashtags}}\n\n{{hashtags}}{{/if}}";
 
+/// An account's post template: its own, or the default.
+pub fn template_of(account: &crate::config::AccountSettings) -> &str {
+    account.template.as_deref().unwrap_or(DEFAULT_TEMPLATE)
+}
+
 /// Compiles a post template (strict mode, no HTML escaping).
 pub fn compile(template: &str) -> Result<Handlebars<'static>, TeaserError> {
     let mut hb = Handlebars::new();

@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use oauth1_request::signature_method::HmacSha1;
 
-use super::reply::{Reply, send};
+use super::reply::{Reply, VerifyError, send};
 
 pub struct XClient<'a> {
     pub base_url: &'a url::Url,
@@ -19,7 +19,7 @@ pub struct XClient<'a> {
 
 impl XClient<'_> {
     /// Checks the four keys without posting: `GET /2/users/me`, signed.
-    pub async fn verify(&self, http: &reqwest::Client) -> Result<String, String> {
+    pub async fn verify(&self, http: &reqwest::Client) -> Result<String, VerifyError> {
         let uri = format!("{}/2/users/me", self.base_url.as_str().trim_end_matches('/'));
         let token = oauth1_request::Token::from_parts(
             self.consumer_key,
@@ -29,9 +29,9 @@ impl XClient<'_> {
         );
         let authorization = oauth1_request::authorize("GET", &uri, &(), &token, HmacSha1::new());
         let request = http.get(&uri).header(reqwest::header::AUTHORIZATION, authorization);
-        let answer = send(request, self.timeout).await.map_err(|r| format!("{r:?}"))?;
+        let answer = send(request, self.timeout).await.map_err(VerifyError::Failed)?;
         if !answer.status.is_success() {
-            return Err(format!("HTTP {}: {}", answer.status.as_u16(), answer.message()));
+            return Err(VerifyError::Refused(answer.message()));
         }
         Ok(format!(
             "keys accepted for @{}",

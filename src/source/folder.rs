@@ -8,7 +8,7 @@ use url::Url;
 
 use super::article_file;
 use super::{Polled, SourceError};
-use crate::article::Article;
+use crate::article::{Article, ArticleError};
 
 const EXTENSIONS: &[&str] = &["txt", "md", "markdown", "json"];
 
@@ -53,10 +53,11 @@ fn poll_blocking(name: &str, root: &Path, base_url: &Url) -> Result<Polled, Sour
             .unwrap_or(&file)
             .to_string_lossy()
             .replace('\\', "/");
-        match article_file::parse(&ext, &text, modified)
-            .map_err(|e| e.to_string())
-            .and_then(|draft| identified(name, draft, &relative, base_url))
-        {
+        let article = match article_file::parse(&ext, &text, modified) {
+            Ok(draft) => identified(name, draft, &relative, base_url).map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match article {
             Ok(article) => polled.articles.push(article),
             Err(e) => polled.skipped.push(format!("{shown}: {e}")),
         }
@@ -72,12 +73,12 @@ fn identified(
     mut draft: crate::article::Draft,
     relative: &str,
     base_url: &Url,
-) -> Result<Article, String> {
+) -> Result<Article, ArticleError> {
     if draft.id.is_some() {
-        return Article::from_draft(source, draft, Some(base_url)).map_err(|e| e.to_string());
+        return Article::from_draft(source, draft, Some(base_url));
     }
     draft.id = Some(format!("file:{relative}"));
-    let mut article = Article::from_draft(source, draft, Some(base_url)).map_err(|e| e.to_string())?;
+    let mut article = Article::from_draft(source, draft, Some(base_url))?;
     article.former_identity = Some(format!("url:{}", article.url));
     Ok(article)
 }

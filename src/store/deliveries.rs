@@ -54,13 +54,19 @@ impl fmt::Display for DeliveryState {
 }
 
 impl FromStr for DeliveryState {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        Self::ALL.into_iter().find(|state| state.as_str() == s).ok_or_else(|| {
-            format!("{s:?} is not a delivery state (queued, sending, sent, failed, suppressed, expired, cancelled)")
-        })
+    type Err = UnknownState;
+    fn from_str(s: &str) -> Result<Self, UnknownState> {
+        Self::ALL
+            .into_iter()
+            .find(|state| state.as_str() == s)
+            .ok_or_else(|| UnknownState(s.into()))
     }
 }
+
+/// A delivery state name that is not one.
+#[derive(Debug, thiserror::Error)]
+#[error("{0:?} is not a delivery state (queued, sending, sent, failed, suppressed, expired, cancelled)")]
+pub struct UnknownState(String);
 
 /// A claimed row with what the sender needs to build the message.
 #[derive(Debug, Clone, sqlx::FromRow)]

@@ -38,7 +38,7 @@ impl Csrf {
             Some(nonce) => (nonce, None),
             None => {
                 let nonce = uuid::Uuid::new_v4().simple().to_string();
-                let secure = if state.settings.site.base_url.scheme() == "https" {
+                let secure = if state.app().settings.site.base_url.scheme() == "https" {
                     "; Secure"
                 } else {
                     ""

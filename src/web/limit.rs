@@ -80,7 +80,7 @@ pub(super) async fn per_ip(
     request: Request,
     next: Next,
 ) -> Response {
-    if !state.settings.web.trust_forwarded_for
+    if !state.app().settings.web.trust_forwarded_for
         && request.headers().contains_key("x-forwarded-for")
         && !PROXY_WARNED.swap(true, std::sync::atomic::Ordering::Relaxed)
     {
@@ -90,7 +90,7 @@ pub(super) async fn per_ip(
              every reader behind it shares one rate limit (web.rate_limit_per_minute); set it to true"
         );
     }
-    let ip = client_ip(&state.settings, request.headers(), peer);
+    let ip = client_ip(&state.app().settings, request.headers(), peer);
     let now = crate::clock::now().timestamp().max(0) as u64;
     match state.limiter.check(ip, now) {
         Ok(()) => next.run(request).await,

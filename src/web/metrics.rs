@@ -188,6 +188,7 @@ pub(super) async fn with_token(State(state): State<WebState>, headers: axum::htt
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
     let allowed = state
+        .app()
         .settings
         .web
         .metrics_token

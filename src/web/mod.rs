@@ -19,12 +19,13 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
+use tokio::sync::watch;
 use tracing::{info, warn};
 
+use crate::app::App;
 use crate::clock;
 use crate::config::{ListSettings, Settings};
 use crate::health::Health;
-use crate::mail::MailTransport;
 use crate::shutdown::Shutdown;
 use crate::store::{Consent, Store, Subscriber};
 use crate::token::{Purpose, TokenKeys};
@@ -35,35 +36,39 @@ pub use limit::RateLimiter;
 #[derive(Clone)]
 pub struct WebState {
     pub store: Store,
-    pub settings: Arc<Settings>,
+    /// The current configuration: a reload of the daemon's reaches every page.
+    app: watch::Receiver<Arc<App>>,
     pub keys: TokenKeys,
     pub health: Arc<Health>,
     /// Whether a daemon loop beats (so a stale heartbeat means trouble).
     pub expects_heartbeat: bool,
-    /// Sends sign-up confirmations.
-    pub mailer: Arc<MailTransport>,
     pub limiter: Arc<RateLimiter>,
 }
 
 impl WebState {
-    /// The state for `settings`, with a mail transport for confirmations and
-    /// a fresh per-IP rate limiter.
+    /// The state for the configuration `app` carries, with a fresh per-IP
+    /// rate limiter (its rate and the routes are set at start).
     pub fn new(
         store: Store,
-        settings: Arc<Settings>,
+        app: watch::Receiver<Arc<App>>,
         keys: TokenKeys,
         health: Arc<Health>,
         expects_heartbeat: bool,
-    ) -> Result<WebState, String> {
-        Ok(WebState {
-            mailer: Arc::new(MailTransport::build(&settings.mail)?),
-            limiter: Arc::new(RateLimiter::new(settings.web.rate_limit_per_minute)),
+    ) -> WebState {
+        let limiter = Arc::new(RateLimiter::new(app.borrow().settings.web.rate_limit_per_minute));
+        WebState {
             store,
-            settings,
+            app,
             keys,
             health,
             expects_heartbeat,
-        })
+            limiter,
+        }
+    }
+
+    /// The configuration as of now.
+    pub fn app(&self) -> Arc<App> {
+        self.app.borrow().clone()
     }
 }
 
@@ -80,7 +85,8 @@ fn page_path(settings: &Settings, page: &str) -> String {
 /// The routes. The unsubscribe path is the one `site.unsubscribe_url` names;
 /// the others are under `site.base_url`.
 pub fn router(state: WebState) -> Router {
-    let settings = &state.settings;
+    let app = state.app();
+    let settings = &app.settings;
     let pages = Router::new()
         .route(
             settings.site.unsubscribe_url.path(),
@@ -122,7 +128,8 @@ pub fn metrics_router(state: WebState) -> Router {
 pub async fn serve(listener: tokio::net::TcpListener, state: WebState, shutdown: Shutdown) -> std::io::Result<()> {
     let addr: SocketAddr = listener.local_addr()?;
     info!(%addr, "web interface listening");
-    let web = &state.settings.web;
+    let app = state.app();
+    let web = &app.settings.web;
     let metrics_listener = match web.metrics_listen {
         Some(metrics_addr) => {
             let listener = tokio::net::TcpListener::bind(metrics_addr).await?;
@@ -158,12 +165,13 @@ async fn serve_router(
 
 /// Renders `templates/pages/<name>.html.hbs` with the site's name and address added to `extra`.
 fn page(state: &WebState, status: StatusCode, name: &str, extra: serde_json::Value) -> Response {
-    let site = &state.settings.site;
+    let app = state.app();
+    let site = &app.settings.site;
     let mut data = serde_json::json!({ "site": { "name": site.name, "postal_address": site.postal_address } });
     if let (Some(data), Some(extra)) = (data.as_object_mut(), extra.as_object()) {
         data.extend(extra.clone());
     }
-    match state.settings.templates.render_page(name, &data) {
+    match app.templates.render_page(name, &data) {
         Ok(html) => (status, [(header::CACHE_CONTROL, "no-store")], Html(html)).into_response(),
         Err(e) => {
             warn!(page = name, error = %e, "page template failed");
@@ -274,7 +282,7 @@ struct Visitor {
 impl Visitor {
     fn of(state: &WebState, headers: &HeaderMap, addr: SocketAddr) -> Visitor {
         Visitor {
-            ip: limit::client_ip(&state.settings, headers, addr).to_string(),
+            ip: limit::client_ip(&state.app().settings, headers, addr).to_string(),
             user_agent: headers
                 .get(header::USER_AGENT)
                 .and_then(|v| v.to_str().ok())

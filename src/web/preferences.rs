@@ -15,15 +15,15 @@ use super::{
     Form, TokenQuery, Visitor, WebState, cadence_options, invalid, page, page_path, subscriber_for, unavailable,
     valid_cadence,
 };
+use crate::app::App;
 use crate::clock;
 use crate::config::ListSettings;
 use crate::store::{StoreError, Subscriber};
 use crate::token::Purpose;
 
 /// The lists the page offers: those open for sign-up and any the address is on.
-fn offered<'a>(state: &'a WebState, rows: &[Subscriber]) -> Vec<&'a ListSettings> {
-    state
-        .settings
+fn offered<'a>(app: &'a App, rows: &[Subscriber]) -> Vec<&'a ListSettings> {
+    app.settings
         .lists
         .iter()
         .filter(|l| l.signup || rows.iter().any(|r| r.list_name == l.name))
@@ -38,11 +38,12 @@ fn row_of<'a>(rows: &'a [Subscriber], list: &str) -> Option<&'a Subscriber> {
 fn form_page(state: &WebState, headers: &HeaderMap, me: &Subscriber, rows: &[Subscriber], saved: bool) -> Response {
     let csrf = Csrf::issue(state, headers);
     let token = state.keys.sign(Purpose::Unsubscribe, &me.uid);
-    let lists: Vec<serde_json::Value> = offered(state, rows)
+    let app = state.app();
+    let lists: Vec<serde_json::Value> = offered(&app, rows)
         .into_iter()
         .map(|l| {
             let row = row_of(rows, &l.name);
-            let cadences = cadence_options(&state.settings, &l.name, row.map_or("", |r| r.cadence.as_str()));
+            let cadences = cadence_options(&app.settings, &l.name, row.map_or("", |r| r.cadence.as_str()));
             serde_json::json!({
                 "name": l.name,
                 "title": l.title,
@@ -59,7 +60,7 @@ fn form_page(state: &WebState, headers: &HeaderMap, me: &Subscriber, rows: &[Sub
         serde_json::json!({
             "email": me.email,
             "name": me.name.clone().unwrap_or_default(),
-            "action": super::with_token(&page_path(&state.settings, "preferences"), &token),
+            "action": super::with_token(&page_path(&state.app().settings, "preferences"), &token),
             "csrf": csrf.field,
             "lists": lists,
             "saved": saved,
@@ -111,14 +112,15 @@ pub(super) async fn save(
 async fn apply(state: &WebState, me: &Subscriber, form: &Form, visitor: &Visitor) -> Result<(), StoreError> {
     let store = &state.store;
     let now = clock::now();
-    let path = page_path(&state.settings, "preferences");
+    let app = state.app();
+    let path = page_path(&app.settings, "preferences");
     let name = form.get("name").map(str::trim).filter(|n| !n.is_empty());
     let wanted: Vec<&str> = form.all("list").collect();
     let rows = store.subscriptions_of(&me.email).await?;
-    for list in offered(state, &rows) {
+    for list in offered(&app, &rows) {
         let row = row_of(&rows, &list.name);
         let active = row.is_some_and(|r| r.status == "active");
-        let cadence = valid_cadence(&state.settings, &list.name, form.get(&format!("cadence.{}", list.name)));
+        let cadence = valid_cadence(&app.settings, &list.name, form.get(&format!("cadence.{}", list.name)));
         match (wanted.contains(&list.name.as_str()), row) {
             (true, Some(row)) if active => {
                 if row.cadence != cadence || row.name.as_deref() != name {

@@ -16,15 +16,16 @@ use super::{
     Form, TokenQuery, Visitor, WebState, cadence_options, expired, invalid, list_title, message, page, page_path,
     subscriber_for, unavailable, valid_cadence, with_token,
 };
+use crate::app::App;
 use crate::clock;
 use crate::config::ListSettings;
-use crate::mail::Delivery;
+use crate::mail::{Delivery, MailTransport, TransportError};
 use crate::message::{Notice, build_notice, preferences_url};
 use crate::store::{SignupOutcome, Subscriber};
 use crate::token::Purpose;
 
-fn signup_list<'a>(state: &'a WebState, list: &str) -> Option<&'a ListSettings> {
-    state.settings.list(list).filter(|l| l.signup)
+fn signup_list<'a>(app: &'a App, list: &str) -> Option<&'a ListSettings> {
+    app.settings.list(list).filter(|l| l.signup)
 }
 
 /// What the sign-up form shows: empty, or as submitted with an error.
@@ -43,14 +44,14 @@ fn form_page(
     filled: Filled,
 ) -> Response {
     let csrf = Csrf::issue(state, headers);
-    let cadences = cadence_options(&state.settings, &list.name, filled.cadence);
+    let cadences = cadence_options(&state.app().settings, &list.name, filled.cadence);
     let response = page(
         state,
         status,
         "pages/subscribe",
         serde_json::json!({
             "list_title": list.title,
-            "action": format!("{}{}", page_path(&state.settings, "subscribe/"), list.name),
+            "action": format!("{}{}", page_path(&state.app().settings, "subscribe/"), list.name),
             "csrf": csrf.field,
             "email": filled.email,
             "name": filled.name,
@@ -65,7 +66,8 @@ fn form_page(
 
 /// GET /subscribe/{list}: the form.
 pub(super) async fn show(State(state): State<WebState>, Path(list): Path<String>, headers: HeaderMap) -> Response {
-    let Some(list) = signup_list(&state, &list) else {
+    let app = state.app();
+    let Some(list) = signup_list(&app, &list) else {
         return message(
             &state,
             StatusCode::NOT_FOUND,
@@ -90,7 +92,8 @@ pub(super) async fn submit(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Some(list) = signup_list(&state, &list) else {
+    let app = state.app();
+    let Some(list) = signup_list(&app, &list) else {
         return message(
             &state,
             StatusCode::NOT_FOUND,
@@ -104,7 +107,7 @@ pub(super) async fn submit(
     }
     let raw_email = form.get("email").unwrap_or_default();
     let name = form.get("name").map(str::trim).filter(|n| !n.is_empty());
-    let cadence = valid_cadence(&state.settings, &list.name, form.get("cadence"));
+    let cadence = valid_cadence(&state.app().settings, &list.name, form.get("cadence"));
     let email = match crate::import::validate_email(raw_email) {
         Ok(email) => email,
         Err(_) => {
@@ -128,7 +131,7 @@ pub(super) async fn submit(
         Err(e) => return unavailable(&state, e),
     };
     let visitor = Visitor::of(&state, &headers, addr);
-    let path = format!("{}{}", page_path(&state.settings, "subscribe/"), list.name);
+    let path = format!("{}{}", page_path(&state.app().settings, "subscribe/"), list.name);
     if let Err(e) = state
         .store
         .record_consent(subscriber.id, &visitor.consent("signup", &path, Some(list)), now)
@@ -164,25 +167,40 @@ fn check_inbox(state: &WebState, list: &ListSettings, email: &str) -> Response {
 
 /// The link a confirmation mail carries.
 fn confirm_url(state: &WebState, uid: &str) -> String {
-    let mut url = state.settings.site.page_url("confirm");
+    let mut url = state.app().settings.site.page_url("confirm");
     url.query_pairs_mut()
         .append_pair("token", &state.keys.sign(Purpose::Confirm, uid));
     url.to_string()
 }
 
-/// Renders and sends the confirmation mail; `Err` holds the server's reply.
-async fn send_confirmation(state: &WebState, list: &ListSettings, subscriber: &Subscriber) -> Result<(), String> {
-    let settings = &state.settings;
+/// Why a confirmation mail did not go out.
+#[derive(Debug, thiserror::Error)]
+enum ConfirmationError {
+    #[error("the confirmation template failed: {0}")]
+    Template(#[from] handlebars::RenderError),
+    #[error("cannot set up the mail transport: {}", crate::error_chain(.0))]
+    Transport(#[from] TransportError),
+    /// The server's reply, or what went wrong on the way.
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// Renders and sends the confirmation mail through the transport of the
+/// configuration as of now (sign-ups are rare; a reload reaches them).
+async fn send_confirmation(
+    state: &WebState,
+    list: &ListSettings,
+    subscriber: &Subscriber,
+) -> Result<(), ConfirmationError> {
+    let app = state.app();
+    let settings = &app.settings;
     let data = serde_json::json!({
         "site": { "name": settings.site.name, "postal_address": settings.site.postal_address },
         "list_title": list.title,
         "email": subscriber.email,
         "confirm_url": confirm_url(state, &subscriber.uid),
     });
-    let (html, text) = settings
-        .templates
-        .render_notice("emails/confirm", &data)
-        .map_err(|e| format!("the confirmation template failed: {e}"))?;
+    let (html, text) = app.templates.render_notice("emails/confirm", &data)?;
     let subject = format!("Confirm your subscription to {}", list.title);
     let notice = Notice {
         to_email: &subscriber.email,
@@ -192,16 +210,14 @@ async fn send_confirmation(state: &WebState, list: &ListSettings, subscriber: &S
         html,
     };
     let date = SystemTime::from(clock::now());
-    let build = |encoding| build_notice(&settings.site, notice.clone(), date, encoding).map_err(|e| e.to_string());
+    let build = |encoding| build_notice(&settings.site, notice.clone(), date, encoding);
     let label = format!("confirm-{}-{}", list.name, subscriber.email);
-    let sent = state
-        .mailer
-        .send(&build, &label, settings.mail.send_timeout, None)
-        .await;
-    state.mailer.close().await;
+    let mailer = MailTransport::build(&settings.mail, app.dkim.clone())?;
+    let sent = mailer.send(&build, &label, settings.mail.send_timeout, None).await;
+    mailer.close().await;
     match sent {
         Delivery::Accepted(_) => Ok(()),
-        refused => Err(refused.reply().to_string()),
+        refused => Err(ConfirmationError::Refused(refused.reply().to_string())),
     }
 }
 
@@ -212,8 +228,8 @@ fn confirmed(state: &WebState, subscriber: &Subscriber) -> Response {
         "pages/confirmed",
         serde_json::json!({
             "email": subscriber.email,
-            "list_title": list_title(&state.settings, &subscriber.list_name),
-            "preferences_url": preferences_url(&state.settings.site, &state.keys, &subscriber.uid),
+            "list_title": list_title(&state.app().settings, &subscriber.list_name),
+            "preferences_url": preferences_url(&state.app().settings.site, &state.keys, &subscriber.uid),
         }),
     )
 }
@@ -232,7 +248,7 @@ pub(super) async fn confirm_page(
         "pending" => {
             let csrf = Csrf::issue(&state, &headers);
             let action = with_token(
-                &page_path(&state.settings, "confirm"),
+                &page_path(&state.app().settings, "confirm"),
                 q.token.as_deref().unwrap_or_default(),
             );
             let response = page(
@@ -241,7 +257,7 @@ pub(super) async fn confirm_page(
                 "pages/confirm",
                 serde_json::json!({
                     "email": subscriber.email,
-                    "list_title": list_title(&state.settings, &subscriber.list_name),
+                    "list_title": list_title(&state.app().settings, &subscriber.list_name),
                     "action": action,
                     "csrf": csrf.field,
                 }),
@@ -269,8 +285,9 @@ pub(super) async fn confirm(
         return invalid(&state);
     };
     let now = clock::now();
-    let list = state.settings.list(&subscriber.list_name);
-    let consent = Visitor::of(&state, &headers, addr).consent("confirm", &page_path(&state.settings, "confirm"), list);
+    let app = state.app();
+    let list = app.settings.list(&subscriber.list_name);
+    let consent = Visitor::of(&state, &headers, addr).consent("confirm", &page_path(&app.settings, "confirm"), list);
     match state.store.confirm_uid(&subscriber.uid, &consent, now).await {
         Ok(true) => {
             info!(list = %subscriber.list_name, subscriber = subscriber.id, "subscription confirmed");

@@ -22,7 +22,7 @@ fn unsubscribed(state: &WebState, subscriber: &Subscriber) -> Response {
         "pages/unsubscribed",
         serde_json::json!({
             "email": subscriber.email,
-            "list_title": list_title(&state.settings, &subscriber.list_name),
+            "list_title": list_title(&state.app().settings, &subscriber.list_name),
         }),
     )
 }
@@ -36,15 +36,15 @@ pub(super) async fn show(State(state): State<WebState>, Query(q): Query<TokenQue
         return unsubscribed(&state, &subscriber);
     }
     let token = q.token.as_deref().unwrap_or_default();
-    let action = with_token(state.settings.site.unsubscribe_url.path(), token);
-    let preferences = with_token(&super::page_path(&state.settings, "preferences"), token);
+    let action = with_token(state.app().settings.site.unsubscribe_url.path(), token);
+    let preferences = with_token(&super::page_path(&state.app().settings, "preferences"), token);
     page(
         &state,
         StatusCode::OK,
         "pages/unsubscribe",
         serde_json::json!({
             "email": subscriber.email,
-            "list_title": list_title(&state.settings, &subscriber.list_name),
+            "list_title": list_title(&state.app().settings, &subscriber.list_name),
             "action": action,
             "preferences_url": preferences,
         }),
@@ -96,7 +96,7 @@ pub(super) async fn post(
         Ok(true) => {
             info!(list = %subscriber.list_name, subscriber = subscriber.id, "unsubscribed");
             let visitor = Visitor::of(&state, &headers, addr);
-            let consent = visitor.consent("unsubscribe", state.settings.site.unsubscribe_url.path(), None);
+            let consent = visitor.consent("unsubscribe", state.app().settings.site.unsubscribe_url.path(), None);
             if let Err(e) = state.store.record_consent(subscriber.id, &consent, now).await {
                 tracing::warn!(error = %e, "could not record the unsubscribe");
             }

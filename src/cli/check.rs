@@ -1,0 +1,148 @@
+//! `herald check --smtp | --live` and `herald dkim keygen`.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use crate::app::App;
+use crate::config::{JobKind, Settings};
+use crate::digest;
+use crate::mail::MailTransport;
+use crate::social;
+use crate::store::Store;
+use crate::{clock, source, store};
+
+/// `herald dkim keygen`: a new key on disk and the record to publish.
+pub(super) fn cmd_dkim_keygen(selector: &str, domain: &str, out: &std::path::Path) -> anyhow::Result<ExitCode> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let (pem, record) = crate::mail::generate_dkim_key(selector, domain).map_err(anyhow::Error::msg)?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(out)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", out.display()))?;
+    file.write_all(pem.as_bytes())?;
+    say!("wrote {} (keep it secret; readable by its owner only)", out.display());
+    say!("publish this DNS record:");
+    say!("{record}");
+    say!("then set in config/herald.toml:");
+    say!(
+        "[mail.dkim]\nselector = \"{selector}\"\ndomain = \"{domain}\"\nprivate_key_file = \"{}\"",
+        out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `herald check --live`: the store and what it knows of the configuration's
+/// past (jobs and lists renamed away), then each source, one request each.
+/// Exit 2 when the store or a source cannot be reached.
+pub(super) async fn cmd_check_live(app: &App) -> anyhow::Result<ExitCode> {
+    let settings = &app.settings;
+    let mut failed = false;
+    let shown = store::display_url(&settings.store_url);
+    match app.open_store().await {
+        Ok(store) => {
+            say!("store {shown}: ok, schema up to date");
+            for warning in history_warnings(settings, &store).await? {
+                say!("WARNING: {warning}");
+            }
+            let client = source::http_client();
+            for account in &settings.accounts {
+                match social::verify(&store, account, &client, clock::now()).await {
+                    Some(Ok(said)) => say!("account {}: ok, {said}", account.name),
+                    Some(Err(e)) => {
+                        failed = true;
+                        eprintln!("ERROR: account {}: {e}", account.name);
+                    }
+                    None => say!(
+                        "account {}: not tried (the platform has no call that checks without posting)",
+                        account.name
+                    ),
+                }
+            }
+            store.close().await;
+        }
+        Err(e) => {
+            failed = true;
+            eprintln!("ERROR: store {shown}: {e:#}");
+        }
+    }
+    let client = source::http_client();
+    for s in &settings.sources {
+        match source::poll(s, &client, &Default::default()).await {
+            Ok(polled) => say!(
+                "source {}: ok, {} article(s){}",
+                s.name,
+                polled.articles.len(),
+                if polled.skipped.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {} unreadable item(s)", polled.skipped.len())
+                }
+            ),
+            Err(e) => {
+                failed = true;
+                eprintln!("ERROR: source {}: {e}", s.name);
+            }
+        }
+    }
+    Ok(if failed { ExitCode::from(2) } else { ExitCode::SUCCESS })
+}
+
+/// What the store's history says an operator may not expect: subscribers
+/// under a list name no longer configured (a renamed list leaves them
+/// behind), and a job that never sent on a list other jobs sent to (a
+/// renamed job: what its first edition would hold).
+pub(super) async fn history_warnings(settings: &Settings, store: &Store) -> anyhow::Result<Vec<String>> {
+    let mut warnings = Vec::new();
+    for (list, count) in store.subscribers_by_list().await? {
+        if settings.list(&list).is_none() && count > 0 {
+            warnings.push(format!(
+                "the store has {count} active subscriber(s) on list {list:?}, which the configuration no longer has: \
+                 if the list was renamed, its subscribers stayed under the old name (rename it back)"
+            ));
+        }
+    }
+    let now = clock::now();
+    for job in settings.jobs.iter().filter(|j| j.kind == JobKind::Digest) {
+        if store.last_edition_at(&job.name).await?.is_some() {
+            continue;
+        }
+        let mut configured = job.siblings.clone();
+        configured.push(job.name.clone());
+        let Some(list_last) = store.last_list_edition_at(&job.list, &configured).await? else {
+            continue;
+        };
+        let articles = digest::plan(store, job, now, &[]).await?;
+        warnings.push(format!(
+            "job {} has never made an edition, but list {} had one at {} by a job no longer configured \
+             (was this job renamed?); its first edition starts there and would now hold {} of the articles stored so far",
+            job.name,
+            job.list,
+            list_last.format("%Y-%m-%d %H:%M UTC"),
+            articles.len()
+        ));
+    }
+    Ok(warnings)
+}
+
+/// `herald check --smtp`: opens a session as a send would and says QUIT.
+/// Exit 2 when the server refuses it or cannot be reached.
+pub(super) async fn cmd_check_smtp(app: &App) -> anyhow::Result<ExitCode> {
+    let settings = &app.settings;
+    let transport = MailTransport::build(&settings.mail, app.dkim.clone())?;
+    match transport.probe().await {
+        None => {
+            say!("mail.transport is \"file\": no SMTP server to check");
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Ok(said)) => {
+            say!("{}: {said}; QUIT", transport.describe());
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Err(e)) => {
+            eprintln!("ERROR: {}: {e}", transport.describe());
+            Ok(ExitCode::from(2))
+        }
+    }
+}

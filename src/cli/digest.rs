@@ -1,0 +1,292 @@
+//! `herald ingest`, `digest`, `preview` and `run --once`.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+
+use super::args::*;
+use super::job;
+use super::output::{print_digest, print_social, print_sources};
+use super::queue::refuse_if_held;
+use crate::app::App;
+use crate::config::JobKind;
+use crate::digest;
+use crate::import;
+use crate::mail::{Delivery, MailTransport};
+use crate::message::{self, Addressee, EditionParts};
+use crate::sender::{DrainOptions, Pause, SendContext};
+use crate::shutdown::Shutdown;
+use crate::social;
+use crate::store::{Store, StoredArticle};
+use crate::{clock, ingest, source};
+
+pub(super) async fn cmd_ingest(app: &App) -> anyhow::Result<ExitCode> {
+    let settings = &app.settings;
+    let store = app.open_store().await?;
+    let reports = ingest::ingest(&store, settings, None, &source::http_client(), clock::now()).await?;
+    print_sources(&reports);
+    store.close().await;
+    let failed = reports.iter().any(|r| r.error.is_some());
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// Plans and renders the next edition without storing anything new.
+pub(super) async fn next_edition(
+    app: &App,
+    store: &Store,
+    job: &crate::config::JobSettings,
+) -> anyhow::Result<(Vec<StoredArticle>, EditionParts)> {
+    let settings = &app.settings;
+    let now = clock::now();
+    let mut fetched = Vec::new();
+    for (name, result) in ingest::fetch(settings, Some(&job.sources), &source::http_client()).await {
+        match result {
+            Ok(polled) => fetched.extend(polled.articles),
+            Err(e) => eprintln!("warning: source {name}: {e}"),
+        }
+    }
+    let articles = digest::plan(store, job, now, &fetched).await?;
+    let parts = digest::render(app, job, &articles, now)?;
+    let list = settings.list(&job.list).expect("checked");
+    Ok((
+        articles,
+        EditionParts::new(
+            0,
+            "preview",
+            &list.name,
+            &list.title,
+            &parts.subject,
+            &parts.html,
+            &parts.text,
+        ),
+    ))
+}
+
+pub(super) async fn cmd_digest(
+    app: Arc<App>,
+    name: &str,
+    dry_run: bool,
+    to: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    let settings = &app.settings;
+    let job = job(settings, name)?.clone();
+    let store = app.open_store().await?;
+    if !dry_run && to.is_none() {
+        refuse_if_held(&store, name).await?;
+    }
+    let keys = store.token_keys(&app.tokens).await?;
+    if dry_run || to.is_some() {
+        let (articles, parts) = next_edition(&app, &store, &job).await?;
+        let recipients = store.recipient_count(&job.list, digest::recipients(&job)).await?;
+        say!(
+            "job {name}: the next edition would hold {} article(s) for {recipients} recipient(s) \
+             (active, not suppressed, of the job's cadence)",
+            articles.len()
+        );
+        for a in &articles {
+            say!("  - {} <{}>", a.title, a.url);
+        }
+        if let Some(address) = to {
+            let address = import::validate_email(&address)?;
+            let transport = MailTransport::build(&settings.mail, app.dkim.clone())?;
+            let addressee = Addressee::new(&settings.site, &keys, &address, None, "test", Default::default());
+            let id = format!(
+                "<herald.test.{}@{}>",
+                uuid::Uuid::new_v4().simple(),
+                settings.site.domain
+            );
+            let date = clock::now().into();
+            let build = |encoding| {
+                message::build(
+                    &settings.site,
+                    &parts,
+                    &addressee,
+                    id.clone(),
+                    "[Test] ",
+                    date,
+                    encoding,
+                )
+            };
+            let sent = transport
+                .send(&build, &format!("test-{address}"), settings.mail.send_timeout, None)
+                .await;
+            transport.close().await;
+            match sent {
+                Delivery::Accepted(reply) => {
+                    say!("test copy sent to {address} via {}: {reply}", transport.describe())
+                }
+                other => bail!("the test copy to {address} was not accepted: {}", other.reply()),
+            }
+        } else if articles.is_empty() && !job.send_when_empty {
+            say!("dry run: nothing new, so no edition would be sent (send_when_empty = false)");
+        } else {
+            say!(
+                "dry run: subject {:?}; nothing sent, nothing recorded",
+                parts.subject_preview()
+            );
+        }
+        store.close().await;
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    let ctx = Arc::new(SendContext::new(store.clone(), app.clone()).await?);
+    say!("job {name}: list {} via {}", job.list, ctx.transport.describe());
+    let report = digest::run(
+        ctx,
+        &job,
+        &source::http_client(),
+        clock::now(),
+        &DrainOptions::to_completion(),
+        None,
+    )
+    .await?;
+    let paused = print_digest(&store, &job, &report).await?;
+    store.close().await;
+    if let Some(pause) = &paused {
+        eprintln!("ERROR: mail channel PAUSED: {pause}");
+        match pause {
+            Pause::Session(_) => eprintln!(
+                "ERROR: fix the sending setup (relay address, TLS, credentials, sender address, SPF/DKIM; \
+                 `herald check --smtp` tries it), then run `herald digest {name}` again; unsent rows stay queued, untouched"
+            ),
+            Pause::RelayDown { .. } => eprintln!(
+                "ERROR: the mail server is down or throttling us; unsent rows stay queued: run `herald digest {name}` again later (the daemon retries on its own)"
+            ),
+        }
+    }
+    if paused.is_some() || !report.send.paused_editions.is_empty() {
+        return Ok(ExitCode::from(3));
+    }
+    let failed: Vec<&str> = report
+        .sources
+        .iter()
+        .filter(|s| s.error.is_some())
+        .map(|s| s.source.as_str())
+        .collect();
+    if !failed.is_empty() {
+        eprintln!(
+            "ERROR: source(s) failed: {} (the edition holds what the other sources and earlier polls stored)",
+            failed.join(", ")
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) async fn cmd_preview(
+    app: &App,
+    name: &str,
+    format: PreviewFormat,
+    out: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let settings = &app.settings;
+    let job = job(settings, name)?;
+    let store = app.open_store().await?;
+    let keys = store.token_keys(&app.tokens).await?;
+    let (_, parts) = next_edition(app, &store, job).await?;
+    let sample = store
+        .subscribers(&job.list, Some("active"), 1)
+        .await?
+        .into_iter()
+        .next();
+    let (email, name_value, uid) = match &sample {
+        Some(s) => (s.email.clone(), s.name.clone(), s.uid.clone()),
+        None => (
+            "reader@example.org".to_string(),
+            Some("Sample Reader".to_string()),
+            "preview".to_string(),
+        ),
+    };
+    let attributes = sample
+        .as_ref()
+        .and_then(|s| serde_json::from_str(&s.attributes).ok())
+        .unwrap_or_default();
+    let addressee = Addressee::new(&settings.site, &keys, &email, name_value.as_deref(), &uid, attributes);
+    let bytes = match format {
+        PreviewFormat::Html => parts.html_for(&addressee).into_bytes(),
+        PreviewFormat::Text => parts.text_for(&addressee).into_bytes(),
+        PreviewFormat::Eml => {
+            let id = format!(
+                "<herald.preview.{}@{}>",
+                uuid::Uuid::new_v4().simple(),
+                settings.site.domain
+            );
+            message::build(
+                &settings.site,
+                &parts,
+                &addressee,
+                id,
+                "",
+                clock::now().into(),
+                message::BodyEncoding::EightBit,
+            )?
+            .formatted()
+        }
+    };
+    match out {
+        Some(path) => {
+            std::fs::write(&path, &bytes).with_context(|| format!("writing {}", path.display()))?;
+            eprintln!("preview of job {name} written to {}", path.display());
+        }
+        None => std::io::stdout().write_all(&bytes)?,
+    }
+    store.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) async fn cmd_run_once(app: Arc<App>) -> anyhow::Result<ExitCode> {
+    let settings = &app.settings;
+    let store = app.open_store().await?;
+    let ctx = Arc::new(SendContext::new(store.clone(), app.clone()).await?);
+    let client = source::http_client();
+    let mut failed = false;
+    for job in &settings.jobs {
+        if let Some(hold) = store.hold_of(&job.name).await? {
+            say!("== job {}: HELD ({}): skipped", job.name, hold.reason);
+            continue;
+        }
+        if job.kind == JobKind::Social {
+            say!("== job {} (accounts {})", job.name, job.accounts.join(", "));
+            let report = social::run(&store, settings, job, &client, clock::now(), &Shutdown::never()).await?;
+            failed |= print_social(&report);
+            continue;
+        }
+        say!(
+            "== job {} (list {}, via {})",
+            job.name,
+            job.list,
+            ctx.transport.describe()
+        );
+        match digest::run(
+            ctx.clone(),
+            job,
+            &client,
+            clock::now(),
+            &DrainOptions::to_completion(),
+            None,
+        )
+        .await
+        {
+            Ok(report) => {
+                let paused = print_digest(&store, job, &report).await?;
+                failed |= paused.is_some()
+                    || !report.send.paused_editions.is_empty()
+                    || report.send.failed > 0
+                    || report.send.expired > 0
+                    || report.sources.iter().any(|s| s.error.is_some());
+                if let Some(reason) = paused {
+                    eprintln!("ERROR: job {}: mail channel PAUSED: {reason}", job.name);
+                }
+            }
+            Err(e) => {
+                eprintln!("ERROR: job {}: {e}", job.name);
+                failed = true;
+            }
+        }
+    }
+    store.close().await;
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}

@@ -1,0 +1,147 @@
+//! `herald post` and `herald posts`.
+
+use std::process::ExitCode;
+
+use anyhow::bail;
+use chrono::{DateTime, Utc};
+
+use super::job_of_kind;
+use super::output::print_social;
+use super::queue::refuse_if_held;
+use crate::app::App;
+use crate::config::JobKind;
+use crate::shutdown::Shutdown;
+use crate::social;
+use crate::{clock, ingest, source};
+
+pub(super) async fn cmd_post(app: &App, name: &str, dry_run: bool) -> anyhow::Result<ExitCode> {
+    let settings = &app.settings;
+    let job = job_of_kind(settings, name, JobKind::Social)?;
+    let store = app.open_store().await?;
+    let client = source::http_client();
+    let now = clock::now();
+    if !dry_run {
+        refuse_if_held(&store, name).await?;
+        let report = social::run(&store, settings, job, &client, now, &Shutdown::never()).await?;
+        let failed = print_social(&report);
+        store.close().await;
+        return Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS });
+    }
+    // Dry run: read the sources without storing, and show each account's teasers.
+    let mut fresh = Vec::new();
+    for (source, result) in ingest::fetch(settings, Some(&job.sources), &client).await {
+        match result {
+            Ok(polled) => fresh.extend(polled.articles),
+            Err(e) => eprintln!("warning: source {source}: {e}"),
+        }
+    }
+    for account_name in &job.accounts {
+        let account = settings.account(account_name).expect("checked");
+        let rule = social::post::rule(&store, account, &client, now).await?;
+        let template = social::teaser::compile(social::teaser::template_of(account))?;
+        say!(
+            "account {} ({}, limit {} {}):",
+            account.name,
+            account.kind.name(),
+            rule.max,
+            match rule.counting {
+                social::teaser::Counting::XWeighted => "weighted characters, URLs as 23",
+                social::teaser::Counting::CharsUrl23 => "characters, URLs as 23",
+                social::teaser::Counting::Graphemes => "graphemes",
+                social::teaser::Counting::Chars => "characters",
+            }
+        );
+        if !store.account_initialized(&account.name).await? && !account.backfill {
+            say!("  first run: the articles that exist now are recorded without posting (backfill = false)");
+            continue;
+        }
+        let stored = store.unposted_articles(&account.name, &job.sources).await?;
+        let identities: Vec<String> = fresh.iter().map(|a| a.identity.clone()).collect();
+        let known = store.known_identities(&identities).await?;
+        let mut inputs: Vec<(String, social::teaser::TeaserInput, DateTime<Utc>)> = stored
+            .iter()
+            .map(|a| (a.url.clone(), social::post::teaser_input(a), a.published()))
+            .collect();
+        for a in fresh.iter().filter(|a| !known.contains(&a.identity)) {
+            let input = social::teaser::TeaserInput {
+                title: a.title.clone(),
+                excerpt: a.excerpt.clone(),
+                url: a.url.clone(),
+                author: a.author.clone(),
+                tags: a.tags.clone(),
+            };
+            inputs.push((a.url.clone(), input, a.published_at));
+        }
+        let mut shown = 0;
+        for (url, input, published) in inputs {
+            if published < now - account.lookback {
+                continue;
+            }
+            shown += 1;
+            match social::teaser::build(&template, &input, account.max_hashtags, &rule) {
+                Ok(text) => {
+                    say!("  --- {url} [{}]", rule.describe(&text));
+                    for line in text.lines() {
+                        say!("  | {line}");
+                    }
+                }
+                Err(e) => say!("  --- {url}: CANNOT POST: {e}"),
+            }
+        }
+        if shown == 0 {
+            say!("  nothing new to post");
+        }
+    }
+    say!("dry run: nothing posted, nothing recorded");
+    store.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) async fn cmd_posts(app: &App, account: Option<String>, limit: i64) -> anyhow::Result<ExitCode> {
+    let settings = &app.settings;
+    if let Some(name) = &account
+        && settings.account(name).is_none()
+    {
+        bail!("no account named {name:?} in {}", settings.file.display());
+    }
+    let store = app.open_store().await?;
+    let rows = store.posts(account.as_deref(), 1_000_000).await?;
+    let mut counts: std::collections::BTreeMap<&str, (usize, usize)> = Default::default();
+    for r in &rows {
+        let entry = counts.entry(r.state.as_str()).or_default();
+        entry.0 += 1;
+        entry.1 += (r.in_doubt == 1) as usize;
+    }
+    say!(
+        "{}: {} post record(s)",
+        account
+            .as_deref()
+            .map_or("all accounts".to_string(), |a| format!("account {a}")),
+        rows.len()
+    );
+    for (state, (n, doubt)) in &counts {
+        let doubt = if *doubt > 0 {
+            format!(" ({doubt} in doubt)")
+        } else {
+            String::new()
+        };
+        say!("  {state:<11} {n:>8}{doubt}");
+    }
+    if limit > 0 && !rows.is_empty() {
+        say!();
+        for r in rows.iter().take(limit as usize) {
+            say!(
+                "  #{:<6} {:<14} article {:<5} {:<8} tries {:<2} {} {}",
+                r.id,
+                r.account,
+                r.article_id,
+                r.state,
+                r.attempts,
+                r.remote_url.as_deref().or(r.remote_id.as_deref()).unwrap_or(""),
+                r.last_reply.as_deref().unwrap_or("")
+            );
+        }
+    }
+    store.close().await;
+    Ok(ExitCode::SUCCESS)
+}
