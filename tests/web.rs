@@ -21,10 +21,20 @@ async fn start(ws: &Workspace) -> Site {
 }
 
 pub async fn start_with(app: herald::app::App) -> Site {
-    let store = Store::open(&app.settings.store_url).await.unwrap();
-    let keys = store.token_keys(&app.tokens).await.unwrap();
     // The sender half is dropped: the pages keep the last configuration sent.
     let (_, app) = tokio::sync::watch::channel(Arc::new(app));
+    serve(app).await
+}
+
+/// Serves the configuration `app` holds, following what is sent on it, as
+/// `herald run` does across reloads.
+async fn serve(app: tokio::sync::watch::Receiver<Arc<herald::app::App>>) -> Site {
+    let (store, keys) = {
+        let current = app.borrow().clone();
+        let store = Store::open(&current.settings.store_url).await.unwrap();
+        let keys = store.token_keys(&current.tokens).await.unwrap();
+        (store, keys)
+    };
     let (trigger, shutdown) = herald::shutdown::channel();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -84,6 +94,35 @@ pub fn client() -> reqwest::Client {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap()
+}
+
+#[tokio::test]
+async fn a_reloaded_configuration_reaches_the_pages_at_once() {
+    let ws = Workspace::new(&base_config(&file_mail()));
+    let (reload, app) = tokio::sync::watch::channel(Arc::new(settings_with(
+        &ws,
+        &crate::util::job_toml("daily", "0 7 * * *"),
+    )));
+    let site = serve(app).await;
+    let token = subscribe(&site, "ana@example.org").await;
+    let page = || async {
+        let url = format!("{}/unsubscribe?token={token}", site.base);
+        client().get(url).send().await.unwrap().text().await.unwrap()
+    };
+    let before = page().await;
+    assert!(before.contains("Test Gazette"), "{before}");
+
+    // The operator renames the site; the daemon's reloader sends the new configuration.
+    let config = std::fs::read_to_string(ws.path().join("config/herald.toml")).unwrap();
+    ws.write(
+        "config/herald.toml",
+        &config.replace("name = \"Test Gazette\"", "name = \"Millbrook Courier\""),
+    );
+    let renamed = herald::app::App::load(&ws.path().join("config/herald.toml"), Vec::new()).unwrap();
+    reload.send(Arc::new(renamed)).unwrap();
+    let after = page().await;
+    assert!(after.contains("Millbrook Courier"), "{after}");
+    assert!(!after.contains("Test Gazette"), "{after}");
 }
 
 #[tokio::test]

@@ -1,0 +1,201 @@
+//! `[[jobs]]`: digest and social jobs, their schedules and windows.
+
+use super::*;
+
+pub(super) fn check_jobs(
+    c: &mut Checker,
+    raw: &RawConfig,
+    sources: &[SourceSettings],
+    lists: &[ListSettings],
+    accounts: &[AccountSettings],
+) -> Vec<JobSettings> {
+    let mut seen = HashSet::new();
+    let mut cadences_taken = HashSet::new();
+    let mut out: Vec<JobSettings> = Vec::new();
+    for (i, j) in raw.jobs.iter().enumerate() {
+        let key = item_key("jobs", i, &j.name);
+        let name = check_name(c, &key, &j.name, &mut seen);
+        if let Some(job) = check_job(c, &key, j, sources, lists, accounts)
+            && let Some(name) = name
+        {
+            let cadence = job.cadence.clone();
+            let cadence = if cadence.is_empty() { name.clone() } else { cadence };
+            if job.kind == JobKind::Digest && !cadences_taken.insert((job.list.clone(), cadence.clone())) {
+                c.problem(
+                    &format!("{key}.cadence"),
+                    format!(
+                        "list {:?} already has a digest job with cadence {cadence:?}; each digest job of a list needs its own cadence",
+                        job.list
+                    ),
+                );
+            }
+            out.push(JobSettings { name, cadence, ..job });
+        }
+    }
+    // A list's first digest job is its default; each job knows the others' cadences.
+    let digest: Vec<(String, String, String)> = out
+        .iter()
+        .filter(|j| j.kind == JobKind::Digest)
+        .map(|j| (j.name.clone(), j.list.clone(), j.cadence.clone()))
+        .collect();
+    for job in out.iter_mut().filter(|j| j.kind == JobKind::Digest) {
+        let same_list = || digest.iter().filter(|(_, list, _)| *list == job.list);
+        job.list_default = same_list().next().is_some_and(|(name, _, _)| *name == job.name);
+        job.sibling_cadences = same_list()
+            .filter(|(name, _, _)| *name != job.name)
+            .map(|(_, _, cadence)| cadence.clone())
+            .collect();
+        job.siblings = same_list()
+            .filter(|(name, _, _)| *name != job.name)
+            .map(|(name, _, _)| name.clone())
+            .collect();
+    }
+    out
+}
+
+pub(super) fn check_job(
+    c: &mut Checker,
+    key: &str,
+    j: &RawJob,
+    sources: &[SourceSettings],
+    lists: &[ListSettings],
+    accounts: &[AccountSettings],
+) -> Option<JobSettings> {
+    let k = |field: &str| format!("{key}.{field}");
+    let kind = match j.kind.as_deref() {
+        Some("digest") => JobKind::Digest,
+        Some("social") => JobKind::Social,
+        Some(other) => {
+            c.problem(
+                &k("kind"),
+                format!("{other:?} is not a job kind this version knows (digest, social)"),
+            );
+            return None;
+        }
+        None => {
+            c.problem(&k("kind"), "is required (digest or social)");
+            return None;
+        }
+    };
+    let list = match kind {
+        JobKind::Digest => {
+            let list = c.required(&k("list"), &j.list);
+            if let Some(list) = &list
+                && !lists.iter().any(|l| &l.name == list)
+            {
+                c.problem(&k("list"), format!("no list named {list:?} in [[lists]]"));
+            }
+            list
+        }
+        JobKind::Social => {
+            if j.list.is_some() {
+                c.problem(&k("list"), "a social job posts to accounts, not to a list");
+            }
+            Some(String::new())
+        }
+    };
+    let job_accounts = match (kind, &j.accounts) {
+        (JobKind::Social, Some(names)) if !names.is_empty() => {
+            for name in names {
+                if !accounts.iter().any(|a| &a.name == name) {
+                    c.problem(&k("accounts"), format!("no account named {name:?} in [[accounts]]"));
+                }
+            }
+            names.clone()
+        }
+        (JobKind::Social, _) => {
+            c.problem(&k("accounts"), "a social job needs at least one account");
+            Vec::new()
+        }
+        (JobKind::Digest, Some(_)) => {
+            c.problem(
+                &k("accounts"),
+                "a digest job sends to a list; accounts belong to social jobs",
+            );
+            Vec::new()
+        }
+        (JobKind::Digest, None) => Vec::new(),
+    };
+    let job_sources = match &j.sources {
+        Some(names) => {
+            for name in names {
+                if !sources.iter().any(|s| &s.name == name) {
+                    c.problem(&k("sources"), format!("no source named {name:?} in [[sources]]"));
+                }
+            }
+            if names.is_empty() {
+                c.problem(
+                    &k("sources"),
+                    "must name at least one source (or be left out to take all)",
+                );
+            }
+            names.clone()
+        }
+        None => sources.iter().map(|s| s.name.clone()).collect(),
+    };
+    let schedule = c.required(&k("schedule"), &j.schedule);
+    let cron = schedule.as_deref().and_then(|line| match parse_cron(line) {
+        Ok(cron) => Some(cron),
+        Err(e) => {
+            c.problem(&k("schedule"), format!("{line:?} is not a valid cron line: {e}"));
+            None
+        }
+    });
+    let timezone = c
+        .required(&k("timezone"), &j.timezone)
+        .and_then(|tz| match Tz::from_str(&tz) {
+            Ok(tz) => Some(tz),
+            Err(_) => {
+                c.problem(
+                    &k("timezone"),
+                    format!("{tz:?} is not an IANA time zone (e.g. Europe/London)"),
+                );
+                None
+            }
+        });
+    let max_articles = c.positive(&k("max_articles"), j.max_articles, 20, 500) as usize;
+    let lookback_hours = c.positive(&k("lookback_hours"), j.lookback_hours, 24, 24 * 366);
+    let catch_up = match j.catch_up.as_deref().unwrap_or("latest") {
+        "latest" => CatchUp::Latest,
+        "skip" => CatchUp::Skip,
+        other => {
+            c.problem(&k("catch_up"), format!("{other:?} is not one of latest, skip"));
+            CatchUp::Skip
+        }
+    };
+    let catch_up_window_hours = c.positive(&k("catch_up_window_hours"), j.catch_up_window_hours, 6, 24 * 31);
+    Some(JobSettings {
+        name: String::new(),
+        kind,
+        accounts: job_accounts,
+        list: list?,
+        sources: job_sources,
+        schedule: schedule?,
+        cron: cron?,
+        timezone: timezone?,
+        template: j.template.clone().unwrap_or_else(|| "digest".into()),
+        subject: j.subject.clone().unwrap_or_else(|| {
+            "{{site.name}}: {{edition.count}} new {{#if edition.single}}story{{else}}stories{{/if}}".into()
+        }),
+        max_articles,
+        send_when_empty: j.send_when_empty.unwrap_or(false),
+        lookback: chrono::Duration::hours(lookback_hours),
+        catch_up,
+        catch_up_window: chrono::Duration::hours(catch_up_window_hours),
+        cadence: match (kind, &j.cadence) {
+            (JobKind::Digest, Some(cadence)) if cadence.trim().is_empty() => {
+                c.problem(&k("cadence"), "must not be empty (leave it out to use the job's name)");
+                String::new()
+            }
+            (JobKind::Digest, Some(cadence)) => cadence.trim().to_string(),
+            (JobKind::Social, Some(_)) => {
+                c.problem(&k("cadence"), "a social job has no subscribers to choose a cadence");
+                String::new()
+            }
+            (_, None) => String::new(),
+        },
+        list_default: false,
+        sibling_cadences: Vec::new(),
+        siblings: Vec::new(),
+    })
+}
