@@ -147,6 +147,12 @@ pub fn message_id(site: &Site, parts: &EditionParts, delivery_id: i64) -> String
     )
 }
 
+/// A fresh `Message-ID` for a message outside the ledger: `kind` is
+/// `notice`, `test` (a test copy) or `preview`.
+pub fn one_off_message_id(site: &Site, kind: &str) -> String {
+    format!("<herald.{kind}.{}@{}>", uuid::Uuid::new_v4().simple(), site.domain)
+}
+
 /// How the text parts go on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyEncoding {
@@ -310,11 +316,7 @@ pub fn build_notice(
         .to(Mailbox::new(name, address))
         .subject(crate::clean::one_line(notice.subject))
         .date(date)
-        .message_id(Some(format!(
-            "<herald.notice.{}@{}>",
-            uuid::Uuid::new_v4().simple(),
-            site.domain
-        )));
+        .message_id(Some(one_off_message_id(site, "notice")));
     if let Some(reply_to) = &site.reply_to {
         builder = builder.reply_to(reply_to.clone());
     }

@@ -29,7 +29,7 @@ use crate::mail::{Delivery, MailTransport, TransportError};
 use crate::message::{self, Addressee, EditionParts};
 use crate::retry;
 use crate::shutdown::Shutdown;
-use crate::store::{Attempt, Claimed, Lease, Outcome, Store, StoreError};
+use crate::store::{Attempt, Claimed, Lease, Outcome, Store, StoreError, SubscriberStatus};
 use crate::token::TokenKeys;
 
 /// What one drain did.
@@ -610,7 +610,7 @@ impl Run {
                 reason: "the address is on the suppression list".into(),
             };
         }
-        if row.status != "active" {
+        if row.status != SubscriberStatus::Active {
             return Outcome::Suppressed {
                 reason: format!("the subscriber is {}", row.status),
             };

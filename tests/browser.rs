@@ -22,7 +22,7 @@ fn status(ws: &Workspace, email: &str) -> String {
         let store = herald::store::Store::open(&url).await.unwrap();
         let row = store.subscriber_by_address("readers", email).await.unwrap();
         store.close().await;
-        row.map(|r| r.status).unwrap_or_default()
+        row.map(|r| r.status.to_string()).unwrap_or_default()
     })
 }
 

@@ -422,7 +422,7 @@ async fn preferences_change_the_cadence_join_and_leave_lists() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(offers.status, "active");
+    assert_eq!(offers.status.as_str(), "active");
     let joined = site.store.consents(offers.id).await.unwrap();
     assert_eq!(joined[0].action, "join");
     assert_eq!(joined[0].page, "/preferences");
@@ -444,7 +444,7 @@ async fn preferences_change_the_cadence_join_and_leave_lists() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(offers.status, "unsubscribed");
+    assert_eq!(offers.status.as_str(), "unsubscribed");
     let actions: Vec<String> = consents(&site, "ed@example.org")
         .await
         .into_iter()

@@ -244,6 +244,15 @@ async fn a_new_account_records_history_without_posting_then_posts_each_new_artic
         posts.contains("posted") && posts.contains("skipped") && posts.contains("https://social.example/@courier/1"),
         "{posts}"
     );
+    // The counts come from the store, by state, in name order.
+    let counts: Vec<String> = posts
+        .lines()
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(counts, ["posted 1", "skipped 2"], "{posts}");
+    assert!(posts.starts_with("all accounts: 3 post record(s)"), "{posts}");
 }
 
 #[tokio::test]

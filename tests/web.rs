@@ -78,6 +78,7 @@ pub async fn status_of(site: &Site, email: &str) -> String {
         .find(|x| x.email == email)
         .unwrap()
         .status
+        .to_string()
 }
 
 /// The exact RFC 8058 one-click POST a mailbox provider sends: form-encoded, no cookies.

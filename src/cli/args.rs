@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::DEFAULT_CONFIG_PATH;
 use crate::import;
-use crate::store::DeliveryState;
+use crate::store::{DeliveryState, SubscriberStatus};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -215,9 +215,9 @@ pub enum SubscribersAction {
     List {
         #[arg(long)]
         list: Option<String>,
-        /// active, pending or unsubscribed.
+        /// active, pending, unsubscribed or erased.
         #[arg(long)]
-        status: Option<String>,
+        status: Option<SubscriberStatus>,
         #[arg(long, default_value_t = 100)]
         limit: i64,
     },
@@ -246,7 +246,7 @@ pub enum SubscribersAction {
         list: Option<String>,
         /// active, pending, unsubscribed or erased.
         #[arg(long)]
-        status: Option<String>,
+        status: Option<SubscriberStatus>,
         #[arg(long, value_enum, default_value = "csv")]
         format: ExportFormat,
     },

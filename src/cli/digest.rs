@@ -20,7 +20,7 @@ use crate::message::{self, Addressee, EditionParts};
 use crate::sender::{DrainOptions, Pause, SendContext};
 use crate::shutdown::Shutdown;
 use crate::social;
-use crate::store::{Store, StoredArticle};
+use crate::store::{Store, StoredArticle, SubscriberStatus};
 use crate::{clock, ingest, source};
 
 pub(super) async fn cmd_ingest(app: &App) -> anyhow::Result<ExitCode> {
@@ -93,11 +93,7 @@ pub(super) async fn cmd_digest(
             let address = import::validate_email(&address)?;
             let transport = MailTransport::build(&settings.mail, app.dkim.clone())?;
             let addressee = Addressee::new(&settings.site, &keys, &address, None, "test", Default::default());
-            let id = format!(
-                "<herald.test.{}@{}>",
-                uuid::Uuid::new_v4().simple(),
-                settings.site.domain
-            );
+            let id = message::one_off_message_id(&settings.site, "test");
             let date = clock::now().into();
             let build = |encoding| {
                 message::build(
@@ -188,7 +184,7 @@ pub(super) async fn cmd_preview(
     let keys = store.token_keys(&app.tokens).await?;
     let (_, parts) = next_edition(app, &store, job).await?;
     let sample = store
-        .subscribers(&job.list, Some("active"), 1)
+        .subscribers(&job.list, Some(SubscriberStatus::Active), 1)
         .await?
         .into_iter()
         .next();
@@ -208,23 +204,16 @@ pub(super) async fn cmd_preview(
     let bytes = match format {
         PreviewFormat::Html => parts.html_for(&addressee).into_bytes(),
         PreviewFormat::Text => parts.text_for(&addressee).into_bytes(),
-        PreviewFormat::Eml => {
-            let id = format!(
-                "<herald.preview.{}@{}>",
-                uuid::Uuid::new_v4().simple(),
-                settings.site.domain
-            );
-            message::build(
-                &settings.site,
-                &parts,
-                &addressee,
-                id,
-                "",
-                clock::now().into(),
-                message::BodyEncoding::EightBit,
-            )?
-            .formatted()
-        }
+        PreviewFormat::Eml => message::build(
+            &settings.site,
+            &parts,
+            &addressee,
+            message::one_off_message_id(&settings.site, "preview"),
+            "",
+            clock::now().into(),
+            message::BodyEncoding::EightBit,
+        )?
+        .formatted(),
     };
     match out {
         Some(path) => {

@@ -58,7 +58,7 @@ pub(super) async fn cmd_deliveries(
                 r.id,
                 r.job,
                 r.edition_id,
-                r.state().as_str(),
+                r.state.as_str(),
                 r.attempts,
                 if r.in_doubt == 1 { " in-doubt" } else { "" },
                 r.email,

@@ -12,6 +12,7 @@ use crate::app::App;
 use crate::config::JobKind;
 use crate::shutdown::Shutdown;
 use crate::social;
+use crate::social::post::Plan;
 use crate::{clock, ingest, source};
 
 pub(super) async fn cmd_post(app: &App, name: &str, dry_run: bool) -> anyhow::Result<ExitCode> {
@@ -51,9 +52,9 @@ pub(super) async fn cmd_post(app: &App, name: &str, dry_run: bool) -> anyhow::Re
                 social::teaser::Counting::Chars => "characters",
             }
         );
-        if !store.account_initialized(&account.name).await? && !account.backfill {
+        let first_run = !store.account_initialized(&account.name).await?;
+        if first_run && !account.backfill {
             say!("  first run: the articles that exist now are recorded without posting (backfill = false)");
-            continue;
         }
         let stored = store.unposted_articles(&account.name, &job.sources).await?;
         let identities: Vec<String> = fresh.iter().map(|a| a.identity.clone()).collect();
@@ -74,19 +75,17 @@ pub(super) async fn cmd_post(app: &App, name: &str, dry_run: bool) -> anyhow::Re
         }
         let mut shown = 0;
         for (url, input, published) in inputs {
-            if published < now - account.lookback {
-                continue;
-            }
-            shown += 1;
-            match social::teaser::build(&template, &input, account.max_hashtags, &rule) {
-                Ok(text) => {
+            match social::post::plan(account, first_run, published, &input, &template, &rule, now) {
+                Plan::Skip(_) => continue,
+                Plan::Post(text) => {
                     say!("  --- {url} [{}]", rule.describe(&text));
                     for line in text.lines() {
                         say!("  | {line}");
                     }
                 }
-                Err(e) => say!("  --- {url}: CANNOT POST: {e}"),
+                Plan::CannotPost(e) => say!("  --- {url}: CANNOT POST: {e}"),
             }
+            shown += 1;
         }
         if shown == 0 {
             say!("  nothing new to post");
@@ -105,31 +104,30 @@ pub(super) async fn cmd_posts(app: &App, account: Option<String>, limit: i64) ->
         bail!("no account named {name:?} in {}", settings.file.display());
     }
     let store = app.open_store().await?;
-    let rows = store.posts(account.as_deref(), 1_000_000).await?;
-    let mut counts: std::collections::BTreeMap<&str, (usize, usize)> = Default::default();
-    for r in &rows {
-        let entry = counts.entry(r.state.as_str()).or_default();
-        entry.0 += 1;
-        entry.1 += (r.in_doubt == 1) as usize;
-    }
+    let counts = store.post_counts(account.as_deref()).await?;
     say!(
         "{}: {} post record(s)",
         account
             .as_deref()
             .map_or("all accounts".to_string(), |a| format!("account {a}")),
-        rows.len()
+        counts.iter().map(|c| c.count).sum::<i64>()
     );
-    for (state, (n, doubt)) in &counts {
-        let doubt = if *doubt > 0 {
-            format!(" ({doubt} in doubt)")
+    for c in &counts {
+        let doubt = if c.in_doubt > 0 {
+            format!(" ({} in doubt)", c.in_doubt)
         } else {
             String::new()
         };
-        say!("  {state:<11} {n:>8}{doubt}");
+        say!("  {:<11} {:>8}{doubt}", c.state, c.count);
     }
-    if limit > 0 && !rows.is_empty() {
+    let rows = if limit > 0 {
+        store.posts(account.as_deref(), limit).await?
+    } else {
+        Vec::new()
+    };
+    if !rows.is_empty() {
         say!();
-        for r in rows.iter().take(limit as usize) {
+        for r in &rows {
             say!(
                 "  #{:<6} {:<14} article {:<5} {:<8} tries {:<2} {} {}",
                 r.id,

@@ -61,8 +61,8 @@ pub(super) async fn cmd_subscribers(app: &App, action: SubscribersAction) -> any
         }
         SubscribersAction::List { list, status, limit } => {
             let list = list_name(settings, list)?;
-            let rows = store.subscribers(&list, status.as_deref(), limit).await?;
-            let total = store.subscriber_count(&list, status.as_deref()).await?;
+            let rows = store.subscribers(&list, status, limit).await?;
+            let total = store.subscriber_count(&list, status).await?;
             say!(
                 "list {list}: {total} subscriber(s){}",
                 status.map(|s| format!(" with status {s}")).unwrap_or_default()
@@ -79,7 +79,7 @@ pub(super) async fn cmd_subscribers(app: &App, action: SubscribersAction) -> any
             };
             let mut rows = Vec::new();
             for list in &lists {
-                rows.extend(store.subscribers(list, status.as_deref(), i64::MAX).await?);
+                rows.extend(store.subscribers(list, status, i64::MAX).await?);
             }
             export(&rows, format)?;
             ExitCode::SUCCESS
@@ -185,7 +185,7 @@ pub(super) fn export(rows: &[store::Subscriber], format: ExportFormat) -> anyhow
                 .zip(&attributes)
                 .map(|(s, a)| {
                     serde_json::json!({
-                        "email": s.email, "name": s.name, "list": s.list_name, "status": s.status,
+                        "email": s.email, "name": s.name, "list": s.list_name, "status": s.status.as_str(),
                         "cadence": s.cadence, "created_at": at(s.created_at), "attributes": a,
                     })
                 })
@@ -206,7 +206,7 @@ pub(super) fn export(rows: &[store::Subscriber], format: ExportFormat) -> anyhow
                     s.email.clone(),
                     s.name.clone().unwrap_or_default(),
                     s.list_name.clone(),
-                    s.status.clone(),
+                    s.status.to_string(),
                     s.cadence.clone(),
                     at(s.created_at),
                 ];

@@ -11,12 +11,13 @@ use super::bluesky::{BlueskyClient, Card, record_key};
 use super::chat::{ChatClient, ChatKind};
 use super::mastodon::{self, MastodonClient};
 use super::reply::Reply;
-use super::teaser::{self, Counting, Rule, TeaserInput};
+use super::teaser::{self, Counting, Rule, TeaserError, TeaserInput};
 use super::x::XClient;
 use crate::clock;
 use crate::config::{AccountKind, AccountSettings};
 use crate::shutdown::Shutdown;
-use crate::store::{Lease, PostOutcome, PostRow, Store, StoreError, StoredArticle};
+use crate::store::{Lease, PostOutcome, PostRow, PostState, Store, StoreError, StoredArticle};
+use handlebars::Handlebars;
 
 /// The first retry of a failed post comes after this, doubling each time.
 const RETRY_INITIAL: Duration = Duration::from_secs(60);
@@ -95,6 +96,42 @@ pub fn teaser_input(article: &StoredArticle) -> TeaserInput {
     }
 }
 
+/// What an account does with an article it has no post record for.
+#[derive(Debug)]
+pub enum Plan {
+    /// Recorded as `skipped` with this reason, never posted.
+    Skip(&'static str),
+    /// Queued with this teaser.
+    Post(String),
+    /// Recorded as `failed`: no teaser fits the platform.
+    CannotPost(TeaserError),
+}
+
+/// The one rule that [`queue`] records and `herald post --dry-run` shows:
+/// articles that existed before the account was added are skipped unless
+/// it backfills, so are those older than its look-back; the rest get a
+/// teaser, or fail when none fits.
+pub fn plan(
+    account: &AccountSettings,
+    first_run: bool,
+    published: DateTime<Utc>,
+    input: &TeaserInput,
+    template: &Handlebars<'static>,
+    rule: &Rule,
+    now: DateTime<Utc>,
+) -> Plan {
+    if first_run && !account.backfill {
+        Plan::Skip("existed before the account was added")
+    } else if published < now - account.lookback {
+        Plan::Skip("published before the account's look-back")
+    } else {
+        match teaser::build(template, input, account.max_hashtags, rule) {
+            Ok(text) => Plan::Post(text),
+            Err(e) => Plan::CannotPost(e),
+        }
+    }
+}
+
 /// Records a post row for every article of `sources` the account has none
 /// for: `queued` with its teaser, or `skipped` (articles that existed before
 /// the account was added, unless it backfills; articles older than its
@@ -115,45 +152,28 @@ pub async fn queue(
     let rule = rule(store, account, http, now).await?;
     let template = teaser::compile(teaser::template_of(account)).expect("checked at load");
     for article in articles {
-        if first_run && !account.backfill {
-            store
-                .add_post(
-                    &account.name,
-                    article.id,
-                    "skipped",
-                    "",
-                    Some("existed before the account was added"),
-                    now,
-                )
-                .await?;
-            report.skipped += 1;
-        } else if article.published() < now - account.lookback {
-            store
-                .add_post(
-                    &account.name,
-                    article.id,
-                    "skipped",
-                    "",
-                    Some("published before the account's look-back"),
-                    now,
-                )
-                .await?;
-            report.skipped += 1;
-        } else {
-            match teaser::build(&template, &teaser_input(&article), account.max_hashtags, &rule) {
-                Ok(text) => {
-                    store
-                        .add_post(&account.name, article.id, "queued", &text, None, now)
-                        .await?;
-                    report.queued += 1;
-                }
-                Err(e) => {
-                    error!(account = %account.name, article = %article.url, error = %e, "no teaser fits the platform");
-                    store
-                        .add_post(&account.name, article.id, "failed", "", Some(&e.to_string()), now)
-                        .await?;
-                    report.failed += 1;
-                }
+        let input = teaser_input(&article);
+        let name = &account.name;
+        match plan(account, first_run, article.published(), &input, &template, &rule, now) {
+            Plan::Skip(reason) => {
+                store
+                    .add_post(name, article.id, PostState::Skipped, "", Some(reason), now)
+                    .await?;
+                report.skipped += 1;
+            }
+            Plan::Post(text) => {
+                store
+                    .add_post(name, article.id, PostState::Queued, &text, None, now)
+                    .await?;
+                report.queued += 1;
+            }
+            Plan::CannotPost(e) => {
+                error!(account = %name, article = %article.url, error = %e, "no teaser fits the platform");
+                let reason = e.to_string();
+                store
+                    .add_post(name, article.id, PostState::Failed, "", Some(&reason), now)
+                    .await?;
+                report.failed += 1;
             }
         }
     }

@@ -2,71 +2,24 @@
 //! with a lease before its SMTP transaction starts; a row whose lease ran out
 //! while `sending` (the process died) goes back to the queue flagged in doubt.
 
-use std::fmt;
-use std::str::FromStr;
-
 use chrono::{DateTime, Utc};
 use sqlx::AssertSqlSafe;
 
-use super::{Store, StoreError, parse_state};
+use super::{Store, StoreError, SubscriberStatus, parse_state};
 
-/// The states a delivery row moves through.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeliveryState {
-    Queued,
-    Sending,
-    Sent,
-    Failed,
-    Suppressed,
-    Expired,
-    /// Its edition was cancelled (`herald cancel`) before it was sent.
-    Cancelled,
-}
-
-impl DeliveryState {
-    pub const ALL: [DeliveryState; 7] = [
-        Self::Queued,
-        Self::Sending,
-        Self::Sent,
-        Self::Failed,
-        Self::Suppressed,
-        Self::Expired,
-        Self::Cancelled,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Queued => "queued",
-            Self::Sending => "sending",
-            Self::Sent => "sent",
-            Self::Failed => "failed",
-            Self::Suppressed => "suppressed",
-            Self::Expired => "expired",
-            Self::Cancelled => "cancelled",
-        }
+text_state! {
+    /// The states a delivery row moves through.
+    pub enum DeliveryState("delivery state") {
+        Queued = "queued",
+        Sending = "sending",
+        Sent = "sent",
+        Failed = "failed",
+        Suppressed = "suppressed",
+        Expired = "expired",
+        /// Its edition was cancelled (`herald cancel`) before it was sent.
+        Cancelled = "cancelled",
     }
 }
-
-impl fmt::Display for DeliveryState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for DeliveryState {
-    type Err = UnknownState;
-    fn from_str(s: &str) -> Result<Self, UnknownState> {
-        Self::ALL
-            .into_iter()
-            .find(|state| state.as_str() == s)
-            .ok_or_else(|| UnknownState(s.into()))
-    }
-}
-
-/// A delivery state name that is not one.
-#[derive(Debug, thiserror::Error)]
-#[error("{0:?} is not a delivery state (queued, sending, sent, failed, suppressed, expired, cancelled)")]
-pub struct UnknownState(String);
 
 /// A claimed row with what the sender needs to build the message.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -80,7 +33,8 @@ pub struct Claimed {
     pub name: Option<String>,
     pub uid: String,
     pub attributes: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: SubscriberStatus,
     pub suppressed: i64,
     /// When the claim's lease runs out (ms): with the claimer, what an
     /// outcome write checks it still holds.
@@ -104,7 +58,8 @@ pub struct DeliveryRow {
     pub edition_id: i64,
     pub job: String,
     pub email: String,
-    pub state: String,
+    #[sqlx(try_from = "String")]
+    pub state: DeliveryState,
     pub attempts: i64,
     pub in_doubt: i64,
     pub next_attempt_at: i64,
@@ -114,15 +69,10 @@ pub struct DeliveryRow {
     pub claimed_by: Option<String>,
 }
 
-impl DeliveryRow {
-    pub fn state(&self) -> DeliveryState {
-        parse_state(&self.state)
-    }
-}
-
+/// How many rows are in one state, and how many of those are in doubt.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StateCount {
-    pub state: DeliveryState,
+pub struct StateCount<S = DeliveryState> {
+    pub state: S,
     pub count: i64,
     pub in_doubt: i64,
 }

@@ -2,6 +2,9 @@
 //! deliveries, on SQLite (the embedded default, in WAL mode) or PostgreSQL,
 //! through one set of queries on sqlx's `Any` driver.
 
+#[macro_use]
+mod state;
+
 mod articles;
 mod copy;
 mod deliveries;
@@ -27,11 +30,14 @@ pub use deliveries::{Attempt, Claimed, DeliveryRow, DeliveryState, Lease, Outcom
 pub use editions::{Cancelled, EditionRow, FireRef, NewEdition, PausedEdition, Recipients};
 pub use fires::Fire;
 pub use holds::Hold;
-pub use posts::{PostOutcome, PostRow};
+pub use posts::{PostOutcome, PostRow, PostState};
 pub use privacy::{Erased, Suppression, erased_key};
 pub use schema::Migration;
+pub use state::UnknownState;
 pub use stats::{Sample, Stats};
-pub use subscribers::{AddOutcome, Consent, ConsentRecord, NewSubscriber, SignupOutcome, Subscriber, email_key};
+pub use subscribers::{
+    AddOutcome, Consent, ConsentRecord, NewSubscriber, SignupOutcome, Subscriber, SubscriberStatus, email_key,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -3,14 +3,28 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Store, StoreError, StoredArticle};
+use super::{StateCount, Store, StoreError, StoredArticle, parse_state};
+
+text_state! {
+    /// The states a post record moves through.
+    pub enum PostState("post state") {
+        Queued = "queued",
+        /// Its request is out, under a lease.
+        Posting = "posting",
+        Posted = "posted",
+        /// Never to be posted: the article came before the account, or before its look-back.
+        Skipped = "skipped",
+        Failed = "failed",
+    }
+}
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct PostRow {
     pub id: i64,
     pub account: String,
     pub article_id: i64,
-    pub state: String,
+    #[sqlx(try_from = "String")]
+    pub state: PostState,
     pub text: String,
     pub idempotency_key: String,
     pub attempts: i64,
@@ -147,7 +161,7 @@ impl Store {
         &self,
         account: &str,
         article_id: i64,
-        state: &str,
+        state: PostState,
         text: &str,
         reason: Option<&str>,
         now: DateTime<Utc>,
@@ -159,7 +173,7 @@ impl Store {
         )
         .bind(account)
         .bind(article_id)
-        .bind(state)
+        .bind(state.as_str())
         .bind(text)
         .bind(key)
         .bind(now.timestamp_millis())
@@ -279,6 +293,25 @@ impl Store {
             .bind(limit)
             .fetch_all(&self.pool)
             .await?)
+    }
+
+    /// The post records of `account` (or all) by state, counted in the store.
+    pub async fn post_counts(&self, account: Option<&str>) -> Result<Vec<StateCount<PostState>>, StoreError> {
+        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+            "SELECT state, COUNT(*), COUNT(CASE WHEN in_doubt = 1 THEN 1 END) FROM posts \
+             WHERE ($1 = '' OR account = $1) GROUP BY state ORDER BY state",
+        )
+        .bind(account.unwrap_or(""))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(state, count, in_doubt)| StateCount {
+                state: parse_state(&state),
+                count,
+                in_doubt,
+            })
+            .collect())
     }
 
     /// The earliest next attempt among the account's queued posts.

@@ -13,11 +13,24 @@ pub struct Subscriber {
     pub email: String,
     pub name: Option<String>,
     pub attributes: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: SubscriberStatus,
     pub uid: String,
     pub created_at: i64,
     /// The digest cadence chosen (a job's `cadence`); empty: the list's default.
     pub cadence: String,
+}
+
+text_state! {
+    /// Where a subscriber stands on a list. Only `Active` is sent digests.
+    pub enum SubscriberStatus("subscriber status") {
+        /// Signed up on the web, not yet confirmed.
+        Pending = "pending",
+        Active = "active",
+        Unsubscribed = "unsubscribed",
+        /// Personal data deleted on request; the row keeps only what the ledger needs.
+        Erased = "erased",
+    }
 }
 
 /// The columns [`Subscriber`] reads.
@@ -286,14 +299,14 @@ impl Store {
     pub async fn subscribers(
         &self,
         list: &str,
-        status: Option<&str>,
+        status: Option<SubscriberStatus>,
         limit: i64,
     ) -> Result<Vec<Subscriber>, StoreError> {
         Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM subscribers WHERE list_name = $1 AND ($2 = '' OR status = $2) ORDER BY id LIMIT $3"
         )))
         .bind(list)
-        .bind(status.unwrap_or(""))
+        .bind(status.map_or("", SubscriberStatus::as_str))
         .bind(limit)
         .fetch_all(&self.pool)
         .await?)
@@ -352,7 +365,7 @@ impl Store {
             .subscriber_by_address(list, email)
             .await?
             .ok_or(StoreError::Sql(sqlx::Error::RowNotFound))?;
-        Ok(if subscriber.status == "active" {
+        Ok(if subscriber.status == SubscriberStatus::Active {
             SignupOutcome::AlreadyActive(subscriber)
         } else {
             SignupOutcome::Pending(subscriber)
@@ -473,11 +486,11 @@ impl Store {
     }
 
     /// Counts a list's subscribers by status (all statuses when `status` is `None`).
-    pub async fn subscriber_count(&self, list: &str, status: Option<&str>) -> Result<i64, StoreError> {
+    pub async fn subscriber_count(&self, list: &str, status: Option<SubscriberStatus>) -> Result<i64, StoreError> {
         Ok(
             sqlx::query_scalar("SELECT COUNT(*) FROM subscribers WHERE list_name = $1 AND ($2 = '' OR status = $2)")
                 .bind(list)
-                .bind(status.unwrap_or(""))
+                .bind(status.map_or("", SubscriberStatus::as_str))
                 .fetch_one(&self.pool)
                 .await?,
         )

@@ -18,7 +18,7 @@ use super::{
 use crate::app::App;
 use crate::clock;
 use crate::config::ListSettings;
-use crate::store::{StoreError, Subscriber};
+use crate::store::{StoreError, Subscriber, SubscriberStatus};
 use crate::token::Purpose;
 
 /// The lists the page offers: those open for sign-up and any the address is on.
@@ -47,7 +47,7 @@ fn form_page(state: &WebState, headers: &HeaderMap, me: &Subscriber, rows: &[Sub
             serde_json::json!({
                 "name": l.name,
                 "title": l.title,
-                "subscribed": row.is_some_and(|r| r.status == "active"),
+                "subscribed": row.is_some_and(|r| r.status == SubscriberStatus::Active),
                 "choose_cadence": cadences.len() > 1,
                 "cadences": cadences,
             })
@@ -119,7 +119,7 @@ async fn apply(state: &WebState, me: &Subscriber, form: &Form, visitor: &Visitor
     let rows = store.subscriptions_of(&me.email).await?;
     for list in offered(&app, &rows) {
         let row = row_of(&rows, &list.name);
-        let active = row.is_some_and(|r| r.status == "active");
+        let active = row.is_some_and(|r| r.status == SubscriberStatus::Active);
         let cadence = valid_cadence(&app.settings, &list.name, form.get(&format!("cadence.{}", list.name)));
         match (wanted.contains(&list.name.as_str()), row) {
             (true, Some(row)) if active => {

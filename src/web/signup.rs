@@ -21,7 +21,7 @@ use crate::clock;
 use crate::config::ListSettings;
 use crate::mail::{Delivery, MailTransport, TransportError};
 use crate::message::{Notice, build_notice, preferences_url};
-use crate::store::{SignupOutcome, Subscriber};
+use crate::store::{SignupOutcome, Subscriber, SubscriberStatus};
 use crate::token::Purpose;
 
 fn signup_list<'a>(app: &'a App, list: &str) -> Option<&'a ListSettings> {
@@ -243,9 +243,9 @@ pub(super) async fn confirm_page(
     let Some(subscriber) = subscriber_for(&state, Purpose::Confirm, q.token.as_deref()).await else {
         return invalid(&state);
     };
-    match subscriber.status.as_str() {
-        "active" => confirmed(&state, &subscriber),
-        "pending" => {
+    match subscriber.status {
+        SubscriberStatus::Active => confirmed(&state, &subscriber),
+        SubscriberStatus::Pending => {
             let csrf = Csrf::issue(&state, &headers);
             let action = with_token(
                 &page_path(&state.app().settings, "confirm"),
@@ -293,7 +293,7 @@ pub(super) async fn confirm(
             info!(list = %subscriber.list_name, subscriber = subscriber.id, "subscription confirmed");
             confirmed(&state, &subscriber)
         }
-        Ok(false) if subscriber.status == "active" => confirmed(&state, &subscriber),
+        Ok(false) if subscriber.status == SubscriberStatus::Active => confirmed(&state, &subscriber),
         Ok(false) => invalid(&state),
         Err(e) => unavailable(&state, e),
     }

@@ -12,7 +12,7 @@ use tracing::info;
 
 use super::{TokenQuery, Visitor, WebState, invalid, list_title, page, subscriber_for, unavailable, with_token};
 use crate::clock;
-use crate::store::Subscriber;
+use crate::store::{Subscriber, SubscriberStatus};
 use crate::token::Purpose;
 
 fn unsubscribed(state: &WebState, subscriber: &Subscriber) -> Response {
@@ -32,7 +32,7 @@ pub(super) async fn show(State(state): State<WebState>, Query(q): Query<TokenQue
     let Some(subscriber) = subscriber_for(&state, Purpose::Unsubscribe, q.token.as_deref()).await else {
         return invalid(&state);
     };
-    if subscriber.status != "active" {
+    if subscriber.status != SubscriberStatus::Active {
         return unsubscribed(&state, &subscriber);
     }
     let token = q.token.as_deref().unwrap_or_default();
