@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
-use herald::message::{Addressee, EditionParts};
+use herald::mail::message::{Addressee, EditionParts};
 use herald::social::teaser::{self, Counting, Rule, TeaserInput};
 use herald::store::StoredArticle;
 
@@ -71,10 +71,11 @@ fn articles(n: i64) -> Vec<StoredArticle> {
 fn rendering(c: &mut Criterion) {
     let (_dir, app) = loaded();
     let job = app.settings.job("daily").unwrap();
+    let digest = job.digest().unwrap();
     let now: DateTime<Utc> = DateTime::from_timestamp(1_764_000_000, 0).unwrap();
     for n in [10, 100] {
         let articles = articles(n);
-        let parts = herald::digest::render(&app, job, &articles, now).unwrap();
+        let parts = herald::digest::render(&app, job, digest, &articles, now).unwrap();
         let edition = EditionParts::new(
             1,
             "nonce",
@@ -98,7 +99,7 @@ fn rendering(c: &mut Criterion) {
             b.iter(|| black_box((edition.html_for(&to), edition.text_for(&to), edition.subject_preview())))
         });
         group.bench_function("reference: a full template run per recipient", |b| {
-            b.iter(|| black_box(herald::digest::render(&app, job, &articles, now).unwrap()))
+            b.iter(|| black_box(herald::digest::render(&app, job, digest, &articles, now).unwrap()))
         });
         group.finish();
     }

@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::config::{self, ConfigError, JobKind, JobSettings, Problem, Settings, SmtpSettings, TransportSettings};
+use crate::config::{self, ConfigError, Problem, Settings, SmtpSettings, TransportSettings};
 use crate::mail::{self, Dkim};
 use crate::render::TemplateSet;
 use crate::social::teaser;
@@ -46,13 +46,7 @@ impl App {
     pub fn compile(settings: Settings) -> Result<App, ConfigError> {
         let origin = settings.file.display().to_string();
         let mut problems = Vec::new();
-        let digests: Vec<JobSettings> = settings
-            .jobs
-            .iter()
-            .filter(|j| j.kind == JobKind::Digest)
-            .cloned()
-            .collect();
-        let templates = match TemplateSet::load(&settings.templates_dir, &digests) {
+        let templates = match TemplateSet::load(&settings.templates_dir, &settings.jobs) {
             Ok(set) => Some(set),
             Err(errors) => {
                 problems.extend(errors.into_iter().map(|error| Problem {

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 
 use crate::app::App;
 use crate::article::Article;
-use crate::config::{JobSettings, Settings};
+use crate::config::{DigestJob, JobSettings, Settings};
 use crate::ingest::{self, SourceReport};
 use crate::render::{EditionData, RenderError, SharedParts};
 use crate::sender::{self, DrainOptions, SendContext, SendReport};
@@ -32,14 +32,19 @@ pub enum DigestError {
 /// configuration no longer has (the job's old name, if it was renamed), so
 /// a renamed job does not send its list the look-back window again; a new
 /// job beside the list's other jobs (another cadence) looks back as usual.
-pub async fn window_start(store: &Store, job: &JobSettings, now: DateTime<Utc>) -> Result<DateTime<Utc>, StoreError> {
+pub async fn window_start(
+    store: &Store,
+    job: &JobSettings,
+    digest: &DigestJob,
+    now: DateTime<Utc>,
+) -> Result<DateTime<Utc>, StoreError> {
     if let Some(last) = store.last_edition_at(&job.name).await? {
         return Ok(last - job.lookback);
     }
     let first = now - job.lookback;
-    let mut configured = job.siblings.clone();
+    let mut configured = digest.siblings.clone();
     configured.push(job.name.clone());
-    Ok(match store.last_list_edition_at(&job.list, &configured).await? {
+    Ok(match store.last_list_edition_at(&digest.list, &configured).await? {
         Some(list_last) if list_last > first => list_last,
         _ => first,
     })
@@ -51,12 +56,13 @@ pub async fn window_start(store: &Store, job: &JobSettings, now: DateTime<Utc>) 
 pub async fn plan(
     store: &Store,
     job: &JobSettings,
+    digest: &DigestJob,
     now: DateTime<Utc>,
     unsaved: &[Article],
 ) -> Result<Vec<StoredArticle>, StoreError> {
-    let since = window_start(store, job, now).await?;
+    let since = window_start(store, job, digest, now).await?;
     let mut articles = store
-        .edition_candidates(&job.name, &job.sources, since, now, job.max_articles)
+        .edition_candidates(&job.name, &job.sources, since, now, digest.max_articles)
         .await?;
     let identities: Vec<String> = unsaved.iter().map(|a| a.identity.clone()).collect();
     let known = store.known_identities(&identities).await?;
@@ -78,7 +84,7 @@ pub async fn plan(
         }
     }
     articles.sort_by(|a, b| b.published_at.cmp(&a.published_at).then(b.id.cmp(&a.id)));
-    articles.truncate(job.max_articles);
+    articles.truncate(digest.max_articles);
     Ok(articles)
 }
 
@@ -86,23 +92,26 @@ pub async fn plan(
 pub fn render(
     app: &App,
     job: &JobSettings,
+    digest: &DigestJob,
     articles: &[StoredArticle],
     now: DateTime<Utc>,
 ) -> Result<SharedParts, RenderError> {
     let settings = &app.settings;
-    let list = settings.list(&job.list).expect("checked config: a job's list exists");
+    let list = settings
+        .list(&digest.list)
+        .expect("checked config: a job's list exists");
     let data = EditionData::new(&settings.site, list, job, articles, now);
-    app.templates.render_edition(job, &data)
+    app.templates.render_edition(job, digest, &data)
 }
 
 /// Which subscribers of its list a digest job sends to: those whose cadence
 /// names it, and for the list's first digest job also those whose cadence
 /// names no other job of the list.
-pub fn recipients(job: &JobSettings) -> Recipients<'_> {
-    if job.list_default {
-        Recipients::AllBut(&job.sibling_cadences)
+pub fn recipients(digest: &DigestJob) -> Recipients<'_> {
+    if digest.list_default {
+        Recipients::AllBut(&digest.sibling_cadences)
     } else {
-        Recipients::Cadence(&job.cadence)
+        Recipients::Cadence(&digest.cadence)
     }
 }
 
@@ -156,6 +165,7 @@ pub struct DigestReport {
 pub async fn run(
     ctx: Arc<SendContext>,
     job: &JobSettings,
+    digest: &DigestJob,
     client: &reqwest::Client,
     now: DateTime<Utc>,
     drain: &DrainOptions,
@@ -166,23 +176,23 @@ pub async fn run(
     let mut report = DigestReport::default();
     if fire.is_none_or(|f| f.edition.is_none()) {
         report.sources = ingest::ingest(store, settings, Some(&job.sources), client, now).await?;
-        report.seeded = seed_list(store, settings, &job.list, now).await?;
+        report.seeded = seed_list(store, settings, &digest.list, now).await?;
         let as_of = fire.map_or(now, |f| f.claimed_at);
-        let articles = plan(store, job, as_of, &[]).await?;
+        let articles = plan(store, job, digest, as_of, &[]).await?;
         report.planned = articles.len();
-        if !articles.is_empty() || job.send_when_empty {
-            let parts = render(&ctx.app, job, &articles, as_of)?;
+        if !articles.is_empty() || digest.send_when_empty {
+            let parts = render(&ctx.app, job, digest, &articles, as_of)?;
             let ids: Vec<i64> = articles.iter().map(|a| a.id).collect();
             let nonce = uuid::Uuid::new_v4().simple().to_string();
             let edition = NewEdition {
                 job: &job.name,
-                list: &job.list,
+                list: &digest.list,
                 nonce: &nonce[..16],
                 subject: &parts.subject,
                 html: &parts.html,
                 text: &parts.text,
                 article_ids: &ids,
-                recipients: recipients(job),
+                recipients: recipients(digest),
                 fire: fire.map(|f| FireRef {
                     scheduled_at: f.scheduled_at,
                     instance: &f.claimed_by,

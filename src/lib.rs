@@ -16,7 +16,6 @@ pub mod import;
 pub mod ingest;
 pub mod instance;
 pub mod mail;
-pub mod message;
 pub mod render;
 pub mod retry;
 pub mod schedule;

@@ -26,10 +26,9 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("store", &["article", "failpoint", "source", "token"]),
     ("import", &["clean", "store"]),
     ("ingest", &["article", "config", "source", "store"]),
-    // What goes out: rendering, messages, the mail transports, social posts.
+    // What goes out: rendering, mail (each recipient's message and the transports), social posts.
     ("render", &["clean", "config", "store"]),
-    ("message", &["clean", "config", "render", "token"]),
-    ("mail", &["config", "message"]),
+    ("mail", &["clean", "config", "render", "token"]),
     (
         "social",
         &[
@@ -42,7 +41,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "sender",
         &[
-            "app", "clock", "config", "instance", "mail", "message", "retry", "shutdown", "store", "token",
+            "app", "clock", "config", "instance", "mail", "retry", "shutdown", "store", "token",
         ],
     ),
     (
@@ -63,7 +62,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "web",
         &[
-            "app", "clock", "config", "health", "import", "mail", "message", "shutdown", "store", "token",
+            "app", "clock", "config", "health", "import", "mail", "shutdown", "store", "token",
         ],
     ),
     (
@@ -89,8 +88,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "cli",
         &[
-            "app", "clean", "clock", "config", "daemon", "digest", "import", "ingest", "mail", "message", "schedule",
-            "sender", "shutdown", "social", "source", "store",
+            "app", "clean", "clock", "config", "daemon", "digest", "import", "ingest", "mail", "schedule", "sender",
+            "shutdown", "social", "source", "store",
         ],
     ),
 ];

@@ -1,7 +1,7 @@
 //! Snapshots of what a subscriber sees: the rendered digest, HTML and text.
 
 use chrono::{DateTime, Utc};
-use herald::message::{Addressee, EditionParts};
+use herald::mail::message::{Addressee, EditionParts};
 use herald::store::StoredArticle;
 
 use crate::util::{Workspace, base_config, file_mail};
@@ -24,6 +24,7 @@ fn article(id: i64, title: &str, excerpt: &str, author: Option<&str>, published:
 fn rendered() -> (EditionParts, String, String) {
     let (_ws, app) = loaded();
     let job = app.settings.job("daily").unwrap();
+    let digest = job.digest().unwrap();
     let now: DateTime<Utc> = DateTime::parse_from_rfc3339("2026-03-02T07:00:00Z").unwrap().into();
     let articles = vec![
         article(
@@ -41,7 +42,7 @@ fn rendered() -> (EditionParts, String, String) {
             "2026-03-01T09:00:00Z",
         ),
     ];
-    let parts = herald::digest::render(&app, job, &articles, now).unwrap();
+    let parts = herald::digest::render(&app, job, digest, &articles, now).unwrap();
     let edition = EditionParts::new(
         1,
         "abc",
@@ -118,9 +119,10 @@ proptest::proptest! {
     ) {
         let (_ws, app) = loaded();
         let job = app.settings.job("daily").unwrap();
+    let digest = job.digest().unwrap();
         let now: DateTime<Utc> = DateTime::parse_from_rfc3339("2026-03-02T07:00:00Z").unwrap().into();
         let articles = vec![article(1, &title, &format!("{title}\r\n.\r\nBcc: x@evil.example"), Some(&name), "2026-03-01T09:00:00Z")];
-        let parts = herald::digest::render(&app, job, &articles, now).unwrap();
+        let parts = herald::digest::render(&app, job, digest, &articles, now).unwrap();
         let edition = EditionParts::new(1, "abc", "readers", "Gazette Daily", &parts.subject, &parts.html, &parts.text);
         let to = Addressee {
             email: "ana@example.org",
@@ -130,12 +132,12 @@ proptest::proptest! {
             unsubscribe_url: "https://gazette.example.org/unsubscribe?token=1.k.u1.sig".into(),
             preferences_url: "https://gazette.example.org/preferences?token=1.k.u1.sig".into(),
         };
-        for encoding in [herald::message::BodyEncoding::EightBit, herald::message::BodyEncoding::Safe] {
-            let message = herald::message::build(
+        for encoding in [herald::mail::message::BodyEncoding::EightBit, herald::mail::message::BodyEncoding::Safe] {
+            let message = herald::mail::message::build(
                 &app.settings.site,
                 &edition,
                 &to,
-                herald::message::message_id(&app.settings.site, &edition, 7),
+                herald::mail::message::message_id(&app.settings.site, &edition, 7),
                 "",
                 std::time::SystemTime::UNIX_EPOCH,
                 encoding,

@@ -127,6 +127,25 @@ async fn a_reloaded_configuration_reaches_the_pages_at_once() {
 }
 
 #[tokio::test]
+async fn a_store_failure_behind_a_valid_link_says_try_again_not_invalid_link() {
+    let ws = Workspace::new(&base_config(&file_mail()));
+    let site = start(&ws).await;
+    let token = subscribe(&site, "ana@example.org").await;
+    // The pages share this pool: closed, every lookup fails as in an outage.
+    site.store.close().await;
+    for path in ["unsubscribe", "preferences"] {
+        let page = client()
+            .get(format!("{}/{path}?token={token}", site.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status(), 503, "{path}");
+        let html = page.text().await.unwrap();
+        assert!(html.contains("Nothing was changed"), "{path}: {html}");
+    }
+}
+
+#[tokio::test]
 async fn a_get_shows_a_button_and_changes_nothing() {
     let ws = Workspace::new(&base_config(&file_mail()));
     let site = start(&ws).await;

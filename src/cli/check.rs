@@ -4,7 +4,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use crate::app::App;
-use crate::config::{JobKind, Settings};
+use crate::config::Settings;
 use crate::digest;
 use crate::mail::MailTransport;
 use crate::social;
@@ -104,21 +104,21 @@ pub(super) async fn history_warnings(settings: &Settings, store: &Store) -> anyh
         }
     }
     let now = clock::now();
-    for job in settings.jobs.iter().filter(|j| j.kind == JobKind::Digest) {
+    for (job, d) in settings.digest_jobs() {
         if store.last_edition_at(&job.name).await?.is_some() {
             continue;
         }
-        let mut configured = job.siblings.clone();
+        let mut configured = d.siblings.clone();
         configured.push(job.name.clone());
-        let Some(list_last) = store.last_list_edition_at(&job.list, &configured).await? else {
+        let Some(list_last) = store.last_list_edition_at(&d.list, &configured).await? else {
             continue;
         };
-        let articles = digest::plan(store, job, now, &[]).await?;
+        let articles = digest::plan(store, job, d, now, &[]).await?;
         warnings.push(format!(
             "job {} has never made an edition, but list {} had one at {} by a job no longer configured \
              (was this job renamed?); its first edition starts there and would now hold {} of the articles stored so far",
             job.name,
-            job.list,
+            d.list,
             list_last.format("%Y-%m-%d %H:%M UTC"),
             articles.len()
         ));

@@ -8,15 +8,15 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 
 use super::args::*;
-use super::job;
+use super::digest_job;
 use super::output::{print_digest, print_social, print_sources};
 use super::queue::refuse_if_held;
 use crate::app::App;
-use crate::config::JobKind;
+use crate::config::{DigestJob, JobKind, JobSettings};
 use crate::digest;
 use crate::import;
+use crate::mail::message::{self, Addressee, EditionParts};
 use crate::mail::{Delivery, MailTransport};
-use crate::message::{self, Addressee, EditionParts};
 use crate::sender::{DrainOptions, Pause, SendContext};
 use crate::shutdown::Shutdown;
 use crate::social;
@@ -37,7 +37,8 @@ pub(super) async fn cmd_ingest(app: &App) -> anyhow::Result<ExitCode> {
 pub(super) async fn next_edition(
     app: &App,
     store: &Store,
-    job: &crate::config::JobSettings,
+    job: &JobSettings,
+    digest: &DigestJob,
 ) -> anyhow::Result<(Vec<StoredArticle>, EditionParts)> {
     let settings = &app.settings;
     let now = clock::now();
@@ -48,9 +49,9 @@ pub(super) async fn next_edition(
             Err(e) => eprintln!("warning: source {name}: {e}"),
         }
     }
-    let articles = digest::plan(store, job, now, &fetched).await?;
-    let parts = digest::render(app, job, &articles, now)?;
-    let list = settings.list(&job.list).expect("checked");
+    let articles = digest::plan(store, job, digest, now, &fetched).await?;
+    let parts = digest::render(app, job, digest, &articles, now)?;
+    let list = settings.list(&digest.list).expect("checked");
     Ok((
         articles,
         EditionParts::new(
@@ -72,15 +73,15 @@ pub(super) async fn cmd_digest(
     to: Option<String>,
 ) -> anyhow::Result<ExitCode> {
     let settings = &app.settings;
-    let job = job(settings, name)?.clone();
+    let (job, d) = digest_job(settings, name)?;
     let store = app.open_store().await?;
     if !dry_run && to.is_none() {
         refuse_if_held(&store, name).await?;
     }
     let keys = store.token_keys(&app.tokens).await?;
     if dry_run || to.is_some() {
-        let (articles, parts) = next_edition(&app, &store, &job).await?;
-        let recipients = store.recipient_count(&job.list, digest::recipients(&job)).await?;
+        let (articles, parts) = next_edition(&app, &store, job, d).await?;
+        let recipients = store.recipient_count(&d.list, digest::recipients(d)).await?;
         say!(
             "job {name}: the next edition would hold {} article(s) for {recipients} recipient(s) \
              (active, not suppressed, of the job's cadence)",
@@ -116,7 +117,7 @@ pub(super) async fn cmd_digest(
                 }
                 other => bail!("the test copy to {address} was not accepted: {}", other.reply()),
             }
-        } else if articles.is_empty() && !job.send_when_empty {
+        } else if articles.is_empty() && !d.send_when_empty {
             say!("dry run: nothing new, so no edition would be sent (send_when_empty = false)");
         } else {
             say!(
@@ -129,17 +130,18 @@ pub(super) async fn cmd_digest(
     }
 
     let ctx = Arc::new(SendContext::new(store.clone(), app.clone()).await?);
-    say!("job {name}: list {} via {}", job.list, ctx.transport.describe());
+    say!("job {name}: list {} via {}", d.list, ctx.transport.describe());
     let report = digest::run(
         ctx,
-        &job,
+        job,
+        d,
         &source::http_client(),
         clock::now(),
         &DrainOptions::to_completion(),
         None,
     )
     .await?;
-    let paused = print_digest(&store, &job, &report).await?;
+    let paused = print_digest(&store, (job, d), &report).await?;
     store.close().await;
     if let Some(pause) = &paused {
         eprintln!("ERROR: mail channel PAUSED: {pause}");
@@ -179,12 +181,12 @@ pub(super) async fn cmd_preview(
     out: Option<PathBuf>,
 ) -> anyhow::Result<ExitCode> {
     let settings = &app.settings;
-    let job = job(settings, name)?;
+    let (job, d) = digest_job(settings, name)?;
     let store = app.open_store().await?;
     let keys = store.token_keys(&app.tokens).await?;
-    let (_, parts) = next_edition(app, &store, job).await?;
+    let (_, parts) = next_edition(app, &store, job, d).await?;
     let sample = store
-        .subscribers(&job.list, Some(SubscriberStatus::Active), 1)
+        .subscribers(&d.list, Some(SubscriberStatus::Active), 1)
         .await?
         .into_iter()
         .next();
@@ -237,21 +239,25 @@ pub(super) async fn cmd_run_once(app: Arc<App>) -> anyhow::Result<ExitCode> {
             say!("== job {}: HELD ({}): skipped", job.name, hold.reason);
             continue;
         }
-        if job.kind == JobKind::Social {
-            say!("== job {} (accounts {})", job.name, job.accounts.join(", "));
-            let report = social::run(&store, settings, job, &client, clock::now(), &Shutdown::never()).await?;
-            failed |= print_social(&report);
-            continue;
-        }
+        let d = match &job.kind {
+            JobKind::Social(s) => {
+                say!("== job {} (accounts {})", job.name, s.accounts.join(", "));
+                let report = social::run(&store, settings, job, s, &client, clock::now(), &Shutdown::never()).await?;
+                failed |= print_social(&report);
+                continue;
+            }
+            JobKind::Digest(d) => d,
+        };
         say!(
             "== job {} (list {}, via {})",
             job.name,
-            job.list,
+            d.list,
             ctx.transport.describe()
         );
         match digest::run(
             ctx.clone(),
             job,
+            d,
             &client,
             clock::now(),
             &DrainOptions::to_completion(),
@@ -260,7 +266,7 @@ pub(super) async fn cmd_run_once(app: Arc<App>) -> anyhow::Result<ExitCode> {
         .await
         {
             Ok(report) => {
-                let paused = print_digest(&store, job, &report).await?;
+                let paused = print_digest(&store, (job, d), &report).await?;
                 failed |= paused.is_some()
                     || !report.send.paused_editions.is_empty()
                     || report.send.failed > 0

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use anyhow::bail;
 
 use crate::app::App;
-use crate::config::{JobKind, JobSettings, LogFormat, Settings};
+use crate::config::{DigestJob, JobKind, JobSettings, LogFormat, Settings, SocialJob};
 
 pub use args::*;
 
@@ -131,26 +131,32 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn job<'a>(settings: &'a Settings, name: &str) -> anyhow::Result<&'a JobSettings> {
-    job_of_kind(settings, name, JobKind::Digest)
+/// The digest job `name`, with its digest settings.
+fn digest_job<'a>(settings: &'a Settings, name: &str) -> anyhow::Result<(&'a JobSettings, &'a DigestJob)> {
+    match &known_job(settings, name)?.kind {
+        JobKind::Digest(d) => Ok((settings.job(name).expect("found above"), d)),
+        JobKind::Social(_) => bail!("job {name:?} is a social job: use `herald post {name}`"),
+    }
 }
 
-fn job_of_kind<'a>(settings: &'a Settings, name: &str, kind: JobKind) -> anyhow::Result<&'a JobSettings> {
-    match settings.job(name) {
-        Some(job) if job.kind == kind => Ok(job),
-        Some(job) => match job.kind {
-            JobKind::Social => bail!("job {name:?} is a social job: use `herald post {name}`"),
-            JobKind::Digest => bail!("job {name:?} is a digest job: use `herald digest {name}`"),
-        },
-        None => {
-            let names: Vec<&str> = settings.jobs.iter().map(|j| j.name.as_str()).collect();
-            bail!(
-                "no job named {name:?} in {} (jobs: {})",
-                settings.file.display(),
-                names.join(", ")
-            )
-        }
+/// The social job `name`, with its accounts.
+fn social_job<'a>(settings: &'a Settings, name: &str) -> anyhow::Result<(&'a JobSettings, &'a SocialJob)> {
+    match &known_job(settings, name)?.kind {
+        JobKind::Social(s) => Ok((settings.job(name).expect("found above"), s)),
+        JobKind::Digest(_) => bail!("job {name:?} is a digest job: use `herald digest {name}`"),
     }
+}
+
+/// Any job by name, digest or social, or an error listing the jobs there are.
+fn known_job<'a>(settings: &'a Settings, name: &str) -> anyhow::Result<&'a JobSettings> {
+    settings.job(name).ok_or_else(|| {
+        let names: Vec<&str> = settings.jobs.iter().map(|j| j.name.as_str()).collect();
+        anyhow::anyhow!(
+            "no job named {name:?} in {} (jobs: {})",
+            settings.file.display(),
+            names.join(", ")
+        )
+    })
 }
 
 fn list_name(settings: &Settings, list: Option<String>) -> anyhow::Result<String> {
@@ -160,11 +166,4 @@ fn list_name(settings: &Settings, list: Option<String>) -> anyhow::Result<String
         None if settings.lists.len() == 1 => Ok(settings.lists[0].name.clone()),
         None => bail!("there are {} lists: name one with --list", settings.lists.len()),
     }
-}
-
-/// Any job by name, digest or social.
-fn any_job<'a>(settings: &'a Settings, name: &str) -> anyhow::Result<&'a JobSettings> {
-    settings
-        .job(name)
-        .ok_or_else(|| anyhow::anyhow!("no job named {name:?} in {}", settings.file.display()))
 }

@@ -5,7 +5,7 @@ use std::io::Write;
 
 use crate::digest;
 use crate::ingest;
-use crate::message::{self};
+use crate::mail::message::{self};
 use crate::sender::Pause;
 use crate::social;
 use crate::store::Store;
@@ -52,7 +52,7 @@ pub(super) fn print_sources(reports: &[ingest::SourceReport]) {
 /// as an error); returns why the channel paused, if it did.
 pub(super) async fn print_digest(
     store: &Store,
-    job: &crate::config::JobSettings,
+    (job, d): (&crate::config::JobSettings, &crate::config::DigestJob),
     report: &digest::DigestReport,
 ) -> anyhow::Result<Option<Pause>> {
     let name = &job.name;
@@ -60,7 +60,7 @@ pub(super) async fn print_digest(
     if let Some(seeded) = &report.seeded {
         say!(
             "list {}: seeded {} subscriber(s) from its seed file",
-            job.list,
+            d.list,
             seeded.added
         );
     }

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::bail;
 
-use super::{any_job, job};
+use super::{digest_job, known_job};
 use crate::app::App;
 use crate::clock;
 use crate::store::{DeliveryState, Store};
@@ -17,7 +17,7 @@ pub(super) async fn cmd_deliveries(
 ) -> anyhow::Result<ExitCode> {
     let settings = &app.settings;
     if let Some(name) = &job {
-        self::job(settings, name)?;
+        digest_job(settings, name)?;
     }
     let store = app.open_store().await?;
     let counts = store.delivery_counts(job.as_deref()).await?;
@@ -124,7 +124,7 @@ pub(super) async fn cmd_cancel(app: &App, edition: i64) -> anyhow::Result<ExitCo
 
 pub(super) async fn cmd_hold(app: &App, name: &str, reason: &str) -> anyhow::Result<ExitCode> {
     let settings = &app.settings;
-    any_job(settings, name)?;
+    known_job(settings, name)?;
     let store = app.open_store().await?;
     let held = store.hold_job(name, reason, clock::now()).await?;
     store.close().await;
@@ -138,7 +138,7 @@ pub(super) async fn cmd_hold(app: &App, name: &str, reason: &str) -> anyhow::Res
 
 pub(super) async fn cmd_release(app: &App, name: &str) -> anyhow::Result<ExitCode> {
     let settings = &app.settings;
-    any_job(settings, name)?;
+    known_job(settings, name)?;
     let store = app.open_store().await?;
     let released = store.release_job(name).await?;
     store.close().await;

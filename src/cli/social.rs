@@ -5,11 +5,10 @@ use std::process::ExitCode;
 use anyhow::bail;
 use chrono::{DateTime, Utc};
 
-use super::job_of_kind;
 use super::output::print_social;
 use super::queue::refuse_if_held;
+use super::social_job;
 use crate::app::App;
-use crate::config::JobKind;
 use crate::shutdown::Shutdown;
 use crate::social;
 use crate::social::post::Plan;
@@ -17,13 +16,13 @@ use crate::{clock, ingest, source};
 
 pub(super) async fn cmd_post(app: &App, name: &str, dry_run: bool) -> anyhow::Result<ExitCode> {
     let settings = &app.settings;
-    let job = job_of_kind(settings, name, JobKind::Social)?;
+    let (job, social_job) = social_job(settings, name)?;
     let store = app.open_store().await?;
     let client = source::http_client();
     let now = clock::now();
     if !dry_run {
         refuse_if_held(&store, name).await?;
-        let report = social::run(&store, settings, job, &client, now, &Shutdown::never()).await?;
+        let report = social::run(&store, settings, job, social_job, &client, now, &Shutdown::never()).await?;
         let failed = print_social(&report);
         store.close().await;
         return Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS });
@@ -36,7 +35,7 @@ pub(super) async fn cmd_post(app: &App, name: &str, dry_run: bool) -> anyhow::Re
             Err(e) => eprintln!("warning: source {source}: {e}"),
         }
     }
-    for account_name in &job.accounts {
+    for account_name in &social_job.accounts {
         let account = settings.account(account_name).expect("checked");
         let rule = social::post::rule(&store, account, &client, now).await?;
         let template = social::teaser::compile(social::teaser::template_of(account))?;

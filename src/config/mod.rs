@@ -231,10 +231,13 @@ impl Settings {
 
     /// The digest jobs of a list, in configuration order: the cadences a
     /// subscriber may choose. The first is the list's default.
-    pub fn digest_jobs_of<'a>(&'a self, list: &'a str) -> impl Iterator<Item = &'a JobSettings> + 'a {
-        self.jobs
-            .iter()
-            .filter(move |j| j.kind == JobKind::Digest && j.list == list)
+    pub fn digest_jobs_of<'a>(&'a self, list: &'a str) -> impl Iterator<Item = (&'a JobSettings, &'a DigestJob)> + 'a {
+        self.digest_jobs().filter(move |(_, d)| d.list == list)
+    }
+
+    /// Every digest job with its digest settings, in configuration order.
+    pub fn digest_jobs(&self) -> impl Iterator<Item = (&JobSettings, &DigestJob)> {
+        self.jobs.iter().filter_map(|j| j.digest().map(|d| (j, d)))
     }
 }
 
@@ -536,39 +539,76 @@ impl AccountKind {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a job does, with the settings only that kind of job has.
+#[derive(Debug, Clone)]
 pub enum JobKind {
-    Digest,
-    Social,
+    Digest(DigestJob),
+    Social(SocialJob),
+}
+
+impl JobKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            JobKind::Digest(_) => "digest",
+            JobKind::Social(_) => "social",
+        }
+    }
+}
+
+/// A `digest` job: an edition of its list's new articles, by mail.
+#[derive(Debug, Clone)]
+pub struct DigestJob {
+    pub list: String,
+    pub template: String,
+    pub subject: String,
+    pub max_articles: usize,
+    pub send_when_empty: bool,
+    /// The cadence subscribers choose this job by (default: the job's name).
+    pub cadence: String,
+    /// Whether this is its list's first digest job, which also takes
+    /// subscribers whose cadence names no other job of the list.
+    pub list_default: bool,
+    /// The cadences of the list's other digest jobs.
+    pub sibling_cadences: Vec<String>,
+    /// The names of the list's other digest jobs.
+    pub siblings: Vec<String>,
+}
+
+/// A `social` job: a teaser per new article to each of its accounts.
+#[derive(Debug, Clone)]
+pub struct SocialJob {
+    pub accounts: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
 pub struct JobSettings {
     pub name: String,
     pub kind: JobKind,
-    /// `social` jobs: the accounts they post to.
-    pub accounts: Vec<String>,
-    pub list: String,
     pub sources: Vec<String>,
     pub schedule: String,
     pub cron: croner::Cron,
     pub timezone: Tz,
-    pub template: String,
-    pub subject: String,
-    pub max_articles: usize,
-    pub send_when_empty: bool,
     pub lookback: chrono::Duration,
     pub catch_up: CatchUp,
     pub catch_up_window: chrono::Duration,
-    /// `digest` jobs: the cadence subscribers choose this job by (default: the job's name).
-    pub cadence: String,
-    /// `digest` jobs: whether this is its list's first digest job, which also
-    /// takes subscribers whose cadence names no other job of the list.
-    pub list_default: bool,
-    /// `digest` jobs: the cadences of the list's other digest jobs.
-    pub sibling_cadences: Vec<String>,
-    /// `digest` jobs: the names of the list's other digest jobs.
-    pub siblings: Vec<String>,
+}
+
+impl JobSettings {
+    /// The digest settings, when this is a digest job.
+    pub fn digest(&self) -> Option<&DigestJob> {
+        match &self.kind {
+            JobKind::Digest(d) => Some(d),
+            JobKind::Social(_) => None,
+        }
+    }
+
+    /// The social settings, when this is a social job.
+    pub fn social(&self) -> Option<&SocialJob> {
+        match &self.kind {
+            JobKind::Social(s) => Some(s),
+            JobKind::Digest(_) => None,
+        }
+    }
 }
 
 /// Whether `host` names this machine: the only place a password may go

@@ -53,8 +53,8 @@ pub async fn drainer(daemon: Daemon, mut shutdown: Shutdown) {
             if matches!(daemon.store.hold_of(&job.name).await, Ok(Some(_))) {
                 continue;
             }
-            if job.kind == JobKind::Social {
-                for name in &job.accounts {
+            if let JobKind::Social(social) = &job.kind {
+                for name in &social.accounts {
                     let account = settings.account(name).expect("checked config");
                     match social::post::drain(&daemon.store, account, &daemon.client, &shutdown).await {
                         Ok(report) => {

@@ -16,7 +16,7 @@ use super::channel::Channel;
 use super::scheduler::FireHandler;
 use crate::app::App;
 use crate::clock::Clock;
-use crate::config::{JobKind, JobSettings};
+use crate::config::{DigestJob, JobKind, JobSettings, SocialJob};
 use crate::digest::{self, DigestReport};
 use crate::health::Health;
 use crate::sender::{self, DrainOptions, SendContext};
@@ -72,7 +72,7 @@ impl Daemon {
             Ok(Some(fire)) => self.carry_out(&job, fire).await,
             Ok(None) => {
                 info!(job = %job.name, scheduled = %at, "fire already claimed by another run");
-                if job.kind == JobKind::Digest {
+                if job.digest().is_some() {
                     self.help_fire(&job, at).await;
                 }
                 // The claimer may have died: then the fire is this instance's to take over.
@@ -142,9 +142,9 @@ impl Daemon {
                 Ok(None) => {}
                 Err(e) => warn!(job = %job.name, error = %e, "cannot look up whether the job is held"),
             }
-            match job.kind {
-                JobKind::Digest => self.digest_fire(job, &fire).await,
-                JobKind::Social => self.social_fire(job, fire.scheduled_at).await,
+            match &job.kind {
+                JobKind::Digest(d) => self.digest_fire(job, d, &fire).await,
+                JobKind::Social(s) => self.social_fire(job, s, fire.scheduled_at).await,
             }
         };
         let outcome = tokio::select! {
@@ -242,9 +242,9 @@ impl Daemon {
         }
     }
 
-    async fn digest_fire(&self, job: &JobSettings, fire: &Fire) -> String {
+    async fn digest_fire(&self, job: &JobSettings, d: &DigestJob, fire: &Fire) -> String {
         let at = fire.scheduled_at;
-        match self.digest(job, fire).await {
+        match self.digest(job, d, fire).await {
             Ok(report) => {
                 log_report(&job.name, &report, fire.edition);
                 let retry_initial = self.app().settings.mail.retry_initial;
@@ -276,13 +276,14 @@ impl Daemon {
         }
     }
 
-    async fn social_fire(&self, job: &JobSettings, at: DateTime<Utc>) -> String {
+    async fn social_fire(&self, job: &JobSettings, social: &SocialJob, at: DateTime<Utc>) -> String {
         let app = self.app();
         let settings = &app.settings;
         match social::run(
             &self.store,
             settings,
             job,
+            social,
             &self.client,
             self.clock.now(),
             &self.drain.shutdown,
@@ -312,9 +313,9 @@ impl Daemon {
         }
     }
 
-    async fn digest(&self, job: &JobSettings, fire: &Fire) -> anyhow::Result<DigestReport> {
+    async fn digest(&self, job: &JobSettings, d: &DigestJob, fire: &Fire) -> anyhow::Result<DigestReport> {
         let ctx = Arc::new(SendContext::new(self.store.clone(), self.app()).await?);
-        Ok(digest::run(ctx, job, &self.client, self.clock.now(), &self.drain, Some(fire)).await?)
+        Ok(digest::run(ctx, job, d, &self.client, self.clock.now(), &self.drain, Some(fire)).await?)
     }
 }
 

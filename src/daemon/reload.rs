@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
 
 use crate::app::App;
-use crate::config::{ConfigError, JobSettings, Settings};
+use crate::config::{ConfigError, DigestJob, JobSettings, Settings};
 use crate::shutdown::Shutdown;
 
 /// How long the files must be quiet after a change before reloading, so an
@@ -136,15 +136,22 @@ type Shown = (&'static str, fn(&JobSettings) -> String);
 
 /// What an operator changed in a job besides its schedule, as `key "old" -> "new"`.
 fn job_edits(old: &JobSettings, new: &JobSettings) -> Vec<String> {
-    let fields: [Shown; 10] = [
-        ("subject", |j| format!("{:?}", j.subject)),
-        ("template", |j| format!("{:?}", j.template)),
-        ("list", |j| format!("{:?}", j.list)),
+    // A setting the job's kind does not have shows as empty.
+    fn digest(j: &JobSettings, show: fn(&DigestJob) -> String) -> String {
+        j.digest().map(show).unwrap_or_default()
+    }
+    let fields: [Shown; 11] = [
+        ("kind", |j| j.kind.name().to_string()),
+        ("subject", |j| digest(j, |d| format!("{:?}", d.subject))),
+        ("template", |j| digest(j, |d| format!("{:?}", d.template))),
+        ("list", |j| digest(j, |d| format!("{:?}", d.list))),
         ("sources", |j| format!("{:?}", j.sources)),
-        ("accounts", |j| format!("{:?}", j.accounts)),
-        ("cadence", |j| format!("{:?}", j.cadence)),
-        ("max_articles", |j| j.max_articles.to_string()),
-        ("send_when_empty", |j| j.send_when_empty.to_string()),
+        ("accounts", |j| {
+            j.social().map(|s| format!("{:?}", s.accounts)).unwrap_or_default()
+        }),
+        ("cadence", |j| digest(j, |d| format!("{:?}", d.cadence))),
+        ("max_articles", |j| digest(j, |d| d.max_articles.to_string())),
+        ("send_when_empty", |j| digest(j, |d| d.send_when_empty.to_string())),
         ("lookback_hours", |j| j.lookback.num_hours().to_string()),
         ("catch_up_window_hours", |j| j.catch_up_window.num_hours().to_string()),
     ];

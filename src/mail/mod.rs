@@ -1,10 +1,13 @@
-//! Mail transports: a file transport that writes one `.eml` per message (the
-//! embedded default and `--dry-run`-style inspection) and SMTP through
-//! Herald's own session and pool (lettre builds and signs the messages).
-//! Every send returns a classified [`Delivery`] outcome for the retry logic.
+//! Mail: each recipient's message ([`message`]: headers, parts, links,
+//! `Message-ID`s) and the transports that carry it: a file transport that
+//! writes one `.eml` per message (the embedded default and inspection) and
+//! SMTP through Herald's own session and pool (lettre builds and signs the
+//! messages). Every send returns a classified [`Delivery`] outcome; what is
+//! done with it (retry, suppress, pause) is the sender's.
 
 mod dkim;
 mod file;
+pub mod message;
 mod session;
 mod smtp;
 
@@ -14,7 +17,7 @@ use std::time::Duration;
 use lettre::Message;
 
 use crate::config::{MailSettings, TransportSettings};
-use crate::message::{BodyEncoding, MessageError};
+use message::{BodyEncoding, MessageError};
 
 pub use dkim::{Dkim, DkimError, SIGNED_HEADERS, generate as generate_dkim_key};
 pub use file::FileTransport;

@@ -12,7 +12,7 @@ use tokio::sync::Semaphore;
 use super::session::{Broken, Reply, Security, Sent, Session, SessionError, Stage, Target};
 use super::{Delivery, ProbeError, TransportError, classify_permanent};
 use crate::config::{SmtpSettings, TlsMode};
-use crate::message::BodyEncoding;
+use crate::mail::message::BodyEncoding;
 
 /// An idle session older than this is checked with NOOP before reuse.
 const CHECK_AFTER_IDLE: Duration = Duration::from_secs(2);

@@ -12,7 +12,7 @@ use chrono_tz::Tz;
 use handlebars::{Context, Handlebars, Helper, HelperResult, Output, RenderContext, RenderErrorReason};
 use serde::Serialize;
 
-use crate::config::{JobSettings, ListSettings, Site};
+use crate::config::{DigestJob, JobSettings, ListSettings, Site};
 use crate::store::StoredArticle;
 use merge::{is_known_field, marker, strip_markers};
 
@@ -216,8 +216,8 @@ impl TemplateSet {
         &self.dir
     }
 
-    /// Compiles every template under `dir` and test-renders each job's
-    /// templates with sample data, reporting every problem found.
+    /// Compiles every template under `dir` and test-renders each digest
+    /// job's templates with sample data, reporting every problem found.
     pub fn load(dir: &Path, jobs: &[JobSettings]) -> Result<TemplateSet, Vec<TemplateProblem>> {
         let mut problems = Vec::new();
         let mut html = registry(true);
@@ -233,9 +233,10 @@ impl TemplateSet {
                 }
             }
         }
-        for job in jobs {
+        let digests = || jobs.iter().filter_map(|j| j.digest().map(|d| (j, d)));
+        for (job, d) in digests() {
             let key = format!("jobs.{:?}.subject", job.name);
-            if let Err(e) = text.register_template_string(&subject_name(&job.name), &job.subject) {
+            if let Err(e) = text.register_template_string(&subject_name(&job.name), &d.subject) {
                 problems.push(TemplateProblem {
                     file: None,
                     key,
@@ -249,8 +250,8 @@ impl TemplateSet {
             text,
         };
         if problems.is_empty() {
-            for job in jobs {
-                problems.extend(set.try_job(job));
+            for (job, d) in digests() {
+                problems.extend(set.try_job(job, d));
             }
             problems.extend(set.try_pages());
         }
@@ -261,34 +262,26 @@ impl TemplateSet {
     }
 
     /// Checks a job's templates exist and render sample editions (one full, one sparse).
-    fn try_job(&self, job: &JobSettings) -> Vec<TemplateProblem> {
+    fn try_job(&self, job: &JobSettings, d: &DigestJob) -> Vec<TemplateProblem> {
         let mut problems = Vec::new();
         for (hb, ext) in [(&self.html, ".html.hbs"), (&self.text, ".txt.hbs")] {
-            if !hb.has_template(&job.template) {
+            if !hb.has_template(&d.template) {
                 problems.push(TemplateProblem {
                     file: None,
                     key: format!("jobs.{:?}.template", job.name),
-                    message: format!(
-                        "{} not found",
-                        self.dir.join(format!("{}{ext}", job.template)).display()
-                    ),
+                    message: format!("{} not found", self.dir.join(format!("{}{ext}", d.template)).display()),
                 });
             }
         }
         if !problems.is_empty() {
             return problems;
         }
-        for data in sample_editions(job) {
-            if let Err(e) = self.render_edition(job, &data) {
+        for data in sample_editions(job, d) {
+            if let Err(e) = self.render_edition(job, d, &data) {
                 let file = match e.part {
                     "subject" => None,
-                    "html" => Some(
-                        self.dir
-                            .join(format!("{}.html.hbs", job.template))
-                            .display()
-                            .to_string(),
-                    ),
-                    _ => Some(self.dir.join(format!("{}.txt.hbs", job.template)).display().to_string()),
+                    "html" => Some(self.dir.join(format!("{}.html.hbs", d.template)).display().to_string()),
+                    _ => Some(self.dir.join(format!("{}.txt.hbs", d.template)).display().to_string()),
                 };
                 let key = if e.part == "subject" {
                     format!("jobs.{:?}.subject", job.name)
@@ -419,7 +412,12 @@ impl TemplateSet {
     }
 
     /// Renders what all recipients of an edition share.
-    pub fn render_edition(&self, job: &JobSettings, data: &EditionData) -> Result<SharedParts, RenderError> {
+    pub fn render_edition(
+        &self,
+        job: &JobSettings,
+        d: &DigestJob,
+        data: &EditionData,
+    ) -> Result<SharedParts, RenderError> {
         let fail = |part: &'static str| {
             move |e: handlebars::RenderError| RenderError {
                 job: job.name.clone(),
@@ -431,8 +429,8 @@ impl TemplateSet {
             .text
             .render(&subject_name(&job.name), data)
             .map_err(fail("subject"))?;
-        let text = self.text.render(&job.template, data).map_err(fail("text"))?;
-        let html = self.html.render(&job.template, data).map_err(fail("html"))?;
+        let text = self.text.render(&d.template, data).map_err(fail("text"))?;
+        let html = self.html.render(&d.template, data).map_err(fail("html"))?;
         let html = css_inline::CSSInliner::options()
             .load_remote_stylesheets(false)
             .keep_style_tags(true)
@@ -455,7 +453,7 @@ fn subject_name(job: &str) -> String {
     format!("subject:{job}")
 }
 
-fn sample_editions(job: &JobSettings) -> Vec<EditionData> {
+fn sample_editions(job: &JobSettings, d: &DigestJob) -> Vec<EditionData> {
     let article = |n: usize, full: bool| ArticleData {
         title: format!("Sample article {n}"),
         url: format!("https://example.org/sample-{n}"),
@@ -472,7 +470,7 @@ fn sample_editions(job: &JobSettings) -> Vec<EditionData> {
             postal_address: "1 Sample Street".into(),
         },
         list: ListData {
-            name: job.list.clone(),
+            name: d.list.clone(),
             title: "Sample list".into(),
         },
         edition: EditionInfo {

@@ -11,7 +11,7 @@ pub mod x;
 
 use chrono::{DateTime, Utc};
 
-use crate::config::{JobSettings, Settings};
+use crate::config::{JobSettings, Settings, SocialJob};
 use crate::ingest::{self, SourceReport};
 use crate::shutdown::Shutdown;
 use crate::store::{Store, StoreError};
@@ -95,6 +95,7 @@ pub async fn run(
     store: &Store,
     settings: &Settings,
     job: &JobSettings,
+    social: &SocialJob,
     http: &reqwest::Client,
     now: DateTime<Utc>,
     shutdown: &Shutdown,
@@ -103,7 +104,7 @@ pub async fn run(
         sources: ingest::ingest(store, settings, Some(&job.sources), http, now).await?,
         ..SocialReport::default()
     };
-    for name in &job.accounts {
+    for name in &social.accounts {
         let account = settings.account(name).expect("checked config: a job's accounts exist");
         let queued = post::queue(store, account, &job.sources, http, now).await?;
         let sent = post::drain(store, account, http, shutdown).await?;

@@ -5,6 +5,7 @@
 //! RFC 8058 one carries a CSRF field; the pages are rate limited per client IP.
 
 mod csrf;
+mod extract;
 mod limit;
 mod metrics;
 mod preferences;
@@ -27,8 +28,8 @@ use crate::clock;
 use crate::config::{ListSettings, Settings};
 use crate::health::Health;
 use crate::shutdown::Shutdown;
-use crate::store::{Consent, Store, Subscriber};
-use crate::token::{Purpose, TokenKeys};
+use crate::store::{Consent, Store};
+use crate::token::TokenKeys;
 
 pub use limit::RateLimiter;
 
@@ -200,12 +201,6 @@ fn expired(state: &WebState) -> Response {
     )
 }
 
-/// The subscriber a valid token for `purpose` names (its current uid).
-async fn subscriber_for(state: &WebState, purpose: Purpose, token: Option<&str>) -> Option<Subscriber> {
-    let uid = state.keys.verify(purpose, token?).ok()?;
-    state.store.subscriber_by_uid(&uid).await.ok().flatten()
-}
-
 /// The one answer to any token that does not verify or names nobody: forged,
 /// truncated, signed with a retired key, or voided by a resubscribe.
 fn invalid(state: &WebState) -> Response {
@@ -243,7 +238,7 @@ fn with_token(path: &str, token: &str) -> String {
 /// The cadences a list offers (its digest jobs' cadences, default first),
 /// each marked checked when it is `chosen` (or, when nothing valid is chosen, the default).
 fn cadence_options(settings: &Settings, list: &str, chosen: &str) -> Vec<serde_json::Value> {
-    let cadences: Vec<&str> = settings.digest_jobs_of(list).map(|j| j.cadence.as_str()).collect();
+    let cadences: Vec<&str> = settings.digest_jobs_of(list).map(|(_, d)| d.cadence.as_str()).collect();
     let chosen = if cadences.contains(&chosen) {
         chosen
     } else {
@@ -260,8 +255,8 @@ fn valid_cadence(settings: &Settings, list: &str, chosen: Option<&str>) -> Strin
     let chosen = chosen.unwrap_or_default();
     settings
         .digest_jobs_of(list)
-        .find(|j| j.cadence == chosen)
-        .map(|j| j.cadence.clone())
+        .find(|(_, d)| d.cadence == chosen)
+        .map(|(_, d)| d.cadence.clone())
         .unwrap_or_default()
 }
 

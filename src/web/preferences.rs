@@ -4,17 +4,14 @@
 
 use std::net::SocketAddr;
 
-use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use tracing::info;
 
 use super::csrf::Csrf;
-use super::{
-    Form, TokenQuery, Visitor, WebState, cadence_options, invalid, page, page_path, subscriber_for, unavailable,
-    valid_cadence,
-};
+use super::extract::{Linked, LinkedForm, ToManage};
+use super::{Form, Visitor, WebState, cadence_options, page, page_path, unavailable, valid_cadence};
 use crate::app::App;
 use crate::clock;
 use crate::config::ListSettings;
@@ -70,10 +67,11 @@ fn form_page(state: &WebState, headers: &HeaderMap, me: &Subscriber, rows: &[Sub
 }
 
 /// GET /preferences?token=...: the form; the GET changes nothing.
-pub(super) async fn show(State(state): State<WebState>, Query(q): Query<TokenQuery>, headers: HeaderMap) -> Response {
-    let Some(me) = subscriber_for(&state, Purpose::Unsubscribe, q.token.as_deref()).await else {
-        return invalid(&state);
-    };
+pub(super) async fn show(
+    State(state): State<WebState>,
+    Linked { subscriber: me, .. }: Linked<ToManage>,
+    headers: HeaderMap,
+) -> Response {
     match state.store.subscriptions_of(&me.email).await {
         Ok(rows) => form_page(&state, &headers, &me, &rows, false),
         Err(e) => unavailable(&state, e),
@@ -84,17 +82,10 @@ pub(super) async fn show(State(state): State<WebState>, Query(q): Query<TokenQue
 pub(super) async fn save(
     State(state): State<WebState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    Query(q): Query<TokenQuery>,
     headers: HeaderMap,
-    body: Bytes,
+    LinkedForm { link, form }: LinkedForm<ToManage>,
 ) -> Response {
-    let form = Form::parse(&body);
-    if !Csrf::verify(&state, &headers, &form) {
-        return super::expired(&state);
-    }
-    let Some(me) = subscriber_for(&state, Purpose::Unsubscribe, q.token.as_deref()).await else {
-        return invalid(&state);
-    };
+    let me = link.subscriber;
     let visitor = Visitor::of(&state, &headers, addr);
     match apply(&state, &me, &form, &visitor).await {
         Ok(()) => {}

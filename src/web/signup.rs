@@ -5,22 +5,22 @@
 use std::net::SocketAddr;
 use std::time::SystemTime;
 
-use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use tracing::{info, warn};
 
 use super::csrf::Csrf;
+use super::extract::{CheckedForm, Linked, LinkedForm, ToConfirm};
 use super::{
-    Form, TokenQuery, Visitor, WebState, cadence_options, expired, invalid, list_title, message, page, page_path,
-    subscriber_for, unavailable, valid_cadence, with_token,
+    Visitor, WebState, cadence_options, invalid, list_title, message, page, page_path, unavailable, valid_cadence,
+    with_token,
 };
 use crate::app::App;
 use crate::clock;
 use crate::config::ListSettings;
+use crate::mail::message::{Notice, build_notice, preferences_url};
 use crate::mail::{Delivery, MailTransport, TransportError};
-use crate::message::{Notice, build_notice, preferences_url};
 use crate::store::{SignupOutcome, Subscriber, SubscriberStatus};
 use crate::token::Purpose;
 
@@ -90,7 +90,7 @@ pub(super) async fn submit(
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     Path(list): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    CheckedForm(form): CheckedForm,
 ) -> Response {
     let app = state.app();
     let Some(list) = signup_list(&app, &list) else {
@@ -101,10 +101,6 @@ pub(super) async fn submit(
             "There is no list to join here.",
         );
     };
-    let form = Form::parse(&body);
-    if !Csrf::verify(&state, &headers, &form) {
-        return expired(&state);
-    }
     let raw_email = form.get("email").unwrap_or_default();
     let name = form.get("name").map(str::trim).filter(|n| !n.is_empty());
     let cadence = valid_cadence(&state.app().settings, &list.name, form.get("cadence"));
@@ -237,20 +233,14 @@ fn confirmed(state: &WebState, subscriber: &Subscriber) -> Response {
 /// GET /confirm?token=...: a page with a button; the GET itself changes nothing.
 pub(super) async fn confirm_page(
     State(state): State<WebState>,
-    Query(q): Query<TokenQuery>,
+    Linked { subscriber, token, .. }: Linked<ToConfirm>,
     headers: HeaderMap,
 ) -> Response {
-    let Some(subscriber) = subscriber_for(&state, Purpose::Confirm, q.token.as_deref()).await else {
-        return invalid(&state);
-    };
     match subscriber.status {
         SubscriberStatus::Active => confirmed(&state, &subscriber),
         SubscriberStatus::Pending => {
             let csrf = Csrf::issue(&state, &headers);
-            let action = with_token(
-                &page_path(&state.app().settings, "confirm"),
-                q.token.as_deref().unwrap_or_default(),
-            );
+            let action = with_token(&page_path(&state.app().settings, "confirm"), &token);
             let response = page(
                 &state,
                 StatusCode::OK,
@@ -273,17 +263,10 @@ pub(super) async fn confirm_page(
 pub(super) async fn confirm(
     State(state): State<WebState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    Query(q): Query<TokenQuery>,
     headers: HeaderMap,
-    body: Bytes,
+    LinkedForm { link, .. }: LinkedForm<ToConfirm>,
 ) -> Response {
-    let form = Form::parse(&body);
-    if !Csrf::verify(&state, &headers, &form) {
-        return expired(&state);
-    }
-    let Some(subscriber) = subscriber_for(&state, Purpose::Confirm, q.token.as_deref()).await else {
-        return invalid(&state);
-    };
+    let subscriber = link.subscriber;
     let now = clock::now();
     let app = state.app();
     let list = app.settings.list(&subscriber.list_name);

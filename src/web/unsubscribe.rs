@@ -5,15 +5,15 @@
 use std::net::SocketAddr;
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tracing::info;
 
-use super::{TokenQuery, Visitor, WebState, invalid, list_title, page, subscriber_for, unavailable, with_token};
+use super::extract::{Linked, ToManage};
+use super::{Visitor, WebState, list_title, page, unavailable, with_token};
 use crate::clock;
 use crate::store::{Subscriber, SubscriberStatus};
-use crate::token::Purpose;
 
 fn unsubscribed(state: &WebState, subscriber: &Subscriber) -> Response {
     page(
@@ -28,14 +28,12 @@ fn unsubscribed(state: &WebState, subscriber: &Subscriber) -> Response {
 }
 
 /// GET: a page with a button; following the link changes nothing (mail scanners follow links).
-pub(super) async fn show(State(state): State<WebState>, Query(q): Query<TokenQuery>) -> Response {
-    let Some(subscriber) = subscriber_for(&state, Purpose::Unsubscribe, q.token.as_deref()).await else {
-        return invalid(&state);
-    };
+pub(super) async fn show(State(state): State<WebState>, link: Linked<ToManage>) -> Response {
+    let Linked { subscriber, token, .. } = link;
     if subscriber.status != SubscriberStatus::Active {
         return unsubscribed(&state, &subscriber);
     }
-    let token = q.token.as_deref().unwrap_or_default();
+    let token = token.as_str();
     let action = with_token(state.app().settings.site.unsubscribe_url.path(), token);
     let preferences = with_token(&super::page_path(&state.app().settings, "preferences"), token);
     page(
@@ -81,16 +79,13 @@ fn is_one_click(headers: &HeaderMap, body: &[u8]) -> bool {
 pub(super) async fn post(
     State(state): State<WebState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    Query(q): Query<TokenQuery>,
+    Linked { subscriber, .. }: Linked<ToManage>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     if !is_one_click(&headers, &body) {
         return (StatusCode::BAD_REQUEST, "expected List-Unsubscribe=One-Click").into_response();
     }
-    let Some(subscriber) = subscriber_for(&state, Purpose::Unsubscribe, q.token.as_deref()).await else {
-        return invalid(&state);
-    };
     let now = clock::now();
     match state.store.unsubscribe_uid(&subscriber.uid, now).await {
         Ok(true) => {

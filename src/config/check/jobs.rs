@@ -15,40 +15,39 @@ pub(super) fn check_jobs(
     for (i, j) in raw.jobs.iter().enumerate() {
         let key = item_key("jobs", i, &j.name);
         let name = check_name(c, &key, &j.name, &mut seen);
-        if let Some(job) = check_job(c, &key, j, sources, lists, accounts)
+        if let Some(mut job) = check_job(c, &key, j, sources, lists, accounts)
             && let Some(name) = name
         {
-            let cadence = job.cadence.clone();
-            let cadence = if cadence.is_empty() { name.clone() } else { cadence };
-            if job.kind == JobKind::Digest && !cadences_taken.insert((job.list.clone(), cadence.clone())) {
-                c.problem(
-                    &format!("{key}.cadence"),
-                    format!(
-                        "list {:?} already has a digest job with cadence {cadence:?}; each digest job of a list needs its own cadence",
-                        job.list
-                    ),
-                );
+            if let JobKind::Digest(d) = &mut job.kind {
+                if d.cadence.is_empty() {
+                    d.cadence = name.clone();
+                }
+                if !cadences_taken.insert((d.list.clone(), d.cadence.clone())) {
+                    c.problem(
+                        &format!("{key}.cadence"),
+                        format!(
+                            "list {:?} already has a digest job with cadence {:?}; each digest job of a list needs its own cadence",
+                            d.list, d.cadence
+                        ),
+                    );
+                }
             }
-            out.push(JobSettings { name, cadence, ..job });
+            out.push(JobSettings { name, ..job });
         }
     }
     // A list's first digest job is its default; each job knows the others' cadences.
     let digest: Vec<(String, String, String)> = out
         .iter()
-        .filter(|j| j.kind == JobKind::Digest)
-        .map(|j| (j.name.clone(), j.list.clone(), j.cadence.clone()))
+        .filter_map(|j| j.digest().map(|d| (j.name.clone(), d.list.clone(), d.cadence.clone())))
         .collect();
-    for job in out.iter_mut().filter(|j| j.kind == JobKind::Digest) {
-        let same_list = || digest.iter().filter(|(_, list, _)| *list == job.list);
-        job.list_default = same_list().next().is_some_and(|(name, _, _)| *name == job.name);
-        job.sibling_cadences = same_list()
-            .filter(|(name, _, _)| *name != job.name)
-            .map(|(_, _, cadence)| cadence.clone())
-            .collect();
-        job.siblings = same_list()
-            .filter(|(name, _, _)| *name != job.name)
-            .map(|(name, _, _)| name.clone())
-            .collect();
+    for job in &mut out {
+        let name = job.name.clone();
+        let JobKind::Digest(d) = &mut job.kind else { continue };
+        let same_list = || digest.iter().filter(|(_, list, _)| *list == d.list);
+        let others = || same_list().filter(|(other, _, _)| *other != name);
+        d.list_default = same_list().next().is_some_and(|(first, _, _)| *first == name);
+        d.sibling_cadences = others().map(|(_, _, cadence)| cadence.clone()).collect();
+        d.siblings = others().map(|(other, _, _)| other.clone()).collect();
     }
     out
 }
@@ -62,9 +61,9 @@ pub(super) fn check_job(
     accounts: &[AccountSettings],
 ) -> Option<JobSettings> {
     let k = |field: &str| format!("{key}.{field}");
-    let kind = match j.kind.as_deref() {
-        Some("digest") => JobKind::Digest,
-        Some("social") => JobKind::Social,
+    let digest = match j.kind.as_deref() {
+        Some("digest") => true,
+        Some("social") => false,
         Some(other) => {
             c.problem(
                 &k("kind"),
@@ -77,8 +76,8 @@ pub(super) fn check_job(
             return None;
         }
     };
-    let list = match kind {
-        JobKind::Digest => {
+    let list = match digest {
+        true => {
             let list = c.required(&k("list"), &j.list);
             if let Some(list) = &list
                 && !lists.iter().any(|l| &l.name == list)
@@ -87,15 +86,15 @@ pub(super) fn check_job(
             }
             list
         }
-        JobKind::Social => {
+        false => {
             if j.list.is_some() {
                 c.problem(&k("list"), "a social job posts to accounts, not to a list");
             }
             Some(String::new())
         }
     };
-    let job_accounts = match (kind, &j.accounts) {
-        (JobKind::Social, Some(names)) if !names.is_empty() => {
+    let job_accounts = match (digest, &j.accounts) {
+        (false, Some(names)) if !names.is_empty() => {
             for name in names {
                 if !accounts.iter().any(|a| &a.name == name) {
                     c.problem(&k("accounts"), format!("no account named {name:?} in [[accounts]]"));
@@ -103,18 +102,18 @@ pub(super) fn check_job(
             }
             names.clone()
         }
-        (JobKind::Social, _) => {
+        (false, _) => {
             c.problem(&k("accounts"), "a social job needs at least one account");
             Vec::new()
         }
-        (JobKind::Digest, Some(_)) => {
+        (true, Some(_)) => {
             c.problem(
                 &k("accounts"),
                 "a digest job sends to a list; accounts belong to social jobs",
             );
             Vec::new()
         }
-        (JobKind::Digest, None) => Vec::new(),
+        (true, None) => Vec::new(),
     };
     let job_sources = match &j.sources {
         Some(names) => {
@@ -164,38 +163,45 @@ pub(super) fn check_job(
         }
     };
     let catch_up_window_hours = c.positive(&k("catch_up_window_hours"), j.catch_up_window_hours, 6, 24 * 31);
+    let cadence = match (digest, &j.cadence) {
+        (true, Some(cadence)) if cadence.trim().is_empty() => {
+            c.problem(&k("cadence"), "must not be empty (leave it out to use the job's name)");
+            String::new()
+        }
+        (true, Some(cadence)) => cadence.trim().to_string(),
+        (false, Some(_)) => {
+            c.problem(&k("cadence"), "a social job has no subscribers to choose a cadence");
+            String::new()
+        }
+        (_, None) => String::new(),
+    };
+    let kind = if digest {
+        JobKind::Digest(DigestJob {
+            list: list?,
+            template: j.template.clone().unwrap_or_else(|| "digest".into()),
+            subject: j.subject.clone().unwrap_or_else(|| {
+                "{{site.name}}: {{edition.count}} new {{#if edition.single}}story{{else}}stories{{/if}}".into()
+            }),
+            max_articles,
+            send_when_empty: j.send_when_empty.unwrap_or(false),
+            cadence,
+            list_default: false,
+            sibling_cadences: Vec::new(),
+            siblings: Vec::new(),
+        })
+    } else {
+        list?;
+        JobKind::Social(SocialJob { accounts: job_accounts })
+    };
     Some(JobSettings {
         name: String::new(),
         kind,
-        accounts: job_accounts,
-        list: list?,
         sources: job_sources,
         schedule: schedule?,
         cron: cron?,
         timezone: timezone?,
-        template: j.template.clone().unwrap_or_else(|| "digest".into()),
-        subject: j.subject.clone().unwrap_or_else(|| {
-            "{{site.name}}: {{edition.count}} new {{#if edition.single}}story{{else}}stories{{/if}}".into()
-        }),
-        max_articles,
-        send_when_empty: j.send_when_empty.unwrap_or(false),
         lookback: chrono::Duration::hours(lookback_hours),
         catch_up,
         catch_up_window: chrono::Duration::hours(catch_up_window_hours),
-        cadence: match (kind, &j.cadence) {
-            (JobKind::Digest, Some(cadence)) if cadence.trim().is_empty() => {
-                c.problem(&k("cadence"), "must not be empty (leave it out to use the job's name)");
-                String::new()
-            }
-            (JobKind::Digest, Some(cadence)) => cadence.trim().to_string(),
-            (JobKind::Social, Some(_)) => {
-                c.problem(&k("cadence"), "a social job has no subscribers to choose a cadence");
-                String::new()
-            }
-            (_, None) => String::new(),
-        },
-        list_default: false,
-        sibling_cadences: Vec::new(),
-        siblings: Vec::new(),
     })
 }

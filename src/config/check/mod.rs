@@ -22,9 +22,9 @@ use url::Url;
 use super::cron::parse_cron;
 use super::raw::{RawConfig, RawDkim, RawJob, RawSource};
 use super::{
-    AccountKind, AccountSettings, CatchUp, ConfigError, DaemonSettings, DkimAlgorithm, DkimSettings, ErrorBudget,
-    JobKind, JobSettings, ListSettings, LogFormat, MailSettings, Origins, Problem, Settings, Site, SmtpSettings,
-    SourceKind, SourceSettings, TlsMode, TokenSettings, TransportSettings, WebSettings,
+    AccountKind, AccountSettings, CatchUp, ConfigError, DaemonSettings, DigestJob, DkimAlgorithm, DkimSettings,
+    ErrorBudget, JobKind, JobSettings, ListSettings, LogFormat, MailSettings, Origins, Problem, Settings, Site,
+    SmtpSettings, SocialJob, SourceKind, SourceSettings, TlsMode, TokenSettings, TransportSettings, WebSettings,
 };
 use super::{Secret, secret_var};
 
