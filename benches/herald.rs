@@ -163,6 +163,7 @@ fn feeds(c: &mut Criterion) {
         b.iter(|| black_box(feed_rs::parser::parse(feed.as_bytes()).unwrap()))
     });
     let url = url::Url::parse("https://feeds.example.org/feed.xml").unwrap();
+    let now: DateTime<Utc> = DateTime::from_timestamp(1_764_000_000, 0).unwrap();
     let limits = herald::source::feed::Limits {
         timeout: Duration::from_secs(30),
         max_bytes: u64::MAX,
@@ -171,7 +172,7 @@ fn feeds(c: &mut Criterion) {
         allow_private_redirects: false,
     };
     group.bench_function("herald: parse, sanitise, excerpt every item", |b| {
-        b.iter(|| black_box(herald::source::feed::parse("bench", &url, feed.as_bytes(), &limits).unwrap()))
+        b.iter(|| black_box(herald::source::feed::parse("bench", &url, feed.as_bytes(), &limits, now).unwrap()))
     });
     let runtime = tokio::runtime::Runtime::new().unwrap();
     group.bench_function("herald: all that, then stored in a new SQLite store", |b| {
@@ -183,7 +184,7 @@ fn feeds(c: &mut Criterion) {
                 (dir, store)
             },
             |(dir, store)| {
-                let polled = herald::source::feed::parse("bench", &url, feed.as_bytes(), &limits).unwrap();
+                let polled = herald::source::feed::parse("bench", &url, feed.as_bytes(), &limits, now).unwrap();
                 let stored = runtime
                     .block_on(store.upsert_articles(&polled.articles, Utc::now()))
                     .unwrap();

@@ -35,10 +35,11 @@ pub async fn fetch(
     settings: &Settings,
     names: Option<&[String]>,
     client: &reqwest::Client,
+    now: DateTime<Utc>,
 ) -> Vec<(String, Result<Polled, SourceError>)> {
     let sources = selected(settings, names);
     let none = Validators::default();
-    let polls = sources.iter().map(|s| source::poll(s, client, &none));
+    let polls = sources.iter().map(|s| source::poll(s, client, &none, now));
     sources
         .iter()
         .map(|s| s.name.clone())
@@ -59,7 +60,10 @@ pub async fn ingest(
     for s in &sources {
         validators.push(store.validators(&s.name).await?);
     }
-    let polls = sources.iter().zip(&validators).map(|(s, v)| source::poll(s, client, v));
+    let polls = sources
+        .iter()
+        .zip(&validators)
+        .map(|(s, v)| source::poll(s, client, v, now));
     let results = join_all(polls).await;
     let mut reports = Vec::new();
     for (s, result) in sources.iter().zip(results) {

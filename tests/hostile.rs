@@ -113,7 +113,7 @@ async fn entity_definitions_are_not_expanded() {
         allow_private_redirects: false,
     };
     let started = Instant::now();
-    let polled = herald::source::feed::parse("desk", &url, body.as_bytes(), &limits);
+    let polled = herald::source::feed::parse("desk", &url, body.as_bytes(), &limits, chrono::Utc::now());
     assert!(started.elapsed() < Duration::from_secs(5), "no exponential work");
     // Herald reads the item and leaves the references as they are: nothing
     // grows and nothing is read from disk.

@@ -29,6 +29,14 @@ pub async fn start_with(app: herald::app::App) -> Site {
 /// Serves the configuration `app` holds, following what is sent on it, as
 /// `herald run` does across reloads.
 async fn serve(app: tokio::sync::watch::Receiver<Arc<herald::app::App>>) -> Site {
+    serve_on(app, Arc::new(herald::clock::SystemClock)).await
+}
+
+/// As [`serve`], with the pages reading the time from `clock`.
+async fn serve_on(
+    app: tokio::sync::watch::Receiver<Arc<herald::app::App>>,
+    clock: Arc<dyn herald::clock::Clock>,
+) -> Site {
     let (store, keys) = {
         let current = app.borrow().clone();
         let store = Store::open(&current.settings.store_url).await.unwrap();
@@ -38,7 +46,7 @@ async fn serve(app: tokio::sync::watch::Receiver<Arc<herald::app::App>>) -> Site
     let (trigger, shutdown) = herald::shutdown::channel();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let state = herald::web::WebState::new(store.clone(), app, keys.clone(), Default::default(), false);
+    let state = herald::web::WebState::new(store.clone(), app, keys.clone(), Default::default(), false, clock);
     tokio::spawn(herald::web::serve(listener, state, shutdown));
     Site {
         base,
@@ -124,6 +132,40 @@ async fn a_reloaded_configuration_reaches_the_pages_at_once() {
     let after = page().await;
     assert!(after.contains("Millbrook Courier"), "{after}");
     assert!(!after.contains("Test Gazette"), "{after}");
+}
+
+/// A clock stopped at one instant.
+struct Stopped(chrono::DateTime<chrono::Utc>);
+
+impl herald::clock::Clock for Stopped {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.0
+    }
+}
+
+#[tokio::test]
+async fn the_pages_read_the_time_from_the_clock_they_are_given() {
+    let ws = Workspace::new(&base_config(&file_mail()));
+    let app = settings_with(&ws, &crate::util::job_toml("daily", "0 7 * * *"));
+    let (_, app) = tokio::sync::watch::channel(Arc::new(app));
+    let at: chrono::DateTime<chrono::Utc> = "2031-05-04T03:02:01Z".parse().unwrap();
+    let site = serve_on(app, Arc::new(Stopped(at))).await;
+    let token = subscribe(&site, "ana@example.org").await;
+    let answer = one_click(format!("{}/unsubscribe?token={token}", site.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let ana = site
+        .store
+        .subscriber_by_address("readers", "ana@example.org")
+        .await
+        .unwrap()
+        .unwrap();
+    let history = site.store.consent_history(ana.id).await.unwrap();
+    let unsubscribed = history.last().expect("the unsubscribe is recorded");
+    assert_eq!(unsubscribed.consent.action, "unsubscribe");
+    assert_eq!(unsubscribed.created_at, at.timestamp_millis());
 }
 
 #[tokio::test]

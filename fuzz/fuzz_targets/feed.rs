@@ -16,7 +16,8 @@ fuzz_target!(|data: &[u8]| {
         trust_ids: data.first().is_some_and(|b| b & 1 == 1),
         allow_private_redirects: false,
     };
-    if let Ok(polled) = parse("fuzz", &url, data, &limits) {
+    let fetched = chrono::DateTime::from_timestamp(1_764_000_000, 0).expect("a valid time");
+    if let Ok(polled) = parse("fuzz", &url, data, &limits, fetched) {
         assert!(polled.articles.len() <= limits.max_items);
         for article in &polled.articles {
             assert!(

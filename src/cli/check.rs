@@ -69,7 +69,7 @@ pub(super) async fn cmd_check_live(app: &App) -> anyhow::Result<ExitCode> {
     }
     let client = source::http_client();
     for s in &settings.sources {
-        match source::poll(s, &client, &Default::default()).await {
+        match source::poll(s, &client, &Default::default(), clock::now()).await {
             Ok(polled) => say!(
                 "source {}: ok, {} article(s){}",
                 s.name,

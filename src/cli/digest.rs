@@ -12,6 +12,7 @@ use super::digest_job;
 use super::output::{print_digest, print_social, print_sources};
 use super::queue::refuse_if_held;
 use crate::app::App;
+use crate::clock::SystemClock;
 use crate::config::{DigestJob, JobKind, JobSettings};
 use crate::digest;
 use crate::import;
@@ -43,7 +44,7 @@ pub(super) async fn next_edition(
     let settings = &app.settings;
     let now = clock::now();
     let mut fetched = Vec::new();
-    for (name, result) in ingest::fetch(settings, Some(&job.sources), &source::http_client()).await {
+    for (name, result) in ingest::fetch(settings, Some(&job.sources), &source::http_client(), now).await {
         match result {
             Ok(polled) => fetched.extend(polled.articles),
             Err(e) => eprintln!("warning: source {name}: {e}"),
@@ -129,7 +130,7 @@ pub(super) async fn cmd_digest(
         return Ok(ExitCode::SUCCESS);
     }
 
-    let ctx = Arc::new(SendContext::new(store.clone(), app.clone()).await?);
+    let ctx = Arc::new(SendContext::new(store.clone(), app.clone(), Arc::new(SystemClock)).await?);
     say!("job {name}: list {} via {}", d.list, ctx.transport.describe());
     let report = digest::run(
         ctx,
@@ -231,7 +232,7 @@ pub(super) async fn cmd_preview(
 pub(super) async fn cmd_run_once(app: Arc<App>) -> anyhow::Result<ExitCode> {
     let settings = &app.settings;
     let store = app.open_store().await?;
-    let ctx = Arc::new(SendContext::new(store.clone(), app.clone()).await?);
+    let ctx = Arc::new(SendContext::new(store.clone(), app.clone(), Arc::new(SystemClock)).await?);
     let client = source::http_client();
     let mut failed = false;
     for job in &settings.jobs {
@@ -242,7 +243,7 @@ pub(super) async fn cmd_run_once(app: Arc<App>) -> anyhow::Result<ExitCode> {
         let d = match &job.kind {
             JobKind::Social(s) => {
                 say!("== job {} (accounts {})", job.name, s.accounts.join(", "));
-                let report = social::run(&store, settings, job, s, &client, clock::now(), &Shutdown::never()).await?;
+                let report = social::run(&store, settings, job, s, &client, &SystemClock, &Shutdown::never()).await?;
                 failed |= print_social(&report);
                 continue;
             }

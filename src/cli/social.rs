@@ -9,6 +9,7 @@ use super::output::print_social;
 use super::queue::refuse_if_held;
 use super::social_job;
 use crate::app::App;
+use crate::clock::SystemClock;
 use crate::shutdown::Shutdown;
 use crate::social;
 use crate::social::post::Plan;
@@ -22,14 +23,23 @@ pub(super) async fn cmd_post(app: &App, name: &str, dry_run: bool) -> anyhow::Re
     let now = clock::now();
     if !dry_run {
         refuse_if_held(&store, name).await?;
-        let report = social::run(&store, settings, job, social_job, &client, now, &Shutdown::never()).await?;
+        let report = social::run(
+            &store,
+            settings,
+            job,
+            social_job,
+            &client,
+            &SystemClock,
+            &Shutdown::never(),
+        )
+        .await?;
         let failed = print_social(&report);
         store.close().await;
         return Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS });
     }
     // Dry run: read the sources without storing, and show each account's teasers.
     let mut fresh = Vec::new();
-    for (source, result) in ingest::fetch(settings, Some(&job.sources), &client).await {
+    for (source, result) in ingest::fetch(settings, Some(&job.sources), &client, now).await {
         match result {
             Ok(polled) => fresh.extend(polled.articles),
             Err(e) => eprintln!("warning: source {source}: {e}"),

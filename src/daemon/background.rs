@@ -32,7 +32,7 @@ pub async fn drainer(daemon: Daemon, mut shutdown: Shutdown) {
         let app = daemon.app();
         let settings = &app.settings;
         if !context.as_ref().is_some_and(|ctx| Arc::ptr_eq(&ctx.app, &app)) {
-            context = match SendContext::new(daemon.store.clone(), app.clone()).await {
+            context = match SendContext::new(daemon.store.clone(), app.clone(), daemon.clock.clone()).await {
                 Ok(ctx) => Some(Arc::new(ctx)),
                 Err(e) => {
                     error!(error = %e, "cannot prepare sending");
@@ -56,7 +56,9 @@ pub async fn drainer(daemon: Daemon, mut shutdown: Shutdown) {
             if let JobKind::Social(social) = &job.kind {
                 for name in &social.accounts {
                     let account = settings.account(name).expect("checked config");
-                    match social::post::drain(&daemon.store, account, &daemon.client, &shutdown).await {
+                    match social::post::drain(&daemon.store, account, &daemon.client, daemon.clock.as_ref(), &shutdown)
+                        .await
+                    {
                         Ok(report) => {
                             if report.posted + report.retrying + report.failed > 0 {
                                 info!(account = %name, posted = report.posted, retrying = report.retrying, failed = report.failed, "posts drained");

@@ -196,7 +196,7 @@ impl Daemon {
     /// claims keep two instances off the same row; the drainer takes over
     /// rows from an instance that died.)
     async fn help_fire(&self, job: &JobSettings, at: DateTime<Utc>) {
-        let ctx = match SendContext::new(self.store.clone(), self.app()).await {
+        let ctx = match SendContext::new(self.store.clone(), self.app(), self.clock.clone()).await {
             Ok(ctx) => Arc::new(ctx),
             Err(e) => {
                 error!(job = %job.name, error = %e, "cannot prepare sending");
@@ -285,7 +285,7 @@ impl Daemon {
             job,
             social,
             &self.client,
-            self.clock.now(),
+            self.clock.as_ref(),
             &self.drain.shutdown,
         )
         .await
@@ -314,7 +314,7 @@ impl Daemon {
     }
 
     async fn digest(&self, job: &JobSettings, d: &DigestJob, fire: &Fire) -> anyhow::Result<DigestReport> {
-        let ctx = Arc::new(SendContext::new(self.store.clone(), self.app()).await?);
+        let ctx = Arc::new(SendContext::new(self.store.clone(), self.app(), self.clock.clone()).await?);
         Ok(digest::run(ctx, job, d, &self.client, self.clock.now(), &self.drain, Some(fire)).await?)
     }
 }

@@ -99,7 +99,7 @@ pub async fn run(app: App, config_path: &Path) -> anyhow::Result<ExitCode> {
     let web = match config.borrow().settings.web.listen {
         Some(addr) => {
             let listener = tokio::net::TcpListener::bind(addr).await?;
-            let state = web_state(&store, config.clone(), daemon.health.clone(), true).await?;
+            let state = web_state(&store, config.clone(), daemon.health.clone(), true, clock.clone()).await?;
             Some(tokio::spawn(crate::web::serve(listener, state, shutdown.clone())))
         }
         None => None,
@@ -179,6 +179,7 @@ async fn web_state(
     app: watch::Receiver<Arc<App>>,
     health: Arc<Health>,
     expects_heartbeat: bool,
+    clock: Arc<dyn Clock>,
 ) -> anyhow::Result<crate::web::WebState> {
     let keys = store.token_keys(&app.borrow().tokens).await?;
     Ok(crate::web::WebState::new(
@@ -187,6 +188,7 @@ async fn web_state(
         keys,
         health,
         expects_heartbeat,
+        clock,
     ))
 }
 
@@ -201,7 +203,7 @@ pub async fn serve_only(app: App, listen: Option<std::net::SocketAddr>) -> anyho
     let listener = tokio::net::TcpListener::bind(addr).await?;
     // `herald serve` does not reload: the channel keeps the one configuration.
     let (_keep, app) = watch::channel(Arc::new(app));
-    let state = web_state(&store, app, Arc::new(Health::default()), false).await?;
+    let state = web_state(&store, app, Arc::new(Health::default()), false, Arc::new(SystemClock)).await?;
     crate::web::serve(listener, state, shutdown).await?;
     store.close().await;
     Ok(ExitCode::SUCCESS)

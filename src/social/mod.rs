@@ -11,6 +11,7 @@ pub mod x;
 
 use chrono::{DateTime, Utc};
 
+use crate::clock::Clock;
 use crate::config::{JobSettings, Settings, SocialJob};
 use crate::ingest::{self, SourceReport};
 use crate::shutdown::Shutdown;
@@ -97,9 +98,10 @@ pub async fn run(
     job: &JobSettings,
     social: &SocialJob,
     http: &reqwest::Client,
-    now: DateTime<Utc>,
+    clock: &dyn Clock,
     shutdown: &Shutdown,
 ) -> Result<SocialReport, StoreError> {
+    let now = clock.now();
     let mut report = SocialReport {
         sources: ingest::ingest(store, settings, Some(&job.sources), http, now).await?,
         ..SocialReport::default()
@@ -107,7 +109,7 @@ pub async fn run(
     for name in &social.accounts {
         let account = settings.account(name).expect("checked config: a job's accounts exist");
         let queued = post::queue(store, account, &job.sources, http, now).await?;
-        let sent = post::drain(store, account, http, shutdown).await?;
+        let sent = post::drain(store, account, http, clock, shutdown).await?;
         report.accounts.push(AccountReport {
             account: name.clone(),
             queued: queued.queued,

@@ -13,7 +13,7 @@ use super::mastodon::{self, MastodonClient};
 use super::reply::Reply;
 use super::teaser::{self, Counting, Rule, TeaserError, TeaserInput};
 use super::x::XClient;
-use crate::clock;
+use crate::clock::Clock;
 use crate::config::{AccountKind, AccountSettings};
 use crate::shutdown::Shutdown;
 use crate::store::{Lease, PostOutcome, PostRow, PostState, Store, StoreError, StoredArticle};
@@ -284,6 +284,7 @@ pub async fn drain(
     store: &Store,
     account: &AccountSettings,
     http: &reqwest::Client,
+    clock: &dyn Clock,
     shutdown: &Shutdown,
 ) -> Result<AccountReport, StoreError> {
     let name = account.name.as_str();
@@ -292,9 +293,9 @@ pub async fn drain(
         ..AccountReport::default()
     };
     let lease = chrono::Duration::from_std(account.timeout * 2 + Duration::from_secs(5)).expect("fits");
-    store.recover_expired_post_leases(name, clock::now()).await?;
+    store.recover_expired_post_leases(name, clock.now()).await?;
     while !shutdown.is_triggered() {
-        let now = clock::now();
+        let now = clock.now();
         let (last, posted_today, oldest) = store.post_activity(name, now - chrono::Duration::days(1)).await?;
         if posted_today >= account.daily_cap as i64 {
             report.waiting_until = oldest.map(|t| t + chrono::Duration::days(1));
@@ -323,7 +324,7 @@ pub async fn drain(
         };
         let article = store.article(post.article_id).await?;
         let reply = send(store, account, http, &post, &article, now).await;
-        let now = clock::now();
+        let now = clock.now();
         let outcome = match reply {
             Reply::Posted { id, url, raw } => {
                 info!(account = name, article = %article.url, remote = %id, "posted");

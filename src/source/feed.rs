@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use reqwest::StatusCode;
 use reqwest::header::{ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED, LOCATION};
@@ -27,6 +27,7 @@ pub async fn poll(
     url: &Url,
     limits: &Limits,
     previous: &Validators,
+    now: DateTime<Utc>,
 ) -> Result<Polled, SourceError> {
     let shown = url.to_string();
     let http = |error: reqwest::Error| SourceError::Http {
@@ -110,14 +111,14 @@ pub async fn poll(
         }
         body.extend_from_slice(&chunk);
     }
-    let mut polled = parse(name, url, &body, limits)?;
+    let mut polled = parse(name, url, &body, limits, now)?;
     polled.validators = Some(validators);
     Ok(polled)
 }
 
 /// Parses a fetched feed document into cleaned articles (at most
 /// `limits.max_items`) and the items it had to skip.
-pub fn parse(name: &str, url: &Url, body: &[u8], limits: &Limits) -> Result<Polled, SourceError> {
+pub fn parse(name: &str, url: &Url, body: &[u8], limits: &Limits, now: DateTime<Utc>) -> Result<Polled, SourceError> {
     let shown = url.to_string();
     let parser = feed_rs::parser::Builder::new()
         .base_uri(Some(url.as_str()))
@@ -128,7 +129,7 @@ pub fn parse(name: &str, url: &Url, body: &[u8], limits: &Limits) -> Result<Poll
         error: e.to_string(),
     })?;
     let mut polled = Polled::default();
-    let fetched_at = crate::clock::now();
+    let fetched_at = now;
     if feed.entries.len() > limits.max_items {
         polled.skipped.push(format!(
             "{shown}: {} items; read the first {} (the source's max_items)",

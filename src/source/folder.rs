@@ -12,14 +12,14 @@ use crate::article::{Article, ArticleError};
 
 const EXTENSIONS: &[&str] = &["txt", "md", "markdown", "json"];
 
-pub async fn poll(name: &str, path: &Path, base_url: &Url) -> Result<Polled, SourceError> {
+pub async fn poll(name: &str, path: &Path, base_url: &Url, now: DateTime<Utc>) -> Result<Polled, SourceError> {
     let (name, path, base_url) = (name.to_string(), path.to_path_buf(), base_url.clone());
-    tokio::task::spawn_blocking(move || poll_blocking(&name, &path, &base_url))
+    tokio::task::spawn_blocking(move || poll_blocking(&name, &path, &base_url, now))
         .await
         .expect("the folder reader does not panic")
 }
 
-fn poll_blocking(name: &str, root: &Path, base_url: &Url) -> Result<Polled, SourceError> {
+fn poll_blocking(name: &str, root: &Path, base_url: &Url, now: DateTime<Utc>) -> Result<Polled, SourceError> {
     let mut files = Vec::new();
     collect(root, &mut files).map_err(|error| SourceError::Folder {
         path: root.display().to_string(),
@@ -47,7 +47,7 @@ fn poll_blocking(name: &str, root: &Path, base_url: &Url) -> Result<Polled, Sour
         let modified: DateTime<Utc> = std::fs::metadata(&file)
             .and_then(|m| m.modified())
             .map(DateTime::<Utc>::from)
-            .unwrap_or_else(|_| crate::clock::now());
+            .unwrap_or(now);
         let relative = file
             .strip_prefix(root)
             .unwrap_or(&file)

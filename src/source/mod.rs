@@ -8,6 +8,8 @@ mod folder;
 
 pub use article_file::parse_published;
 
+use chrono::{DateTime, Utc};
+
 use crate::article::Article;
 use crate::config::{SourceKind, SourceSettings};
 
@@ -55,9 +57,10 @@ pub async fn poll(
     source: &SourceSettings,
     client: &reqwest::Client,
     previous: &Validators,
+    now: DateTime<Utc>,
 ) -> Result<Polled, SourceError> {
     match &source.kind {
-        SourceKind::Folder { path, base_url } => folder::poll(&source.name, path, base_url).await,
+        SourceKind::Folder { path, base_url } => folder::poll(&source.name, path, base_url, now).await,
         SourceKind::Feed {
             url,
             timeout,
@@ -73,7 +76,7 @@ pub async fn poll(
                 trust_ids: *trust_ids,
                 allow_private_redirects: *allow_private_redirects,
             };
-            feed::poll(&source.name, client, url, &limits, previous).await
+            feed::poll(&source.name, client, url, &limits, previous, now).await
         }
     }
 }

@@ -91,7 +91,7 @@ pub(super) async fn per_ip(
         );
     }
     let ip = client_ip(&state.app().settings, request.headers(), peer);
-    let now = crate::clock::now().timestamp().max(0) as u64;
+    let now = state.clock.now().timestamp().max(0) as u64;
     match state.limiter.check(ip, now) {
         Ok(()) => next.run(request).await,
         Err(retry_after) => {

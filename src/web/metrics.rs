@@ -9,7 +9,6 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::WebState;
-use crate::clock;
 use crate::store::{Sample, Stats};
 
 /// The window the send rate is averaged over.
@@ -95,7 +94,7 @@ pub fn render(stats: &Stats, state: &WebState) -> String {
     let pause: Vec<Sample> = state
         .health
         .mail_pause()
-        .filter(|p| p.until > clock::now())
+        .filter(|p| p.until > state.clock.now())
         .map(|p| Sample {
             labels: vec![("reason", p.reason)],
             value: p.until.timestamp_millis() as f64 / 1000.0,
@@ -210,7 +209,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 pub(super) async fn metrics(State(state): State<WebState>) -> Response {
-    let now = clock::now().timestamp_millis();
+    let now = state.clock.now().timestamp_millis();
     match state.store.stats(now, RATE_WINDOW_SECS).await {
         Ok(stats) => (
             StatusCode::OK,

@@ -24,7 +24,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::app::App;
-use crate::clock;
+use crate::clock::Clock;
 use crate::config::{ListSettings, Settings};
 use crate::health::Health;
 use crate::shutdown::Shutdown;
@@ -44,6 +44,8 @@ pub struct WebState {
     /// Whether a daemon loop beats (so a stale heartbeat means trouble).
     pub expects_heartbeat: bool,
     pub limiter: Arc<RateLimiter>,
+    /// The time every page reads: sign-ups, confirmations, rate limits, metrics.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl WebState {
@@ -55,6 +57,7 @@ impl WebState {
         keys: TokenKeys,
         health: Arc<Health>,
         expects_heartbeat: bool,
+        clock: Arc<dyn Clock>,
     ) -> WebState {
         let limiter = Arc::new(RateLimiter::new(app.borrow().settings.web.rate_limit_per_minute));
         WebState {
@@ -64,6 +67,7 @@ impl WebState {
             health,
             expects_heartbeat,
             limiter,
+            clock,
         }
     }
 
@@ -321,7 +325,7 @@ impl Form {
 async fn healthz(axum::extract::State(state): axum::extract::State<WebState>) -> Response {
     let store_ok = state.store.ping().await;
     let beat = state.health.last_beat();
-    let beat_age = beat.map(|b| (clock::now() - b).num_seconds());
+    let beat_age = beat.map(|b| (state.clock.now() - b).num_seconds());
     let beating = !state.expects_heartbeat || beat_age.is_some_and(|age| age < 120);
     let status = if store_ok && beating {
         StatusCode::OK

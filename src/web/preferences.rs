@@ -13,7 +13,6 @@ use super::csrf::Csrf;
 use super::extract::{Linked, LinkedForm, ToManage};
 use super::{Form, Visitor, WebState, cadence_options, page, page_path, unavailable, valid_cadence};
 use crate::app::App;
-use crate::clock;
 use crate::config::ListSettings;
 use crate::store::{StoreError, Subscriber, SubscriberStatus};
 use crate::token::Purpose;
@@ -102,7 +101,7 @@ pub(super) async fn save(
 
 async fn apply(state: &WebState, me: &Subscriber, form: &Form, visitor: &Visitor) -> Result<(), StoreError> {
     let store = &state.store;
-    let now = clock::now();
+    let now = state.clock.now();
     let app = state.app();
     let path = page_path(&app.settings, "preferences");
     let name = form.get("name").map(str::trim).filter(|n| !n.is_empty());

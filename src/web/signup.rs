@@ -17,7 +17,6 @@ use super::{
     with_token,
 };
 use crate::app::App;
-use crate::clock;
 use crate::config::ListSettings;
 use crate::mail::message::{Notice, build_notice, preferences_url};
 use crate::mail::{Delivery, MailTransport, TransportError};
@@ -116,7 +115,7 @@ pub(super) async fn submit(
             return form_page(&state, &headers, list, StatusCode::UNPROCESSABLE_ENTITY, filled);
         }
     };
-    let now = clock::now();
+    let now = state.clock.now();
     let subscriber = match state.store.signup(&list.name, &email, name, &cadence, now).await {
         Ok(SignupOutcome::Pending(subscriber)) => subscriber,
         Ok(SignupOutcome::AlreadyActive(_)) => {
@@ -205,7 +204,7 @@ async fn send_confirmation(
         text,
         html,
     };
-    let date = SystemTime::from(clock::now());
+    let date = SystemTime::from(state.clock.now());
     let build = |encoding| build_notice(&settings.site, notice.clone(), date, encoding);
     let label = format!("confirm-{}-{}", list.name, subscriber.email);
     let mailer = MailTransport::build(&settings.mail, app.dkim.clone())?;
@@ -267,7 +266,7 @@ pub(super) async fn confirm(
     LinkedForm { link, .. }: LinkedForm<ToConfirm>,
 ) -> Response {
     let subscriber = link.subscriber;
-    let now = clock::now();
+    let now = state.clock.now();
     let app = state.app();
     let list = app.settings.list(&subscriber.list_name);
     let consent = Visitor::of(&state, &headers, addr).consent("confirm", &page_path(&app.settings, "confirm"), list);

@@ -12,7 +12,6 @@ use tracing::info;
 
 use super::extract::{Linked, ToManage};
 use super::{Visitor, WebState, list_title, page, unavailable, with_token};
-use crate::clock;
 use crate::store::{Subscriber, SubscriberStatus};
 
 fn unsubscribed(state: &WebState, subscriber: &Subscriber) -> Response {
@@ -86,7 +85,7 @@ pub(super) async fn post(
     if !is_one_click(&headers, &body) {
         return (StatusCode::BAD_REQUEST, "expected List-Unsubscribe=One-Click").into_response();
     }
-    let now = clock::now();
+    let now = state.clock.now();
     match state.store.unsubscribe_uid(&subscriber.uid, now).await {
         Ok(true) => {
             info!(list = %subscriber.list_name, subscriber = subscriber.id, "unsubscribed");

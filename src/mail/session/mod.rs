@@ -15,130 +15,21 @@
 //! a refusal of one recipient. A 421, a broken reply or a failed connection
 //! makes the session unusable: it is dropped, never reused.
 
-use std::fmt;
-use std::io;
-use std::pin::Pin;
+mod reply;
+mod tls;
+
+pub use reply::{MAX_LINE, MAX_REPLY, Reply, SessionError, Stage};
+use reply::{parse_line, read_line_capped};
+pub use tls::{CaError, tls_config};
+use tls::{Stream, handshake};
+
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use std::time::Duration;
-
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, ReadBuf};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
-use tokio_rustls::TlsConnector;
-use tokio_rustls::client::TlsStream;
-use tokio_rustls::rustls::pki_types::ServerName;
-
-/// A server reply: its code and its text lines joined by spaces.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reply {
-    pub code: u16,
-    pub text: String,
-}
-
-impl Reply {
-    pub fn is_transient(&self) -> bool {
-        (400..500).contains(&self.code)
-    }
-
-    pub fn is_permanent(&self) -> bool {
-        (500..600).contains(&self.code)
-    }
-
-    /// 421: the server is closing the session (RFC 5321 section 3.8).
-    fn closes_session(&self) -> bool {
-        self.code == 421
-    }
-}
-
-impl fmt::Display for Reply {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.code, self.text)
-    }
-}
-
-/// Where in a session a reply came or a failure happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stage {
-    Connect,
-    Greeting,
-    Ehlo,
-    StartTls,
-    Auth,
-    MailFrom,
-    RcptTo,
-    Data,
-    /// The reply to the final dot.
-    EndOfData,
-    Reset,
-    Noop,
-    Quit,
-}
-
-impl Stage {
-    /// True for the stages that belong to the session as a whole, before any
-    /// recipient: a refusal there is the relay's or the operator's problem.
-    pub fn is_session(self) -> bool {
-        matches!(
-            self,
-            Stage::Connect | Stage::Greeting | Stage::Ehlo | Stage::StartTls | Stage::Auth | Stage::MailFrom
-        )
-    }
-}
-
-impl fmt::Display for Stage {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Stage::Connect => "connect",
-            Stage::Greeting => "greeting",
-            Stage::Ehlo => "EHLO",
-            Stage::StartTls => "STARTTLS",
-            Stage::Auth => "AUTH",
-            Stage::MailFrom => "MAIL FROM",
-            Stage::RcptTo => "RCPT TO",
-            Stage::Data => "DATA",
-            Stage::EndOfData => "end of data",
-            Stage::Reset => "RSET",
-            Stage::Noop => "NOOP",
-            Stage::Quit => "QUIT",
-        })
-    }
-}
-
-/// Why a session step failed.
-#[derive(Debug)]
-pub enum SessionError {
-    /// The server answered `stage` with a 4xx or 5xx refusal.
-    Refused { stage: Stage, reply: Reply },
-    /// The session cannot be used safely as configured (no STARTTLS, no
-    /// usable AUTH, credentials over plain text, plaintext injected before
-    /// TLS): nothing more is sent on it.
-    Unusable { stage: Stage, reason: String },
-    /// The connection failed, closed or timed out, or the server broke the
-    /// protocol (a reply that is not SMTP, over the size caps, or a code that
-    /// does not fit the command).
-    Io { error: String },
-}
-
-impl SessionError {
-    fn io(stage: Stage, e: impl fmt::Display) -> SessionError {
-        SessionError::Io {
-            error: format!("network error at {stage}: {e}"),
-        }
-    }
-}
-
-impl fmt::Display for SessionError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SessionError::Refused { stage, reply } => write!(f, "{reply} (at {stage})"),
-            SessionError::Unusable { reason, .. } => f.write_str(reason),
-            SessionError::Io { error, .. } => f.write_str(error),
-        }
-    }
-}
 
 /// How the session is secured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,94 +50,6 @@ pub struct Target {
     pub tls: Arc<tokio_rustls::rustls::ClientConfig>,
     /// The bound on every step: connecting, each write, each reply.
     pub step_timeout: Duration,
-}
-
-/// The longest reply line taken, CRLF included (as lettre's client).
-pub const MAX_LINE: usize = 1000;
-/// The longest whole (multi-line) reply taken.
-pub const MAX_REPLY: usize = 100 * 1024;
-
-/// Why the extra CA certificates cannot be trusted.
-#[derive(Debug, thiserror::Error)]
-pub enum CaError {
-    #[error("not a PEM certificate")]
-    NotPem(#[source] tokio_rustls::rustls::pki_types::pem::Error),
-    #[error("not a usable CA certificate")]
-    Unusable(#[source] tokio_rustls::rustls::Error),
-    #[error("holds no PEM certificate")]
-    Empty,
-    #[error("no TLS protocol version available")]
-    Protocols(#[source] tokio_rustls::rustls::Error),
-}
-
-/// The TLS client configuration: the webpki roots, plus the PEM certificates
-/// in `extra_roots` (a private relay's own CA).
-pub fn tls_config(extra_roots: Option<&[u8]>) -> Result<tokio_rustls::rustls::ClientConfig, CaError> {
-    let mut roots = tokio_rustls::rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    if let Some(pem) = extra_roots {
-        use tokio_rustls::rustls::pki_types::CertificateDer;
-        use tokio_rustls::rustls::pki_types::pem::PemObject;
-        let mut added = 0;
-        for cert in CertificateDer::pem_slice_iter(pem) {
-            let cert = cert.map_err(CaError::NotPem)?;
-            roots.add(cert).map_err(CaError::Unusable)?;
-            added += 1;
-        }
-        if added == 0 {
-            return Err(CaError::Empty);
-        }
-    }
-    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-    Ok(tokio_rustls::rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(CaError::Protocols)?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
-}
-
-enum Stream {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
-    /// Between a failed upgrade and the drop.
-    Gone,
-}
-
-impl AsyncRead for Stream {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-            Stream::Gone => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
-        }
-    }
-}
-
-impl AsyncWrite for Stream {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-            Stream::Gone => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-            Stream::Gone => Poll::Ready(Ok(())),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-            Stream::Gone => Poll::Ready(Ok(())),
-        }
-    }
 }
 
 /// What the server offered in its EHLO reply.
@@ -735,80 +538,6 @@ impl Session {
     }
 }
 
-/// Reads one line, up to and including its LF, into `line`; more than `cap`
-/// bytes without one is an error. Bytes need not be UTF-8.
-async fn read_line_capped<R: AsyncBufRead + Unpin>(reader: &mut R, line: &mut Vec<u8>, cap: usize) -> io::Result<()> {
-    loop {
-        let available = reader.fill_buf().await?;
-        if available.is_empty() {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "the server closed the connection",
-            ));
-        }
-        let (taken, done) = match memchr::memchr(b'\n', available) {
-            Some(at) => (at + 1, true),
-            None => (available.len(), false),
-        };
-        if line.len() + taken > cap {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("a reply line is longer than {cap} bytes"),
-            ));
-        }
-        line.extend_from_slice(&available[..taken]);
-        reader.consume(taken);
-        if done {
-            return Ok(());
-        }
-    }
-}
-
-/// One reply line: three digits (the first 2 to 5), then a space, a hyphen
-/// (more lines follow) or the end of the line; the text may be any bytes.
-fn parse_line(line: &[u8]) -> Option<(u16, bool, String)> {
-    let line = line.strip_suffix(b"\n").unwrap_or(line);
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let digits = line.get(..3)?;
-    if !digits.iter().all(u8::is_ascii_digit) || !(b'2'..=b'5').contains(&digits[0]) {
-        return None;
-    }
-    let code = digits.iter().fold(0u16, |n, d| n * 10 + u16::from(d - b'0'));
-    let last = match line.get(3) {
-        None | Some(b' ') => true,
-        Some(b'-') => false,
-        Some(_) => return None,
-    };
-    let text = String::from_utf8_lossy(line.get(4..).unwrap_or_default()).into_owned();
-    Some((code, last, text))
-}
-
-async fn handshake(target: &Target, tcp: TcpStream, stage: Stage) -> Result<TlsStream<TcpStream>, SessionError> {
-    let name = ServerName::try_from(target.host.clone()).map_err(|e| SessionError::Unusable {
-        stage,
-        reason: format!("{:?} is not a TLS server name: {e}", target.host),
-    })?;
-    let connecting = TlsConnector::from(target.tls.clone()).connect(name, tcp);
-    match tokio::time::timeout(target.step_timeout, connecting).await {
-        Ok(Ok(tls)) => Ok(tls),
-        // A certificate the server cannot prove is the operator's to fix, not a network blip.
-        Ok(Err(e)) if e.kind() == io::ErrorKind::InvalidData => Err(SessionError::Unusable {
-            stage,
-            reason: format!("TLS with {} failed: {e}", target.host),
-        }),
-        Ok(Err(e)) => Err(SessionError::Io {
-            error: format!("TLS with {} failed: {e}", target.host),
-        }),
-        Err(_) => Err(SessionError::Io {
-            error: format!(
-                "TLS with {} failed: no handshake within {}s",
-                target.host,
-                target.step_timeout.as_secs()
-            ),
-        }),
-    }
-}
-
 /// Copies `message` to `out` with a dot added before every line that starts
 /// with one (RFC 5321 section 4.5.2), a line at a time.
 fn stuff_dots(message: &[u8], out: &mut Vec<u8>) {
@@ -827,6 +556,10 @@ fn stuff_dots(message: &[u8], out: &mut Vec<u8>) {
 
 #[cfg(test)]
 mod tests {
+    use std::io;
+
+    use tokio::io::AsyncBufReadExt;
+
     use super::*;
 
     #[test]
