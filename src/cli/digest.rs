@@ -199,10 +199,7 @@ pub(super) async fn cmd_preview(
             "preview".to_string(),
         ),
     };
-    let attributes = sample
-        .as_ref()
-        .and_then(|s| serde_json::from_str(&s.attributes).ok())
-        .unwrap_or_default();
+    let attributes = sample.as_ref().map(|s| s.attributes.0.clone()).unwrap_or_default();
     let addressee = Addressee::new(&settings.site, &keys, &email, name_value.as_deref(), &uid, attributes);
     let bytes = match format {
         PreviewFormat::Html => parts.html_for(&addressee).into_bytes(),

@@ -54,12 +54,7 @@ pub(super) async fn cmd_post(app: &App, name: &str, dry_run: bool) -> anyhow::Re
             account.name,
             account.kind.name(),
             rule.max,
-            match rule.counting {
-                social::teaser::Counting::XWeighted => "weighted characters, URLs as 23",
-                social::teaser::Counting::CharsUrl23 => "characters, URLs as 23",
-                social::teaser::Counting::Graphemes => "graphemes",
-                social::teaser::Counting::Chars => "characters",
-            }
+            rule.counting.describe()
         );
         let first_run = !store.account_initialized(&account.name).await?;
         if first_run && !account.backfill {

@@ -173,10 +173,8 @@ pub(super) async fn cmd_subscribers(app: &App, action: SubscribersAction) -> any
 /// one column per attribute, or a JSON array.
 pub(super) fn export(rows: &[store::Subscriber], format: ExportFormat) -> anyhow::Result<()> {
     let at = |ms: i64| chrono::DateTime::from_timestamp_millis(ms).map_or_else(String::new, |t| t.to_rfc3339());
-    let attributes: Vec<serde_json::Map<String, serde_json::Value>> = rows
-        .iter()
-        .map(|s| serde_json::from_str(&s.attributes).unwrap_or_default())
-        .collect();
+    let attributes: Vec<serde_json::Map<String, serde_json::Value>> =
+        rows.iter().map(|s| s.attributes.0.clone()).collect();
     let stdout = std::io::stdout();
     match format {
         ExportFormat::Json => {

@@ -28,8 +28,27 @@ pub struct TemplateProblem {
 #[error("rendering {part} of job {job:?} failed: {message}")]
 pub struct RenderError {
     pub job: String,
-    pub part: &'static str,
+    pub part: Part,
     pub message: String,
+}
+
+/// The part of an edition a template renders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// The `subject` setting of the job (a template string, not a file).
+    Subject,
+    Text,
+    Html,
+}
+
+impl std::fmt::Display for Part {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Part::Subject => "subject",
+            Part::Text => "text",
+            Part::Html => "html",
+        })
+    }
 }
 
 /// A Handlebars rendering error in an operator's words: where in the
@@ -278,15 +297,11 @@ impl TemplateSet {
         }
         for data in sample_editions(job, d) {
             if let Err(e) = self.render_edition(job, d, &data) {
-                let file = match e.part {
-                    "subject" => None,
-                    "html" => Some(self.dir.join(format!("{}.html.hbs", d.template)).display().to_string()),
-                    _ => Some(self.dir.join(format!("{}.txt.hbs", d.template)).display().to_string()),
-                };
-                let key = if e.part == "subject" {
-                    format!("jobs.{:?}.subject", job.name)
-                } else {
-                    String::new()
+                let template = |ext: &str| Some(self.dir.join(format!("{}{ext}", d.template)).display().to_string());
+                let (file, key) = match e.part {
+                    Part::Subject => (None, format!("jobs.{:?}.subject", job.name)),
+                    Part::Html => (template(".html.hbs"), String::new()),
+                    Part::Text => (template(".txt.hbs"), String::new()),
                 };
                 problems.push(TemplateProblem {
                     file,
@@ -418,7 +433,7 @@ impl TemplateSet {
         d: &DigestJob,
         data: &EditionData,
     ) -> Result<SharedParts, RenderError> {
-        let fail = |part: &'static str| {
+        let fail = |part: Part| {
             move |e: handlebars::RenderError| RenderError {
                 job: job.name.clone(),
                 part,
@@ -428,9 +443,9 @@ impl TemplateSet {
         let subject = self
             .text
             .render(&subject_name(&job.name), data)
-            .map_err(fail("subject"))?;
-        let text = self.text.render(&d.template, data).map_err(fail("text"))?;
-        let html = self.html.render(&d.template, data).map_err(fail("html"))?;
+            .map_err(fail(Part::Subject))?;
+        let text = self.text.render(&d.template, data).map_err(fail(Part::Text))?;
+        let html = self.html.render(&d.template, data).map_err(fail(Part::Html))?;
         let html = css_inline::CSSInliner::options()
             .load_remote_stylesheets(false)
             .keep_style_tags(true)
@@ -438,7 +453,7 @@ impl TemplateSet {
             .inline(&html)
             .map_err(|e| RenderError {
                 job: job.name.clone(),
-                part: "html",
+                part: Part::Html,
                 message: format!("inlining CSS: {e}"),
             })?;
         Ok(SharedParts {

@@ -103,7 +103,7 @@ impl Run {
             }
         }
         let site = &ctx.app.settings.site;
-        let attributes = serde_json::from_str(&row.attributes).unwrap_or_default();
+        let attributes = row.attributes.0.clone();
         let to = Addressee::new(site, &ctx.keys, &row.email, row.name.as_deref(), &row.uid, attributes);
         let message_id = message::message_id(site, parts, row.id);
         let date = SystemTime::from(ctx.clock.now());

@@ -23,6 +23,18 @@ pub enum Counting {
     Chars,
 }
 
+impl Counting {
+    /// What the limit counts, in words, for dry runs.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Counting::XWeighted => "weighted characters, URLs as 23",
+            Counting::CharsUrl23 => "characters, URLs as 23",
+            Counting::Graphemes => "graphemes",
+            Counting::Chars => "characters",
+        }
+    }
+}
+
 /// A platform's length rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rule {

@@ -5,7 +5,8 @@
 use chrono::{DateTime, Utc};
 use sqlx::AssertSqlSafe;
 
-use super::{Store, StoreError, SubscriberStatus, parse_state};
+use super::lease::{self, Queue};
+use super::{Attributes, Store, StoreError, SubscriberStatus, parse_state};
 
 text_state! {
     /// The states a delivery row moves through.
@@ -32,7 +33,8 @@ pub struct Claimed {
     pub created_at: i64,
     pub name: Option<String>,
     pub uid: String,
-    pub attributes: String,
+    #[sqlx(try_from = "String")]
+    pub attributes: Attributes,
     #[sqlx(try_from = "String")]
     pub status: SubscriberStatus,
     pub suppressed: i64,
@@ -128,16 +130,8 @@ impl Store {
     /// (a row retried or taken back after the cancel) `cancelled`. Returns
     /// how many rows were put back.
     pub async fn recover_expired_leases(&self, job: &str, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let recovered = lease::recover_expired(&self.pool, Queue::Deliveries, job, now).await?;
         let now = now.timestamp_millis();
-        let recovered = sqlx::query(
-            "UPDATE deliveries SET state = 'queued', in_doubt = 1, lease_until = NULL, next_attempt_at = $2, updated_at = $2 \
-             WHERE job = $1 AND state = 'sending' AND lease_until < $2",
-        )
-        .bind(job)
-        .bind(now)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
         sqlx::query(
             "UPDATE deliveries SET state = 'cancelled', updated_at = $2 WHERE job = $1 AND state = 'queued' \
              AND edition_id IN (SELECT id FROM editions WHERE cancelled_at IS NOT NULL)",
@@ -260,11 +254,7 @@ async fn claim(
     limit: usize,
     lease: &Lease<'_>,
 ) -> Result<Vec<Claimed>, StoreError> {
-    let lock = if backend == super::Backend::Postgres {
-        " FOR UPDATE SKIP LOCKED"
-    } else {
-        ""
-    };
+    let lock = backend.skip_locked();
     // A bare bound `LIMIT $4` would make SQLite recompile the statement at
     // every execution (it plans a bound LIMIT for its value); the cast keeps
     // it a run-time value.

@@ -11,6 +11,7 @@ mod deliveries;
 mod editions;
 mod fires;
 mod holds;
+mod lease;
 mod posts;
 mod privacy;
 mod schema;
@@ -36,7 +37,8 @@ pub use schema::Migration;
 pub use state::UnknownState;
 pub use stats::{Sample, Stats};
 pub use subscribers::{
-    AddOutcome, Consent, ConsentRecord, NewSubscriber, SignupOutcome, Subscriber, SubscriberStatus, email_key,
+    AddOutcome, Attributes, Consent, ConsentRecord, NewSubscriber, SignupOutcome, Subscriber, SubscriberStatus,
+    email_key,
 };
 
 #[derive(Debug, thiserror::Error)]

@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
+use super::lease::{self, Queue};
 use super::{StateCount, Store, StoreError, StoredArticle, parse_state};
 
 text_state! {
@@ -185,24 +186,12 @@ impl Store {
 
     /// Puts `posting` rows of `account` whose lease ran out back in the queue, in doubt.
     pub async fn recover_expired_post_leases(&self, account: &str, now: DateTime<Utc>) -> Result<u64, StoreError> {
-        Ok(sqlx::query(
-            "UPDATE posts SET state = 'queued', in_doubt = 1, lease_until = NULL, next_attempt_at = $2, updated_at = $2 \
-             WHERE account = $1 AND state = 'posting' AND lease_until < $2",
-        )
-        .bind(account)
-        .bind(now.timestamp_millis())
-        .execute(&self.pool)
-        .await?
-        .rows_affected())
+        lease::recover_expired(&self.pool, Queue::Posts, account, now).await
     }
 
     /// Claims the account's next due post: it becomes `posting` with a lease before anything is sent.
     pub async fn claim_post(&self, account: &str, lease: &super::Lease<'_>) -> Result<Option<PostRow>, StoreError> {
-        let lock = if self.backend == super::Backend::Postgres {
-            " FOR UPDATE SKIP LOCKED"
-        } else {
-            ""
-        };
+        let lock = self.backend.skip_locked();
         let sql = format!(
             "UPDATE posts SET state = 'posting', lease_until = $3, claimed_by = $4, attempts = attempts + 1, updated_at = $2 \
              WHERE id = (SELECT id FROM posts WHERE account = $1 AND state = 'queued' AND next_attempt_at <= $2 \

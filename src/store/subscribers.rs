@@ -12,7 +12,8 @@ pub struct Subscriber {
     pub list_name: String,
     pub email: String,
     pub name: Option<String>,
-    pub attributes: String,
+    #[sqlx(try_from = "String")]
+    pub attributes: Attributes,
     #[sqlx(try_from = "String")]
     pub status: SubscriberStatus,
     pub uid: String,
@@ -30,6 +31,19 @@ text_state! {
         Unsubscribed = "unsubscribed",
         /// Personal data deleted on request; the row keeps only what the ledger needs.
         Erased = "erased",
+    }
+}
+
+/// A subscriber's own fields (from an import's extra columns), kept as a
+/// JSON object in the `attributes` column and read back whole.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Attributes(pub serde_json::Map<String, serde_json::Value>);
+
+/// Text that is not a JSON object reads as no attributes: a message then
+/// goes out with its merge fields empty rather than not at all.
+impl From<String> for Attributes {
+    fn from(text: String) -> Self {
+        Attributes(serde_json::from_str(&text).unwrap_or_default())
     }
 }
 
@@ -512,5 +526,20 @@ impl Store {
     /// Whether the address is suppressed, by itself or, once erased, by its hash.
     pub async fn is_suppressed(&self, email: &str) -> Result<bool, StoreError> {
         Ok(!self.suppressed_among(&[email]).await?.is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Attributes;
+
+    #[test]
+    fn attributes_read_back_whole_and_junk_reads_as_none() {
+        let read = Attributes::from(r#"{"city":"Millbrook","plan":"print"}"#.to_string());
+        assert_eq!(read.0["city"], "Millbrook");
+        assert_eq!(read.0.len(), 2);
+        for junk in ["", "not json", "[1, 2]", "\"text\""] {
+            assert!(Attributes::from(junk.to_string()).0.is_empty(), "{junk}");
+        }
     }
 }

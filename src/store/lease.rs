@@ -1,0 +1,78 @@
+//! Leases, the one shape both queues (deliveries and posts) share: a due row
+//! is claimed by setting its working state, a lease and its claimer, skipping
+//! rows another instance is claiming; a row still in its working state when
+//! its lease has run out belonged to a claimer that died, and goes back to
+//! the queue flagged in doubt.
+
+use chrono::{DateTime, Utc};
+use sqlx::AnyPool;
+
+use super::{Backend, StoreError};
+
+impl Backend {
+    /// The clause that makes a claim's row-picking subquery skip rows another
+    /// transaction is claiming (PostgreSQL); SQLite has one writer and needs none.
+    pub(super) fn skip_locked(self) -> &'static str {
+        match self {
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        }
+    }
+}
+
+/// A table of leased rows.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Queue {
+    /// One row per (edition, subscriber), scoped by job, `sending` while leased.
+    Deliveries,
+    /// One row per (account, article), scoped by account, `posting` while leased.
+    Posts,
+}
+
+impl Queue {
+    fn table(self) -> &'static str {
+        match self {
+            Queue::Deliveries => "deliveries",
+            Queue::Posts => "posts",
+        }
+    }
+
+    fn scope(self) -> &'static str {
+        match self {
+            Queue::Deliveries => "job",
+            Queue::Posts => "account",
+        }
+    }
+
+    fn working(self) -> &'static str {
+        match self {
+            Queue::Deliveries => "sending",
+            Queue::Posts => "posting",
+        }
+    }
+}
+
+/// Puts the rows of `scope` (a job, an account) whose lease ran out while in
+/// the working state back in the queue, due now and flagged in doubt: their
+/// claimer died, and whether the send or post was made is unknown. Returns
+/// how many rows were taken back.
+pub(super) async fn recover_expired(
+    pool: &AnyPool,
+    queue: Queue,
+    scope: &str,
+    now: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    let sql = format!(
+        "UPDATE {table} SET state = 'queued', in_doubt = 1, lease_until = NULL, next_attempt_at = $2, updated_at = $2 \
+         WHERE {scope} = $1 AND state = '{working}' AND lease_until < $2",
+        table = queue.table(),
+        scope = queue.scope(),
+        working = queue.working(),
+    );
+    Ok(sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(scope)
+        .bind(now.timestamp_millis())
+        .execute(pool)
+        .await?
+        .rows_affected())
+}
