@@ -231,6 +231,41 @@ async fn signing_up_mails_a_link_whose_page_confirms_only_with_its_button() {
 }
 
 #[tokio::test]
+async fn a_form_body_over_64_kib_is_refused_unread_and_changes_nothing() {
+    let ws = Workspace::new(&base_config(&file_mail()));
+    let site = site(&ws, "").await;
+    let form = open_form(&format!("{}/subscribe/readers", site.base), None).await;
+    let cookie = form.cookie.clone().unwrap();
+    // A valid form with a name field padded past the cap.
+    let padding = "x".repeat(70 * 1024);
+    let fields = [
+        ("csrf", form.csrf.as_str()),
+        ("email", "eve@example.org"),
+        ("name", padding.as_str()),
+    ];
+    let response = post_form(&site, &form.action, Some(&cookie), &fields).await;
+    assert_eq!(response.status(), 413);
+    assert!(
+        site.store
+            .subscriber_by_address("readers", "eve@example.org")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(ws.outbox().is_empty(), "no confirmation mail was sent");
+    // The same form under the cap goes through.
+    let fields = [
+        ("csrf", form.csrf.as_str()),
+        ("email", "eve@example.org"),
+        ("name", "Eve"),
+    ];
+    assert_eq!(
+        post_form(&site, &form.action, Some(&cookie), &fields).await.status(),
+        200
+    );
+}
+
+#[tokio::test]
 async fn forms_without_a_matching_csrf_field_are_refused() {
     let ws = Workspace::new(&base_config(&file_mail()));
     let site = site(&ws, "").await;

@@ -133,16 +133,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 /// The digest job `name`, with its digest settings.
 fn digest_job<'a>(settings: &'a Settings, name: &str) -> anyhow::Result<(&'a JobSettings, &'a DigestJob)> {
-    match &known_job(settings, name)?.kind {
-        JobKind::Digest(d) => Ok((settings.job(name).expect("found above"), d)),
+    let job = known_job(settings, name)?;
+    match &job.kind {
+        JobKind::Digest(d) => Ok((job, d)),
         JobKind::Social(_) => bail!("job {name:?} is a social job: use `herald post {name}`"),
     }
 }
 
 /// The social job `name`, with its accounts.
 fn social_job<'a>(settings: &'a Settings, name: &str) -> anyhow::Result<(&'a JobSettings, &'a SocialJob)> {
-    match &known_job(settings, name)?.kind {
-        JobKind::Social(s) => Ok((settings.job(name).expect("found above"), s)),
+    let job = known_job(settings, name)?;
+    match &job.kind {
+        JobKind::Social(s) => Ok((job, s)),
         JobKind::Digest(_) => bail!("job {name:?} is a digest job: use `herald digest {name}`"),
     }
 }

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use lettre::address::Envelope;
 use lettre::message::header::{ContentTransferEncoding, ContentType};
 use lettre::message::header::{Header, HeaderName, HeaderValue};
-use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
+use lettre::message::{Body, Mailbox, MessageBuilder, MultiPart, SinglePart};
 use lettre::{Address, Message};
 
 use crate::config::Site;
@@ -251,17 +251,8 @@ pub fn build(
     date: SystemTime,
     encoding: BodyEncoding,
 ) -> Result<Message, MessageError> {
-    let address = ascii_address(to.email)?
-        .parse()
-        .map_err(|_| MessageError::Address(to.email.to_string()))?;
-    let name = to.name.and_then(display_name);
-    let mut builder = Message::builder()
-        .envelope(envelope(site, &address)?)
-        .from(site.from.clone())
-        .to(Mailbox::new(name, address))
-        .subject(format!("{subject_prefix}{}", parts.subject.fill(to, Escape::Text)))
-        .date(date)
-        .message_id(Some(message_id))
+    let subject = format!("{subject_prefix}{}", parts.subject.fill(to, Escape::Text));
+    let builder = addressed(site, to.email, to.name, subject, date, message_id)?
         .header(ListId(format!(
             "\"{}\" <{}.{}>",
             crate::clean::one_line(&parts.list_title).replace('"', "'"),
@@ -270,15 +261,38 @@ pub fn build(
         )))
         .header(ListUnsubscribe(format!("<{}>", to.unsubscribe_url)))
         .header(ListUnsubscribePost("List-Unsubscribe=One-Click".into()));
-    if let Some(reply_to) = &site.reply_to {
-        builder = builder.reply_to(reply_to.clone());
-    }
     let body = alternative(
         parts.text.fill(to, Escape::Text),
         parts.html.fill(to, Escape::Html),
         encoding,
     );
     Ok(builder.multipart(body)?)
+}
+
+/// What every message from the site carries: the envelope, From, To (its
+/// domain as punycode), Subject, Date, Message-ID and Reply-To.
+fn addressed(
+    site: &Site,
+    email: &str,
+    name: Option<&str>,
+    subject: String,
+    date: SystemTime,
+    message_id: String,
+) -> Result<MessageBuilder, MessageError> {
+    let address: Address = ascii_address(email)?
+        .parse()
+        .map_err(|_| MessageError::Address(email.to_string()))?;
+    let builder = Message::builder()
+        .envelope(envelope(site, &address)?)
+        .from(site.from.clone())
+        .to(Mailbox::new(name.and_then(display_name), address))
+        .subject(subject)
+        .date(date)
+        .message_id(Some(message_id));
+    Ok(match &site.reply_to {
+        Some(reply_to) => builder.reply_to(reply_to.clone()),
+        None => builder,
+    })
 }
 
 /// The envelope of a message from the site to `to`, given rather than parsed
@@ -305,21 +319,14 @@ pub fn build_notice(
     date: SystemTime,
     encoding: BodyEncoding,
 ) -> Result<Message, MessageError> {
-    let address = notice
-        .to_email
-        .parse()
-        .map_err(|_| MessageError::Address(notice.to_email.to_string()))?;
-    let name = notice.to_name.and_then(display_name);
-    let mut builder = Message::builder()
-        .envelope(envelope(site, &address)?)
-        .from(site.from.clone())
-        .to(Mailbox::new(name, address))
-        .subject(crate::clean::one_line(notice.subject))
-        .date(date)
-        .message_id(Some(one_off_message_id(site, "notice")));
-    if let Some(reply_to) = &site.reply_to {
-        builder = builder.reply_to(reply_to.clone());
-    }
+    let builder = addressed(
+        site,
+        notice.to_email,
+        notice.to_name,
+        crate::clean::one_line(notice.subject),
+        date,
+        one_off_message_id(site, "notice"),
+    )?;
     Ok(builder.multipart(alternative(notice.text, notice.html, encoding))?)
 }
 

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use sqlx::AssertSqlSafe;
 
 use super::lease::{self, Queue};
-use super::{Attributes, Store, StoreError, SubscriberStatus, parse_state};
+use super::{Attributes, Store, StoreError, SubscriberStatus};
 
 text_state! {
     /// The states a delivery row moves through.
@@ -189,21 +189,7 @@ impl Store {
 
     /// Counts rows by state, for one job or all.
     pub async fn delivery_counts(&self, job: Option<&str>) -> Result<Vec<StateCount>, StoreError> {
-        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
-            "SELECT state, COUNT(*), COUNT(CASE WHEN in_doubt = 1 THEN 1 END) FROM deliveries WHERE ($1 = '' OR job = $1) \
-             GROUP BY state ORDER BY state",
-        )
-        .bind(job.unwrap_or(""))
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(state, count, in_doubt)| StateCount {
-                state: parse_state(&state),
-                count,
-                in_doubt,
-            })
-            .collect())
+        lease::counts(&self.pool, Queue::Deliveries, job).await
     }
 
     pub async fn deliveries(

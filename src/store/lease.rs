@@ -4,10 +4,12 @@
 //! its lease has run out belonged to a claimer that died, and goes back to
 //! the queue flagged in doubt.
 
+use std::str::FromStr;
+
 use chrono::{DateTime, Utc};
 use sqlx::AnyPool;
 
-use super::{Backend, StoreError};
+use super::{Backend, StateCount, StoreError, parse_state};
 
 impl Backend {
     /// The clause that makes a claim's row-picking subquery skip rows another
@@ -50,6 +52,36 @@ impl Queue {
             Queue::Posts => "posting",
         }
     }
+}
+
+/// The rows of `scope` (all when `None`) by state, in name order, with how
+/// many of each are in doubt: counted in the store.
+pub(super) async fn counts<S: FromStr>(
+    pool: &AnyPool,
+    queue: Queue,
+    scope: Option<&str>,
+) -> Result<Vec<StateCount<S>>, StoreError>
+where
+    S::Err: std::fmt::Debug,
+{
+    let sql = format!(
+        "SELECT state, COUNT(*), COUNT(CASE WHEN in_doubt = 1 THEN 1 END) FROM {table} \
+         WHERE ($1 = '' OR {scope} = $1) GROUP BY state ORDER BY state",
+        table = queue.table(),
+        scope = queue.scope(),
+    );
+    let rows: Vec<(String, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(scope.unwrap_or(""))
+        .fetch_all(pool)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(state, count, in_doubt)| StateCount {
+            state: parse_state(&state),
+            count,
+            in_doubt,
+        })
+        .collect())
 }
 
 /// Puts the rows of `scope` (a job, an account) whose lease ran out while in

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use super::lease::{self, Queue};
-use super::{StateCount, Store, StoreError, StoredArticle, parse_state};
+use super::{StateCount, Store, StoreError, StoredArticle};
 
 text_state! {
     /// The states a post record moves through.
@@ -286,21 +286,7 @@ impl Store {
 
     /// The post records of `account` (or all) by state, counted in the store.
     pub async fn post_counts(&self, account: Option<&str>) -> Result<Vec<StateCount<PostState>>, StoreError> {
-        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
-            "SELECT state, COUNT(*), COUNT(CASE WHEN in_doubt = 1 THEN 1 END) FROM posts \
-             WHERE ($1 = '' OR account = $1) GROUP BY state ORDER BY state",
-        )
-        .bind(account.unwrap_or(""))
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(state, count, in_doubt)| StateCount {
-                state: parse_state(&state),
-                count,
-                in_doubt,
-            })
-            .collect())
+        lease::counts(&self.pool, Queue::Posts, account).await
     }
 
     /// The earliest next attempt among the account's queued posts.
