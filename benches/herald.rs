@@ -63,7 +63,7 @@ fn articles(n: i64) -> Vec<StoredArticle> {
                 .into(),
             tags: "[\"council\"]".into(),
             image: None,
-            published_at: 1_764_000_000_000 + i,
+            published_at: chrono::DateTime::from_timestamp_millis(1_764_000_000_000 + i).expect("in range"),
         })
         .collect()
 }

@@ -79,7 +79,7 @@ pub async fn plan(
                 excerpt: a.excerpt.clone(),
                 tags: serde_json::to_string(&a.tags).expect("strings serialise"),
                 image: a.image.clone(),
-                published_at: a.published_at.timestamp_millis(),
+                published_at: a.published_at,
             });
         }
     }

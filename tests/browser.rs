@@ -8,20 +8,16 @@ use std::time::{Duration, Instant};
 
 use mail_parser::MessageParser;
 
-use crate::util::{KillOnDrop, SmtpSink, Workspace, article_txt, base_config, free_port, show, smtp_mail};
-use crate::webdriver::Browser;
+use crate::support::webdriver::Browser;
+use crate::support::{KillOnDrop, SmtpSink, Workspace, article_txt, base_config, free_port, show, smtp_mail};
 
 fn artifacts() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts/browser")
 }
 
 fn status(ws: &Workspace, email: &str) -> String {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let url = ws.store_url();
-        let store = herald::store::Store::open(&url).await.unwrap();
+    ws.on_store(async |store| {
         let row = store.subscriber_by_address("readers", email).await.unwrap();
-        store.close().await;
         row.map(|r| r.status.to_string()).unwrap_or_default()
     })
 }

@@ -1,11 +1,11 @@
 //! `herald check`: the shipped config is valid; a broken one is refused with
 //! every problem named by file and key.
 
-use crate::util::{Workspace, base_config, file_mail, show, stdout};
+use crate::support::{Workspace, base_config, file_mail, show, stdout};
 
 #[test]
 fn the_shipped_configuration_is_valid() {
-    let out = std::process::Command::new(crate::util::HERALD)
+    let out = std::process::Command::new(crate::support::HERALD)
         .args(["check"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env_remove("HERALD_CONFIG")
@@ -77,7 +77,7 @@ fn a_mistyped_key_is_refused() {
 
 #[test]
 fn a_bad_environment_override_is_named() {
-    let ws = Workspace::new(&base_config(&crate::util::smtp_mail(2525, "")));
+    let ws = Workspace::new(&base_config(&crate::support::smtp_mail(2525, "")));
     let out = ws
         .command(&["check"])
         .env("HERALD_MAIL__SMTP__TLS", "sometimes")
@@ -134,7 +134,7 @@ fn the_env_example_copied_to_dot_env_is_read_whole() {
     ws.subscribers(1);
     ws.write(
         "articles/ferry.txt",
-        &crate::util::article_txt("Ferry returns", "ferry"),
+        &crate::support::article_txt("Ferry returns", "ferry"),
     );
     let out = ws.herald(&["digest", "daily"]);
     assert!(out.status.success(), "{}", show(&out));
@@ -171,8 +171,8 @@ fn a_dot_env_line_that_cannot_be_read_stops_the_start_naming_it() {
 #[test]
 fn a_template_error_is_told_once_with_its_line_and_the_field_by_name() {
     let config = base_config(&file_mail())
-        + &crate::util::job_toml("weekly", "0 7 * * 1")
-        + &crate::util::job_toml("monthly", "0 7 1 * *");
+        + &crate::support::job_toml("weekly", "0 7 * * 1")
+        + &crate::support::job_toml("monthly", "0 7 1 * *");
     let ws = Workspace::new(&config);
     ws.write(
         "templates/digest.txt.hbs",
@@ -240,7 +240,7 @@ fn every_problem_is_reported_in_one_run_each_from_where_it_came() {
 
 #[test]
 fn check_live_tries_the_store_and_each_source_and_warns_about_renames() {
-    let dead = crate::util::free_port();
+    let dead = crate::support::free_port();
     let config = base_config(&file_mail())
         + &format!(
             "\n[[sources]]\nname = \"wire\"\ntype = \"feed\"\nurl = \"http://127.0.0.1:{dead}/feed.xml\"\ntimeout_secs = 2\n"
@@ -251,12 +251,12 @@ fn check_live_tries_the_store_and_each_source_and_warns_about_renames() {
     ws.subscribers(2);
     ws.write(
         "articles/ferry.txt",
-        &crate::util::article_txt("Ferry returns", "ferry"),
+        &crate::support::article_txt("Ferry returns", "ferry"),
     );
     ws.herald(&["digest", "daily"]);
     ws.write(
         "articles/market.txt",
-        &crate::util::article_txt("Market moves", "market"),
+        &crate::support::article_txt("Market moves", "market"),
     );
 
     // The job and the list renamed in the file.

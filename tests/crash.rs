@@ -6,14 +6,14 @@
 
 use std::time::{Duration, Instant};
 
-use crate::util::{
+use crate::support::{
     SmtpSink, Workspace, Xorshift, article_txt, assert_once_except_in_doubt, base_config, env_number, random_seed,
     show, smtp_mail, stdout,
 };
 
 /// `herald digest daily` in the background, its output discarded, killed if the test fails.
-fn start_digest(ws: &Workspace) -> crate::util::KillOnDrop {
-    crate::util::KillOnDrop(
+fn start_digest(ws: &Workspace) -> crate::support::KillOnDrop {
+    crate::support::KillOnDrop(
         ws.command(&["digest", "daily"])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())

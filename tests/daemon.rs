@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::util::{KillOnDrop, SmtpSink, Workspace, article_txt, base_config, show, smtp_mail, state_count, stdout};
+use crate::support::{KillOnDrop, SmtpSink, Workspace, article_txt, base_config, show, smtp_mail, state_count, stdout};
 
 pub fn log_text(ws: &Workspace) -> String {
     std::fs::read_to_string(ws.path().join("daemon.log")).unwrap_or_default()
@@ -140,7 +140,7 @@ fn an_edited_schedule_takes_effect_and_sigterm_then_restart_completes_the_editio
 #[test]
 fn schedule_lists_the_next_fires_in_local_and_utc_time() {
     let ws = Workspace::new(
-        &base_config(&crate::util::file_mail()).replace("schedule = \"0 7 * * *\"", "schedule = \"30 6 * * 1-5\""),
+        &base_config(&crate::support::file_mail()).replace("schedule = \"0 7 * * *\"", "schedule = \"30 6 * * 1-5\""),
     );
     let out = ws.herald(&["schedule"]);
     assert!(out.status.success(), "{}", show(&out));
@@ -187,7 +187,7 @@ pub fn stop(ws: &Workspace, mut daemon: KillOnDrop) {
 #[test]
 fn a_fire_missed_while_down_is_caught_up_once_or_skipped_by_policy() {
     let ws = Workspace::new(
-        &base_config(&crate::util::file_mail()).replace("schedule = \"0 7 * * *\"", "schedule = \"*/2 * * * * *\""),
+        &base_config(&crate::support::file_mail()).replace("schedule = \"0 7 * * *\"", "schedule = \"*/2 * * * * *\""),
     );
     ws.subscribers(1);
     let daemon = start_daemon(&ws);
@@ -195,7 +195,8 @@ fn a_fire_missed_while_down_is_caught_up_once_or_skipped_by_policy() {
         log_text(&ws).contains("job fired")
     });
     stop(&ws, daemon);
-    std::thread::sleep(Duration::from_millis(2500));
+    // A fire passes while the daemon is down.
+    std::thread::sleep(crate::support::until_past(crate::support::next_fire_every(2)));
 
     let daemon = start_daemon(&ws);
     wait_for(&ws, "the catch-up", Duration::from_secs(20), || {
@@ -211,7 +212,7 @@ fn a_fire_missed_while_down_is_caught_up_once_or_skipped_by_policy() {
 
     let config = std::fs::read_to_string(ws.path().join("config/herald.toml")).unwrap();
     ws.write("config/herald.toml", &(config + "catch_up = \"skip\"\n"));
-    std::thread::sleep(Duration::from_millis(2500));
+    std::thread::sleep(crate::support::until_past(crate::support::next_fire_every(2)));
     let daemon = start_daemon(&ws);
     wait_for(&ws, "the skip", Duration::from_secs(20), || {
         log_text(&ws).contains("missed fires are skipped")
@@ -242,7 +243,8 @@ fn two_daemons_on_one_store_never_run_the_same_fire() {
         wait_for(&ws, "the edition to go out", Duration::from_secs(30), || {
             sink.recipients().len() >= want
         });
-        std::thread::sleep(Duration::from_millis(2200));
+        // The next story goes into the next fire's edition.
+        std::thread::sleep(crate::support::until_past(crate::support::next_fire_every(2)));
     }
     stop(&ws, first);
     stop(&ws, second);
@@ -272,8 +274,8 @@ fn two_daemons_on_one_store_never_run_the_same_fire() {
 
 #[test]
 fn the_daemon_serves_healthz_with_its_heartbeat() {
-    let port = crate::util::free_port();
-    let config = base_config(&crate::util::file_mail()) + &format!("\n[web]\nlisten = \"127.0.0.1:{port}\"\n");
+    let port = crate::support::free_port();
+    let config = base_config(&crate::support::file_mail()) + &format!("\n[web]\nlisten = \"127.0.0.1:{port}\"\n");
     let ws = Workspace::new(&config);
     let daemon = start_daemon(&ws);
     wait_for(&ws, "the daemon to start", Duration::from_secs(20), || {

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use mail_parser::MessageParser;
 
-use crate::util::{Workspace, article_txt, base_config, file_mail, show, stdout};
+use crate::support::{Workspace, article_txt, base_config, file_mail, show, stdout};
 
 fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
@@ -26,7 +26,7 @@ fn the_readme_command_runs_the_main_job_on_embedded_defaults() {
         copy_tree(&root.join(sub), &dir.path().join(sub));
     }
     let run = || {
-        std::process::Command::new(crate::util::HERALD)
+        std::process::Command::new(crate::support::HERALD)
             .args(["digest", "weekly"])
             .current_dir(dir.path())
             .env_remove("HERALD_CONFIG")
@@ -146,7 +146,7 @@ fn history_older_than_the_lookback_does_not_flood_the_first_edition() {
 #[test]
 fn dry_run_renders_but_sends_and_records_nothing() {
     // Four readers: one chose the weekly job's cadence, so the daily edition goes to three.
-    let ws = Workspace::new(&(base_config(&file_mail()) + &crate::util::job_toml("weekly", "0 7 * * 1")));
+    let ws = Workspace::new(&(base_config(&file_mail()) + &crate::support::job_toml("weekly", "0 7 * * 1")));
     ws.subscribers(4);
     let url = ws.store_url();
     std::thread::spawn(move || {

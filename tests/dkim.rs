@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::util::{Workspace, article_txt, base_config, file_mail, show};
+use crate::support::{Workspace, article_txt, base_config, file_mail, show};
 
 /// A fresh 2048-bit RSA key written by OpenSSL: (PEM, base64 DER public key
 /// for the DNS record). PKCS#1 (`-traditional`) or PKCS#8 (OpenSSL 3's default).
@@ -71,7 +71,7 @@ fn a_pkcs8_key_as_openssl_3_writes_it_signs_too() {
 #[test]
 fn a_key_from_herald_dkim_keygen_signs_and_its_dns_record_verifies() {
     let key_dir = tempfile::tempdir().unwrap();
-    let out = Command::new(crate::util::HERALD)
+    let out = Command::new(crate::support::HERALD)
         .args([
             "dkim",
             "keygen",
@@ -86,7 +86,7 @@ fn a_key_from_herald_dkim_keygen_signs_and_its_dns_record_verifies() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", show(&out));
-    let text = crate::util::stdout(&out);
+    let text = crate::support::stdout(&out);
     let record = text
         .lines()
         .find(|l| l.starts_with("herald._domainkey.gazette.example.org. IN TXT ( \"v=DKIM1; k=rsa; p="))
@@ -103,7 +103,7 @@ fn a_key_from_herald_dkim_keygen_signs_and_its_dns_record_verifies() {
     assert_eq!(mode & 0o777, 0o600, "readable by its owner only");
     signed_digests_verify(key_dir.path(), public_key);
 
-    let again = Command::new(crate::util::HERALD)
+    let again = Command::new(crate::support::HERALD)
         .args([
             "dkim",
             "keygen",

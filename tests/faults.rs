@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::util::{SmtpSink, Workspace, article_txt, base_config, free_port, show, smtp_mail, state_count, stdout};
+use crate::support::{SmtpSink, Workspace, article_txt, base_config, free_port, show, smtp_mail, state_count, stdout};
 
 fn workspace(port: u16, readers: usize) -> Workspace {
     workspace_with(port, readers, "")
@@ -57,7 +57,7 @@ fn a_4xx_defers_with_backoff_and_the_retry_delivers() {
         "nothing is due before the backoff: {}",
         show(&early)
     );
-    std::thread::sleep(Duration::from_millis(2400));
+    crate::support::wait_for_retry(&ws, "daily");
     let retry = ws.herald(&["digest", "daily"]);
     assert!(
         stdout(&retry).contains("no new articles") && stdout(&retry).contains("4 sent"),
@@ -221,7 +221,7 @@ fn a_relay_that_keeps_failing_opens_the_circuit_and_the_rest_stay_untried() {
 
     // The relay comes back; once the backoff is over everyone gets exactly one copy.
     let sink = SmtpSink::start_on(port, &[]);
-    std::thread::sleep(Duration::from_millis(2400));
+    crate::support::wait_for_retry(&ws, "daily");
     let out = ws.herald(&["digest", "daily"]);
     assert!(out.status.success(), "{}", show(&out));
     assert!(stdout(&out).contains("60 sent"), "{}", show(&out));
@@ -308,9 +308,10 @@ async fn metrics_show_a_paused_edition_and_why() {
     );
     let out = tokio::task::block_in_place(|| ws.herald(&["digest", "daily"]));
     assert_eq!(out.status.code(), Some(3), "{}", show(&out));
-    let site = crate::web::start_with(crate::util::settings_with(
+    let site = crate::web::start_with(crate::support::settings_with(
         &ws,
-        &(crate::util::job_toml("daily", "0 7 * * *") + "\n[web]\nmetrics_token = \"metrics-token-for-tests-0123\"\n"),
+        &(crate::support::job_toml("daily", "0 7 * * *")
+            + "\n[web]\nmetrics_token = \"metrics-token-for-tests-0123\"\n"),
     ))
     .await;
     let text = crate::web::client()
@@ -333,7 +334,7 @@ async fn metrics_show_a_paused_edition_and_why() {
 struct ScriptedSmtp {
     port: u16,
     inbox: tempfile::TempDir,
-    _process: crate::util::KillOnDrop,
+    _process: crate::support::KillOnDrop,
 }
 
 impl ScriptedSmtp {
@@ -348,7 +349,7 @@ impl ScriptedSmtp {
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("python3 runs");
-        let process = crate::util::KillOnDrop(process);
+        let process = crate::support::KillOnDrop(process);
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(
@@ -430,7 +431,7 @@ fn per_recipient_answers_each_end_in_their_own_state_and_show_in_deliveries() {
 
     // The retries: still refused (and the lost reply's row sent again, its one
     // permitted second copy); nobody else gets anything more.
-    std::thread::sleep(Duration::from_millis(2500));
+    crate::support::wait_for_retry(&ws, "daily");
     let again = ws.herald(&["digest", "daily"]);
     assert!(stdout(&again).contains("no new articles"), "{}", show(&again));
     let copies = server.copies();

@@ -5,7 +5,7 @@
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::util::{Workspace, base_config, file_mail, show};
+use crate::support::{Workspace, base_config, file_mail, show};
 
 fn rss(items: &[(&str, &str, &str)]) -> String {
     let items: String = items
@@ -52,7 +52,7 @@ async fn herald(ws: &Workspace, args: &[&str]) -> std::process::Output {
 }
 
 async fn article_count(ws: &Workspace) -> i64 {
-    let store = herald::store::Store::open(&ws.store_url()).await.unwrap();
+    let store = ws.store().await;
     store.article_count().await.unwrap()
 }
 

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use chrono::Timelike;
 
 use crate::daemon::stop;
-use crate::util::{
+use crate::support::{
     KillOnDrop, SmtpSink, Workspace, Xorshift, article_txt, base_config, env_number, free_port, random_seed, smtp_mail,
     state_count, stdout,
 };
@@ -196,7 +196,7 @@ fn a_fire_whose_claimer_is_killed_is_built_and_sent_once_by_a_survivor() {
             &article_txt(&format!("Story {cycle} of the harbour"), "harbour"),
         );
         let (config, at) = firing_in(
-            &template.replace(crate::util::SQLITE_STORE, &format!("url = \"{}\"", db.url)),
+            &template.replace(crate::support::SQLITE_STORE, &format!("url = \"{}\"", db.url)),
             Duration::from_secs(4),
         );
         ws.write("config/herald.toml", &config);
@@ -288,7 +288,7 @@ fn a_lone_daemon_killed_after_its_claim_sends_the_edition_once_after_restart() {
             &article_txt(&format!("Story {cycle} of the harbour"), "harbour"),
         );
         let (config, at) = firing_in(
-            &template.replace(crate::util::SQLITE_STORE, &store_line),
+            &template.replace(crate::support::SQLITE_STORE, &store_line),
             Duration::from_secs(3),
         );
         ws.write("config/herald.toml", &config);
@@ -373,7 +373,7 @@ fn a_lone_daemon_killed_after_its_claim_sends_the_edition_once_after_restart() {
 
 #[test]
 fn of_instances_racing_for_a_dead_claimers_fire_exactly_one_takes_it_and_its_edition_is_made_once() {
-    use herald::store::{FireRef, NewEdition, Recipients, Store, StoreError};
+    use herald::store::{FireRef, NewEdition, Recipients, StoreError};
 
     fn edition(instance: &str, scheduled_at: chrono::DateTime<chrono::Utc>) -> NewEdition<'_> {
         NewEdition {
@@ -389,11 +389,11 @@ fn of_instances_racing_for_a_dead_claimers_fire_exactly_one_takes_it_and_its_edi
         }
     }
 
-    let ws = Workspace::new(&base_config(&crate::util::file_mail()));
+    let ws = Workspace::new(&base_config(&crate::support::file_mail()));
     ws.subscribers(3);
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let store = Store::open(&ws.store_url()).await.unwrap();
+        let store = ws.store().await;
         let t0 = chrono::DateTime::from_timestamp_millis(chrono::Utc::now().timestamp_millis()).unwrap();
         let at = t0 - chrono::Duration::seconds(60);
         let lease = chrono::Duration::seconds(3);

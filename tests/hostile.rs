@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::util::{Workspace, base_config, file_mail, show, stdout};
+use crate::support::{Workspace, base_config, file_mail, show, stdout};
 
 /// A configuration whose only source is the feed at `url`, with `extra` source keys.
 fn feed_only(url: &str, extra: &str) -> String {
@@ -39,7 +39,7 @@ async fn ingest(ws: &Workspace) -> std::process::Output {
 }
 
 async fn article_count(ws: &Workspace) -> i64 {
-    let store = herald::store::Store::open(&ws.store_url()).await.unwrap();
+    let store = ws.store().await;
     store.article_count().await.unwrap()
 }
 

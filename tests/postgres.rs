@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use crate::util::{SmtpSink, Workspace, article_txt, base_config, file_mail, show, smtp_mail, state_count, stdout};
+use crate::support::{SmtpSink, Workspace, article_txt, base_config, file_mail, show, smtp_mail, state_count, stdout};
 
 /// A fresh database on the local PostgreSQL, dropped when this is dropped.
 pub struct PgDatabase {
@@ -251,7 +251,7 @@ fn an_instance_killed_mid_send_leaves_its_rows_to_the_others() {
         stop(&ws, daemon);
     }
 
-    let (in_doubt, _) = crate::util::assert_once_except_in_doubt(&ws, &sink, 3_000);
+    let (in_doubt, _) = crate::support::assert_once_except_in_doubt(&ws, &sink, 3_000);
     assert!(
         in_doubt <= 4 + 1,
         "at most the killed instance's rows in flight are in doubt"
@@ -270,7 +270,7 @@ struct PrivatePostgres {
 impl PrivatePostgres {
     fn start() -> PrivatePostgres {
         let dir = tempfile::tempdir().unwrap();
-        let port = crate::util::free_port();
+        let port = crate::support::free_port();
         let server = PrivatePostgres { dir, port };
         if server.as_root() {
             let chown = std::process::Command::new("chown")
@@ -383,7 +383,7 @@ fn the_instances_reconnect_and_finish_after_a_postgresql_restart() {
         std::thread::sleep(Duration::from_millis(20));
     }
     server.down();
-    std::thread::sleep(Duration::from_secs(3));
+    std::thread::sleep(Duration::from_secs(3)); // the length of the outage, not a wait for anything
     let during = sink.recipients().len();
     assert!(during < 3_000, "restarted mid-send ({during} delivered)");
     server.up();
@@ -401,7 +401,7 @@ fn the_instances_reconnect_and_finish_after_a_postgresql_restart() {
         stop(&ws, daemon);
     }
 
-    crate::util::assert_once_except_in_doubt(&ws, &sink, 3_000);
+    crate::support::assert_once_except_in_doubt(&ws, &sink, 3_000);
 }
 
 #[test]
@@ -476,7 +476,7 @@ fn instances_ingesting_the_same_source_store_each_article_once() {
     }
     let children: Vec<_> = (0..3)
         .map(|_| {
-            crate::util::KillOnDrop(
+            crate::support::KillOnDrop(
                 ws.command(&["ingest"])
                     .stdout(std::process::Stdio::null())
                     .stderr(std::process::Stdio::piped())

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::relay::{Act, Relay, Script, always, say};
-use crate::util::{Workspace, article_txt, base_config, show, smtp_mail, state_count, stdout};
+use crate::support::relay::{Act, Relay, Script, always, say};
+use crate::support::{Workspace, article_txt, base_config, show, smtp_mail, state_count, stdout};
 
 const CREDENTIALS: &str = "username = \"herald\"\npassword = \"relay-pass-7731\"\n";
 
@@ -369,17 +369,17 @@ fn every_session_ends_with_quit() {
 #[test]
 fn an_outcome_from_an_instance_that_lost_its_lease_is_not_recorded() {
     use chrono::Utc;
-    use herald::store::{Attempt, Lease, Outcome, Store};
+    use herald::store::{Attempt, Lease, Outcome};
 
     // Two rows queued (the server is down), then made due.
-    let down = crate::util::free_port();
+    let down = crate::support::free_port();
     let ws = Workspace::new(&base_config(&smtp_mail(down, "")));
     ws.subscribers(2);
     ws.write("articles/ferry.txt", &article_txt("Ferry returns", "ferry"));
     ws.herald(&["digest", "daily"]);
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let store = Store::open(&ws.store_url()).await.unwrap();
+        let store = ws.store().await;
         // Instance A claims both rows with a lease that runs out at once.
         let due = Utc::now() + chrono::Duration::hours(1);
         let a = Lease {
@@ -469,7 +469,7 @@ fn two_instances_on_a_slow_relay_send_no_row_twice_outside_in_doubt() {
         }),
         ..Script::default()
     });
-    let down = crate::util::free_port();
+    let down = crate::support::free_port();
     let mail = smtp_mail(
         down,
         "retry_initial_secs = 2\nsend_timeout_secs = 2\nmax_connections = 4",

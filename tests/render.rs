@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use herald::mail::message::{Addressee, EditionParts};
 use herald::store::StoredArticle;
 
-use crate::util::{Workspace, base_config, file_mail};
+use crate::support::{Workspace, base_config, file_mail};
 
 fn article(id: i64, title: &str, excerpt: &str, author: Option<&str>, published: &str) -> StoredArticle {
     StoredArticle {
@@ -17,7 +17,7 @@ fn article(id: i64, title: &str, excerpt: &str, author: Option<&str>, published:
         excerpt: excerpt.into(),
         tags: "[\"town\"]".into(),
         image: None,
-        published_at: DateTime::parse_from_rfc3339(published).unwrap().timestamp_millis(),
+        published_at: DateTime::parse_from_rfc3339(published).unwrap().to_utc(),
     }
 }
 

@@ -15,7 +15,7 @@ use herald::daemon::scheduler::{self, FireHandler};
 use herald::health::Health;
 use tokio::sync::watch;
 
-use crate::util::{Workspace, base_config, file_mail, job_toml, settings_with};
+use crate::support::{Workspace, base_config, file_mail, job_toml, settings_with};
 
 fn utc(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)

@@ -1,7 +1,7 @@
 //! Schema versions: a SQLite store is migrated when opened, and a store whose
 //! schema is newer than this build knows is refused before anything is written.
 
-use crate::util::{Workspace, base_config, file_mail, show, stdout};
+use crate::support::{Workspace, base_config, file_mail, show, stdout};
 
 #[test]
 fn a_store_migrated_by_a_newer_herald_is_refused() {

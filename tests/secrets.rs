@@ -5,7 +5,7 @@
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::util::{SmtpSink, Workspace, article_txt, base_config, show, smtp_mail};
+use crate::support::{SmtpSink, Workspace, article_txt, base_config, show, smtp_mail};
 
 const SECRETS: [(&str, &str); 7] = [
     ("HERALD_MAIL__SMTP__PASSWORD", "smtp-pass-Zq81"),

@@ -4,7 +4,7 @@
 use herald::store::Consent;
 use herald::token::Purpose;
 
-use crate::util::{Workspace, article_txt, base_config, file_mail, settings_with, show};
+use crate::support::{Workspace, article_txt, base_config, file_mail, settings_with, show};
 use crate::web::{Site, client, one_click, start_with, status_of, subscribe};
 
 /// Two lists, the first offering a weekly (default) and a daily digest.
@@ -213,7 +213,7 @@ async fn signing_up_mails_a_link_whose_page_confirms_only_with_its_button() {
     // The operator sees the record.
     let out = ws.herald(&["subscribers", "show", "ana@example.org", "--list", "readers"]);
     assert!(out.status.success(), "{}", show(&out));
-    let shown = crate::util::stdout(&out);
+    let shown = crate::support::stdout(&out);
     for expected in [
         "ana@example.org on readers: active",
         "cadence: daily",
@@ -625,9 +625,9 @@ async fn metrics_expose_the_store_in_prometheus_text() {
 #[test]
 fn requests_through_a_proxy_without_trust_forwarded_for_are_warned_about() {
     let ws = Workspace::new(&base_config(&file_mail()));
-    let port = crate::util::free_port();
+    let port = crate::support::free_port();
     let log = std::fs::File::create(ws.path().join("serve.log")).unwrap();
-    let _serve = crate::util::KillOnDrop(
+    let _serve = crate::support::KillOnDrop(
         ws.command(&["serve", "--listen", &format!("127.0.0.1:{port}")])
             .env("HERALD_LOG", "info")
             .stdout(std::process::Stdio::null())

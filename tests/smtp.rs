@@ -6,14 +6,11 @@ use std::collections::{HashMap, HashSet};
 use herald::token::{Purpose, TokenKeys};
 use mail_parser::{MessageParser, MimeHeaders};
 
-use crate::util::{SmtpSink, Workspace, article_txt, base_config, show, smtp_mail, stdout};
+use crate::support::{SmtpSink, Workspace, article_txt, base_config, show, smtp_mail, stdout};
 
 /// Maps each subscriber uid to its address, read from the store.
 fn uids(ws: &Workspace) -> HashMap<String, String> {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let url = ws.store_url();
-        let store = herald::store::Store::open(&url).await.unwrap();
+    ws.on_store(async |store| {
         let subs = store.subscribers("readers", None, 10_000).await.unwrap();
         subs.into_iter().map(|s| (s.uid, s.email)).collect()
     })

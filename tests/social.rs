@@ -8,8 +8,8 @@ use std::time::Duration;
 use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::fakes::{BlueskyFake, BlueskyState, ChatFake, MastodonFake, XFake, XKeys};
-use crate::util::{Workspace, article_txt, base_config, file_mail, show};
+use crate::support::fakes::{BlueskyFake, BlueskyState, ChatFake, MastodonFake, XFake, XKeys};
+use crate::support::{Workspace, article_txt, base_config, file_mail, show};
 
 const X_KEYS: XKeys = XKeys {
     consumer_key: "ck-123",
@@ -395,7 +395,14 @@ async fn a_crash_mid_post_and_a_restart_post_nothing_twice() {
         "a leased post is left alone: {}",
         show(&early)
     );
-    tokio::time::sleep(Duration::from_secs(10)).await; // the lease (2 x 2 s + 5 s) runs out
+    let store = ws.store().await;
+    let lease = store
+        .earliest_post_lease("masto")
+        .await
+        .unwrap()
+        .expect("the killed run left its lease");
+    store.close().await;
+    tokio::time::sleep(crate::support::until_past(lease)).await; // the lease (2 x 2 s + 5 s) runs out
     let after = herald(&ws, &["post", "social"], &[]).await;
     assert!(stdout(&after).contains("1 posted"), "{}", show(&after));
     assert_eq!(fake.statuses.lock().unwrap().len(), 1, "no duplicate post");
@@ -704,7 +711,16 @@ async fn the_daemon_fires_social_jobs_on_their_schedule() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // Two more fires run after the post.
+    let fires = log_text().matches("account done").count();
+    while log_text().matches("account done").count() < fires + 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no later fires:\n{}",
+            log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     std::process::Command::new("kill")
         .args(["-TERM", &daemon.id().unwrap().to_string()])
         .status()

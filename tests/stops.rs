@@ -6,7 +6,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::daemon::{log_text, start_daemon_logging_to, stop, wait_for};
-use crate::util::{
+use crate::support::{
     KillOnDrop, SmtpSink, Workspace, article_txt, base_config, file_mail, show, smtp_mail, state_count, stdout,
 };
 
@@ -98,7 +98,7 @@ fn a_held_job_fires_without_building_and_sends_once_released() {
 
 #[test]
 fn a_backup_taken_while_the_store_is_in_use_is_a_complete_store() {
-    let ws = crate::util::Workspace::sqlite(&base_config(&file_mail()));
+    let ws = crate::support::Workspace::sqlite(&base_config(&file_mail()));
     ws.subscribers(25);
     ws.write("articles/ferry.txt", &article_txt("Ferry returns", "ferry"));
     let out = ws.herald(&["digest", "daily"]);

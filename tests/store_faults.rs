@@ -5,7 +5,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::util::{
+use crate::support::{
     KillOnDrop, SQLITE_STORE, SmtpSink, Workspace, article_txt, base_config, show, smtp_mail, state_count, stdout,
 };
 

@@ -1,7 +1,7 @@
 //! `herald subscribers`: add, remove, list and a streamed CSV import that
 //! reports invalid rows by line and skips duplicates.
 
-use crate::util::{Workspace, base_config, file_mail, show, stdout};
+use crate::support::{Workspace, base_config, file_mail, show, stdout};
 
 #[test]
 fn import_reports_invalid_rows_by_line_and_skips_duplicates() {
@@ -90,7 +90,7 @@ fn add_remove_and_resubscribe() {
 
 #[test]
 fn an_import_brings_status_and_cadence_and_never_reactivates_anyone() {
-    let ws = Workspace::new(&(base_config(&file_mail()) + &crate::util::job_toml("weekly", "0 7 * * 1")));
+    let ws = Workspace::new(&(base_config(&file_mail()) + &crate::support::job_toml("weekly", "0 7 * * 1")));
     ws.herald(&["subscribers", "add", "left@example.org"]);
     ws.herald(&["subscribers", "remove", "left@example.org"]);
     ws.herald(&["suppressions", "add", "bounced@example.org", "--reason", "hard bounce"]);
@@ -157,7 +157,7 @@ fn an_erased_address_leaves_no_personal_data_and_cannot_come_back() {
     ws.herald(&["subscribers", "import", "in.csv"]);
     ws.write(
         "articles/ferry.txt",
-        &crate::util::article_txt("Ferry returns", "ferry"),
+        &crate::support::article_txt("Ferry returns", "ferry"),
     );
     assert!(ws.herald(&["digest", "daily"]).status.success());
 

@@ -1,6 +1,7 @@
-//! Herald's integration tests: one binary, topic modules, shared helpers in `util`.
+//! Herald's integration tests: one binary, topic modules, shared helpers
+//! (workspaces, servers, fakes, the browser driver) under `support`.
 
-mod util;
+mod support;
 
 mod browser;
 mod check;
@@ -8,14 +9,12 @@ mod crash;
 mod daemon;
 mod digest;
 mod dkim;
-mod fakes;
 mod faults;
 mod feeds;
 mod fires;
 mod hostile;
 mod layers;
 mod postgres;
-mod relay;
 mod relays;
 mod render;
 mod scheduler;
@@ -29,4 +28,3 @@ mod store_faults;
 mod subscribers;
 mod tls;
 mod web;
-mod webdriver;

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::util::{KillOnDrop, Workspace, article_txt, base_config, free_port, show, stdout};
+use crate::support::{KillOnDrop, Workspace, article_txt, base_config, free_port, show, stdout};
 
 /// A private CA and a certificate it signed for `localhost`:
 /// (CA certificate, server certificate, server key) paths.
@@ -181,7 +181,7 @@ fn an_untrusted_certificate_pauses_the_channel_and_sends_nothing() {
         "{text}"
     );
     let rows = stdout(&ws.herald(&["deliveries", "--limit", "10"]));
-    assert_eq!(crate::util::state_count(&rows, "queued"), (1, 0), "{rows}");
+    assert_eq!(crate::support::state_count(&rows, "queued"), (1, 0), "{rows}");
     assert!(rows.contains("tries 0 "), "{rows}");
 
     assert!(received(&server).is_empty());

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use herald::store::{NewSubscriber, Store};
 use herald::token::{Purpose, TokenKeys};
 
-use crate::util::{Workspace, article_txt, base_config, file_mail, settings_with, show};
+use crate::support::{Workspace, article_txt, base_config, file_mail, settings_with, show};
 
 /// The web interface served in-process on a free port.
 pub struct Site {
@@ -17,7 +17,7 @@ pub struct Site {
 }
 
 async fn start(ws: &Workspace) -> Site {
-    start_with(settings_with(ws, &crate::util::job_toml("daily", "0 7 * * *"))).await
+    start_with(settings_with(ws, &crate::support::job_toml("daily", "0 7 * * *"))).await
 }
 
 pub async fn start_with(app: herald::app::App) -> Site {
@@ -110,7 +110,7 @@ async fn a_reloaded_configuration_reaches_the_pages_at_once() {
     let ws = Workspace::new(&base_config(&file_mail()));
     let (reload, app) = tokio::sync::watch::channel(Arc::new(settings_with(
         &ws,
-        &crate::util::job_toml("daily", "0 7 * * *"),
+        &crate::support::job_toml("daily", "0 7 * * *"),
     )));
     let site = serve(app).await;
     let token = subscribe(&site, "ana@example.org").await;
@@ -146,7 +146,7 @@ impl herald::clock::Clock for Stopped {
 #[tokio::test]
 async fn the_pages_read_the_time_from_the_clock_they_are_given() {
     let ws = Workspace::new(&base_config(&file_mail()));
-    let app = settings_with(&ws, &crate::util::job_toml("daily", "0 7 * * *"));
+    let app = settings_with(&ws, &crate::support::job_toml("daily", "0 7 * * *"));
     let (_, app) = tokio::sync::watch::channel(Arc::new(app));
     let at: chrono::DateTime<chrono::Utc> = "2031-05-04T03:02:01Z".parse().unwrap();
     let site = serve_on(app, Arc::new(Stopped(at))).await;
@@ -165,7 +165,7 @@ async fn the_pages_read_the_time_from_the_clock_they_are_given() {
     let history = site.store.consent_history(ana.id).await.unwrap();
     let unsubscribed = history.last().expect("the unsubscribe is recorded");
     assert_eq!(unsubscribed.consent.action, "unsubscribe");
-    assert_eq!(unsubscribed.created_at, at.timestamp_millis());
+    assert_eq!(unsubscribed.created_at.timestamp_millis(), at.timestamp_millis());
 }
 
 #[tokio::test]

@@ -38,7 +38,7 @@ pub(super) async fn cmd_deliveries(
         if job.as_ref().is_some_and(|j| *j != e.job) {
             continue;
         }
-        let at = chrono::DateTime::from_timestamp_millis(e.paused_at).unwrap_or_default();
+        let at = e.paused_at;
         say!(
             "  edition #{} (job {}) PAUSED since {}: {}; {} queued; `herald resume {}` continues it",
             e.id,
@@ -60,7 +60,7 @@ pub(super) async fn cmd_deliveries(
                 r.edition_id,
                 r.state.as_str(),
                 r.attempts,
-                if r.in_doubt == 1 { " in-doubt" } else { "" },
+                if r.in_doubt { " in-doubt" } else { "" },
                 r.email,
                 r.last_reply.as_deref().unwrap_or_default(),
                 r.claimed_by

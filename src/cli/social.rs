@@ -65,7 +65,7 @@ pub(super) async fn cmd_post(app: &App, name: &str, dry_run: bool) -> anyhow::Re
         let known = store.known_identities(&identities).await?;
         let mut inputs: Vec<(String, social::teaser::TeaserInput, DateTime<Utc>)> = stored
             .iter()
-            .map(|a| (a.url.clone(), social::post::teaser_input(a), a.published()))
+            .map(|a| (a.url.clone(), social::post::teaser_input(a), a.published_at))
             .collect();
         for a in fresh.iter().filter(|a| !known.contains(&a.identity)) {
             let input = social::teaser::TeaserInput {

@@ -102,7 +102,7 @@ pub(super) async fn cmd_subscribers(app: &App, action: SubscribersAction) -> any
                 store.close().await;
                 return Ok(ExitCode::FAILURE);
             };
-            let at = |ms: i64| chrono::DateTime::from_timestamp_millis(ms).map_or_else(String::new, |t| t.to_rfc3339());
+            let at = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339();
             say!("{} on {list}: {}", s.email, s.status);
             say!("  name:    {}", s.name.as_deref().unwrap_or("-"));
             let cadence = if s.cadence.is_empty() {
@@ -172,7 +172,7 @@ pub(super) async fn cmd_subscribers(app: &App, action: SubscribersAction) -> any
 /// Writes subscribers to stdout: CSV with the columns `import` reads and
 /// one column per attribute, or a JSON array.
 pub(super) fn export(rows: &[store::Subscriber], format: ExportFormat) -> anyhow::Result<()> {
-    let at = |ms: i64| chrono::DateTime::from_timestamp_millis(ms).map_or_else(String::new, |t| t.to_rfc3339());
+    let at = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339();
     let attributes: Vec<serde_json::Map<String, serde_json::Value>> =
         rows.iter().map(|s| s.attributes.0.clone()).collect();
     let stdout = std::io::stdout();

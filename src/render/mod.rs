@@ -164,7 +164,7 @@ impl EditionData {
                     url: safe(&a.url),
                     excerpt: safe(&a.excerpt),
                     author: a.author.as_deref().map(safe),
-                    published: a.published().with_timezone(&tz).format("%-d %B %Y").to_string(),
+                    published: a.published_at.with_timezone(&tz).format("%-d %B %Y").to_string(),
                     tags: a.tags().iter().map(|t| safe(t)).collect(),
                     image: a.image.as_deref().map(safe),
                 })

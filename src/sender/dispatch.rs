@@ -229,7 +229,7 @@ mod tests {
         };
         let done = |edition_id, failed: bool| Done {
             id: 1,
-            lease_until: 0,
+            lease_until: DateTime::UNIX_EPOCH,
             edition_id,
             round: 1,
             email: "a@example.org".into(),

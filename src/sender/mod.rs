@@ -164,7 +164,7 @@ struct Run {
     paused_editions: Mutex<HashMap<i64, u64>>,
     shutdown: Shutdown,
     /// Rows whose sends are under way, with their leases.
-    in_flight: Mutex<HashSet<(i64, i64)>>,
+    in_flight: Mutex<HashSet<(i64, DateTime<Utc>)>>,
 }
 
 /// How often a drain logs its progress (counts and rate) at info.
@@ -193,7 +193,7 @@ struct Work {
 /// A finished attempt on its way to the dispatcher.
 struct Done {
     id: i64,
-    lease_until: i64,
+    lease_until: DateTime<Utc>,
     edition_id: i64,
     round: u64,
     email: String,
@@ -274,7 +274,7 @@ pub async fn drain(ctx: Arc<SendContext>, job: &str, options: &DrainOptions) -> 
     while let Ok(work) = work_rx.lock().await.try_recv() {
         untouched.push((work.row.id, work.row.lease_until));
     }
-    let cut: Vec<(i64, i64)> = run.in_flight.lock().expect("not poisoned").drain().collect();
+    let cut: Vec<(i64, DateTime<Utc>)> = run.in_flight.lock().expect("not poisoned").drain().collect();
     let mut report = dispatched?;
     report.recovered_in_doubt += recovered;
     if !cut.is_empty() || !untouched.is_empty() {

@@ -86,7 +86,7 @@ impl Run {
         if self.paused.load(Ordering::SeqCst) || self.shutdown.is_triggered() {
             return Outcome::Released;
         }
-        if row.suppressed > 0 {
+        if row.suppressed {
             return Outcome::Suppressed {
                 reason: "the address is on the suppression list".into(),
             };
@@ -110,8 +110,8 @@ impl Run {
         let build = |encoding| message::build(site, parts, &to, message_id.clone(), "", date, encoding);
         let label = format!("{}-e{}-d{}-{}", parts.list_name, parts.edition_id, row.id, row.email);
         // Nothing goes out once the lease is nearly over: another instance may take the row then.
-        let lease_left = DateTime::<Utc>::from_timestamp_millis(row.lease_until).map(|until| until - ctx.clock.now());
-        let deadline = lease_left.map(|left| Instant::now() + left.to_std().unwrap_or_default());
+        let lease_left = row.lease_until - ctx.clock.now();
+        let deadline = Some(Instant::now() + lease_left.to_std().unwrap_or_default());
         let delivery = ctx.transport.send(&build, &label, mail.send_timeout, deadline).await;
         let now = ctx.clock.now();
         let failing_in_row = match &delivery {
@@ -136,7 +136,7 @@ impl Run {
                 Outcome::Sent { reply }
             }
             Delivery::Transient { reply, in_doubt } => {
-                let age = now - DateTime::<Utc>::from_timestamp_millis(row.created_at).unwrap_or(now);
+                let age = now - row.created_at;
                 if age.to_std().unwrap_or_default() > mail.retry_max_age {
                     warn!(job = %self.job, edition = row.edition_id, delivery = row.id, to = %row.email, %reply, "gave up: older than retry_max_age");
                     return Outcome::Expired { reply };

@@ -9,7 +9,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::platform::{Outgoing, Platform};
 use super::reply::{Answer, Reply, VerifyError, send};
+use super::teaser::{Counting, Rule};
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -28,13 +30,6 @@ pub struct BlueskyClient<'a> {
     pub app_password: &'a str,
     pub timeout: Duration,
     pub store: &'a Store,
-}
-
-/// What the post links to, for the embed card.
-pub struct Card<'a> {
-    pub url: &'a str,
-    pub title: &'a str,
-    pub description: &'a str,
 }
 
 const TID_ALPHABET: &[u8; 32] = b"234567abcdefghijklmnopqrstuvwxyz";
@@ -104,15 +99,6 @@ impl BlueskyClient<'_> {
         self.adopt(&answer, now).await
     }
 
-    /// Checks the app password by logging in (`createSession`), which
-    /// also leaves a fresh session for the next post.
-    pub async fn verify(&self, http: &reqwest::Client, now: DateTime<Utc>) -> Result<String, VerifyError> {
-        match self.create_session(http, now).await {
-            Ok(session) => Ok(format!("app password accepted for {} ({})", self.handle, session.did)),
-            Err(reply) => Err(VerifyError::Failed(reply)),
-        }
-    }
-
     async fn refresh(&self, http: &reqwest::Client, old: &Session, now: DateTime<Utc>) -> Result<Session, Reply> {
         let request = http
             .post(self.xrpc("com.atproto.server.refreshSession"))
@@ -155,22 +141,40 @@ impl BlueskyClient<'_> {
             _ => None,
         }
     }
+}
 
-    pub async fn post(
-        &self,
-        http: &reqwest::Client,
-        text: &str,
-        card: &Card<'_>,
-        rkey: &str,
-        in_doubt: bool,
-        now: DateTime<Utc>,
-    ) -> Reply {
+impl Platform for BlueskyClient<'_> {
+    /// Graphemes up to 300, and at most 3,000 bytes.
+    async fn rule(&self, _: &reqwest::Client, _: DateTime<Utc>) -> Result<Rule, StoreError> {
+        Ok(Rule {
+            counting: Counting::Graphemes,
+            max: 300,
+            max_bytes: Some(3000),
+        })
+    }
+
+    /// Checks the app password by logging in (`createSession`), which
+    /// also leaves a fresh session for the next post.
+    async fn verify(&self, http: &reqwest::Client, now: DateTime<Utc>) -> Option<Result<String, VerifyError>> {
+        Some(match self.create_session(http, now).await {
+            Ok(session) => Ok(format!("app password accepted for {} ({})", self.handle, session.did)),
+            Err(reply) => Err(VerifyError::Failed(reply)),
+        })
+    }
+
+    /// Creates the record under a key fixed by the post (so a retry cannot
+    /// make a second), with a link card; when the last try may have gone
+    /// through, looks the record up first.
+    async fn post(&self, http: &reqwest::Client, outgoing: &Outgoing<'_>, now: DateTime<Utc>) -> Reply {
+        let (post, article) = (outgoing.post, outgoing.article);
+        let text = post.text.as_str();
+        let rkey = &record_key(post.created_at.timestamp_millis(), post.id);
         let mut session = match self.session(http, now).await {
             Ok(session) => session,
             Err(reply) => return reply,
         };
         let url = |session: &Session| format!("https://bsky.app/profile/{}/post/{rkey}", session.did);
-        if in_doubt && self.exists(http, &session, rkey).await == Some(true) {
+        if post.in_doubt && self.exists(http, &session, rkey).await == Some(true) {
             return Reply::Duplicate(format!("record {rkey} already exists"));
         }
         let body = serde_json::json!({
@@ -181,10 +185,10 @@ impl BlueskyClient<'_> {
                 "$type": "app.bsky.feed.post",
                 "text": text,
                 "createdAt": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                "facets": link_facets(text, card.url),
+                "facets": link_facets(text, &article.url),
                 "embed": {
                     "$type": "app.bsky.embed.external",
-                    "external": { "uri": card.url, "title": card.title, "description": card.description },
+                    "external": { "uri": article.url, "title": article.title, "description": article.excerpt },
                 },
             },
         });

@@ -7,13 +7,23 @@ use chrono::{DateTime, Utc};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
+use super::platform::{Outgoing, Platform};
 use super::reply::{Reply, VerifyError, send};
+use super::teaser::{Counting, Rule};
+use crate::store::StoreError;
 
 pub enum ChatKind<'a> {
     Slack,
     Discord,
-    Telegram { bot_token: &'a str, chat_id: &'a str },
-    Webhook { secret: Option<&'a str> },
+    Telegram {
+        bot_token: &'a str,
+        chat_id: &'a str,
+    },
+    /// A generic JSON webhook; `max_chars` its operator's limit (100,000 unless set).
+    Webhook {
+        secret: Option<&'a str>,
+        max_chars: Option<usize>,
+    },
 }
 
 pub struct ChatClient<'a> {
@@ -22,10 +32,25 @@ pub struct ChatClient<'a> {
     pub timeout: Duration,
 }
 
-impl ChatClient<'_> {
+impl Platform for ChatClient<'_> {
+    /// Characters, up to each service's message limit.
+    async fn rule(&self, _: &reqwest::Client, _: DateTime<Utc>) -> Result<Rule, StoreError> {
+        let max = match &self.kind {
+            ChatKind::Discord => 2000,
+            ChatKind::Telegram { .. } => 4096,
+            ChatKind::Slack => 40_000,
+            ChatKind::Webhook { max_chars, .. } => max_chars.unwrap_or(100_000),
+        };
+        Ok(Rule {
+            counting: Counting::Chars,
+            max,
+            max_bytes: None,
+        })
+    }
+
     /// Checks a Telegram bot token without posting (`getMe`); `None` for
     /// webhooks, which have no such call.
-    pub async fn verify(&self, http: &reqwest::Client) -> Option<Result<String, VerifyError>> {
+    async fn verify(&self, http: &reqwest::Client, _: DateTime<Utc>) -> Option<Result<String, VerifyError>> {
         let ChatKind::Telegram { bot_token, .. } = &self.kind else {
             return None;
         };
@@ -44,15 +69,9 @@ impl ChatClient<'_> {
         )))
     }
 
-    /// Posts `text`; `payload` is the article data a generic webhook also receives.
-    pub async fn post(
-        &self,
-        http: &reqwest::Client,
-        text: &str,
-        payload: serde_json::Value,
-        idempotency_key: &str,
-        now: DateTime<Utc>,
-    ) -> Reply {
+    /// Posts the teaser; a generic webhook also receives the article's data.
+    async fn post(&self, http: &reqwest::Client, outgoing: &Outgoing<'_>, now: DateTime<Utc>) -> Reply {
+        let text = outgoing.post.text.as_str();
         let request = match &self.kind {
             ChatKind::Slack => http.post(self.url.clone()).json(&serde_json::json!({ "text": text })),
             ChatKind::Discord => {
@@ -66,12 +85,21 @@ impl ChatClient<'_> {
                 http.post(url)
                     .json(&serde_json::json!({ "chat_id": chat_id, "text": text }))
             }
-            ChatKind::Webhook { secret } => {
+            ChatKind::Webhook { secret, .. } => {
+                let article = outgoing.article;
+                let payload = serde_json::json!({
+                    "title": article.title,
+                    "url": article.url,
+                    "excerpt": article.excerpt,
+                    "author": article.author,
+                    "tags": article.tags(),
+                    "published": article.published_at.to_rfc3339(),
+                });
                 let body = serde_json::json!({ "text": text, "article": payload }).to_string();
                 let mut request = http
                     .post(self.url.clone())
                     .header(reqwest::header::CONTENT_TYPE, "application/json")
-                    .header("Idempotency-Key", idempotency_key);
+                    .header("Idempotency-Key", &outgoing.post.idempotency_key);
                 if let Some(secret) = secret {
                     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
                     mac.update(body.as_bytes());

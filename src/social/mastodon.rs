@@ -6,16 +6,24 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use tracing::warn;
+
+use super::platform::{Outgoing, Platform};
 use super::reply::{Reply, VerifyError, send};
+use super::teaser::{Counting, Rule};
+use crate::store::{Store, StoreError};
 
 /// The limit when the instance does not say.
-pub const FALLBACK_LIMIT: usize = 500;
+const FALLBACK_LIMIT: usize = 500;
 
 pub struct MastodonClient<'a> {
+    pub account: &'a str,
     pub base_url: &'a url::Url,
     pub access_token: &'a str,
     pub visibility: &'a str,
     pub timeout: Duration,
+    /// Where the instance's character limit is kept once read.
+    pub store: &'a Store,
 }
 
 impl MastodonClient<'_> {
@@ -24,7 +32,7 @@ impl MastodonClient<'_> {
     }
 
     /// The instance's character limit, or `None` when it cannot be read.
-    pub async fn char_limit(&self, http: &reqwest::Client) -> Option<usize> {
+    async fn char_limit(&self, http: &reqwest::Client) -> Option<usize> {
         let answer = send(http.get(self.url("/api/v2/instance")), self.timeout).await.ok()?;
         if !answer.status.is_success() {
             return None;
@@ -33,29 +41,59 @@ impl MastodonClient<'_> {
             .as_u64()
             .map(|n| n as usize)
     }
+}
+
+impl Platform for MastodonClient<'_> {
+    /// Characters with every URL as 23, up to the instance's limit (read
+    /// once and kept; 500 when the instance does not say).
+    async fn rule(&self, http: &reqwest::Client, now: DateTime<Utc>) -> Result<Rule, StoreError> {
+        let max = match self.store.account_char_limit(self.account).await? {
+            Some(limit) => limit as usize,
+            None => match self.char_limit(http).await {
+                Some(limit) => {
+                    self.store
+                        .save_account_char_limit(self.account, limit as i64, now)
+                        .await?;
+                    limit
+                }
+                None => {
+                    warn!(account = %self.account, "the instance did not give its character limit; using {FALLBACK_LIMIT}");
+                    FALLBACK_LIMIT
+                }
+            },
+        };
+        Ok(Rule {
+            counting: Counting::CharsUrl23,
+            max,
+            max_bytes: None,
+        })
+    }
 
     /// Checks the token without posting (`GET /api/v1/accounts/verify_credentials`):
     /// the account it belongs to, or why not.
-    pub async fn verify(&self, http: &reqwest::Client) -> Result<String, VerifyError> {
+    async fn verify(&self, http: &reqwest::Client, _: DateTime<Utc>) -> Option<Result<String, VerifyError>> {
         let request = http
             .get(self.url("/api/v1/accounts/verify_credentials"))
             .bearer_auth(self.access_token);
-        let answer = send(request, self.timeout).await.map_err(VerifyError::Failed)?;
+        let answer = match send(request, self.timeout).await {
+            Ok(answer) => answer,
+            Err(reply) => return Some(Err(VerifyError::Failed(reply))),
+        };
         if !answer.status.is_success() {
-            return Err(VerifyError::Refused(answer.message()));
+            return Some(Err(VerifyError::Refused(answer.message())));
         }
-        Ok(format!(
+        Some(Ok(format!(
             "token accepted for @{}",
             answer.json()["acct"].as_str().unwrap_or("?")
-        ))
+        )))
     }
 
-    pub async fn post(&self, http: &reqwest::Client, text: &str, idempotency_key: &str, now: DateTime<Utc>) -> Reply {
+    async fn post(&self, http: &reqwest::Client, outgoing: &Outgoing<'_>, now: DateTime<Utc>) -> Reply {
         let request = http
             .post(self.url("/api/v1/statuses"))
             .bearer_auth(self.access_token)
-            .header("Idempotency-Key", idempotency_key)
-            .json(&serde_json::json!({ "status": text, "visibility": self.visibility }));
+            .header("Idempotency-Key", &outgoing.post.idempotency_key)
+            .json(&serde_json::json!({ "status": outgoing.post.text, "visibility": self.visibility }));
         let answer = match send(request, self.timeout).await {
             Ok(answer) => answer,
             Err(reply) => return reply,

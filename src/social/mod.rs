@@ -4,6 +4,7 @@
 pub mod bluesky;
 pub mod chat;
 pub mod mastodon;
+pub mod platform;
 pub mod post;
 pub mod reply;
 pub mod teaser;
@@ -16,6 +17,7 @@ use crate::config::{JobSettings, Settings, SocialJob};
 use crate::ingest::{self, SourceReport};
 use crate::shutdown::Shutdown;
 use crate::store::{Store, StoreError};
+use platform::Platform;
 use post::AccountReport;
 
 /// What a social job's run did.
@@ -25,8 +27,6 @@ pub struct SocialReport {
     pub accounts: Vec<AccountReport>,
 }
 
-/// Runs a social job now: poll its sources, queue a teaser per new article
-/// and account, and post what is due.
 /// Tries an account's credentials without posting, where the platform has
 /// a call for it (X, Mastodon, Bluesky, Telegram); `None` for webhooks.
 pub async fn verify(
@@ -35,63 +35,11 @@ pub async fn verify(
     http: &reqwest::Client,
     now: DateTime<Utc>,
 ) -> Option<Result<String, reply::VerifyError>> {
-    use crate::config::AccountKind;
-    match &account.kind {
-        AccountKind::Mastodon {
-            access_token,
-            visibility,
-        } => Some(
-            mastodon::MastodonClient {
-                base_url: &account.base_url,
-                access_token,
-                visibility,
-                timeout: account.timeout,
-            }
-            .verify(http)
-            .await,
-        ),
-        AccountKind::Bluesky { handle, app_password } => Some(
-            bluesky::BlueskyClient {
-                account: &account.name,
-                base_url: &account.base_url,
-                handle,
-                app_password,
-                timeout: account.timeout,
-                store,
-            }
-            .verify(http, now)
-            .await,
-        ),
-        AccountKind::X {
-            consumer_key,
-            consumer_secret,
-            access_token,
-            access_token_secret,
-        } => Some(
-            x::XClient {
-                base_url: &account.base_url,
-                consumer_key,
-                consumer_secret,
-                access_token,
-                access_token_secret,
-                timeout: account.timeout,
-            }
-            .verify(http)
-            .await,
-        ),
-        AccountKind::Telegram { bot_token, chat_id } => {
-            chat::ChatClient {
-                kind: chat::ChatKind::Telegram { bot_token, chat_id },
-                url: &account.base_url,
-                timeout: account.timeout,
-            }
-            .verify(http)
-            .await
-        }
-        AccountKind::Slack | AccountKind::Discord | AccountKind::Webhook { .. } => None,
-    }
+    platform::client(account, store).verify(http, now).await
 }
 
+/// Runs a social job now: poll its sources, queue a teaser per new article
+/// and account, and post what is due.
 pub async fn run(
     store: &Store,
     settings: &Settings,

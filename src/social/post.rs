@@ -7,16 +7,13 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tracing::{error, info, warn};
 
-use super::bluesky::{BlueskyClient, Card, record_key};
-use super::chat::{ChatClient, ChatKind};
-use super::mastodon::{self, MastodonClient};
+use super::platform::{self, Outgoing, Platform};
 use super::reply::Reply;
-use super::teaser::{self, Counting, Rule, TeaserError, TeaserInput};
-use super::x::XClient;
+use super::teaser::{self, Rule, TeaserError, TeaserInput};
 use crate::clock::Clock;
-use crate::config::{AccountKind, AccountSettings};
+use crate::config::AccountSettings;
 use crate::shutdown::Shutdown;
-use crate::store::{Lease, PostOutcome, PostRow, PostState, Store, StoreError, StoredArticle};
+use crate::store::{Lease, PostOutcome, PostState, Store, StoreError, StoredArticle};
 use handlebars::Handlebars;
 
 /// The first retry of a failed post comes after this, doubling each time.
@@ -44,46 +41,7 @@ pub async fn rule(
     http: &reqwest::Client,
     now: DateTime<Utc>,
 ) -> Result<Rule, StoreError> {
-    let (counting, max, max_bytes) = match &account.kind {
-        AccountKind::X { .. } => (Counting::XWeighted, 280, None),
-        AccountKind::Mastodon {
-            access_token,
-            visibility,
-        } => {
-            let max = match store.account_char_limit(&account.name).await? {
-                Some(limit) => limit as usize,
-                None => {
-                    let client = MastodonClient {
-                        base_url: &account.base_url,
-                        access_token,
-                        visibility,
-                        timeout: account.timeout,
-                    };
-                    match client.char_limit(http).await {
-                        Some(limit) => {
-                            store.save_account_char_limit(&account.name, limit as i64, now).await?;
-                            limit
-                        }
-                        None => {
-                            warn!(account = %account.name, "the instance did not give its character limit; using 500");
-                            mastodon::FALLBACK_LIMIT
-                        }
-                    }
-                }
-            };
-            (Counting::CharsUrl23, max, None)
-        }
-        AccountKind::Bluesky { .. } => (Counting::Graphemes, 300, Some(3000)),
-        AccountKind::Discord => (Counting::Chars, 2000, None),
-        AccountKind::Telegram { .. } => (Counting::Chars, 4096, None),
-        AccountKind::Slack => (Counting::Chars, 40_000, None),
-        AccountKind::Webhook { max_chars, .. } => (Counting::Chars, max_chars.unwrap_or(100_000), None),
-    };
-    Ok(Rule {
-        counting,
-        max,
-        max_bytes,
-    })
+    platform::client(account, store).rule(http, now).await
 }
 
 pub fn teaser_input(article: &StoredArticle) -> TeaserInput {
@@ -154,7 +112,7 @@ pub async fn queue(
     for article in articles {
         let input = teaser_input(&article);
         let name = &account.name;
-        match plan(account, first_run, article.published(), &input, &template, &rule, now) {
+        match plan(account, first_run, article.published_at, &input, &template, &rule, now) {
             Plan::Skip(reason) => {
                 store
                     .add_post(name, article.id, PostState::Skipped, "", Some(reason), now)
@@ -186,98 +144,6 @@ pub async fn queue(
     Ok(report)
 }
 
-async fn send(
-    store: &Store,
-    account: &AccountSettings,
-    http: &reqwest::Client,
-    post: &PostRow,
-    article: &StoredArticle,
-    now: DateTime<Utc>,
-) -> Reply {
-    let timeout = account.timeout;
-    match &account.kind {
-        AccountKind::X {
-            consumer_key,
-            consumer_secret,
-            access_token,
-            access_token_secret,
-        } => {
-            let client = XClient {
-                base_url: &account.base_url,
-                consumer_key,
-                consumer_secret,
-                access_token,
-                access_token_secret,
-                timeout,
-            };
-            client.post(http, &post.text, now).await
-        }
-        AccountKind::Mastodon {
-            access_token,
-            visibility,
-        } => {
-            let client = MastodonClient {
-                base_url: &account.base_url,
-                access_token,
-                visibility,
-                timeout,
-            };
-            client.post(http, &post.text, &post.idempotency_key, now).await
-        }
-        AccountKind::Bluesky { handle, app_password } => {
-            let client = BlueskyClient {
-                account: &account.name,
-                base_url: &account.base_url,
-                handle,
-                app_password,
-                timeout,
-                store,
-            };
-            let card = Card {
-                url: &article.url,
-                title: &article.title,
-                description: &article.excerpt,
-            };
-            client
-                .post(
-                    http,
-                    &post.text,
-                    &card,
-                    &record_key(post.created_at, post.id),
-                    post.in_doubt == 1,
-                    now,
-                )
-                .await
-        }
-        AccountKind::Slack | AccountKind::Discord | AccountKind::Telegram { .. } | AccountKind::Webhook { .. } => {
-            let kind = match &account.kind {
-                AccountKind::Slack => ChatKind::Slack,
-                AccountKind::Discord => ChatKind::Discord,
-                AccountKind::Telegram { bot_token, chat_id } => ChatKind::Telegram { bot_token, chat_id },
-                AccountKind::Webhook { secret, .. } => ChatKind::Webhook {
-                    secret: secret.as_deref(),
-                },
-                _ => unreachable!("matched above"),
-            };
-            let payload = serde_json::json!({
-                "title": article.title,
-                "url": article.url,
-                "excerpt": article.excerpt,
-                "author": article.author,
-                "tags": article.tags(),
-                "published": article.published().to_rfc3339(),
-            });
-            ChatClient {
-                kind,
-                url: &account.base_url,
-                timeout,
-            }
-            .post(http, &post.text, payload, &post.idempotency_key, now)
-            .await
-        }
-    }
-}
-
 /// Posts the account's due teasers, one at a time, until none is due, the
 /// spacing or daily cap says wait, the platform rate-limits, or shutdown.
 pub async fn drain(
@@ -292,6 +158,7 @@ pub async fn drain(
         account: name.to_string(),
         ..AccountReport::default()
     };
+    let client = platform::client(account, store);
     let lease = chrono::Duration::from_std(account.timeout * 2 + Duration::from_secs(5)).expect("fits");
     store.recover_expired_post_leases(name, clock.now()).await?;
     while !shutdown.is_triggered() {
@@ -323,7 +190,16 @@ pub async fn drain(
             break;
         };
         let article = store.article(post.article_id).await?;
-        let reply = send(store, account, http, &post, &article, now).await;
+        let reply = client
+            .post(
+                http,
+                &Outgoing {
+                    post: &post,
+                    article: &article,
+                },
+                now,
+            )
+            .await;
         let now = clock.now();
         let outcome = match reply {
             Reply::Posted { id, url, raw } => {
@@ -353,7 +229,7 @@ pub async fn drain(
                 break;
             }
             Reply::Transient { reply, in_doubt } => {
-                if now - DateTime::<Utc>::from_timestamp_millis(post.created_at).unwrap_or(now) > RETRY_MAX_AGE {
+                if now - post.created_at > RETRY_MAX_AGE {
                     error!(account = name, article = %article.url, %reply, "giving up after three days of failures");
                     report.failed += 1;
                     PostOutcome::Failed { reply }

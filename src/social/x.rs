@@ -6,7 +6,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use oauth1_request::signature_method::HmacSha1;
 
+use super::platform::{Outgoing, Platform};
 use super::reply::{Reply, VerifyError, send};
+use super::teaser::{Counting, Rule};
+use crate::store::StoreError;
 
 pub struct XClient<'a> {
     pub base_url: &'a url::Url,
@@ -18,29 +21,8 @@ pub struct XClient<'a> {
 }
 
 impl XClient<'_> {
-    /// Checks the four keys without posting: `GET /2/users/me`, signed.
-    pub async fn verify(&self, http: &reqwest::Client) -> Result<String, VerifyError> {
-        let uri = format!("{}/2/users/me", self.base_url.as_str().trim_end_matches('/'));
-        let token = oauth1_request::Token::from_parts(
-            self.consumer_key,
-            self.consumer_secret,
-            self.access_token,
-            self.access_token_secret,
-        );
-        let authorization = oauth1_request::authorize("GET", &uri, &(), &token, HmacSha1::new());
-        let request = http.get(&uri).header(reqwest::header::AUTHORIZATION, authorization);
-        let answer = send(request, self.timeout).await.map_err(VerifyError::Failed)?;
-        if !answer.status.is_success() {
-            return Err(VerifyError::Refused(answer.message()));
-        }
-        Ok(format!(
-            "keys accepted for @{}",
-            answer.json()["data"]["username"].as_str().unwrap_or("?")
-        ))
-    }
-
-    pub async fn post(&self, http: &reqwest::Client, text: &str, now: DateTime<Utc>) -> Reply {
-        let uri = format!("{}/2/tweets", self.base_url.as_str().trim_end_matches('/'));
+    /// The OAuth 1.0a `Authorization` header for a request to `uri`.
+    fn authorization(&self, method: &str, uri: &str) -> String {
         let token = oauth1_request::Token::from_parts(
             self.consumer_key,
             self.consumer_secret,
@@ -48,11 +30,49 @@ impl XClient<'_> {
             self.access_token_secret,
         );
         // A JSON body is not part of the OAuth 1.0a signature base string.
-        let authorization = oauth1_request::authorize("POST", &uri, &(), &token, HmacSha1::new());
+        oauth1_request::authorize(method, uri, &(), &token, HmacSha1::new())
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url.as_str().trim_end_matches('/'))
+    }
+}
+
+impl Platform for XClient<'_> {
+    /// Weighted counting (a URL as 23, CJK and emoji as 2) up to 280.
+    async fn rule(&self, _: &reqwest::Client, _: DateTime<Utc>) -> Result<Rule, StoreError> {
+        Ok(Rule {
+            counting: Counting::XWeighted,
+            max: 280,
+            max_bytes: None,
+        })
+    }
+
+    /// Checks the four keys without posting: `GET /2/users/me`, signed.
+    async fn verify(&self, http: &reqwest::Client, _: DateTime<Utc>) -> Option<Result<String, VerifyError>> {
+        let uri = self.url("/2/users/me");
+        let request = http
+            .get(&uri)
+            .header(reqwest::header::AUTHORIZATION, self.authorization("GET", &uri));
+        let answer = match send(request, self.timeout).await {
+            Ok(answer) => answer,
+            Err(reply) => return Some(Err(VerifyError::Failed(reply))),
+        };
+        if !answer.status.is_success() {
+            return Some(Err(VerifyError::Refused(answer.message())));
+        }
+        Some(Ok(format!(
+            "keys accepted for @{}",
+            answer.json()["data"]["username"].as_str().unwrap_or("?")
+        )))
+    }
+
+    async fn post(&self, http: &reqwest::Client, outgoing: &Outgoing<'_>, now: DateTime<Utc>) -> Reply {
+        let uri = self.url("/2/tweets");
         let request = http
             .post(&uri)
-            .header(reqwest::header::AUTHORIZATION, authorization)
-            .json(&serde_json::json!({ "text": text }));
+            .header(reqwest::header::AUTHORIZATION, self.authorization("POST", &uri))
+            .json(&serde_json::json!({ "text": outgoing.post.text }));
         let answer = match send(request, self.timeout).await {
             Ok(answer) => answer,
             Err(reply) => return reply,

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::AssertSqlSafe;
 
+use super::columns::Millis;
 use super::{Store, StoreError, placeholders};
 use crate::article::Article;
 use crate::source::Validators;
@@ -26,16 +27,13 @@ pub struct StoredArticle {
     pub excerpt: String,
     pub tags: String,
     pub image: Option<String>,
-    pub published_at: i64,
+    #[sqlx(try_from = "Millis")]
+    pub published_at: DateTime<Utc>,
 }
 
 impl StoredArticle {
     pub fn tags(&self) -> Vec<String> {
         serde_json::from_str(&self.tags).unwrap_or_default()
-    }
-
-    pub fn published(&self) -> DateTime<Utc> {
-        DateTime::from_timestamp_millis(self.published_at).unwrap_or_default()
     }
 }
 

@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::AssertSqlSafe;
 
+use super::columns::{Flag, Millis};
 use super::lease::{self, Queue};
 use super::{Attributes, Store, StoreError, SubscriberStatus};
 
@@ -29,18 +30,22 @@ pub struct Claimed {
     pub edition_id: i64,
     pub email: String,
     pub attempts: i64,
-    pub in_doubt: i64,
-    pub created_at: i64,
+    #[sqlx(try_from = "Flag")]
+    pub in_doubt: bool,
+    #[sqlx(try_from = "Millis")]
+    pub created_at: DateTime<Utc>,
     pub name: Option<String>,
     pub uid: String,
     #[sqlx(try_from = "String")]
     pub attributes: Attributes,
     #[sqlx(try_from = "String")]
     pub status: SubscriberStatus,
-    pub suppressed: i64,
+    #[sqlx(try_from = "Flag")]
+    pub suppressed: bool,
     /// When the claim's lease runs out (ms): with the claimer, what an
     /// outcome write checks it still holds.
-    pub lease_until: i64,
+    #[sqlx(try_from = "Millis")]
+    pub lease_until: DateTime<Utc>,
 }
 
 /// A finished attempt to record: its row, the lease it was claimed under
@@ -48,7 +53,7 @@ pub struct Claimed {
 #[derive(Debug, Clone, Copy)]
 pub struct Attempt<'a> {
     pub id: i64,
-    pub lease_until: i64,
+    pub lease_until: DateTime<Utc>,
     pub outcome: &'a Outcome,
     pub email: &'a str,
 }
@@ -63,10 +68,13 @@ pub struct DeliveryRow {
     #[sqlx(try_from = "String")]
     pub state: DeliveryState,
     pub attempts: i64,
-    pub in_doubt: i64,
-    pub next_attempt_at: i64,
+    #[sqlx(try_from = "Flag")]
+    pub in_doubt: bool,
+    #[sqlx(try_from = "Millis")]
+    pub next_attempt_at: DateTime<Utc>,
     pub last_reply: Option<String>,
-    pub updated_at: i64,
+    #[sqlx(try_from = "Millis")]
+    pub updated_at: DateTime<Utc>,
     /// The instance that claimed the row last (sent it, or is sending it).
     pub claimed_by: Option<String>,
 }
@@ -211,12 +219,7 @@ impl Store {
 
     /// When the earliest lease on a `sending` row of `job` runs out.
     pub async fn earliest_lease(&self, job: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let at: Option<i64> =
-            sqlx::query_scalar("SELECT MIN(lease_until) FROM deliveries WHERE job = $1 AND state = 'sending'")
-                .bind(job)
-                .fetch_one(&self.pool)
-                .await?;
-        Ok(at.and_then(DateTime::from_timestamp_millis))
+        lease::earliest(&self.pool, Queue::Deliveries, job).await
     }
 
     /// The earliest next attempt among queued rows of `job` (paused editions' rows wait for `herald resume`).
@@ -240,18 +243,11 @@ async fn claim(
     limit: usize,
     lease: &Lease<'_>,
 ) -> Result<Vec<Claimed>, StoreError> {
-    let lock = backend.skip_locked();
-    // A bare bound `LIMIT $4` would make SQLite recompile the statement at
-    // every execution (it plans a bound LIMIT for its value); the cast keeps
-    // it a run-time value.
     let subscriber = |column: &str| {
         format!("(SELECT s.{column} FROM subscribers s WHERE s.id = deliveries.subscriber_id) AS {column}")
     };
-    let sql = format!(
-        "UPDATE deliveries SET state = 'sending', lease_until = $3, claimed_by = $5, attempts = attempts + 1, updated_at = $2 \
-         WHERE id IN (SELECT id FROM deliveries WHERE job = $1 AND state = 'queued' AND next_attempt_at <= $2 AND {SENDABLE} \
-         ORDER BY next_attempt_at, id LIMIT CAST($4 AS BIGINT){lock}) \
-         RETURNING id, edition_id, email, attempts, in_doubt, created_at, lease_until, {}, {}, {}, {}, \
+    let returning = format!(
+        "id, edition_id, email, attempts, in_doubt, created_at, lease_until, {}, {}, {}, {}, \
          (SELECT COUNT(*) FROM suppressions x JOIN subscribers s ON x.email_key = s.email_key \
           WHERE s.id = deliveries.subscriber_id) AS suppressed",
         subscriber("name"),
@@ -259,6 +255,7 @@ async fn claim(
         subscriber("attributes"),
         subscriber("status"),
     );
+    let sql = lease::claim_sql(Queue::Deliveries, backend, &format!(" AND {SENDABLE}"), &returning);
     let mut rows: Vec<Claimed> = sqlx::query_as(AssertSqlSafe(sql))
         .bind(job)
         .bind(lease.now.timestamp_millis())
@@ -287,7 +284,7 @@ async fn write_outcomes(
     let sent: Vec<(i64, i64, &str)> = rows
         .iter()
         .filter_map(|a| match a.outcome {
-            Outcome::Sent { reply } => Some((a.id, a.lease_until, reply.as_str())),
+            Outcome::Sent { reply } => Some((a.id, a.lease_until.timestamp_millis(), reply.as_str())),
             _ => None,
         })
         .collect();
@@ -342,7 +339,7 @@ async fn write_outcomes(
         .bind(in_doubt as i64)
         .bind(undo_attempt)
         .bind(now_ms)
-        .bind(a.lease_until)
+        .bind(a.lease_until.timestamp_millis())
         .execute(&mut *conn)
         .await?
         .rows_affected();

@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
+use super::columns::Millis;
 use super::{Store, StoreError};
 
 pub struct NewEdition<'a> {
@@ -43,7 +44,8 @@ pub struct EditionRow {
     pub job: String,
     pub list_name: String,
     pub nonce: String,
-    pub created_at: i64,
+    #[sqlx(try_from = "Millis")]
+    pub created_at: DateTime<Utc>,
     pub article_count: i64,
     pub recipient_count: i64,
     pub subject: String,
@@ -58,7 +60,8 @@ pub struct PausedEdition {
     pub job: String,
     pub list_name: String,
     pub reason: String,
-    pub paused_at: i64,
+    #[sqlx(try_from = "Millis")]
+    pub paused_at: DateTime<Utc>,
     /// Its rows still waiting to be sent.
     pub queued: i64,
 }

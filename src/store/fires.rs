@@ -8,59 +8,33 @@
 
 use chrono::{DateTime, Utc};
 
+use super::columns::{Flag, MaybeMillis, Millis};
 use super::{Store, StoreError};
 
 /// A claimed fire as the store has it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Fire {
     pub job: String,
+    #[sqlx(try_from = "Millis")]
     pub scheduled_at: DateTime<Utc>,
     /// The instance that holds (or last held) the claim.
     pub claimed_by: String,
     /// When the fire was first claimed: the time its edition is made as of,
     /// whoever carries the run out.
+    #[sqlx(try_from = "Millis")]
     pub claimed_at: DateTime<Utc>,
+    #[sqlx(try_from = "Millis")]
     pub lease_until: DateTime<Utc>,
     /// The edition the fire made, once made.
+    #[sqlx(rename = "edition_id")]
     pub edition: Option<i64>,
+    #[sqlx(try_from = "MaybeMillis")]
     pub finished_at: Option<DateTime<Utc>>,
     /// How many times the fire was taken over from an instance that died.
     pub takeovers: i64,
     /// Whether a later fire of the same job has been claimed since.
+    #[sqlx(try_from = "Flag")]
     pub superseded: bool,
-}
-
-#[derive(sqlx::FromRow)]
-struct FireRow {
-    job: String,
-    scheduled_at: i64,
-    claimed_by: String,
-    claimed_at: i64,
-    lease_until: i64,
-    edition_id: Option<i64>,
-    finished_at: Option<i64>,
-    takeovers: i64,
-    superseded: i64,
-}
-
-fn time(ms: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(ms).unwrap_or_default()
-}
-
-impl From<FireRow> for Fire {
-    fn from(r: FireRow) -> Fire {
-        Fire {
-            job: r.job,
-            scheduled_at: time(r.scheduled_at),
-            claimed_by: r.claimed_by,
-            claimed_at: time(r.claimed_at),
-            lease_until: time(r.lease_until),
-            edition: r.edition_id,
-            finished_at: r.finished_at.map(time),
-            takeovers: r.takeovers,
-            superseded: r.superseded != 0,
-        }
-    }
 }
 
 const FIRE_COLUMNS: &str = "f.job, f.scheduled_at, f.claimed_by, f.claimed_at, f.lease_until, f.edition_id, \
@@ -98,12 +72,12 @@ impl Store {
     /// The fire of `job` scheduled at `at`, if it was ever claimed.
     pub async fn fire(&self, job: &str, at: DateTime<Utc>) -> Result<Option<Fire>, StoreError> {
         let sql = format!("SELECT {FIRE_COLUMNS} FROM job_fires f WHERE f.job = $1 AND f.scheduled_at = $2");
-        let row: Option<FireRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        let row: Option<Fire> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(job)
             .bind(at.timestamp_millis())
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.map(Fire::from))
+        Ok(row)
     }
 
     /// Every fire not finished yet, oldest first.
@@ -111,8 +85,8 @@ impl Store {
         let sql = format!(
             "SELECT {FIRE_COLUMNS} FROM job_fires f WHERE f.finished_at IS NULL ORDER BY f.scheduled_at, f.job"
         );
-        let rows: Vec<FireRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(&self.pool).await?;
-        Ok(rows.into_iter().map(Fire::from).collect())
+        let rows: Vec<Fire> = sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(&self.pool).await?;
+        Ok(rows)
     }
 
     /// Takes `fire` over for `instance` if it is still unfinished, still

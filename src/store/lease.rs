@@ -54,6 +54,40 @@ impl Queue {
     }
 }
 
+/// The one claim statement: up to `$4` due rows of scope `$1` (due at `$2`,
+/// and matching `due`, an extra condition on the queue's rows) take the
+/// working state, the lease `$3` and the claimer `$5`, one attempt more,
+/// and come back as `returning`. Oldest due first; rows another claimer is
+/// taking are skipped. (A bare bound `LIMIT $4` would make SQLite recompile
+/// the statement at every execution; the cast keeps it a run-time value.)
+pub(super) fn claim_sql(queue: Queue, backend: Backend, due: &str, returning: &str) -> String {
+    format!(
+        "UPDATE {table} SET state = '{working}', lease_until = $3, claimed_by = $5, attempts = attempts + 1, updated_at = $2 \
+         WHERE id IN (SELECT id FROM {table} WHERE {scope} = $1 AND state = 'queued' AND next_attempt_at <= $2{due} \
+         ORDER BY next_attempt_at, id LIMIT CAST($4 AS BIGINT){lock}) AND state = 'queued' \
+         RETURNING {returning}",
+        table = queue.table(),
+        working = queue.working(),
+        scope = queue.scope(),
+        lock = backend.skip_locked(),
+    )
+}
+
+/// When the earliest lease on a row of `scope` in the working state runs out.
+pub(super) async fn earliest(pool: &AnyPool, queue: Queue, scope: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+    let sql = format!(
+        "SELECT MIN(lease_until) FROM {table} WHERE {scope} = $1 AND state = '{working}'",
+        table = queue.table(),
+        scope = queue.scope(),
+        working = queue.working(),
+    );
+    let at: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(scope)
+        .fetch_one(pool)
+        .await?;
+    Ok(at.and_then(DateTime::from_timestamp_millis))
+}
+
 /// The rows of `scope` (all when `None`) by state, in name order, with how
 /// many of each are in doubt: counted in the store.
 pub(super) async fn counts<S: FromStr>(

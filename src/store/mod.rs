@@ -6,6 +6,7 @@
 mod state;
 
 mod articles;
+mod columns;
 mod copy;
 mod deliveries;
 mod editions;

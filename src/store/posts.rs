@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
+use super::columns::{Flag, Millis};
 use super::lease::{self, Queue};
 use super::{StateCount, Store, StoreError, StoredArticle};
 
@@ -29,8 +30,10 @@ pub struct PostRow {
     pub text: String,
     pub idempotency_key: String,
     pub attempts: i64,
-    pub in_doubt: i64,
-    pub created_at: i64,
+    #[sqlx(try_from = "Flag")]
+    pub in_doubt: bool,
+    #[sqlx(try_from = "Millis")]
+    pub created_at: DateTime<Utc>,
     pub remote_id: Option<String>,
     pub remote_url: Option<String>,
     pub last_reply: Option<String>,
@@ -191,27 +194,20 @@ impl Store {
 
     /// Claims the account's next due post: it becomes `posting` with a lease before anything is sent.
     pub async fn claim_post(&self, account: &str, lease: &super::Lease<'_>) -> Result<Option<PostRow>, StoreError> {
-        let lock = self.backend.skip_locked();
-        let sql = format!(
-            "UPDATE posts SET state = 'posting', lease_until = $3, claimed_by = $4, attempts = attempts + 1, updated_at = $2 \
-             WHERE id = (SELECT id FROM posts WHERE account = $1 AND state = 'queued' AND next_attempt_at <= $2 \
-             ORDER BY next_attempt_at, id LIMIT 1{lock}) AND state = 'queued' RETURNING id"
-        );
-        let id: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        let sql = lease::claim_sql(Queue::Posts, self.backend, "", POST_COLUMNS);
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(account)
             .bind(lease.now.timestamp_millis())
             .bind(lease.until.timestamp_millis())
+            .bind(1_i64)
             .bind(lease.by)
             .fetch_optional(&self.pool)
-            .await?;
-        let Some(id) = id else { return Ok(None) };
-        let sql = format!("SELECT {POST_COLUMNS} FROM posts WHERE id = $1");
-        Ok(Some(
-            sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                .bind(id)
-                .fetch_one(&self.pool)
-                .await?,
-        ))
+            .await?)
+    }
+
+    /// When the earliest lease on a `posting` row of `account` runs out.
+    pub async fn earliest_post_lease(&self, account: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        lease::earliest(&self.pool, Queue::Posts, account).await
     }
 
     pub async fn record_post(&self, id: i64, outcome: &PostOutcome, now: DateTime<Utc>) -> Result<(), StoreError> {

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 
 use sqlx::{Any, Executor};
 
+use super::columns::Millis;
 use super::{Store, StoreError};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -17,7 +18,8 @@ pub struct Subscriber {
     #[sqlx(try_from = "String")]
     pub status: SubscriberStatus,
     pub uid: String,
-    pub created_at: i64,
+    #[sqlx(try_from = "Millis")]
+    pub created_at: DateTime<Utc>,
     /// The digest cadence chosen (a job's `cadence`); empty: the list's default.
     pub cadence: String,
 }
@@ -62,7 +64,8 @@ pub enum SignupOutcome {
 /// A stored consent event and when it happened.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ConsentRecord {
-    pub created_at: i64,
+    #[sqlx(try_from = "Millis")]
+    pub created_at: DateTime<Utc>,
     #[sqlx(flatten)]
     pub consent: Consent,
 }

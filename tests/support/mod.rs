@@ -1,5 +1,11 @@
 //! Shared test helpers: a temporary Herald workspace (config, templates,
-//! articles), a real Postfix `smtp-sink`, and running the `herald` binary.
+//! articles) with its store, a real Postfix `smtp-sink`, and running the
+//! `herald` binary; the scripted relay, the platform fakes and the WebDriver
+//! client live beside this file.
+
+pub mod fakes;
+pub mod relay;
+pub mod webdriver;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -98,6 +104,24 @@ impl Workspace {
         std::fs::create_dir_all(ws.path().join("articles")).unwrap();
         ws.write("config/herald.toml", config);
         ws
+    }
+
+    /// The workspace's store, opened (and migrated) as Herald opens it.
+    pub async fn store(&self) -> herald::store::Store {
+        herald::store::Store::open(&self.store_url())
+            .await
+            .expect("the workspace's store opens")
+    }
+
+    /// Runs `work` on the workspace's store on a runtime of its own, for
+    /// tests that are otherwise synchronous; the store is closed after.
+    pub fn on_store<T>(&self, work: impl AsyncFnOnce(&herald::store::Store) -> T) -> T {
+        tokio::runtime::Runtime::new().expect("a runtime").block_on(async {
+            let store = self.store().await;
+            let out = work(&store).await;
+            store.close().await;
+            out
+        })
     }
 
     /// The URL of the workspace's store: its SQLite file, or the PostgreSQL database standing in.
@@ -428,4 +452,33 @@ pub fn random_seed() -> u64 {
 /// A number from the environment, or `default`.
 pub fn env_number(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// How long until the wall clock is past `at` (a time the store or a
+/// schedule gave: a retry's due time, a lease's end, a fire), with a margin
+/// for the millisecond rounding of stored times. Tests wait this long rather
+/// than a guessed fixed time.
+pub fn until_past(at: chrono::DateTime<chrono::Utc>) -> Duration {
+    (at - chrono::Utc::now()).to_std().unwrap_or_default() + Duration::from_millis(50)
+}
+
+/// Waits until every queued row of `job` is due (retries are jittered per
+/// row, so the last one decides).
+pub fn wait_for_retry(ws: &Workspace, job: &str) {
+    let rows = ws.on_store(async |store| {
+        store
+            .deliveries(Some(job), Some(herald::store::DeliveryState::Queued), 100_000)
+            .await
+            .unwrap()
+    });
+    let due = rows.iter().map(|r| r.next_attempt_at).max();
+    let due = due.unwrap_or_else(|| panic!("{job} has no queued retry"));
+    std::thread::sleep(until_past(due));
+}
+
+/// The next whole multiple of `every` seconds: when a `*/N * * * * *`
+/// schedule fires next.
+pub fn next_fire_every(every: i64) -> chrono::DateTime<chrono::Utc> {
+    let now = chrono::Utc::now().timestamp();
+    chrono::DateTime::from_timestamp((now / every + 1) * every, 0).expect("in range")
 }

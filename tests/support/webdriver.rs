@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-use crate::util::{KillOnDrop, free_port};
+use crate::support::{KillOnDrop, free_port};
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
