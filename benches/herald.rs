@@ -92,6 +92,7 @@ fn rendering(c: &mut Criterion) {
             attributes: Default::default(),
             unsubscribe_url: "https://bench.example.org/unsubscribe?token=1.k.u1.sig".into(),
             preferences_url: "https://bench.example.org/preferences?token=1.k.u1.sig".into(),
+            return_path: None,
         };
         let mut group = c.benchmark_group(format!("per-recipient render, {n} articles"));
         group.measurement_time(Duration::from_secs(3)).sample_size(20);

@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod article;
+pub mod bounce;
 pub mod clean;
 pub mod cli;
 pub mod clock;

@@ -21,6 +21,8 @@ pub enum Purpose {
     Confirm,
     /// A form's CSRF field; the subject is the nonce in the visitor's cookie.
     Csrf,
+    /// A VERP return path; the subject is a delivery id.
+    Bounce,
 }
 
 impl Purpose {
@@ -29,6 +31,7 @@ impl Purpose {
             Purpose::Unsubscribe => "unsubscribe",
             Purpose::Confirm => "confirm",
             Purpose::Csrf => "csrf",
+            Purpose::Bounce => "bounce",
         }
     }
 }
@@ -132,6 +135,53 @@ impl TokenKeys {
     }
 }
 
+/// Bytes of the HMAC a short token keeps: 80 bits, enough that a forger
+/// must guess, short enough for a 64-octet local part.
+const SHORT_TAG: usize = 10;
+
+impl TokenKeys {
+    /// A short token for places with little room (an address's local part):
+    /// `<subject>.<key id>.<HMAC, first 10 bytes in hex>`, all lowercase, so
+    /// it survives a relay that lowercases addresses.
+    pub fn sign_short(&self, purpose: Purpose, subject: &str) -> String {
+        let key = self
+            .keys
+            .first()
+            .expect("a signing key is configured or generated before signing");
+        let tag = key.mac(purpose, subject).finalize().into_bytes();
+        format!("{subject}.{}.{}", key.id, hex(&tag[..SHORT_TAG]))
+    }
+
+    /// The subject of a valid short token (read case-insensitively).
+    pub fn verify_short(&self, purpose: Purpose, token: &str) -> Result<String, TokenError> {
+        let token = token.to_ascii_lowercase();
+        let mut parts = token.split('.');
+        let (Some(subject), Some(kid), Some(tag), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(TokenError::Malformed);
+        };
+        if subject.is_empty() || !subject.bytes().all(|b| b.is_ascii_alphanumeric()) || tag.len() != SHORT_TAG * 2 {
+            return Err(TokenError::Malformed);
+        }
+        let key = self.keys.iter().find(|k| k.id == kid).ok_or(TokenError::UnknownKey)?;
+        key.mac(purpose, subject)
+            .verify_truncated_left(&unhex(tag).ok_or(TokenError::Malformed)?)
+            .map_err(|_| TokenError::BadSignature)?;
+        Ok(subject.to_string())
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,6 +224,34 @@ mod tests {
         assert_eq!(keys.verify(Purpose::Confirm, &token), Ok("abc123".into()));
         assert_eq!(keys.verify(Purpose::Unsubscribe, &token), Err(TokenError::BadSignature));
         assert_eq!(keys.verify(Purpose::Csrf, &token), Err(TokenError::BadSignature));
+    }
+
+    #[test]
+    fn short_tokens_verify_in_any_case_and_refuse_forgeries() {
+        let keys = TokenKeys::from_config(Some("s3cret"), []);
+        let token = keys.sign_short(Purpose::Bounce, "4711");
+        assert!(token.len() <= 40, "{token}");
+        assert_eq!(keys.verify_short(Purpose::Bounce, &token), Ok("4711".into()));
+        assert_eq!(
+            keys.verify_short(Purpose::Bounce, &token.to_uppercase()),
+            Ok("4711".into())
+        );
+        let forged = token.replacen("4711", "4712", 1);
+        assert_eq!(
+            keys.verify_short(Purpose::Bounce, &forged),
+            Err(TokenError::BadSignature)
+        );
+        assert_eq!(
+            keys.verify_short(Purpose::Unsubscribe, &token),
+            Err(TokenError::BadSignature)
+        );
+        assert_eq!(keys.verify_short(Purpose::Bounce, "4711.x"), Err(TokenError::Malformed));
+        assert_eq!(
+            keys.verify_short(Purpose::Bounce, &format!("{token}zz")),
+            Err(TokenError::Malformed)
+        );
+        let other = TokenKeys::from_config(Some("other"), []);
+        assert_eq!(other.verify_short(Purpose::Bounce, &token), Err(TokenError::UnknownKey));
     }
 
     #[test]

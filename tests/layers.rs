@@ -26,6 +26,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("store", &["article", "failpoint", "source", "token"]),
     ("import", &["clean", "store"]),
     ("ingest", &["article", "config", "source", "store"]),
+    // Bounce and complaint reports read, matched to deliveries, recorded.
+    ("bounce", &["config", "store", "token"]),
     // What goes out: rendering, mail (each recipient's message and the transports), social posts.
     ("render", &["clean", "config", "store"]),
     ("mail", &["clean", "config", "render", "token"]),
@@ -41,7 +43,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "sender",
         &[
-            "app", "clock", "config", "instance", "mail", "retry", "shutdown", "store", "token",
+            "app", "bounce", "clock", "config", "instance", "mail", "retry", "shutdown", "store", "token",
         ],
     ),
     (
@@ -88,8 +90,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "cli",
         &[
-            "app", "clean", "clock", "config", "daemon", "digest", "import", "ingest", "mail", "schedule", "sender",
-            "shutdown", "social", "source", "store",
+            "app", "bounce", "clean", "clock", "config", "daemon", "digest", "import", "ingest", "mail", "schedule",
+            "sender", "shutdown", "social", "source", "store",
         ],
     ),
 ];

@@ -59,6 +59,7 @@ fn rendered() -> (EditionParts, String, String) {
         attributes: Default::default(),
         unsubscribe_url: "https://gazette.example.org/unsubscribe?token=1.k.u1.sig".into(),
         preferences_url: "https://gazette.example.org/preferences?token=1.k.u1.sig".into(),
+        return_path: None,
     };
     let html = edition.html_for(&to);
     let text = edition.text_for(&to);
@@ -131,6 +132,7 @@ proptest::proptest! {
             attributes: Default::default(),
             unsubscribe_url: "https://gazette.example.org/unsubscribe?token=1.k.u1.sig".into(),
             preferences_url: "https://gazette.example.org/preferences?token=1.k.u1.sig".into(),
+            return_path: None,
         };
         for encoding in [herald::mail::message::BodyEncoding::EightBit, herald::mail::message::BodyEncoding::Safe] {
             let message = herald::mail::message::build(

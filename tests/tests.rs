@@ -3,6 +3,7 @@
 
 mod support;
 
+mod bounces;
 mod browser;
 mod check;
 mod crash;

@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::DEFAULT_CONFIG_PATH;
 use crate::import;
-use crate::store::{DeliveryState, SubscriberStatus};
+use crate::store::{BounceKind, DeliveryState, SubscriberStatus};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -81,6 +81,17 @@ pub enum Command {
     Suppressions {
         #[command(subcommand)]
         action: SuppressionsAction,
+    },
+    /// Bounces and complaints: list the ledger, or read reports in (`bounces ingest`).
+    Bounces {
+        #[command(subcommand)]
+        action: Option<BouncesAction>,
+        /// Only this kind.
+        #[arg(long, value_enum)]
+        kind: Option<BounceKindArg>,
+        /// How many records to list, newest first.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
     },
     /// Run the daemon: fire jobs on their schedules, poll sources, keep the queue moving,
     /// reload on config changes and SIGHUP, stop gracefully on SIGTERM/SIGINT.
@@ -260,6 +271,41 @@ pub enum SubscribersAction {
 pub enum ExportFormat {
     Csv,
     Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BouncesAction {
+    /// Read bounce and complaint reports and act on them: hard bounces and
+    /// complaints suppress at once, soft ones after bounces.soft_limit. Reads
+    /// one message on standard input (`-`, for a Postfix pipe transport or
+    /// procmail), an mbox, a Maildir, or a folder of message files; a report
+    /// read twice counts once.
+    Ingest {
+        /// Files, folders, Maildirs, mboxes; `-` is standard input.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// The envelope recipient the report was delivered to (a pipe
+        /// transport's ${original_recipient}): where a VERP token shows.
+        #[arg(long, value_name = "ADDRESS")]
+        recipient: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum BounceKindArg {
+    Hard,
+    Soft,
+    Complaint,
+}
+
+impl From<BounceKindArg> for BounceKind {
+    fn from(kind: BounceKindArg) -> Self {
+        match kind {
+            BounceKindArg::Hard => BounceKind::Hard,
+            BounceKindArg::Soft => BounceKind::Soft,
+            BounceKindArg::Complaint => BounceKind::Complaint,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -12,6 +12,7 @@ macro_rules! say {
 
 mod admin;
 mod args;
+mod bounces;
 mod check;
 mod digest;
 mod output;
@@ -114,6 +115,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Preview { job, format, out } => digest::cmd_preview(&app, &job, format, out).await,
         Command::Subscribers { action } => subscribers::cmd_subscribers(&app, action).await,
         Command::Suppressions { action } => subscribers::cmd_suppressions(&app, action).await,
+        Command::Bounces { action, kind, limit } => bounces::cmd_bounces(&app, action, kind, limit).await,
         Command::Deliveries { job, state, limit } => queue::cmd_deliveries(&app, job, state, limit).await,
         Command::Resume { editions, .. } => queue::cmd_resume(&app, &editions).await,
         Command::Cancel { edition } => queue::cmd_cancel(&app, edition).await,

@@ -14,6 +14,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub tokens: RawTokens,
     #[serde(default)]
+    pub bounces: RawBounces,
+    #[serde(default)]
     pub templates: RawTemplates,
     #[serde(default)]
     pub daemon: RawDaemon,
@@ -87,6 +89,16 @@ pub struct RawSmtp {
     pub password: Option<String>,
     pub helo_name: Option<String>,
     pub ca_file: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+pub struct RawBounces {
+    pub address: Option<String>,
+    pub soft_limit: Option<i64>,
+    pub soft_window_days: Option<i64>,
+    pub match_window_days: Option<i64>,
+    pub complaint_alert_percent: Option<f64>,
+    pub max_message_kb: Option<i64>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]

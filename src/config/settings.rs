@@ -17,6 +17,7 @@ pub struct Settings {
     pub store_url: String,
     pub mail: MailSettings,
     pub tokens: TokenSettings,
+    pub bounces: BounceSettings,
     /// The folder of the Handlebars templates.
     pub templates_dir: PathBuf,
     pub daemon: DaemonSettings,
@@ -116,6 +117,39 @@ pub enum DkimAlgorithm {
 pub struct TokenSettings {
     pub secret: Option<Secret>,
     pub previous: Vec<Secret>,
+}
+
+/// `[bounces]`: how reports of failed deliveries and complaints are matched
+/// and acted on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BounceSettings {
+    /// The VERP return path: each message's envelope sender becomes
+    /// `local+TOKEN@domain` of this address. `None`: it stays `site.from`'s.
+    pub address: Option<lettre::Address>,
+    /// Soft bounces (with no delivery between) that suppress an address...
+    pub soft_limit: u32,
+    /// ...within this many days.
+    pub soft_window: Duration,
+    /// A report without a VERP token or a Herald Message-ID matches a
+    /// delivery to the failed address made within this long.
+    pub match_window: Duration,
+    /// An edition whose complaints pass this share of its sent messages logs a warning.
+    pub complaint_alert_percent: f64,
+    /// Reports larger than this are refused unread.
+    pub max_message_bytes: usize,
+}
+
+impl Default for BounceSettings {
+    fn default() -> Self {
+        BounceSettings {
+            address: None,
+            soft_limit: 3,
+            soft_window: Duration::from_secs(30 * 86_400),
+            match_window: Duration::from_secs(14 * 86_400),
+            complaint_alert_percent: 0.1,
+            max_message_bytes: 10 * 1024 * 1024,
+        }
+    }
 }
 
 /// What a job does about fires it missed while the daemon was down.

@@ -90,6 +90,9 @@ pub struct Addressee<'a> {
     pub attributes: serde_json::Map<String, serde_json::Value>,
     pub unsubscribe_url: String,
     pub preferences_url: String,
+    /// The envelope sender for this recipient's message (a VERP address);
+    /// `None`: `site.from`'s address.
+    pub return_path: Option<Address>,
 }
 
 impl Recipient for Addressee<'_> {
@@ -130,6 +133,7 @@ impl<'a> Addressee<'a> {
             attributes,
             unsubscribe_url: with_token(site.unsubscribe_url.clone(), &token),
             preferences_url: with_token(site.page_url("preferences"), &token),
+            return_path: None,
         }
     }
 }
@@ -252,15 +256,22 @@ pub fn build(
     encoding: BodyEncoding,
 ) -> Result<Message, MessageError> {
     let subject = format!("{subject_prefix}{}", parts.subject.fill(to, Escape::Text));
-    let builder = addressed(site, to.email, to.name, subject, date, message_id)?
-        .header(ListId(format!(
-            "\"{}\" <{}.{}>",
-            crate::clean::one_line(&parts.list_title).replace('"', "'"),
-            parts.list_name,
-            site.domain
-        )))
-        .header(ListUnsubscribe(format!("<{}>", to.unsubscribe_url)))
-        .header(ListUnsubscribePost("List-Unsubscribe=One-Click".into()));
+    let builder = addressed(
+        site,
+        (to.email, to.name),
+        to.return_path.as_ref(),
+        subject,
+        date,
+        message_id,
+    )?
+    .header(ListId(format!(
+        "\"{}\" <{}.{}>",
+        crate::clean::one_line(&parts.list_title).replace('"', "'"),
+        parts.list_name,
+        site.domain
+    )))
+    .header(ListUnsubscribe(format!("<{}>", to.unsubscribe_url)))
+    .header(ListUnsubscribePost("List-Unsubscribe=One-Click".into()));
     let body = alternative(
         parts.text.fill(to, Escape::Text),
         parts.html.fill(to, Escape::Html),
@@ -269,12 +280,14 @@ pub fn build(
     Ok(builder.multipart(body)?)
 }
 
-/// What every message from the site carries: the envelope, From, To (its
-/// domain as punycode), Subject, Date, Message-ID and Reply-To.
+/// What every message from the site carries: the envelope (given, rather
+/// than parsed back out of the headers by lettre; its sender the
+/// addressee's return path), From, To (its domain as punycode), Subject,
+/// Date, Message-ID and Reply-To.
 fn addressed(
     site: &Site,
-    email: &str,
-    name: Option<&str>,
+    (email, name): (&str, Option<&str>),
+    return_path: Option<&Address>,
     subject: String,
     date: SystemTime,
     message_id: String,
@@ -282,8 +295,9 @@ fn addressed(
     let address: Address = ascii_address(email)?
         .parse()
         .map_err(|_| MessageError::Address(email.to_string()))?;
+    let return_path = return_path.unwrap_or(&site.from.email);
     let builder = Message::builder()
-        .envelope(envelope(site, &address)?)
+        .envelope(Envelope::new(Some(return_path.clone()), vec![address.clone()])?)
         .from(site.from.clone())
         .to(Mailbox::new(name.and_then(display_name), address))
         .subject(subject)
@@ -293,12 +307,6 @@ fn addressed(
         Some(reply_to) => builder.reply_to(reply_to.clone()),
         None => builder,
     })
-}
-
-/// The envelope of a message from the site to `to`, given rather than parsed
-/// back out of the headers by lettre.
-fn envelope(site: &Site, to: &Address) -> Result<Envelope, MessageError> {
-    Ok(Envelope::new(Some(site.from.email.clone()), vec![to.clone()])?)
 }
 
 /// A one-off message to one address, outside any edition (a sign-up
@@ -321,8 +329,8 @@ pub fn build_notice(
 ) -> Result<Message, MessageError> {
     let builder = addressed(
         site,
-        notice.to_email,
-        notice.to_name,
+        (notice.to_email, notice.to_name),
+        None,
         crate::clean::one_line(notice.subject),
         date,
         one_off_message_id(site, "notice"),

@@ -26,6 +26,7 @@ use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
 use crate::app::App;
+use crate::bounce::verp;
 use crate::clock::Clock;
 use crate::config::MailSettings;
 use crate::mail::message::{self, Addressee, EditionParts};

@@ -104,7 +104,9 @@ impl Run {
         }
         let site = &ctx.app.settings.site;
         let attributes = row.attributes.0.clone();
-        let to = Addressee::new(site, &ctx.keys, &row.email, row.name.as_deref(), &row.uid, attributes);
+        let mut to = Addressee::new(site, &ctx.keys, &row.email, row.name.as_deref(), &row.uid, attributes);
+        to.return_path =
+            (ctx.app.settings.bounces.address.as_ref()).map(|base| verp::return_path(base, &ctx.keys, row.id));
         let message_id = message::message_id(site, parts, row.id);
         let date = SystemTime::from(ctx.clock.now());
         let build = |encoding| message::build(site, parts, &to, message_id.clone(), "", date, encoding);

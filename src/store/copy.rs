@@ -13,7 +13,7 @@ use sqlx::{AssertSqlSafe, Column, Row};
 use super::{Backend, Store, StoreError};
 
 /// Tables in an order that keeps references valid, each with its ordering key.
-const TABLES: [(&str, &str); 14] = [
+const TABLES: [(&str, &str); 15] = [
     ("secrets", "name"),
     ("articles", "id"),
     ("source_state", "source"),
@@ -28,10 +28,19 @@ const TABLES: [(&str, &str); 14] = [
     ("posts", "id"),
     ("account_state", "account"),
     ("job_holds", "job"),
+    ("bounces", "id"),
 ];
 
 /// Tables whose `id` PostgreSQL generates.
-const IDENTITY_TABLES: [&str; 6] = ["articles", "subscribers", "editions", "deliveries", "posts", "consents"];
+const IDENTITY_TABLES: [&str; 7] = [
+    "articles",
+    "subscribers",
+    "editions",
+    "deliveries",
+    "posts",
+    "consents",
+    "bounces",
+];
 
 /// Parameters per insert statement at most (PostgreSQL allows 65,535).
 const PARAMETERS_PER_INSERT: usize = 8_000;

@@ -58,13 +58,21 @@ impl Queue {
 /// and matching `due`, an extra condition on the queue's rows) take the
 /// working state, the lease `$3` and the claimer `$5`, one attempt more,
 /// and come back as `returning`. Oldest due first; rows another claimer is
-/// taking are skipped. (A bare bound `LIMIT $4` would make SQLite recompile
-/// the statement at every execution; the cast keeps it a run-time value.)
+/// taking are skipped.
+///
+/// The rows are picked once, in a materialised CTE: PostgreSQL may run an
+/// `IN (SELECT .. LIMIT ..)` subquery more than once in one UPDATE (as the
+/// inner side of a join), each run skipping the rows the statement has just
+/// updated as locked and picking further ones: the claim then took more rows
+/// than its limit, and left some in the working state unreturned. (A bare bound
+/// `LIMIT $4` would make SQLite recompile the statement at every execution;
+/// the cast keeps it a run-time value.)
 pub(super) fn claim_sql(queue: Queue, backend: Backend, due: &str, returning: &str) -> String {
     format!(
-        "UPDATE {table} SET state = '{working}', lease_until = $3, claimed_by = $5, attempts = attempts + 1, updated_at = $2 \
-         WHERE id IN (SELECT id FROM {table} WHERE {scope} = $1 AND state = 'queued' AND next_attempt_at <= $2{due} \
-         ORDER BY next_attempt_at, id LIMIT CAST($4 AS BIGINT){lock}) AND state = 'queued' \
+        "WITH picked AS MATERIALIZED (SELECT id FROM {table} WHERE {scope} = $1 AND state = 'queued' \
+         AND next_attempt_at <= $2{due} ORDER BY next_attempt_at, id LIMIT CAST($4 AS BIGINT){lock}) \
+         UPDATE {table} SET state = '{working}', lease_until = $3, claimed_by = $5, attempts = attempts + 1, updated_at = $2 \
+         WHERE id IN (SELECT id FROM picked) AND state = 'queued' \
          RETURNING {returning}",
         table = queue.table(),
         working = queue.working(),

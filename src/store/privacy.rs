@@ -35,6 +35,8 @@ pub struct Erased {
     pub consents: u64,
     /// Delivery records whose address was replaced.
     pub deliveries: u64,
+    /// Bounce and complaint records deleted.
+    pub bounces: u64,
 }
 
 impl Store {
@@ -124,6 +126,11 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             erased.subscriptions += 1;
+            erased.bounces += sqlx::query("DELETE FROM bounces WHERE subscriber_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
             erased.consents += sqlx::query("DELETE FROM consents WHERE subscriber_id = $1")
                 .bind(id)
                 .execute(&mut *tx)
@@ -139,6 +146,12 @@ impl Store {
             .await?
             .rows_affected();
         }
+        // A report's diagnostic quotes the address: the records go whole.
+        erased.bounces += sqlx::query("DELETE FROM bounces WHERE address = $1")
+            .bind(&key)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
         sqlx::query("DELETE FROM suppressions WHERE email_key = $1")
             .bind(&key)
             .execute(&mut *tx)

@@ -165,7 +165,7 @@ pub(super) async fn insert_suppression<'e>(
     Ok(())
 }
 
-async fn insert_consent<'e>(
+pub(super) async fn insert_consent<'e>(
     executor: impl Executor<'e, Database = Any>,
     subscriber_id: i64,
     c: &Consent,

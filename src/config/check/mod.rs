@@ -22,9 +22,9 @@ use url::Url;
 use super::cron::parse_cron;
 use super::raw::{RawConfig, RawDkim, RawJob, RawSource};
 use super::{
-    AccountKind, AccountSettings, CatchUp, ConfigError, DaemonSettings, DigestJob, DkimAlgorithm, DkimSettings,
-    ErrorBudget, JobKind, JobSettings, ListSettings, LogFormat, MailSettings, Origins, Problem, Settings, Site,
-    SmtpSettings, SocialJob, SourceKind, SourceSettings, TlsMode, TokenSettings, TransportSettings, WebSettings,
+    AccountKind, AccountSettings, BounceSettings, CatchUp, ConfigError, DaemonSettings, DigestJob, DkimAlgorithm,
+    DkimSettings, ErrorBudget, JobKind, JobSettings, ListSettings, LogFormat, MailSettings, Origins, Problem, Settings,
+    Site, SmtpSettings, SocialJob, SourceKind, SourceSettings, TlsMode, TokenSettings, TransportSettings, WebSettings,
 };
 use super::{Secret, secret_var};
 
@@ -129,6 +129,7 @@ pub fn check(raw: RawConfig, origins: &Origins, file: &Path) -> Result<Settings,
             .map(Secret::new)
             .collect(),
     };
+    let bounces = check_bounces(&mut c, &raw);
     let daemon = check_daemon(&mut c, &raw);
     let sources = check_sources(&mut c, &raw, site.as_ref().map(|s| &s.base_url));
     let lists = check_lists(&mut c, &raw);
@@ -147,6 +148,7 @@ pub fn check(raw: RawConfig, origins: &Origins, file: &Path) -> Result<Settings,
             store_url,
             mail,
             tokens,
+            bounces,
             templates_dir,
             daemon,
             web,
@@ -203,6 +205,63 @@ fn check_site(c: &mut Checker, raw: &RawConfig) -> Option<Site> {
         unsubscribe_url,
         domain,
     })
+}
+
+fn check_bounces(c: &mut Checker, raw: &RawConfig) -> BounceSettings {
+    let b = &raw.bounces;
+    let defaults = BounceSettings::default();
+    let address = b
+        .address
+        .as_deref()
+        .filter(|a| !a.is_empty())
+        .and_then(|a| match a.parse::<lettre::Address>() {
+            Ok(address) if !address.user().contains('+') && address.domain().is_ascii() => Some(address),
+            Ok(_) => {
+                c.problem(
+                    "bounces.address",
+                    format!("{a:?}: use a plain ASCII address without '+': Herald adds +TOKEN to it"),
+                );
+                None
+            }
+            Err(e) => {
+                c.problem("bounces.address", format!("{a:?} is not a valid address: {e}"));
+                None
+            }
+        });
+    let days = |c: &mut Checker, key: &str, value: Option<i64>, default: Duration| {
+        let default = (default.as_secs() / 86_400) as i64;
+        Duration::from_secs(c.positive(key, value, default, 3650) as u64 * 86_400)
+    };
+    let complaint_alert_percent = match b.complaint_alert_percent {
+        None => defaults.complaint_alert_percent,
+        Some(p) if (0.0..=100.0).contains(&p) => p,
+        Some(p) => {
+            c.problem(
+                "bounces.complaint_alert_percent",
+                format!("must be between 0 and 100, not {p}"),
+            );
+            defaults.complaint_alert_percent
+        }
+    };
+    BounceSettings {
+        address,
+        soft_limit: c.positive("bounces.soft_limit", b.soft_limit, defaults.soft_limit.into(), 1000) as u32,
+        soft_window: days(c, "bounces.soft_window_days", b.soft_window_days, defaults.soft_window),
+        match_window: days(
+            c,
+            "bounces.match_window_days",
+            b.match_window_days,
+            defaults.match_window,
+        ),
+        complaint_alert_percent,
+        max_message_bytes: c.positive(
+            "bounces.max_message_kb",
+            b.max_message_kb,
+            (defaults.max_message_bytes / 1024) as i64,
+            1024 * 1024,
+        ) as usize
+            * 1024,
+    }
 }
 
 fn check_web(c: &mut Checker, raw: &RawConfig) -> WebSettings {

@@ -1,0 +1,245 @@
+//! One report in, the ledger and the list changed: the report is read
+//! ([`classify`]), each failed address is tied to the delivery it is about,
+//! and the finding is recorded and acted on by the store.
+//!
+//! A report changes a subscriber only when it names a delivery Herald made:
+//! by a VERP token that verifies, by the returned message's Message-ID
+//! (edition, delivery and the edition's random nonce must all agree), or by
+//! the failed address having been sent to within `match_window_days`.
+//! Anything else is kept as `unmatched`: listed, never acted on, so a forged
+//! bounce or complaint cannot unsubscribe a reader.
+
+use chrono::{DateTime, Utc};
+use tracing::{info, warn};
+
+use super::classify::{Finding, Report, Verdict, classify};
+use super::verp;
+use crate::config::BounceSettings;
+use crate::store::{BounceAction, BounceKind, BounceTarget, NewBounce, SoftLimit, Store, StoreError};
+use crate::token::TokenKeys;
+
+/// What reports are matched and recorded against.
+pub struct Intake<'a> {
+    pub store: &'a Store,
+    /// The keys VERP tokens are verified with.
+    pub keys: &'a TokenKeys,
+    pub settings: &'a BounceSettings,
+    /// The site's domain: Herald's Message-IDs end in it.
+    pub domain: &'a str,
+}
+
+/// What a run of reports did, counted.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Tally {
+    pub reports: u64,
+    pub hard: u64,
+    pub soft: u64,
+    pub complaints: u64,
+    /// Addresses suppressed (hard bounces and soft streaks).
+    pub suppressed: u64,
+    /// Subscribers unsubscribed and suppressed for a complaint.
+    pub unsubscribed: u64,
+    /// Findings tied to no delivery Herald made.
+    pub unmatched: u64,
+    pub auto_replies: u64,
+    pub not_failures: u64,
+    pub unrecognised: u64,
+    /// Reports recorded before (read again, acted on once).
+    pub seen_before: u64,
+    /// Messages over `max_message_kb`, or unreadable: skipped.
+    pub skipped: u64,
+}
+
+impl Intake<'_> {
+    /// Reads one report from `source` (`file`, `imap`, ...) and records what
+    /// it says. `recipient` is the envelope recipient when the caller knows it
+    /// (a pipe transport's `${original_recipient}`): where a VERP token shows.
+    pub async fn take(
+        &self,
+        raw: &[u8],
+        source: &str,
+        recipient: Option<&str>,
+        now: DateTime<Utc>,
+        tally: &mut Tally,
+    ) -> Result<(), StoreError> {
+        tally.reports += 1;
+        if raw.len() > self.settings.max_message_bytes {
+            warn!(
+                source,
+                bytes = raw.len(),
+                "report skipped: larger than bounces.max_message_kb"
+            );
+            tally.skipped += 1;
+            return Ok(());
+        }
+        let mut report = classify(raw);
+        report.sent_to.extend(recipient.map(str::to_string));
+        let findings = match &report.verdict {
+            Verdict::Failures(findings) => findings,
+            Verdict::AutoReply => {
+                tally.auto_replies += 1;
+                return Ok(());
+            }
+            Verdict::NoFailure => {
+                tally.not_failures += 1;
+                return Ok(());
+            }
+            Verdict::Unrecognised => {
+                info!(source, report = %report.id, "not a bounce or complaint Herald can read: ignored");
+                tally.unrecognised += 1;
+                return Ok(());
+            }
+        };
+        let soft = SoftLimit {
+            count: self.settings.soft_limit,
+            window: chrono::Duration::from_std(self.settings.soft_window).expect("a checked window fits"),
+        };
+        let mut recorded = false;
+        for finding in findings {
+            let (matched_by, target) = self.target(&report, finding, findings.len(), now).await?;
+            let address = finding.address.as_deref().unwrap_or_default();
+            let new = NewBounce {
+                report_id: &report.id,
+                address,
+                kind: finding.kind,
+                status: &finding.status,
+                diagnostic: &finding.diagnostic,
+                source,
+                matched_by,
+                target: target.as_ref(),
+            };
+            let Some(action) = self.store.record_bounce(&new, soft, now).await? else {
+                continue;
+            };
+            recorded = true;
+            match finding.kind {
+                BounceKind::Hard => tally.hard += 1,
+                BounceKind::Soft => tally.soft += 1,
+                BounceKind::Complaint => tally.complaints += 1,
+            }
+            match action {
+                BounceAction::Suppressed => tally.suppressed += 1,
+                BounceAction::Unsubscribed => tally.unsubscribed += 1,
+                BounceAction::Counted | BounceAction::None => {}
+            }
+            match &target {
+                None => {
+                    tally.unmatched += 1;
+                    info!(source, report = %report.id, address, kind = %finding.kind, "unmatched: names no delivery Herald made; kept, not acted on");
+                }
+                Some(t) => {
+                    info!(source, report = %report.id, address = %t.email, kind = %finding.kind, status = %finding.status, %action, matched_by, delivery = t.delivery_id, "bounce recorded");
+                    if finding.kind == BounceKind::Complaint {
+                        self.alert_on_complaints(t.edition_id).await?;
+                    }
+                }
+            }
+        }
+        if !recorded {
+            tally.seen_before += 1;
+        }
+        Ok(())
+    }
+
+    /// The delivery a finding is about, and how it was found.
+    async fn target(
+        &self,
+        report: &Report,
+        finding: &Finding,
+        findings: usize,
+        now: DateTime<Utc>,
+    ) -> Result<(&'static str, Option<BounceTarget>), StoreError> {
+        // A token or Message-ID names one delivery, so one recipient: it is
+        // this finding's when the report has no other, or the addresses agree.
+        let fits = |t: &BounceTarget| {
+            findings == 1
+                || finding
+                    .address
+                    .as_deref()
+                    .is_none_or(|a| a.eq_ignore_ascii_case(&t.email))
+        };
+        if let Some(base) = &self.settings.address {
+            for to in &report.sent_to {
+                if let Some(id) = verp::delivery_of(to, base, self.keys)
+                    && let Some(t) = self.store.bounce_target(id).await?
+                    && fits(&t)
+                {
+                    return Ok(("verp", Some(t)));
+                }
+            }
+        }
+        for id in &report.returned_ids {
+            if let Some((edition, delivery, nonce)) = herald_message_id(id, self.domain)
+                && let Some(t) = self.store.bounce_target_by_message(edition, delivery, nonce).await?
+                && fits(&t)
+            {
+                return Ok(("message-id", Some(t)));
+            }
+        }
+        if let Some(address) = &finding.address {
+            let since = now - chrono::Duration::from_std(self.settings.match_window).expect("a checked window fits");
+            if let Some(t) = self.store.bounce_target_by_address(address, since).await? {
+                return Ok(("address", Some(t)));
+            }
+        }
+        Ok(("unmatched", None))
+    }
+
+    /// Warns when an edition's complaints pass `complaint_alert_percent` of its sent messages.
+    async fn alert_on_complaints(&self, edition: i64) -> Result<(), StoreError> {
+        let (complaints, sent) = self.store.edition_complaints(edition).await?;
+        let percent = if sent == 0 {
+            0.0
+        } else {
+            complaints as f64 * 100.0 / sent as f64
+        };
+        if percent > self.settings.complaint_alert_percent {
+            warn!(
+                edition,
+                complaints,
+                sent,
+                percent = format!("{percent:.2}"),
+                threshold = self.settings.complaint_alert_percent,
+                "complaint rate above bounces.complaint_alert_percent: mailbox providers start filtering near 0.3%"
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The edition, delivery and nonce of one of Herald's Message-IDs
+/// (`herald.{edition}.{delivery}.{nonce}@{domain}`, brackets taken off).
+fn herald_message_id<'a>(id: &'a str, domain: &str) -> Option<(i64, i64, &'a str)> {
+    let (local, at) = id.rsplit_once('@')?;
+    if !at.eq_ignore_ascii_case(domain) {
+        return None;
+    }
+    let mut parts = local.strip_prefix("herald.")?.split('.');
+    let (Some(edition), Some(delivery), Some(nonce), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return None;
+    };
+    Some((edition.parse().ok()?, delivery.parse().ok()?, nonce))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::herald_message_id;
+
+    #[test]
+    fn only_heralds_own_message_ids_on_its_domain_are_read() {
+        assert_eq!(
+            herald_message_id("herald.12.3456.abc123@news.example.org", "news.example.org"),
+            Some((12, 3456, "abc123"))
+        );
+        assert_eq!(
+            herald_message_id("herald.12.3456.abc123@example.net", "news.example.org"),
+            None
+        );
+        assert_eq!(
+            herald_message_id("herald.notice.abc@news.example.org", "news.example.org"),
+            None
+        );
+        assert_eq!(herald_message_id("CAF=12@mail.gmail.com", "news.example.org"), None);
+    }
+}

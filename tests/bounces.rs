@@ -1,0 +1,328 @@
+//! Bounce and complaint reports: the corpus under `tests/bounces/` (written
+//! for Herald in the shapes Postfix, Exim, Sendmail, qmail, Microsoft 365,
+//! Gmail, Yahoo, Amazon SES and feedback loops produce) classified against
+//! `tests/bounces/expected.txt`, and the accuracy reported.
+
+use std::path::PathBuf;
+
+use herald::bounce::{Kind, Verdict, classify};
+
+fn corpus() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/bounces")
+}
+
+/// What the classifier said about a file, in the manifest's terms.
+fn said(file: &str) -> Vec<(String, String)> {
+    let raw = std::fs::read(corpus().join(file)).unwrap();
+    match classify(&raw).verdict {
+        Verdict::Failures(findings) => findings
+            .into_iter()
+            .map(|f| (f.kind.as_str().to_string(), f.address.unwrap_or_default()))
+            .collect(),
+        Verdict::AutoReply => vec![("auto-reply".into(), "-".into())],
+        Verdict::NoFailure => vec![("none".into(), "-".into())],
+        Verdict::Unrecognised => vec![("unrecognised".into(), "-".into())],
+    }
+}
+
+#[test]
+fn the_corpus_is_classified_as_written_down() {
+    let manifest = std::fs::read_to_string(corpus().join("expected.txt")).unwrap();
+    let mut expected: Vec<(String, String, String)> = Vec::new();
+    for line in manifest.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+        let mut words = line.split_whitespace();
+        let (file, kind, address) = (words.next().unwrap(), words.next().unwrap(), words.next().unwrap());
+        expected.push((file.into(), kind.into(), address.into()));
+    }
+    let files: std::collections::BTreeSet<&str> = expected.iter().map(|(f, ..)| f.as_str()).collect();
+    let on_disk = std::fs::read_dir(corpus())
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "eml"))
+        .count();
+    assert_eq!(files.len(), on_disk, "every .eml file has a line in expected.txt");
+    let mut right = 0;
+    let mut wrong = Vec::new();
+    for file in &files {
+        let want: Vec<(String, String)> = expected
+            .iter()
+            .filter(|(f, ..)| f == file)
+            .map(|(_, k, a)| (k.clone(), a.clone()))
+            .collect();
+        let got = said(file);
+        if got == want {
+            right += 1;
+        } else {
+            wrong.push(format!("{file}: expected {want:?}, got {got:?}"));
+        }
+    }
+    println!("bounce corpus: {right}/{} reports classified right", files.len());
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn returned_message_ids_and_the_report_address_are_kept_for_matching() {
+    let raw = std::fs::read(corpus().join("postfix_user_unknown.eml")).unwrap();
+    let report = classify(&raw);
+    assert_eq!(report.id, "<postfix_user_unknown.report@mta.example>");
+    assert_eq!(
+        report.returned_ids,
+        ["herald.41.9001.abcdef0123456789@news.example.org"]
+    );
+    assert!(report.sent_to.iter().any(|a| a == "bounces@news.example.org"));
+    let qmail = classify(&std::fs::read(corpus().join("qmail_user_unknown.eml")).unwrap());
+    assert_eq!(
+        qmail.returned_ids,
+        ["herald.41.9002.abcdef0123456789@news.example.org"],
+        "a text bounce's copy counts too"
+    );
+    let arf = classify(&std::fs::read(corpus().join("arf_abuse.eml")).unwrap());
+    assert!(matches!(&arf.verdict, Verdict::Failures(f) if f[0].kind == Kind::Complaint));
+}
+
+#[test]
+fn junk_is_unrecognised_never_a_panic() {
+    for junk in [
+        &b""[..],
+        b"\0\0\0",
+        b"Subject: hello\n\nnot a report",
+        b"From: MAILER-DAEMON@x.example\nSubject: Undelivered\n\nno address at all",
+        b"Content-Type: multipart/report; report-type=delivery-status; boundary=x\n\n--x\nContent-Type: message/delivery-status\n\nFinal-Recipient: rfc822;\nAction: failed\n",
+    ] {
+        let report = classify(junk);
+        assert!(
+            !matches!(report.verdict, Verdict::Failures(ref f) if f.iter().any(|f| f.address.is_some() && f.kind == Kind::Hard)),
+            "{report:?}"
+        );
+    }
+}
+
+mod ledger {
+    //! Reports read back into the ledger: a digest goes out through a relay
+    //! that accepts every message with 250, the relay's later bounces and a
+    //! feedback loop's complaint are ingested, and the list sheds exactly
+    //! the addresses they are about.
+
+    use std::collections::HashMap;
+    use std::io::Write;
+    use std::process::Stdio;
+
+    use crate::support::relay::{Relay, Script};
+    use crate::support::{Workspace, article_txt, base_config, show, smtp_mail, stdout};
+
+    /// A delivery-status report, as a relay sends it, to `to` about `rcpt`.
+    fn dsn(id: &str, to: &str, rcpt: &str, status: &str, words: &str, returned_id: &str) -> String {
+        format!(
+            "Delivered-To: {to}\r\nFrom: MAILER-DAEMON@relay.example.net\r\nTo: {to}\r\n\
+             Subject: Undelivered Mail Returned to Sender\r\nMessage-ID: <{id}@relay.example.net>\r\n\
+             MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"BB\"\r\n\r\n\
+             --BB\r\nContent-Type: text/plain\r\n\r\nYour message could not be delivered.\r\n\r\n\
+             --BB\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; relay.example.net\r\n\r\n\
+             Final-Recipient: rfc822; {rcpt}\r\nAction: failed\r\nStatus: {status}\r\n\
+             Diagnostic-Code: smtp; {words}\r\n\r\n\
+             --BB\r\nContent-Type: text/rfc822-headers\r\n\r\nTo: {rcpt}\r\nMessage-ID: <{returned_id}>\r\n\r\n--BB--\r\n"
+        )
+    }
+
+    /// A feedback-loop complaint (ARF) about `rcpt`'s copy `returned_id`.
+    fn arf(id: &str, rcpt: &str, returned_id: &str) -> String {
+        format!(
+            "From: fbl@mailbox.example.net\r\nTo: abuse@gazette.example.org\r\nSubject: complaint\r\n\
+             Message-ID: <{id}@mailbox.example.net>\r\nMIME-Version: 1.0\r\n\
+             Content-Type: multipart/report; report-type=feedback-report; boundary=\"FF\"\r\n\r\n\
+             --FF\r\nContent-Type: text/plain\r\n\r\nA reader marked this message as spam.\r\n\r\n\
+             --FF\r\nContent-Type: message/feedback-report\r\n\r\nFeedback-Type: abuse\r\nVersion: 1\r\n\
+             Original-Rcpt-To: {rcpt}\r\n\r\n\
+             --FF\r\nContent-Type: text/rfc822-headers\r\n\r\nTo: {rcpt}\r\nMessage-ID: <{returned_id}>\r\n\r\n--FF--\r\n"
+        )
+    }
+
+    /// Each recipient's envelope sender and Message-ID, as the relay heard them.
+    fn sent(relay: &Relay) -> HashMap<String, (String, String)> {
+        let mut from_of_connection: HashMap<String, String> = HashMap::new();
+        let mut return_paths = HashMap::new();
+        for command in relay.commands() {
+            let (conn, rest) = command.split_once(' ').unwrap();
+            let address = |verb: &str| {
+                let arg = rest.strip_prefix(verb)?.split_whitespace().next()?;
+                Some(arg.trim_matches(['<', '>']).to_string())
+            };
+            if let Some(from) = address("MAIL FROM:") {
+                from_of_connection.insert(conn.to_string(), from);
+            } else if let Some(to) = address("RCPT TO:") {
+                return_paths.insert(to, from_of_connection[conn].clone());
+            }
+        }
+        relay
+            .kept()
+            .into_iter()
+            .map(|(to, raw)| {
+                let text = String::from_utf8_lossy(&raw).into_owned();
+                let id = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Message-ID: "))
+                    .unwrap()
+                    .trim_matches(['<', '>'])
+                    .to_string();
+                let to = to.trim_matches(['<', '>']).to_string();
+                (to.clone(), (return_paths[&to].clone(), id))
+            })
+            .collect()
+    }
+
+    fn ingest(ws: &Workspace, args: &[&str], stdin: Option<&str>) -> String {
+        let mut command = ws.command(&[&["bounces", "ingest"], args].concat());
+        command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().unwrap();
+        let mut input = child.stdin.take().unwrap();
+        input.write_all(stdin.unwrap_or_default().as_bytes()).unwrap();
+        drop(input);
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", show(&out));
+        stdout(&out)
+    }
+
+    #[test]
+    fn later_bounces_and_complaints_shed_the_addresses_they_name_and_forgeries_change_nothing() {
+        let relay = Relay::start(Script::default());
+        let ws = Workspace::new(&format!(
+            "{}\n[bounces]\naddress = \"bounces@gazette.example.org\"\nsoft_limit = 2\n",
+            base_config(&smtp_mail(relay.port, ""))
+        ));
+        ws.subscribers(5);
+        ws.write("articles/one.txt", &article_txt("Tide tables change", "harbour"));
+        let out = ws.herald(&["digest", "daily"]);
+        assert!(out.status.success(), "{}", show(&out));
+        let first = sent(&relay);
+        assert_eq!(first.len(), 5, "{first:?}");
+        for (to, (return_path, _)) in &first {
+            assert!(
+                return_path.starts_with("bounces+") && return_path.ends_with("@gazette.example.org"),
+                "{to}: the envelope sender is a VERP address: {return_path}"
+            );
+        }
+        let paths: std::collections::HashSet<_> = first.values().map(|(p, _)| p).collect();
+        assert_eq!(paths.len(), 5, "one return path per delivery");
+
+        // A hard bounce to reader1's VERP address, naming a forwarding address.
+        let (verp1, _) = &first["reader1@example.org"];
+        ws.write(
+            "in/hard.eml",
+            &dsn(
+                "h1",
+                verp1,
+                "old.box@forward.example.net",
+                "5.1.1",
+                "550 5.1.1 user unknown",
+                "x@y",
+            ),
+        );
+        // A soft bounce found by the returned Message-ID alone (no VERP).
+        let (_, id0) = &first["reader0@example.org"];
+        ws.write(
+            "in/soft.eml",
+            &dsn(
+                "s1",
+                "bounces@gazette.example.org",
+                "reader0@example.org",
+                "4.2.2",
+                "452 4.2.2 mailbox full",
+                id0,
+            ),
+        );
+        // A forged token for reader2, and a report about an address never sent to.
+        let forged = verp1.replacen(&verp1[8..verp1.find('.').unwrap()], "999", 1);
+        ws.write(
+            "in/forged.eml",
+            &dsn(
+                "f1",
+                &forged,
+                "stranger@example.net",
+                "5.1.1",
+                "550 5.1.1 no such user",
+                "x@y",
+            ),
+        );
+        let text = ingest(&ws, &["in"], None);
+        assert!(
+            text.contains("3 report(s): 2 hard, 1 soft, 0 complaint(s); 1 suppressed, 0 unsubscribed, 1 unmatched"),
+            "{text}"
+        );
+
+        // A complaint on standard input, tied by its Message-ID.
+        let (_, id3) = &first["reader3@example.org"];
+        let text = ingest(&ws, &["-"], Some(&arf("c1", "reader3@example.org", id3)));
+        assert!(text.contains("1 complaint(s); 0 suppressed, 1 unsubscribed"), "{text}");
+
+        // Read again: nothing counts twice.
+        let text = ingest(&ws, &["in"], None);
+        assert!(text.contains("3 report(s): 0 hard, 0 soft"), "{text}");
+        assert!(text.contains("3 seen before"), "{text}");
+
+        let list = stdout(&ws.herald(&["suppressions", "list"]));
+        assert!(
+            list.contains("reader1@example.org") && list.contains("hard bounce (5.1.1)"),
+            "{list}"
+        );
+        assert!(
+            list.contains("reader3@example.org") && list.contains("complaint"),
+            "{list}"
+        );
+        assert!(!list.contains("reader0@") && !list.contains("stranger@"), "{list}");
+        let consents = ws.on_store(async |store| {
+            let reader3 = store
+                .subscriber_by_address("readers", "reader3@example.org")
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(reader3.status, herald::store::SubscriberStatus::Unsubscribed);
+            store.consents(reader3.id).await.unwrap()
+        });
+        assert!(consents.iter().any(|c| c.action == "complaint"), "{consents:?}");
+
+        let ledger = stdout(&ws.herald(&["bounces"]));
+        assert!(ledger.starts_with("bounces: 1 complaint, 2 hard, 1 soft"), "{ledger}");
+        assert!(
+            ledger.contains("stranger@example.net") && ledger.contains("unmatched"),
+            "{ledger}"
+        );
+        let complaints = stdout(&ws.herald(&["bounces", "--kind", "complaint"]));
+        assert_eq!(complaints.lines().count(), 2, "{complaints}");
+
+        // The next edition skips the suppressed; a second soft bounce in a
+        // row for reader0 reaches soft_limit = 2.
+        ws.write("articles/two.txt", &article_txt("Ferry timetable", "ferry"));
+        let out = ws.herald(&["digest", "daily"]);
+        assert!(out.status.success(), "{}", show(&out));
+        let all = relay.kept();
+        let second: Vec<_> = all[5..]
+            .iter()
+            .map(|(to, _)| to.trim_matches(['<', '>']).to_string())
+            .collect();
+        assert_eq!(second.len(), 3, "{second:?}");
+        assert!(!second.contains(&"reader1@example.org".to_string()), "{second:?}");
+        assert!(!second.contains(&"reader3@example.org".to_string()), "{second:?}");
+        let now = sent(&relay);
+        let (verp0, _) = &now["reader0@example.org"];
+        let text = ingest(
+            &ws,
+            &["-"],
+            Some(&dsn(
+                "s2",
+                verp0,
+                "reader0@example.org",
+                "4.2.2",
+                "452 4.2.2 over quota",
+                "x@y",
+            )),
+        );
+        assert!(text.contains("1 soft, 0 complaint(s); 1 suppressed"), "{text}");
+        let list = stdout(&ws.herald(&["suppressions", "list"]));
+        assert!(
+            list.contains("reader0@example.org") && list.contains("2 soft bounces in a row"),
+            "{list}"
+        );
+    }
+}
