@@ -106,8 +106,9 @@ mod ledger {
     use std::io::Write;
     use std::process::Stdio;
 
-    use crate::support::relay::{Relay, Script};
-    use crate::support::{Workspace, article_txt, base_config, show, smtp_mail, stdout};
+    use crate::support::postfix::{BOUNCE_DOMAIN, Postfix};
+    use crate::support::relay::{Relay, Script, say};
+    use crate::support::{Workspace, article_txt, base_config, show, smtp_mail, state_count, stdout};
 
     /// A delivery-status report, as a relay sends it, to `to` about `rcpt`.
     fn dsn(id: &str, to: &str, rcpt: &str, status: &str, words: &str, returned_id: &str) -> String {
@@ -290,6 +291,25 @@ mod ledger {
         );
         let complaints = stdout(&ws.herald(&["bounces", "--kind", "complaint"]));
         assert_eq!(complaints.lines().count(), 2, "{complaints}");
+        let deliveries = stdout(&ws.herald(&["deliveries"]));
+        assert!(
+            deliveries.contains(
+                "edition #1 (job daily): 1 hard, 1 soft bounce(s), 1 complaint(s) of 5 sent (complaint rate 20.00%)"
+            ),
+            "{deliveries}"
+        );
+        let stats = ws.on_store(async |store| store.stats(0, 300).await.unwrap());
+        let value = |samples: &[herald::store::Sample], labels: &[&str]| {
+            samples
+                .iter()
+                .find(|s| s.labels.iter().map(|(_, v)| v.as_str()).eq(labels.iter().copied()))
+                .map(|s| s.value)
+        };
+        assert_eq!(value(&stats.bounces_by_kind, &["hard", "yes"]), Some(1.0));
+        assert_eq!(value(&stats.bounces_by_kind, &["hard", "no"]), Some(1.0));
+        assert_eq!(value(&stats.complaint_rate_by_edition, &["daily", "1"]), Some(0.2));
+        assert_eq!(value(&stats.suppressions_by_reason, &["complaint"]), Some(1.0));
+        assert_eq!(value(&stats.suppressions_by_reason, &["hard_bounce"]), Some(1.0));
 
         // The next edition skips the suppressed; a second soft bounce in a
         // row for reader0 reaches soft_limit = 2.
@@ -323,6 +343,70 @@ mod ledger {
         assert!(
             list.contains("reader0@example.org") && list.contains("2 soft bounces in a row"),
             "{list}"
+        );
+    }
+
+    #[test]
+    fn a_real_postfix_relay_reports_refused_recipients_and_the_next_edition_skips_them() {
+        // The mailbox server behind the relay: reader1 and reader3 are gone.
+        let mailbox_server = Relay::start(Script {
+            rcpt: std::sync::Arc::new(|_, to| {
+                if to.starts_with("reader1@") || to.starts_with("reader3@") {
+                    say(&format!("550 5.1.1 <{to}>: Recipient address rejected: User unknown"))
+                } else {
+                    say("250 2.1.5 Ok")
+                }
+            }),
+            ..Script::default()
+        });
+        let postfix = Postfix::start(mailbox_server.port).unwrap_or_else(|why| panic!("{why}"));
+        let ws = Workspace::new(&format!(
+            "{}\n[bounces]\naddress = \"bounces@{BOUNCE_DOMAIN}\"\n",
+            base_config(&smtp_mail(postfix.port, ""))
+        ));
+        ws.subscribers(5);
+        ws.write("articles/one.txt", &article_txt("Tide tables change", "harbour"));
+        let out = ws.herald(&["digest", "daily"]);
+        assert!(out.status.success(), "{}", show(&out));
+        let sent = stdout(&ws.herald(&["deliveries"]));
+        assert_eq!(state_count(&sent, "sent").0, 5, "the relay took all five: {sent}");
+
+        // Postfix relays, meets the refusals, and mails its own DSNs to the VERP addresses.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while postfix.delivered() < 2 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "Postfix delivered {} DSN(s)",
+                postfix.delivered()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let maildir = postfix.maildir();
+        let text = ingest(&ws, &[maildir.to_str().unwrap()], None);
+        assert!(
+            text.contains("2 report(s): 2 hard, 0 soft, 0 complaint(s); 2 suppressed, 0 unsubscribed, 0 unmatched"),
+            "{text}"
+        );
+        let ledger = stdout(&ws.herald(&["bounces"]));
+        assert_eq!(
+            ledger.matches(" verp ").count(),
+            2,
+            "both tied by their VERP token: {ledger}"
+        );
+        assert!(
+            ledger.contains("reader1@example.org") && ledger.contains("reader3@example.org"),
+            "{ledger}"
+        );
+
+        ws.write("articles/two.txt", &article_txt("Ferry timetable", "ferry"));
+        let out = ws.herald(&["digest", "daily"]);
+        assert!(out.status.success(), "{}", show(&out));
+        let deliveries = stdout(&ws.herald(&["deliveries", "--state", "sent", "--limit", "100"]));
+        let second: Vec<&str> = deliveries.lines().filter(|l| l.contains("edition 2 ")).collect();
+        assert_eq!(second.len(), 3, "{deliveries}");
+        assert!(
+            !second.iter().any(|l| l.contains("reader1@") || l.contains("reader3@")),
+            "{deliveries}"
         );
     }
 }

@@ -21,3 +21,7 @@ CREATE TABLE bounces (
 );
 CREATE INDEX bounces_address ON bounces (address, kind, received_at);
 CREATE INDEX bounces_delivery ON bounces (delivery_id);
+-- A report found by address looks up the deliveries to that subscriber.
+CREATE INDEX deliveries_subscriber ON deliveries (subscriber_id);
+-- ...and the subscriptions of an address, on any list.
+CREATE INDEX subscribers_email ON subscribers (email_key);

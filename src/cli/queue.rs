@@ -49,6 +49,18 @@ pub(super) async fn cmd_deliveries(
             e.id
         );
     }
+    for e in store.edition_bounces(job.as_deref()).await? {
+        say!(
+            "  edition #{} (job {}): {} hard, {} soft bounce(s), {} complaint(s) of {} sent (complaint rate {:.2}%)",
+            e.edition_id,
+            e.job,
+            e.hard,
+            e.soft,
+            e.complaints,
+            e.sent,
+            e.complaints as f64 * 100.0 / e.sent.max(1) as f64
+        );
+    }
     let rows = store.deliveries(job.as_deref(), state, limit).await?;
     if !rows.is_empty() {
         say!();

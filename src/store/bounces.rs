@@ -91,6 +91,17 @@ pub struct BounceRow {
     pub received_at: DateTime<Utc>,
 }
 
+/// An edition's bounces and complaints beside its sent messages.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct EditionBounces {
+    pub edition_id: i64,
+    pub job: String,
+    pub hard: i64,
+    pub soft: i64,
+    pub complaints: i64,
+    pub sent: i64,
+}
+
 const TARGET: &str = "SELECT d.id AS delivery_id, d.edition_id, d.subscriber_id, s.list_name, d.email \
                       FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id";
 
@@ -217,6 +228,22 @@ impl Store {
             .into_iter()
             .filter_map(|(kind, n)| Some((kind.parse().ok()?, n)))
             .collect())
+    }
+
+    /// The editions (of `job`, or all) that drew bounces or complaints, newest first.
+    pub async fn edition_bounces(&self, job: Option<&str>) -> Result<Vec<EditionBounces>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT e.id AS edition_id, e.job, \
+             COUNT(DISTINCT CASE WHEN b.kind = 'hard' THEN b.delivery_id END) AS hard, \
+             COUNT(DISTINCT CASE WHEN b.kind = 'soft' THEN b.delivery_id END) AS soft, \
+             COUNT(DISTINCT CASE WHEN b.kind = 'complaint' THEN b.delivery_id END) AS complaints, \
+             (SELECT COUNT(*) FROM deliveries s WHERE s.edition_id = e.id AND s.state = 'sent') AS sent \
+             FROM bounces b JOIN deliveries d ON d.id = b.delivery_id JOIN editions e ON e.id = d.edition_id \
+             WHERE ($1 = '' OR e.job = $1) GROUP BY e.id, e.job ORDER BY e.id DESC",
+        )
+        .bind(job.unwrap_or(""))
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     /// Complaints and sent messages of an edition.

@@ -28,7 +28,7 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Connection, Executor};
 
 pub use articles::{StoredArticle, Upsert};
-pub use bounces::{BounceAction, BounceKind, BounceRow, BounceTarget, NewBounce, SoftLimit};
+pub use bounces::{BounceAction, BounceKind, BounceRow, BounceTarget, EditionBounces, NewBounce, SoftLimit};
 pub use copy::TableCopy;
 pub use deliveries::{Attempt, Claimed, DeliveryRow, DeliveryState, Lease, Outcome, StateCount};
 pub use editions::{Cancelled, EditionRow, FireRef, NewEdition, PausedEdition, Recipients};

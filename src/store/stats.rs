@@ -32,9 +32,25 @@ pub struct Stats {
     pub fires_unfinished: Vec<Sample>,
     /// Jobs held by an operator, with why.
     pub jobs_held: Vec<Sample>,
+    /// Bounce ledger records, by kind and whether they matched a delivery.
+    pub bounces_by_kind: Vec<Sample>,
+    /// Complaints per sent message, for each edition that drew any.
+    pub complaint_rate_by_edition: Vec<Sample>,
+    /// Suppressed addresses, by why.
+    pub suppressions_by_reason: Vec<Sample>,
     /// Deliveries sent over the last `window_secs`, per second.
     pub send_rate: f64,
 }
+
+/// A suppression's reason, as the places that write it word it: the bounce
+/// ledger (`hard bounce ...`, `N soft bounces in a row ...`, `complaint ...`),
+/// an erasure, a 5xx refusal at send time (the reply itself), and the rest
+/// an operator's.
+const SUPPRESSION_REASON: &str = "CASE WHEN reason LIKE 'hard bounce%' THEN 'hard_bounce' \
+     WHEN reason LIKE '% soft bounces in a row%' THEN 'soft_bounces' \
+     WHEN reason LIKE 'complaint%' THEN 'complaint' \
+     WHEN reason = 'erased on request' THEN 'erasure' \
+     WHEN reason LIKE '5%' THEN 'refused_at_send' ELSE 'operator' END";
 
 /// Counts rows grouped by `columns` (each a SQL expression) with `label` names.
 async fn grouped(store: &Store, labels: &[&'static str], select: &str, tail: &str) -> Result<Vec<Sample>, StoreError> {
@@ -152,6 +168,34 @@ impl Store {
                     value: 1.0,
                 })
                 .collect(),
+            bounces_by_kind: grouped(
+                self,
+                &["kind", "matched"],
+                "kind, CASE WHEN matched_by = 'unmatched' THEN 'no' ELSE 'yes' END",
+                "bounces GROUP BY kind, CASE WHEN matched_by = 'unmatched' THEN 'no' ELSE 'yes' END ORDER BY 1, 2",
+            )
+            .await?,
+            complaint_rate_by_edition: sqlx::query_as::<_, (String, i64, i64, i64)>(
+                "SELECT e.job, e.id, COUNT(DISTINCT b.delivery_id), \
+                 (SELECT COUNT(*) FROM deliveries s WHERE s.edition_id = e.id AND s.state = 'sent') \
+                 FROM bounces b JOIN deliveries d ON d.id = b.delivery_id JOIN editions e ON e.id = d.edition_id \
+                 WHERE b.kind = 'complaint' GROUP BY e.job, e.id ORDER BY e.id",
+            )
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(|(job, edition, complaints, sent)| Sample {
+                labels: vec![("job", job), ("edition", edition.to_string())],
+                value: complaints as f64 / sent.max(1) as f64,
+            })
+            .collect(),
+            suppressions_by_reason: grouped(
+                self,
+                &["reason"],
+                SUPPRESSION_REASON,
+                &format!("suppressions GROUP BY {SUPPRESSION_REASON} ORDER BY 1"),
+            )
+            .await?,
             send_rate: sent_recently as f64 / window_secs as f64,
         })
     }

@@ -131,6 +131,27 @@ pub fn render(stats: &Stats, state: &WebState) -> String {
     );
     family(
         &mut out,
+        "herald_bounces_total",
+        "counter",
+        "Bounce and complaint records read back from relays, by kind (hard, soft, complaint) and whether they matched a delivery.",
+        &stats.bounces_by_kind,
+    );
+    family(
+        &mut out,
+        "herald_edition_complaint_ratio",
+        "gauge",
+        "Complaints per message sent, for each edition that drew any (mailbox providers filter near 0.003).",
+        &stats.complaint_rate_by_edition,
+    );
+    family(
+        &mut out,
+        "herald_suppressions",
+        "gauge",
+        "Suppressed addresses, by why (hard_bounce, soft_bounces, complaint, refused_at_send, erasure, operator).",
+        &stats.suppressions_by_reason,
+    );
+    family(
+        &mut out,
         "herald_send_rate_per_second",
         "gauge",
         "Deliveries accepted per second over the last five minutes.",

@@ -4,6 +4,7 @@
 //! client live beside this file.
 
 pub mod fakes;
+pub mod postfix;
 pub mod relay;
 pub mod webdriver;
 
