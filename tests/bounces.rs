@@ -409,4 +409,133 @@ mod ledger {
             "{deliveries}"
         );
     }
+
+    /// The DER prefix of a P-256 public key, as SendGrid shows its verification key.
+    const P256_SPKI_PREFIX: [u8; 26] = [
+        0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48,
+        0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+    ];
+
+    fn mailgun_body(key: &str, timestamp: i64, token: &str, event: &str, severity: &str, rcpt: &str) -> String {
+        use hmac::{KeyInit, Mac};
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).unwrap();
+        mac.update(format!("{timestamp}{token}").as_bytes());
+        let sig: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+        serde_json::json!({
+            "signature": {"timestamp": timestamp.to_string(), "token": token, "signature": sig},
+            "event-data": {"id": format!("ev-{token}"), "event": event, "severity": severity, "recipient": rcpt,
+                "delivery-status": {"code": 550, "enhanced-code": "5.1.1", "message": "5.1.1 no such mailbox"}}
+        })
+        .to_string()
+    }
+
+    #[tokio::test]
+    async fn provider_webhooks_act_only_on_signed_fresh_events_and_refuse_replays() {
+        use base64::Engine as _;
+        use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng).unwrap();
+        let verification_key = b64.encode([&P256_SPKI_PREFIX[..], pair.public_key().as_ref()].concat());
+
+        let ws = Workspace::new(&base_config(&crate::support::file_mail()));
+        ws.subscribers(3);
+        ws.write("articles/one.txt", &article_txt("Tide tables change", "harbour"));
+        let out = ws.herald(&["digest", "daily"]);
+        assert!(out.status.success(), "{}", show(&out));
+        let key = "mailgun-signing-key-0123";
+        let app = crate::support::settings_with(
+            &ws,
+            &(crate::support::job_toml("daily", "0 7 * * *")
+                + &format!(
+                    "\n[bounces]\nmailgun_signing_key = \"{key}\"\npostmark_username = \"herald\"\n\
+                     postmark_password = \"postmark-hook-pass\"\nsendgrid_verification_key = \"{verification_key}\"\n"
+                )),
+        );
+        let site = crate::web::start_with(app).await;
+        let client = crate::web::client();
+        let hook = |provider: &str| format!("{}/webhooks/{provider}", site.base);
+        let now = chrono::Utc::now().timestamp();
+        let suppressed = async |email: &str| site.store.is_suppressed(email).await.unwrap();
+
+        // Mailgun: signed and fresh acts; the same event again, a forged
+        // signature, or a stale timestamp is refused and changes nothing.
+        let body = mailgun_body(key, now, "tok1", "failed", "permanent", "reader0@example.org");
+        let post = |url: String, body: String| client.post(url).header("content-type", "application/json").body(body);
+        let res = post(hook("mailgun"), body.clone()).send().await.unwrap();
+        assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+        assert!(suppressed("reader0@example.org").await);
+        assert_eq!(
+            post(hook("mailgun"), body).send().await.unwrap().status(),
+            409,
+            "a replay"
+        );
+        let forged = mailgun_body(
+            "not-the-key-at-all",
+            now,
+            "tok2",
+            "failed",
+            "permanent",
+            "reader1@example.org",
+        );
+        assert_eq!(post(hook("mailgun"), forged).send().await.unwrap().status(), 401);
+        let stale = mailgun_body(key, now - 3600, "tok3", "failed", "permanent", "reader1@example.org");
+        assert_eq!(post(hook("mailgun"), stale).send().await.unwrap().status(), 401);
+        assert!(
+            !suppressed("reader1@example.org").await,
+            "refused requests changed nothing"
+        );
+
+        // Postmark: basic auth, a spam complaint unsubscribes.
+        let complaint =
+            r#"{"RecordType":"SpamComplaint","ID":7001,"Type":"SpamComplaint","Email":"reader1@example.org"}"#;
+        let res = post(hook("postmark"), complaint.into()).send().await.unwrap();
+        assert_eq!(res.status(), 401, "no credentials");
+        let res = post(hook("postmark"), complaint.into())
+            .basic_auth("herald", Some("postmark-hook-pass"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        let reader1 = site
+            .store
+            .subscriber_by_address("readers", "reader1@example.org")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(reader1.status, herald::store::SubscriberStatus::Unsubscribed);
+
+        // SendGrid: the ECDSA signature over timestamp and body.
+        let events = r#"[{"email":"reader2@example.org","event":"bounce","type":"bounce","status":"5.1.1","reason":"550 5.1.1 unknown user","sg_event_id":"sg-1","smtp-id":"<x@y>"}]"#;
+        let timestamp = now.to_string();
+        let signature = b64.encode(
+            pair.sign(&rng, format!("{timestamp}{events}").as_bytes())
+                .unwrap()
+                .as_ref(),
+        );
+        let signed = |body: &str| {
+            post(hook("sendgrid"), body.to_string())
+                .header("X-Twilio-Email-Event-Webhook-Signature", signature.clone())
+                .header("X-Twilio-Email-Event-Webhook-Timestamp", timestamp.clone())
+        };
+        let tampered = events.replace("reader2", "reader9");
+        assert_eq!(signed(&tampered).send().await.unwrap().status(), 401);
+        assert!(!suppressed("reader2@example.org").await);
+        assert_eq!(signed(events).send().await.unwrap().status(), 200);
+        assert!(suppressed("reader2@example.org").await);
+
+        // A provider with no credentials configured is not served.
+        assert_eq!(post(hook("ses"), "{}".into()).send().await.unwrap().status(), 404);
+        let rows = site.store.bounces(None, 10).await.unwrap();
+        let sources: std::collections::BTreeSet<_> = rows.iter().map(|r| r.source.as_str()).collect();
+        assert_eq!(
+            sources.into_iter().collect::<Vec<_>>(),
+            ["webhook:mailgun", "webhook:postmark", "webhook:sendgrid"]
+        );
+        assert!(
+            rows.iter().all(|r| r.matched_by == "address"),
+            "matched by the address sent to"
+        );
+    }
 }

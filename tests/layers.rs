@@ -64,7 +64,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "web",
         &[
-            "app", "clock", "config", "health", "import", "mail", "shutdown", "store", "token",
+            "app", "bounce", "clock", "config", "health", "import", "mail", "shutdown", "store", "token",
         ],
     ),
     (

@@ -152,7 +152,7 @@ fn recipient(group: &Fields) -> Option<Finding> {
         address,
         kind,
         status: status.map(|s| s.to_string()).unwrap_or_default(),
-        diagnostic: diagnostic.to_string(),
+        diagnostic: clip(diagnostic),
     })
 }
 
@@ -387,6 +387,14 @@ fn is_auto_reply(message: &Message<'_>) -> bool {
         ]
         .iter()
         .any(|s| subject.starts_with(s) || subject.contains(&format!(" {s}")))
+}
+
+/// The most of a diagnostic the ledger keeps, in characters.
+const MAX_DIAGNOSTIC: usize = 500;
+
+/// A diagnostic as the ledger keeps it: on one line, cut to [`MAX_DIAGNOSTIC`].
+pub(super) fn clip(text: &str) -> String {
+    one_line(text, MAX_DIAGNOSTIC)
 }
 
 fn one_line(text: &str, max: usize) -> String {

@@ -14,6 +14,7 @@ use tracing::{info, warn};
 
 use super::classify::{Finding, Report, Verdict, classify};
 use super::verp;
+use super::webhook::Event;
 use crate::config::BounceSettings;
 use crate::store::{BounceAction, BounceKind, BounceTarget, NewBounce, SoftLimit, Store, StoreError};
 use crate::token::TokenKeys;
@@ -74,6 +75,36 @@ impl Intake<'_> {
         }
         let mut report = classify(raw);
         report.sent_to.extend(recipient.map(str::to_string));
+        self.record(&report, source, now, tally).await
+    }
+
+    /// Records one provider event (already authenticated): its finding is
+    /// matched by the Message-ID it carries, else by address, like a report's.
+    pub async fn take_event(
+        &self,
+        event: Event,
+        source: &str,
+        now: DateTime<Utc>,
+        tally: &mut Tally,
+    ) -> Result<(), StoreError> {
+        tally.reports += 1;
+        let report = Report {
+            id: event.id,
+            verdict: Verdict::Failures(vec![event.finding]),
+            sent_to: Vec::new(),
+            returned_ids: event.message_id.into_iter().collect(),
+        };
+        self.record(&report, source, now, tally).await
+    }
+
+    /// Records what a report says, each finding tied to its delivery.
+    async fn record(
+        &self,
+        report: &Report,
+        source: &str,
+        now: DateTime<Utc>,
+        tally: &mut Tally,
+    ) -> Result<(), StoreError> {
         let findings = match &report.verdict {
             Verdict::Failures(findings) => findings,
             Verdict::AutoReply => {
@@ -96,7 +127,7 @@ impl Intake<'_> {
         };
         let mut recorded = false;
         for finding in findings {
-            let (matched_by, target) = self.target(&report, finding, findings.len(), now).await?;
+            let (matched_by, target) = self.target(report, finding, findings.len(), now).await?;
             let address = finding.address.as_deref().unwrap_or_default();
             let new = NewBounce {
                 report_id: &report.id,

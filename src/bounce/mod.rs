@@ -12,6 +12,7 @@ pub mod intake;
 pub mod mailbox;
 pub mod status;
 pub mod verp;
+pub mod webhook;
 
 pub use classify::{Finding, Report, Verdict, classify};
 pub use intake::{Intake, Tally};

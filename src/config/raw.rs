@@ -99,6 +99,10 @@ pub struct RawBounces {
     pub match_window_days: Option<i64>,
     pub complaint_alert_percent: Option<f64>,
     pub max_message_kb: Option<i64>,
+    pub mailgun_signing_key: Option<String>,
+    pub postmark_username: Option<String>,
+    pub postmark_password: Option<String>,
+    pub sendgrid_verification_key: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]

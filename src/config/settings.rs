@@ -137,6 +137,20 @@ pub struct BounceSettings {
     pub complaint_alert_percent: f64,
     /// Reports larger than this are refused unread.
     pub max_message_bytes: usize,
+    /// Provider webhooks, each served only when configured.
+    pub webhooks: WebhookSettings,
+}
+
+/// The credentials each provider's bounce webhook is checked with.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WebhookSettings {
+    /// Mailgun's HTTP webhook signing key (HMAC-SHA256 of timestamp and token).
+    pub mailgun_signing_key: Option<Secret>,
+    /// Postmark's basic-auth user name and password, set in the webhook URL.
+    pub postmark: Option<(String, Secret)>,
+    /// SendGrid's signed event webhook verification key: an ECDSA P-256
+    /// public key, its uncompressed point (65 bytes) taken from the DER key.
+    pub sendgrid_key: Option<Vec<u8>>,
 }
 
 impl Default for BounceSettings {
@@ -148,6 +162,7 @@ impl Default for BounceSettings {
             match_window: Duration::from_secs(14 * 86_400),
             complaint_alert_percent: 0.1,
             max_message_bytes: 10 * 1024 * 1024,
+            webhooks: WebhookSettings::default(),
         }
     }
 }

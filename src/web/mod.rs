@@ -11,6 +11,7 @@ mod metrics;
 mod preferences;
 mod signup;
 mod unsubscribe;
+mod webhooks;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -110,7 +111,10 @@ pub fn router(state: WebState) -> Router {
             get(preferences::show).post(preferences::save),
         )
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), limit::per_ip));
-    let public = Router::new().merge(pages).route("/healthz", get(healthz));
+    let public = Router::new().merge(pages).route("/healthz", get(healthz)).route(
+        &format!("{}{{provider}}", page_path(settings, "webhooks/")),
+        axum::routing::post(webhooks::receive).layer(axum::extract::DefaultBodyLimit::max(webhooks::MAX_BODY)),
+    );
     // `/metrics` tells subscriber counts: on the public listener only behind a
     // token, and not at all when it has a listener of its own.
     let public = match (&settings.web.metrics_listen, &settings.web.metrics_token) {

@@ -25,6 +25,7 @@ use super::{
     AccountKind, AccountSettings, BounceSettings, CatchUp, ConfigError, DaemonSettings, DigestJob, DkimAlgorithm,
     DkimSettings, ErrorBudget, JobKind, JobSettings, ListSettings, LogFormat, MailSettings, Origins, Problem, Settings,
     Site, SmtpSettings, SocialJob, SourceKind, SourceSettings, TlsMode, TokenSettings, TransportSettings, WebSettings,
+    WebhookSettings,
 };
 use super::{Secret, secret_var};
 
@@ -261,6 +262,71 @@ fn check_bounces(c: &mut Checker, raw: &RawConfig) -> BounceSettings {
             1024 * 1024,
         ) as usize
             * 1024,
+        webhooks: check_webhooks(c, b),
+    }
+}
+
+/// The DER prefix of an ECDSA P-256 public key (SubjectPublicKeyInfo with
+/// id-ecPublicKey and prime256v1), before its 65-byte uncompressed point.
+const P256_SPKI_PREFIX: [u8; 26] = [
+    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce,
+    0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+];
+
+fn check_webhooks(c: &mut Checker, b: &super::raw::RawBounces) -> WebhookSettings {
+    let set = |v: &Option<String>| v.clone().filter(|v| !v.trim().is_empty());
+    let mailgun_signing_key = set(&b.mailgun_signing_key).map(Secret::new);
+    if mailgun_signing_key.as_ref().is_some_and(|k| k.expose().len() < 16) {
+        c.problem(
+            "bounces.mailgun_signing_key",
+            "is too short to be Mailgun's signing key",
+        );
+    }
+    let postmark = match (set(&b.postmark_username), set(&b.postmark_password)) {
+        (Some(user), Some(password)) if password.len() >= 12 && !user.contains(':') => {
+            Some((user, Secret::new(password)))
+        }
+        (Some(_), Some(_)) => {
+            c.problem(
+                "bounces.postmark_password",
+                "use a user name without ':' and a password of at least 12 characters",
+            );
+            None
+        }
+        (None, None) => None,
+        (Some(_), None) => {
+            c.problem(
+                "bounces.postmark_password",
+                "is required with bounces.postmark_username",
+            );
+            None
+        }
+        (None, Some(_)) => {
+            c.problem(
+                "bounces.postmark_username",
+                "is required with bounces.postmark_password",
+            );
+            None
+        }
+    };
+    let sendgrid_key = set(&b.sendgrid_verification_key).and_then(|key| {
+        use base64::Engine as _;
+        let der = base64::engine::general_purpose::STANDARD.decode(key.trim()).unwrap_or_default();
+        match der.strip_prefix(&P256_SPKI_PREFIX[..]) {
+            Some(point) if point.len() == 65 && point[0] == 4 => Some(point.to_vec()),
+            _ => {
+                c.problem(
+                    "bounces.sendgrid_verification_key",
+                    "is not an ECDSA P-256 public key in base64 (copy it from SendGrid's Signed Event Webhook settings)",
+                );
+                None
+            }
+        }
+    });
+    WebhookSettings {
+        mailgun_signing_key,
+        postmark,
+        sendgrid_key,
     }
 }
 
