@@ -19,19 +19,30 @@ use crate::config::BounceSettings;
 use crate::store::{BounceAction, BounceKind, BounceTarget, NewBounce, SoftLimit, Store, StoreError};
 use crate::token::TokenKeys;
 
-/// What reports are matched and recorded against.
+/// Findings recorded per transaction: one commit for many reports keeps
+/// a Maildir of 100,000 from writing the log 100,000 times.
+const BATCH: usize = 500;
+
+/// A run of reports: matched as they come, recorded in batches. Call
+/// [`Intake::finish`] at the end: it records what is pending.
 pub struct Intake<'a> {
-    pub store: &'a Store,
+    store: &'a Store,
     /// The keys VERP tokens are verified with.
-    pub keys: &'a TokenKeys,
-    pub settings: &'a BounceSettings,
+    keys: &'a TokenKeys,
+    settings: &'a BounceSettings,
     /// The site's domain: Herald's Message-IDs end in it.
-    pub domain: &'a str,
+    domain: &'a str,
+    soft: SoftLimit,
+    /// Findings matched and not yet recorded, each with its report's number in the run.
+    pending: Vec<(u64, NewBounce)>,
+    tally: Tally,
 }
 
 /// What a run of reports did, counted.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Tally {
+    /// Editions that drew a new complaint: their rate is checked once, at the end.
+    pub complained: std::collections::BTreeSet<i64>,
     pub reports: u64,
     pub hard: u64,
     pub soft: u64,
@@ -51,99 +62,122 @@ pub struct Tally {
     pub skipped: u64,
 }
 
-impl Intake<'_> {
+impl<'a> Intake<'a> {
+    pub fn new(store: &'a Store, keys: &'a TokenKeys, settings: &'a BounceSettings, domain: &'a str) -> Intake<'a> {
+        Intake {
+            store,
+            keys,
+            settings,
+            domain,
+            soft: SoftLimit {
+                count: settings.soft_limit,
+                window: chrono::Duration::from_std(settings.soft_window).expect("a checked window fits"),
+            },
+            pending: Vec::new(),
+            tally: Tally::default(),
+        }
+    }
+
+    /// Counts a message that could not be read (too large, unreadable).
+    pub fn skipped(&mut self) {
+        self.tally.reports += 1;
+        self.tally.skipped += 1;
+    }
+
     /// Reads one report from `source` (`file`, `imap`, ...) and records what
     /// it says. `recipient` is the envelope recipient when the caller knows it
     /// (a pipe transport's `${original_recipient}`): where a VERP token shows.
     pub async fn take(
-        &self,
+        &mut self,
         raw: &[u8],
         source: &str,
         recipient: Option<&str>,
         now: DateTime<Utc>,
-        tally: &mut Tally,
     ) -> Result<(), StoreError> {
-        tally.reports += 1;
         if raw.len() > self.settings.max_message_bytes {
             warn!(
                 source,
                 bytes = raw.len(),
                 "report skipped: larger than bounces.max_message_kb"
             );
-            tally.skipped += 1;
+            self.skipped();
             return Ok(());
         }
         let mut report = classify(raw);
         report.sent_to.extend(recipient.map(str::to_string));
-        self.record(&report, source, now, tally).await
+        self.record(report, source, now).await
     }
 
     /// Records one provider event (already authenticated): its finding is
     /// matched by the Message-ID it carries, else by address, like a report's.
-    pub async fn take_event(
-        &self,
-        event: Event,
-        source: &str,
-        now: DateTime<Utc>,
-        tally: &mut Tally,
-    ) -> Result<(), StoreError> {
-        tally.reports += 1;
+    pub async fn take_event(&mut self, event: Event, source: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
         let report = Report {
             id: event.id,
             verdict: Verdict::Failures(vec![event.finding]),
             sent_to: Vec::new(),
             returned_ids: event.message_id.into_iter().collect(),
         };
-        self.record(&report, source, now, tally).await
+        self.record(report, source, now).await
     }
 
-    /// Records what a report says, each finding tied to its delivery.
-    async fn record(
-        &self,
-        report: &Report,
-        source: &str,
-        now: DateTime<Utc>,
-        tally: &mut Tally,
-    ) -> Result<(), StoreError> {
+    /// Matches what a report says, each finding to its delivery, and queues
+    /// the findings for the next batch.
+    async fn record(&mut self, report: Report, source: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        self.tally.reports += 1;
+        let seq = self.tally.reports;
         let findings = match &report.verdict {
             Verdict::Failures(findings) => findings,
             Verdict::AutoReply => {
-                tally.auto_replies += 1;
+                self.tally.auto_replies += 1;
                 return Ok(());
             }
             Verdict::NoFailure => {
-                tally.not_failures += 1;
+                self.tally.not_failures += 1;
                 return Ok(());
             }
             Verdict::Unrecognised => {
                 info!(source, report = %report.id, "not a bounce or complaint Herald can read: ignored");
-                tally.unrecognised += 1;
+                self.tally.unrecognised += 1;
                 return Ok(());
             }
         };
-        let soft = SoftLimit {
-            count: self.settings.soft_limit,
-            window: chrono::Duration::from_std(self.settings.soft_window).expect("a checked window fits"),
-        };
-        let mut recorded = false;
         for finding in findings {
-            let (matched_by, target) = self.target(report, finding, findings.len(), now).await?;
-            let address = finding.address.as_deref().unwrap_or_default();
-            let new = NewBounce {
-                report_id: &report.id,
-                address,
-                kind: finding.kind,
-                status: &finding.status,
-                diagnostic: &finding.diagnostic,
-                source,
-                matched_by,
-                target: target.as_ref(),
-            };
-            let Some(action) = self.store.record_bounce(&new, soft, now).await? else {
-                continue;
-            };
-            recorded = true;
-            match finding.kind {
+            let (matched_by, target) = self.target(&report, finding, findings.len(), now).await?;
+            self.pending.push((
+                seq,
+                NewBounce {
+                    report_id: report.id.clone(),
+                    address: finding.address.clone().unwrap_or_default(),
+                    kind: finding.kind,
+                    status: finding.status.clone(),
+                    diagnostic: finding.diagnostic.clone(),
+                    source: source.to_string(),
+                    matched_by,
+                    target,
+                },
+            ));
+        }
+        if self.pending.len() >= BATCH {
+            self.flush(now).await?;
+        }
+        Ok(())
+    }
+
+    /// Records the pending findings in one transaction and counts what they did.
+    async fn flush(&mut self, now: DateTime<Utc>) -> Result<(), StoreError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let batch: Vec<NewBounce> = self.pending.iter().map(|(_, b)| b.clone()).collect();
+        let actions = self.store.record_bounces(&batch, self.soft, now).await?;
+        let tally = &mut self.tally;
+        let mut recorded_reports = std::collections::BTreeSet::new();
+        let mut reports = std::collections::BTreeSet::new();
+        for ((seq, b), action) in self.pending.drain(..).zip(actions) {
+            reports.insert(seq);
+            let Some(action) = action else { continue };
+            recorded_reports.insert(seq);
+            match b.kind {
                 BounceKind::Hard => tally.hard += 1,
                 BounceKind::Soft => tally.soft += 1,
                 BounceKind::Complaint => tally.complaints += 1,
@@ -153,22 +187,20 @@ impl Intake<'_> {
                 BounceAction::Unsubscribed => tally.unsubscribed += 1,
                 BounceAction::Counted | BounceAction::None => {}
             }
-            match &target {
+            match &b.target {
                 None => {
                     tally.unmatched += 1;
-                    info!(source, report = %report.id, address, kind = %finding.kind, "unmatched: names no delivery Herald made; kept, not acted on");
+                    info!(source = %b.source, report = %b.report_id, address = %b.address, kind = %b.kind, "unmatched: names no delivery Herald made; kept, not acted on");
                 }
                 Some(t) => {
-                    info!(source, report = %report.id, address = %t.email, kind = %finding.kind, status = %finding.status, %action, matched_by, delivery = t.delivery_id, "bounce recorded");
-                    if finding.kind == BounceKind::Complaint {
-                        self.alert_on_complaints(t.edition_id).await?;
+                    info!(source = %b.source, report = %b.report_id, address = %t.email, kind = %b.kind, status = %b.status, %action, matched_by = b.matched_by, delivery = t.delivery_id, "bounce recorded");
+                    if b.kind == BounceKind::Complaint {
+                        tally.complained.insert(t.edition_id);
                     }
                 }
             }
         }
-        if !recorded {
-            tally.seen_before += 1;
-        }
+        tally.seen_before += reports.difference(&recorded_reports).count() as u64;
         Ok(())
     }
 
@@ -214,6 +246,17 @@ impl Intake<'_> {
             }
         }
         Ok(("unmatched", None))
+    }
+
+    /// Ends a run of reports: records what is pending, warns about each
+    /// edition that drew complaints in it whose complaint rate passes
+    /// `complaint_alert_percent`, and says what the run did.
+    pub async fn finish(mut self, now: DateTime<Utc>) -> Result<Tally, StoreError> {
+        self.flush(now).await?;
+        for &edition in &self.tally.complained {
+            self.alert_on_complaints(edition).await?;
+        }
+        Ok(self.tally)
     }
 
     /// Warns when an edition's complaints pass `complaint_alert_percent` of its sent messages.

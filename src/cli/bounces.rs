@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 
 use crate::app::App;
+use crate::bounce::Intake;
 use crate::bounce::mailbox::{Item, Messages};
-use crate::bounce::{Intake, Tally};
 use crate::clock;
 
 use super::{BounceKindArg, BouncesAction};
@@ -57,33 +57,21 @@ pub(super) async fn cmd_bounces(
     };
     let keys = store.token_keys(&app.tokens).await?;
     let settings = &app.settings;
-    let intake = Intake {
-        store: &store,
-        keys: &keys,
-        settings: &settings.bounces,
-        domain: &settings.site.domain,
-    };
-    let mut tally = Tally::default();
+    let mut intake = Intake::new(&store, &keys, &settings.bounces, &settings.site.domain);
     for item in Messages::at(&paths, settings.bounces.max_message_bytes)? {
         match item {
-            Item::Message { raw, .. } => {
-                intake
-                    .take(&raw, "file", recipient.as_deref(), clock::now(), &mut tally)
-                    .await?
-            }
+            Item::Message { raw, .. } => intake.take(&raw, "file", recipient.as_deref(), clock::now()).await?,
             Item::TooLarge { from } => {
                 tracing::warn!(%from, cap_kb = settings.bounces.max_message_bytes / 1024, "skipped: larger than bounces.max_message_kb");
-                tally.reports += 1;
-                tally.skipped += 1;
+                intake.skipped();
             }
             Item::Unreadable { from, error } => {
                 tracing::warn!(%from, %error, "skipped: cannot be read");
-                tally.reports += 1;
-                tally.skipped += 1;
+                intake.skipped();
             }
         }
     }
-    let t = &tally;
+    let t = &intake.finish(clock::now()).await?;
     say!(
         "{} report(s): {} hard, {} soft, {} complaint(s); {} suppressed, {} unsubscribed, {} unmatched; \
          {} auto-repl(ies) and {} not failures ignored, {} unrecognised, {} seen before, {} skipped",

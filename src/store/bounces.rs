@@ -49,19 +49,19 @@ pub struct BounceTarget {
 
 /// One finding to record.
 #[derive(Debug, Clone)]
-pub struct NewBounce<'a> {
+pub struct NewBounce {
     /// The report's Message-ID or content hash.
-    pub report_id: &'a str,
+    pub report_id: String,
     /// The failed address as the report names it; empty when it names none.
-    pub address: &'a str,
+    pub address: String,
     pub kind: BounceKind,
-    pub status: &'a str,
-    pub diagnostic: &'a str,
+    pub status: String,
+    pub diagnostic: String,
     /// Where the report came from: `file`, `imap`, `webhook:<provider>`.
-    pub source: &'a str,
+    pub source: String,
     /// `verp`, `message-id`, `address`, or `unmatched` (with no target).
-    pub matched_by: &'a str,
-    pub target: Option<&'a BounceTarget>,
+    pub matched_by: &'static str,
+    pub target: Option<BounceTarget>,
 }
 
 /// When soft bounces suppress an address.
@@ -159,50 +159,22 @@ impl Store {
         Ok(n > 0)
     }
 
-    /// Records one finding and acts on it, in one transaction. `None` when
-    /// this report's finding for this address was recorded before (it acts once).
-    pub async fn record_bounce(
+    /// Records findings and acts on each, in order, in one transaction
+    /// (a batch shares one commit). An entry is `None` when that report's
+    /// finding for that address was recorded before: it acts once.
+    pub async fn record_bounces(
         &self,
-        b: &NewBounce<'_>,
+        batch: &[NewBounce],
         soft: SoftLimit,
         now: DateTime<Utc>,
-    ) -> Result<Option<BounceAction>, StoreError> {
-        let now_ms = now.timestamp_millis();
-        // The address acted on is the delivery's: a report may name a
-        // forwarding address the reader never gave.
-        let address = email_key(b.target.map_or(b.address, |t| t.email.as_str()));
+    ) -> Result<Vec<Option<BounceAction>>, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let id: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO bounces (report_id, address, kind, status, diagnostic, source, matched_by, delivery_id, \
-             subscriber_id, action, received_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'none', $10) \
-             ON CONFLICT (report_id, address) DO NOTHING RETURNING id",
-        )
-        .bind(b.report_id)
-        .bind(&address)
-        .bind(b.kind.as_str())
-        .bind(b.status)
-        .bind(b.diagnostic)
-        .bind(b.source)
-        .bind(b.matched_by)
-        .bind(b.target.map(|t| t.delivery_id))
-        .bind(b.target.map(|t| t.subscriber_id))
-        .bind(now_ms)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(id) = id else {
-            return Ok(None);
-        };
-        let action = match b.target {
-            None => BounceAction::None,
-            Some(target) => act(&mut tx, b, target, &address, soft, now).await?,
-        };
-        sqlx::query("UPDATE bounces SET action = $2 WHERE id = $1")
-            .bind(id)
-            .bind(action.as_str())
-            .execute(&mut *tx)
-            .await?;
+        let mut actions = Vec::with_capacity(batch.len());
+        for b in batch {
+            actions.push(record(&mut tx, b, soft, now).await?);
+        }
         tx.commit().await?;
-        Ok(Some(action))
+        Ok(actions)
     }
 
     /// Recorded findings, newest first, of one kind or all.
@@ -259,10 +231,54 @@ impl Store {
     }
 }
 
+/// Records one finding and acts on it, inside the batch's transaction.
+async fn record(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    b: &NewBounce,
+    soft: SoftLimit,
+    now: DateTime<Utc>,
+) -> Result<Option<BounceAction>, StoreError> {
+    // The address acted on is the delivery's: a report may name a
+    // forwarding address the reader never gave.
+    let address = email_key(b.target.as_ref().map_or(b.address.as_str(), |t| t.email.as_str()));
+    let id: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO bounces (report_id, address, kind, status, diagnostic, source, matched_by, delivery_id, \
+         subscriber_id, action, received_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'none', $10) \
+         ON CONFLICT (report_id, address) DO NOTHING RETURNING id",
+    )
+    .bind(&b.report_id)
+    .bind(&address)
+    .bind(b.kind.as_str())
+    .bind(&b.status)
+    .bind(&b.diagnostic)
+    .bind(&b.source)
+    .bind(b.matched_by)
+    .bind(b.target.as_ref().map(|t| t.delivery_id))
+    .bind(b.target.as_ref().map(|t| t.subscriber_id))
+    .bind(now.timestamp_millis())
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(id) = id else {
+        return Ok(None);
+    };
+    let action = match &b.target {
+        None => BounceAction::None,
+        Some(target) => act(tx, b, target, &address, soft, now).await?,
+    };
+    if action != BounceAction::None {
+        sqlx::query("UPDATE bounces SET action = $2 WHERE id = $1")
+            .bind(id)
+            .bind(action.as_str())
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(Some(action))
+}
+
 /// What a matched finding does to its address (inside the recording transaction).
 async fn act(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    b: &NewBounce<'_>,
+    b: &NewBounce,
     target: &BounceTarget,
     address: &str,
     soft: SoftLimit,
@@ -270,14 +286,13 @@ async fn act(
 ) -> Result<BounceAction, StoreError> {
     let now_ms = now.timestamp_millis();
     let suppress = async |tx: &mut sqlx::Transaction<'_, sqlx::Any>, reason: String| {
-        let before: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM suppressions WHERE email_key = $1")
-            .bind(address)
-            .fetch_one(&mut **tx)
-            .await?;
-        insert_suppression(&mut **tx, address, &reason, now_ms).await?;
-        Ok::<_, StoreError>(before == 0)
+        insert_suppression(&mut **tx, address, &reason, now_ms).await
     };
-    let code = if b.status.is_empty() { "no code" } else { b.status };
+    let code = if b.status.is_empty() {
+        "no code"
+    } else {
+        b.status.as_str()
+    };
     match b.kind {
         BounceKind::Hard => {
             let added = suppress(tx, format!("hard bounce ({code}), delivery {}", target.delivery_id)).await?;

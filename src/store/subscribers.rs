@@ -148,13 +148,14 @@ async fn insert<'e>(
 }
 
 /// Puts an address on the suppression list (once).
+/// Puts `email` on the suppression list; `false` when it was there already.
 pub(super) async fn insert_suppression<'e>(
     executor: impl Executor<'e, Database = Any>,
     email: &str,
     reason: &str,
     now_ms: i64,
-) -> Result<(), StoreError> {
-    sqlx::query(
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
         "INSERT INTO suppressions (email_key, reason, created_at) VALUES ($1, $2, $3) ON CONFLICT (email_key) DO NOTHING",
     )
     .bind(email_key(email))
@@ -162,7 +163,7 @@ pub(super) async fn insert_suppression<'e>(
     .bind(now_ms)
     .execute(executor)
     .await?;
-    Ok(())
+    Ok(done.rows_affected() == 1)
 }
 
 pub(super) async fn insert_consent<'e>(
@@ -523,7 +524,8 @@ impl Store {
     }
 
     pub async fn suppress(&self, email: &str, reason: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
-        insert_suppression(&self.pool, email, reason, now.timestamp_millis()).await
+        insert_suppression(&self.pool, email, reason, now.timestamp_millis()).await?;
+        Ok(())
     }
 
     /// Whether the address is suppressed, by itself or, once erased, by its hash.

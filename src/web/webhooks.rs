@@ -11,8 +11,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::WebState;
+use crate::bounce::Intake;
 use crate::bounce::webhook::{Event, Refusal, mailgun, postmark, sendgrid};
-use crate::bounce::{Intake, Tally};
 
 /// The largest webhook body read (SendGrid batches events).
 pub const MAX_BODY: usize = 4 * 1024 * 1024;
@@ -64,12 +64,7 @@ pub(super) async fn receive(
         }
     };
     let keys = state.keys.clone();
-    let intake = Intake {
-        store: &state.store,
-        keys: &keys,
-        settings: &app.settings.bounces,
-        domain: &app.settings.site.domain,
-    };
+    let mut intake = Intake::new(&state.store, &keys, &app.settings.bounces, &app.settings.site.domain);
     let read_count = events.len();
     let mut fresh = Vec::new();
     for event in events {
@@ -88,12 +83,14 @@ pub(super) async fn receive(
             .into_response();
     }
     let source = format!("webhook:{provider}");
-    let mut tally = Tally::default();
     let recorded = fresh.len();
     for event in fresh {
-        if let Err(e) = intake.take_event(event, &source, now, &mut tally).await {
+        if let Err(e) = intake.take_event(event, &source, now).await {
             return unavailable(&e);
         }
+    }
+    if let Err(e) = intake.finish(now).await {
+        return unavailable(&e);
     }
     (StatusCode::OK, format!("{recorded} event(s) recorded\n")).into_response()
 }
