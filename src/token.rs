@@ -106,13 +106,18 @@ impl TokenKeys {
         self
     }
 
-    pub fn sign(&self, purpose: Purpose, subject: &str) -> String {
+    /// The signing key's id and its HMAC of `subject` for `purpose`.
+    fn signed(&self, purpose: Purpose, subject: &str) -> (&str, Vec<u8>) {
         let key = self
             .keys
             .first()
             .expect("a signing key is configured or generated before signing");
-        let tag = key.mac(purpose, subject).finalize().into_bytes();
-        format!("{VERSION}.{}.{subject}.{}", key.id, URL_SAFE_NO_PAD.encode(tag))
+        (&key.id, key.mac(purpose, subject).finalize().into_bytes().to_vec())
+    }
+
+    pub fn sign(&self, purpose: Purpose, subject: &str) -> String {
+        let (kid, tag) = self.signed(purpose, subject);
+        format!("{VERSION}.{kid}.{subject}.{}", URL_SAFE_NO_PAD.encode(tag))
     }
 
     /// Returns the subject (the subscriber uid) of a valid token.
@@ -144,12 +149,8 @@ impl TokenKeys {
     /// `<subject>.<key id>.<HMAC, first 10 bytes in hex>`, all lowercase, so
     /// it survives a relay that lowercases addresses.
     pub fn sign_short(&self, purpose: Purpose, subject: &str) -> String {
-        let key = self
-            .keys
-            .first()
-            .expect("a signing key is configured or generated before signing");
-        let tag = key.mac(purpose, subject).finalize().into_bytes();
-        format!("{subject}.{}.{}", key.id, hex(&tag[..SHORT_TAG]))
+        let (kid, tag) = self.signed(purpose, subject);
+        format!("{subject}.{kid}.{}", hex(&tag[..SHORT_TAG]))
     }
 
     /// The subject of a valid short token (read case-insensitively).
@@ -171,11 +172,13 @@ impl TokenKeys {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Bytes as lowercase hex.
+pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn unhex(text: &str) -> Option<Vec<u8>> {
+/// Hex (either case) as bytes; `None` for anything else.
+pub fn unhex(text: &str) -> Option<Vec<u8>> {
     (0..text.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())

@@ -50,13 +50,7 @@ pub struct Finding {
 
 /// Reads one report.
 pub fn classify(raw: &[u8]) -> Report {
-    let hash = || {
-        let digest = Sha256::digest(raw);
-        format!(
-            "sha256:{}",
-            digest[..16].iter().map(|b| format!("{b:02x}")).collect::<String>()
-        )
-    };
+    let hash = || format!("sha256:{}", crate::token::hex(&Sha256::digest(raw)[..16]));
     let Some(message) = MessageParser::default().parse(raw) else {
         return Report {
             id: hash(),

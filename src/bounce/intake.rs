@@ -168,12 +168,12 @@ impl<'a> Intake<'a> {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let batch: Vec<NewBounce> = self.pending.iter().map(|(_, b)| b.clone()).collect();
+        let (seqs, batch): (Vec<u64>, Vec<NewBounce>) = self.pending.drain(..).unzip();
         let actions = self.store.record_bounces(&batch, self.soft, now).await?;
         let tally = &mut self.tally;
         let mut recorded_reports = std::collections::BTreeSet::new();
         let mut reports = std::collections::BTreeSet::new();
-        for ((seq, b), action) in self.pending.drain(..).zip(actions) {
+        for ((seq, b), action) in seqs.into_iter().zip(batch).zip(actions) {
             reports.insert(seq);
             let Some(action) = action else { continue };
             recorded_reports.insert(seq);

@@ -104,7 +104,7 @@ pub mod mailgun {
         let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).expect("HMAC takes keys of any length");
         mac.update(timestamp.as_bytes());
         mac.update(token.as_bytes());
-        let given = unhex(signature).ok_or(Refusal::BadSignature)?;
+        let given = crate::token::unhex(signature).ok_or(Refusal::BadSignature)?;
         mac.verify_slice(&given).map_err(|_| Refusal::BadSignature)?;
         fresh(timestamp, now)?;
         let data = &json["event-data"];
@@ -136,13 +136,6 @@ pub mod mailgun {
             finding,
             message_id: data["message"]["headers"]["message-id"].as_str().and_then(brackets_off),
         }])
-    }
-
-    fn unhex(text: &str) -> Option<Vec<u8>> {
-        (0..text.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-            .collect()
     }
 }
 
