@@ -78,17 +78,20 @@ impl App {
                 }
             }
         });
-        if let TransportSettings::Smtp(SmtpSettings {
-            ca_file: Some(file), ..
-        }) = &settings.mail.transport
-        {
+        let smtp_ca = match &settings.mail.transport {
+            TransportSettings::Smtp(SmtpSettings { ca_file, .. }) => ca_file.as_ref(),
+            _ => None,
+        };
+        let imap_ca = settings.bounces.imap.as_ref().and_then(|imap| imap.ca_file.as_ref());
+        for (key, file) in [("mail.smtp.ca_file", smtp_ca), ("bounces.imap.ca_file", imap_ca)] {
+            let Some(file) = file else { continue };
             let message = match std::fs::read(file) {
                 Ok(pem) => mail::check_ca(&pem).err().map(|e| format!("{}: {e}", file.display())),
                 Err(e) => Some(format!("cannot read {}: {e}", file.display())),
             };
             problems.extend(message.map(|message| Problem {
                 origin: origin.clone(),
-                key: "mail.smtp.ca_file".into(),
+                key: key.into(),
                 message,
             }));
         }

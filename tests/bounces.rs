@@ -25,21 +25,34 @@ fn said(file: &str) -> Vec<(String, String)> {
     }
 }
 
-#[test]
-fn the_corpus_is_classified_as_written_down() {
-    let manifest = std::fs::read_to_string(corpus().join("expected.txt")).unwrap();
-    let mut expected: Vec<(String, String, String)> = Vec::new();
-    for line in manifest.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
-        let mut words = line.split_whitespace();
-        let (file, kind, address) = (words.next().unwrap(), words.next().unwrap(), words.next().unwrap());
-        expected.push((file.into(), kind.into(), address.into()));
-    }
+/// A manifest's lines: `(file, kind, address)`.
+fn manifest(path: &std::path::Path) -> Vec<(String, String, String)> {
+    let manifest = std::fs::read_to_string(path).unwrap();
+    manifest
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|line| {
+            let mut words = line.split_whitespace();
+            let mut word = || words.next().unwrap().to_string();
+            (word(), word(), word())
+        })
+        .collect()
+}
+
+/// Checks every file of a corpus directory against its manifest with
+/// `said`; returns how many files were read right, and all.
+fn score(dir: &std::path::Path, extension: &str, said: impl Fn(&str) -> Vec<(String, String)>) -> (usize, usize) {
+    let expected = manifest(&dir.join("expected.txt"));
     let files: std::collections::BTreeSet<&str> = expected.iter().map(|(f, ..)| f.as_str()).collect();
-    let on_disk = std::fs::read_dir(corpus())
+    let on_disk = std::fs::read_dir(dir)
         .unwrap()
-        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "eml"))
+        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == extension))
         .count();
-    assert_eq!(files.len(), on_disk, "every .eml file has a line in expected.txt");
+    assert_eq!(
+        files.len(),
+        on_disk,
+        "every .{extension} file has a line in expected.txt"
+    );
     let mut right = 0;
     let mut wrong = Vec::new();
     for file in &files {
@@ -55,8 +68,77 @@ fn the_corpus_is_classified_as_written_down() {
             wrong.push(format!("{file}: expected {want:?}, got {got:?}"));
         }
     }
-    println!("bounce corpus: {right}/{} reports classified right", files.len());
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    (right, files.len())
+}
+
+#[test]
+fn the_corpus_is_classified_as_written_down() {
+    let (right, all) = score(&corpus(), "eml", said);
+    println!("bounce corpus: {right}/{all} reports classified right");
+}
+
+/// What a provider's reader made of a corpus file, each body authenticated
+/// as its provider would (signed here with keys made for the test).
+fn events_said(file: &str) -> Vec<(String, String)> {
+    use herald::bounce::webhook::{mailgun, postmark, sendgrid};
+    let raw = std::fs::read(corpus().join("events").join(file)).unwrap();
+    let now = chrono::Utc::now();
+    let events = if file.starts_with("ses_") {
+        herald::bounce::sns::ses_events(&serde_json::from_slice(&raw).unwrap())
+    } else if file.starts_with("mailgun_") {
+        use hmac::{KeyInit, Mac};
+        let key = "mailgun-corpus-signing-key";
+        let (timestamp, token) = (now.timestamp().to_string(), "corpus-token");
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).unwrap();
+        mac.update(format!("{timestamp}{token}").as_bytes());
+        let signature: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+        let data: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+        let body = serde_json::json!({
+            "signature": {"timestamp": timestamp, "token": token, "signature": signature},
+            "event-data": data,
+        });
+        mailgun::read(key, body.to_string().as_bytes(), now).unwrap()
+    } else if file.starts_with("postmark_") {
+        postmark::read(&raw).unwrap()
+    } else if file.starts_with("sendgrid_") {
+        use base64::Engine as _;
+        use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng).unwrap();
+        let timestamp = now.timestamp().to_string();
+        let signed = [timestamp.as_bytes(), &raw].concat();
+        let signature = base64::engine::general_purpose::STANDARD.encode(pair.sign(&rng, &signed).unwrap());
+        sendgrid::read(
+            pair.public_key().as_ref(),
+            Some(&signature),
+            Some(&timestamp),
+            &raw,
+            now,
+        )
+        .unwrap()
+    } else {
+        panic!("{file}: no provider of that name")
+    };
+    if events.is_empty() {
+        return vec![("none".into(), "-".into())];
+    }
+    events
+        .into_iter()
+        .map(|e| {
+            (
+                e.finding.kind.as_str().to_string(),
+                e.finding.address.unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn provider_events_are_read_as_written_down() {
+    let (right, all) = score(&corpus().join("events"), "json", events_said);
+    println!("provider event corpus: {right}/{all} bodies read right");
 }
 
 #[test]
@@ -537,5 +619,341 @@ mod ledger {
             rows.iter().all(|r| r.matched_by == "address"),
             "matched by the address sent to"
         );
+    }
+
+    /// SNS's canonical string of an envelope's fields, written here apart
+    /// from Herald's: `name\nvalue\n` for each field SNS signs, in order.
+    fn sns_canonical(fields: &serde_json::Value) -> String {
+        let order: &[&str] = if fields["Type"] == "Notification" {
+            &["Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"]
+        } else {
+            &[
+                "Message",
+                "MessageId",
+                "SubscribeURL",
+                "Timestamp",
+                "Token",
+                "TopicArn",
+                "Type",
+            ]
+        };
+        order
+            .iter()
+            .filter_map(|name| fields[*name].as_str().map(|v| format!("{name}\n{v}\n")))
+            .collect()
+    }
+
+    /// An SNS envelope signed by `openssl` with `key` (SHA-1 for version 1,
+    /// SHA-256 for 2), as SNS signs them.
+    fn sns_signed(dir: &std::path::Path, mut fields: serde_json::Value, version: u8) -> String {
+        use base64::Engine as _;
+        let text = dir.join("canonical.txt");
+        std::fs::write(&text, sns_canonical(&fields)).unwrap();
+        let digest = if version == 1 { "-sha1" } else { "-sha256" };
+        let out = std::process::Command::new("openssl")
+            .args(["dgst", digest, "-sign"])
+            .arg(dir.join("key.pem"))
+            .arg(&text)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        fields["SignatureVersion"] = version.to_string().into();
+        fields["Signature"] = base64::engine::general_purpose::STANDARD.encode(&out.stdout).into();
+        fields.to_string()
+    }
+
+    #[tokio::test]
+    async fn amazon_ses_reports_arrive_through_signed_sns_messages_of_the_configured_topic_only() {
+        use wiremock::matchers::{method, path, query_param};
+        use wiremock::{Mock, MockServer, ResponseTemplate};
+
+        let keys = tempfile::tempdir().unwrap();
+        let made = std::process::Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=sns.test",
+            ])
+            .arg("-keyout")
+            .arg(keys.path().join("key.pem"))
+            .arg("-out")
+            .arg(keys.path().join("cert.pem"))
+            .output()
+            .unwrap();
+        assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+        let sns = MockServer::start().await;
+        // The certificate is fetched once, then kept; the subscription confirmed once.
+        Mock::given(method("GET"))
+            .and(path("/sns/SimpleNotificationService-test.pem"))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_bytes(std::fs::read(keys.path().join("cert.pem")).unwrap()),
+            )
+            .expect(1)
+            .mount(&sns)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/sns/"))
+            .and(query_param("Action", "ConfirmSubscription"))
+            .and(query_param("Token", "confirm-token-1"))
+            .respond_with(ResponseTemplate::new(200).set_body_string("<ConfirmSubscriptionResponse/>"))
+            .expect(1)
+            .mount(&sns)
+            .await;
+
+        let ws = Workspace::new(&base_config(&crate::support::file_mail()));
+        ws.subscribers(3);
+        ws.write("articles/one.txt", &article_txt("Tide tables change", "harbour"));
+        let out = ws.herald(&["digest", "daily"]);
+        assert!(out.status.success(), "{}", show(&out));
+        let topic = "arn:aws:sns:eu-west-1:123456789012:herald-bounces";
+        let app = crate::support::settings_with(
+            &ws,
+            &(crate::support::job_toml("daily", "0 7 * * *")
+                + &format!(
+                    "\n[bounces]\nsns_topic_arns = [\"{topic}\"]\nsns_certificate_base = \"{}/sns/\"\n",
+                    sns.uri()
+                )),
+        );
+        let site = crate::web::start_with(app).await;
+        let client = crate::web::client();
+        let hook = format!("{}/webhooks/ses", site.base);
+        let post = |body: String| {
+            client
+                .post(&hook)
+                .header("content-type", "text/plain; charset=UTF-8")
+                .body(body)
+        };
+        let corpus = |file: &str| std::fs::read_to_string(super::corpus().join("events").join(file)).unwrap();
+        let cert_url = format!("{}/sns/SimpleNotificationService-test.pem", sns.uri());
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let notification = |id: &str, message: &str, at: &str| {
+            serde_json::json!({
+                "Type": "Notification", "MessageId": id, "TopicArn": topic, "Message": message,
+                "Timestamp": at, "SigningCertURL": cert_url,
+                "UnsubscribeURL": format!("{}/sns/?Action=Unsubscribe", sns.uri()),
+            })
+        };
+        let subscribed = async |email: &str| {
+            site.store
+                .subscriber_by_address("readers", email)
+                .await
+                .unwrap()
+                .unwrap()
+                .status
+                == herald::store::SubscriberStatus::Active
+        };
+
+        // The subscription is confirmed by fetching its SubscribeURL.
+        let confirmation = serde_json::json!({
+            "Type": "SubscriptionConfirmation", "MessageId": "sub-1", "Token": "confirm-token-1", "TopicArn": topic,
+            "Message": "You have chosen to subscribe to the topic. To confirm, visit the SubscribeURL.",
+            "SubscribeURL": format!("{}/sns/?Action=ConfirmSubscription&TopicArn={topic}&Token=confirm-token-1", sns.uri()),
+            "Timestamp": now, "SigningCertURL": cert_url,
+        });
+        let res = post(sns_signed(keys.path(), confirmation, 1)).send().await.unwrap();
+        assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+
+        // A hard bounce (signature version 1) suppresses; sent again it is a replay.
+        let bounce = sns_signed(
+            keys.path(),
+            notification("n-1", &corpus("ses_bounce_permanent.json"), &now),
+            1,
+        );
+        let res = post(bounce.clone()).send().await.unwrap();
+        assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+        assert!(site.store.is_suppressed("reader0@example.org").await.unwrap());
+        assert_eq!(post(bounce).send().await.unwrap().status(), 409, "a replay");
+
+        // Refused, changing nothing: a message altered after signing, another
+        // topic, a certificate from elsewhere, a stale timestamp.
+        let complaint = corpus("ses_complaint_abuse.json");
+        let signed: serde_json::Value =
+            serde_json::from_str(&sns_signed(keys.path(), notification("n-2", "{}", &now), 2)).unwrap();
+        let mut altered = signed.clone();
+        altered["Message"] = complaint.clone().into();
+        assert_eq!(post(altered.to_string()).send().await.unwrap().status(), 401);
+        let mut other_topic = notification("n-3", &complaint, &now);
+        other_topic["TopicArn"] = "arn:aws:sns:eu-west-1:999999999999:someone-elses".into();
+        assert_eq!(
+            post(sns_signed(keys.path(), other_topic, 2))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            403
+        );
+        let mut elsewhere = notification("n-4", &complaint, &now);
+        elsewhere["SigningCertURL"] = "http://127.0.0.1:9/SimpleNotificationService-test.pem".into();
+        assert_eq!(
+            post(sns_signed(keys.path(), elsewhere, 2))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            401
+        );
+        let old =
+            (chrono::Utc::now() - chrono::Duration::hours(2)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let stale = sns_signed(keys.path(), notification("n-5", &complaint, &old), 2);
+        assert_eq!(post(stale).send().await.unwrap().status(), 401);
+        assert!(
+            subscribed("reader1@example.org").await,
+            "refused requests changed nothing"
+        );
+
+        // A complaint (signature version 2) unsubscribes; a transient bounce is counted only.
+        let res = post(sns_signed(keys.path(), notification("n-6", &complaint, &now), 2))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+        assert!(!subscribed("reader1@example.org").await);
+        let transient = corpus("ses_bounce_transient_mailbox_full.json");
+        let res = post(sns_signed(keys.path(), notification("n-7", &transient, &now), 2))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        assert!(subscribed("reader2@example.org").await);
+        assert!(!site.store.is_suppressed("reader2@example.org").await.unwrap());
+
+        let rows = site.store.bounces(None, 10).await.unwrap();
+        let mut seen: Vec<(String, String)> = rows
+            .iter()
+            .map(|r| (r.kind.as_str().to_string(), r.source.clone()))
+            .collect();
+        seen.sort();
+        assert_eq!(
+            seen,
+            [
+                ("complaint", "webhook:ses"),
+                ("hard", "webhook:ses"),
+                ("soft", "webhook:ses")
+            ]
+            .map(|(k, s)| (k.to_string(), s.to_string()))
+        );
+        drop(site);
+        sns.verify().await;
+    }
+
+    #[test]
+    fn reports_in_an_imap_mailbox_are_read_recorded_and_moved_once() {
+        use crate::support::dovecot::Dovecot;
+        let relay = Relay::start(Script::default());
+        let dovecot = Dovecot::start();
+        let mail = smtp_mail(relay.port, "");
+        let ws = Workspace::new(&format!(
+            "{}\n[bounces]\naddress = \"bounces@gazette.example.org\"\nmax_message_kb = 1024\n{}",
+            base_config(&mail),
+            dovecot.config("poll_seconds = 1\n")
+        ));
+        ws.subscribers(4);
+        ws.write("articles/one.txt", &article_txt("Tide tables change", "harbour"));
+        let out = ws.herald(&["digest", "daily"]);
+        assert!(out.status.success(), "{}", show(&out));
+        let first = sent(&relay);
+        let (verp0, _) = &first["reader0@example.org"];
+        let (_, id1) = &first["reader1@example.org"];
+        dovecot.deliver(
+            "1.hard",
+            &dsn(
+                "i1",
+                verp0,
+                "reader0@example.org",
+                "5.1.1",
+                "550 5.1.1 no such user",
+                "unrelated@x",
+            ),
+        );
+        dovecot.deliver("2.complaint", &arf("i2", "reader1@example.org", id1));
+        dovecot.deliver(
+            "3.auto",
+            "From: reader3@example.org\r\nTo: bounces@gazette.example.org\r\nSubject: Out of office\r\n\
+             Auto-Submitted: auto-replied\r\nMessage-ID: <ooo@example.org>\r\n\r\nAway until Monday.\r\n",
+        );
+        // A report over bounces.max_message_kb is skipped unread, and moved all the same.
+        dovecot.deliver(
+            "4.large",
+            &format!("Subject: big\r\n\r\n{}\r\n", "x".repeat(1100 * 1024)),
+        );
+
+        // A wrong password: a clear error, nothing read, nothing moved.
+        let wrong = ws
+            .command(&["bounces", "poll"])
+            .env("HERALD_BOUNCES__IMAP__PASSWORD", "not-the-password")
+            .output()
+            .unwrap();
+        assert!(!wrong.status.success());
+        assert!(
+            show(&wrong).contains("refused the login of \"bounces\""),
+            "{}",
+            show(&wrong)
+        );
+        assert!(
+            !show(&wrong).contains("not-the-password"),
+            "the password is never shown"
+        );
+        assert_eq!(dovecot.count(""), 4);
+
+        let out = ws.herald(&["bounces", "poll"]);
+        assert!(out.status.success(), "{}\n{}", show(&out), dovecot.log());
+        let said = stdout(&out);
+        assert!(
+            said.contains("4 report(s): 1 hard, 0 soft, 1 complaint(s); 1 suppressed, 1 unsubscribed"),
+            "{said}"
+        );
+        assert!(
+            said.contains("1 auto-repl(ies)") && said.contains("1 skipped"),
+            "{said}"
+        );
+        assert!(said.contains("4 message(s) moved to Processed"), "{said}");
+        assert_eq!((dovecot.count(""), dovecot.count("Processed")), (0, 4));
+        let suppressed = |email: &'static str| ws.on_store(async |store| store.is_suppressed(email).await.unwrap());
+        let unsubscribed = |email: &'static str| {
+            ws.on_store(async |store| {
+                store
+                    .subscriber_by_address("readers", email)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .status
+                    == herald::store::SubscriberStatus::Unsubscribed
+            })
+        };
+        assert!(suppressed("reader0@example.org"));
+        assert!(unsubscribed("reader1@example.org"));
+        assert!(!suppressed("reader3@example.org"), "an auto-reply changes nothing");
+        let listed = stdout(&ws.herald(&["bounces"]));
+        assert!(listed.contains("via imap"), "{listed}");
+
+        // An empty mailbox polls to nothing; the daemon polls on its own.
+        let out = ws.herald(&["bounces", "poll"]);
+        assert!(stdout(&out).contains("0 report(s)"), "{}", show(&out));
+        let (_, id2) = &first["reader2@example.org"];
+        dovecot.deliver("5.complaint", &arf("i5", "reader2@example.org", id2));
+        let daemon = crate::support::KillOnDrop(
+            ws.command(&["run"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while dovecot.count("Processed") < 5 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the daemon did not poll the mailbox: {}",
+                dovecot.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        drop(daemon);
+        assert!(unsubscribed("reader2@example.org"));
     }
 }

@@ -124,6 +124,39 @@ fn cadences_dkim_and_web_keys_are_checked_at_load() {
 }
 
 #[test]
+fn bounce_keys_are_checked_at_load_each_named() {
+    let config = base_config(&file_mail())
+        + "\n[bounces]\nsns_topic_arns = [\"arn:aws:sns:eu-west-1:123456789012:ok\", \"arn:aws:s3:::bucket\"]\n\
+           sns_certificate_base = \"ftp://certs.example/\"\npostmark_username = \"herald\"\n\
+           \n[bounces.imap]\nhost = \"imap.example.org\"\nmove_to = \"INBOX\"\nca_file = \"no/such/ca.pem\"\n";
+    let ws = Workspace::new(&config);
+    let out = ws.herald(&["check"]);
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for expected in [
+        "bounces.sns_topic_arns: \"arn:aws:s3:::bucket\" is not an SNS topic ARN",
+        "bounces.sns_certificate_base: \"ftp://certs.example/\" is not an http(s) URL ending in '/'",
+        "bounces.postmark_password: is required with bounces.postmark_username",
+        "bounces.imap.username: is required",
+        "bounces.imap.password: is required",
+        "bounces.imap.move_to: \"INBOX\" is the folder read",
+    ] {
+        assert!(err.contains(expected), "{expected:?} not in:\n{err}");
+    }
+    // With the rest right, the CA file is read at load and named when missing.
+    let config = base_config(&file_mail())
+        + "\n[bounces.imap]\nhost = \"imap.example.org\"\nusername = \"u\"\npassword = \"p\"\nca_file = \"no/such/ca.pem\"\n";
+    let ws = Workspace::new(&config);
+    let out = ws.herald(&["check"]);
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("bounces.imap.ca_file: cannot read no/such/ca.pem"),
+        "{}",
+        show(&out)
+    );
+}
+
+#[test]
 fn the_env_example_copied_to_dot_env_is_read_whole() {
     let ws = Workspace::sqlite(&base_config(&file_mail()));
     std::fs::copy(

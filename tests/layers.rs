@@ -26,11 +26,12 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("store", &["article", "failpoint", "source", "token"]),
     ("import", &["clean", "store"]),
     ("ingest", &["article", "config", "source", "store"]),
-    // Bounce and complaint reports read, matched to deliveries, recorded.
-    ("bounce", &["config", "store", "token"]),
     // What goes out: rendering, mail (each recipient's message and the transports), social posts.
     ("render", &["clean", "config", "store"]),
     ("mail", &["clean", "config", "render", "token"]),
+    // Bounce and complaint reports read (from files, a mailbox over IMAP with
+    // mail's TLS, webhooks), matched to deliveries, recorded.
+    ("bounce", &["config", "mail", "store", "token"]),
     (
         "social",
         &[
@@ -71,6 +72,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         "daemon",
         &[
             "app",
+            "bounce",
             "clock",
             "config",
             "digest",

@@ -62,6 +62,29 @@ pub struct Tally {
     pub skipped: u64,
 }
 
+impl std::fmt::Display for Tally {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let t = self;
+        write!(
+            f,
+            "{} report(s): {} hard, {} soft, {} complaint(s); {} suppressed, {} unsubscribed, {} unmatched; \
+             {} auto-repl(ies) and {} not failures ignored, {} unrecognised, {} seen before, {} skipped",
+            t.reports,
+            t.hard,
+            t.soft,
+            t.complaints,
+            t.suppressed,
+            t.unsubscribed,
+            t.unmatched,
+            t.auto_replies,
+            t.not_failures,
+            t.unrecognised,
+            t.seen_before,
+            t.skipped
+        )
+    }
+}
+
 impl<'a> Intake<'a> {
     pub fn new(store: &'a Store, keys: &'a TokenKeys, settings: &'a BounceSettings, domain: &'a str) -> Intake<'a> {
         Intake {
@@ -76,6 +99,11 @@ impl<'a> Intake<'a> {
             pending: Vec::new(),
             tally: Tally::default(),
         }
+    }
+
+    /// The largest report read (`bounces.max_message_kb`).
+    pub fn max_message_bytes(&self) -> usize {
+        self.settings.max_message_bytes
     }
 
     /// Counts a message that could not be read (too large, unreadable).

@@ -41,8 +41,10 @@ pub enum Refusal {
     Unsigned,
     #[error("the signature does not match")]
     BadSignature,
-    #[error("the signed timestamp is more than five minutes from now")]
+    #[error("the signed timestamp is too far from now (a delayed or replayed request)")]
     Stale,
+    #[error("the SNS topic {0} is not one of bounces.sns_topic_arns")]
+    UnknownTopic(String),
     #[error("the body is not what the provider sends: {0}")]
     Malformed(String),
 }

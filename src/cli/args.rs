@@ -289,6 +289,10 @@ pub enum BouncesAction {
         #[arg(long, value_name = "ADDRESS")]
         recipient: Option<String>,
     },
+    /// Poll the [bounces.imap] mailbox once now (the daemon polls it every
+    /// bounces.imap.poll_seconds): read its reports, record them, then move
+    /// them to bounces.imap.move_to.
+    Poll,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

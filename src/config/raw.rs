@@ -103,6 +103,25 @@ pub struct RawBounces {
     pub postmark_username: Option<String>,
     pub postmark_password: Option<String>,
     pub sendgrid_verification_key: Option<String>,
+    #[serde(default)]
+    pub sns_topic_arns: Vec<String>,
+    pub sns_certificate_base: Option<String>,
+    #[serde(default)]
+    pub imap: RawImap,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+pub struct RawImap {
+    pub host: Option<String>,
+    pub port: Option<i64>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub folder: Option<String>,
+    pub move_to: Option<String>,
+    pub poll_seconds: Option<i64>,
+    pub timeout_secs: Option<i64>,
+    pub max_messages: Option<i64>,
+    pub ca_file: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]

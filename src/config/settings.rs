@@ -139,6 +139,30 @@ pub struct BounceSettings {
     pub max_message_bytes: usize,
     /// Provider webhooks, each served only when configured.
     pub webhooks: WebhookSettings,
+    /// The mailbox the daemon polls for reports, when set.
+    pub imap: Option<ImapSettings>,
+}
+
+/// `[bounces.imap]`: a mailbox of reports, read over IMAP with TLS.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImapSettings {
+    pub host: String,
+    /// Implicit TLS (IMAPS), 993 unless set.
+    pub port: u16,
+    pub username: String,
+    pub password: Secret,
+    /// The folder reports arrive in.
+    pub folder: String,
+    /// Where read messages are moved; `None`: they are flagged \Seen and
+    /// left, and only unseen ones are read.
+    pub move_to: Option<String>,
+    pub poll_interval: Duration,
+    /// The longest wait for any one step (connect, TLS, each command).
+    pub timeout: Duration,
+    /// Messages read per poll at most; the rest wait for the next.
+    pub max_messages: usize,
+    /// PEM certificates trusted beside the web's roots (a private server's CA).
+    pub ca_file: Option<PathBuf>,
 }
 
 /// The credentials each provider's bounce webhook is checked with.
@@ -151,6 +175,12 @@ pub struct WebhookSettings {
     /// SendGrid's signed event webhook verification key: an ECDSA P-256
     /// public key, its uncompressed point (65 bytes) taken from the DER key.
     pub sendgrid_key: Option<Vec<u8>>,
+    /// The SNS topics whose Amazon SES notifications are heard (none: the
+    /// SES webhook is off).
+    pub sns_topic_arns: Vec<String>,
+    /// Where SNS signing certificates and subscription links may be instead
+    /// of Amazon's SNS hosts (tests, private endpoints). `None`: Amazon's.
+    pub sns_certificate_base: Option<url::Url>,
 }
 
 impl Default for BounceSettings {
@@ -163,6 +193,7 @@ impl Default for BounceSettings {
             complaint_alert_percent: 0.1,
             max_message_bytes: 10 * 1024 * 1024,
             webhooks: WebhookSettings::default(),
+            imap: None,
         }
     }
 }

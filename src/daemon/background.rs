@@ -1,7 +1,7 @@
 //! The daemon's background loops: the retry drainer, which keeps every job's
 //! queue moving (retries, rows an interrupted run left), the source poller,
-//! the fire watcher, which takes over fires whose claimer died, and the
-//! heartbeat.
+//! the fire watcher, which takes over fires whose claimer died, the bounce
+//! mailbox poller, and the heartbeat.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use tracing::{error, info, warn};
 
 use super::fires::Daemon;
+use crate::bounce::{self, Intake};
 use crate::config::JobKind;
 use crate::sender::{self, SendContext};
 use crate::shutdown::Shutdown;
@@ -224,5 +225,37 @@ pub async fn fire_watcher(daemon: Daemon, mut shutdown: Shutdown) {
     }
     for run in runs {
         let _ = run.await;
+    }
+}
+
+/// Polls the `[bounces.imap]` mailbox every `poll_seconds`, when one is set
+/// (looking again after a reload when none is).
+pub async fn bounce_mailbox(daemon: Daemon, mut shutdown: Shutdown) {
+    loop {
+        let app = daemon.app();
+        let wait = match &app.settings.bounces.imap {
+            None => MAX_IDLE,
+            Some(imap) => {
+                match daemon.store.token_keys(&app.tokens).await {
+                    Ok(keys) => {
+                        let settings = &app.settings;
+                        let intake = Intake::new(&daemon.store, &keys, &settings.bounces, &settings.site.domain);
+                        match bounce::imap::poll(imap, intake, daemon.clock.now()).await {
+                            Ok(polled) if polled.done > 0 => info!(tally = %polled.tally, "bounce mailbox read"),
+                            Ok(_) => {}
+                            Err(e) => {
+                                warn!(error = %e, "polling the bounce mailbox failed; trying again at the next poll")
+                            }
+                        }
+                    }
+                    Err(e) => error!(error = %e, "cannot read the token keys to poll the bounce mailbox"),
+                }
+                imap.poll_interval
+            }
+        };
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = shutdown.wait() => break,
+        }
     }
 }

@@ -146,6 +146,11 @@ pub async fn run(app: App, config_path: &Path) -> anyhow::Result<ExitCode> {
             restartable(&daemon, &shutdown, background::fire_watcher),
         )),
         tokio::spawn(supervise(
+            "bounce mailbox",
+            shutdown.clone(),
+            restartable(&daemon, &shutdown, background::bounce_mailbox),
+        )),
+        tokio::spawn(supervise(
             "heartbeat",
             shutdown.clone(),
             restartable(&daemon, &shutdown, background::heartbeat),

@@ -21,7 +21,7 @@ use message::{BodyEncoding, MessageError};
 
 pub use dkim::{Dkim, DkimError, SIGNED_HEADERS, generate as generate_dkim_key};
 pub use file::FileTransport;
-pub use session::CaError;
+pub use session::{CaError, tls_config};
 pub use smtp::SmtpTransport;
 
 /// How the server (or the file system) answered one message. Only a reply

@@ -10,6 +10,7 @@ mod limit;
 mod metrics;
 mod preferences;
 mod signup;
+mod sns;
 mod unsubscribe;
 mod webhooks;
 
@@ -47,6 +48,8 @@ pub struct WebState {
     pub limiter: Arc<RateLimiter>,
     /// The time every page reads: sign-ups, confirmations, rate limits, metrics.
     pub clock: Arc<dyn Clock>,
+    /// Amazon SNS signing certificates, fetched once each.
+    sns: Arc<sns::Certificates>,
 }
 
 impl WebState {
@@ -69,6 +72,7 @@ impl WebState {
             expects_heartbeat,
             limiter,
             clock,
+            sns: Arc::default(),
         }
     }
 

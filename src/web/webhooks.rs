@@ -1,5 +1,6 @@
-//! Bounce and complaint webhooks of mail providers (`/webhooks/mailgun`,
-//! `/webhooks/postmark`, `/webhooks/sendgrid` under `site.base_url`), each
+//! Bounce and complaint webhooks of mail providers (`/webhooks/ses` through
+//! Amazon SNS, `/webhooks/mailgun`, `/webhooks/postmark`,
+//! `/webhooks/sendgrid` under `site.base_url`), each
 //! served only when its credentials are configured. A request that is not
 //! authenticated the provider's way, is stale, or replays an event the
 //! ledger has is refused with a 4xx and changes nothing; the rest go into
@@ -11,6 +12,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::WebState;
+use super::sns::Verified;
 use crate::bounce::Intake;
 use crate::bounce::webhook::{Event, Refusal, mailgun, postmark, sendgrid};
 
@@ -50,6 +52,15 @@ pub(super) async fn receive(
             ),
             None => return StatusCode::NOT_FOUND.into_response(),
         },
+        "ses" if !hooks.sns_topic_arns.is_empty() => match state.sns.receive(hooks, &body, now).await {
+            Ok(Ok(Verified::Events(events))) => Ok(events),
+            Ok(Ok(Verified::Handled(answer))) => return (StatusCode::OK, answer).into_response(),
+            Ok(Err(unreachable)) => {
+                tracing::warn!(%provider, error = %unreachable, "bounce webhook not handled; SNS will retry");
+                return (StatusCode::SERVICE_UNAVAILABLE, format!("{unreachable}\n")).into_response();
+            }
+            Err(refusal) => Err(refusal),
+        },
         _ => return StatusCode::NOT_FOUND.into_response(),
     };
     let events = match read {
@@ -58,6 +69,7 @@ pub(super) async fn receive(
             tracing::warn!(%provider, %refusal, "bounce webhook refused");
             let status = match refusal {
                 Refusal::Malformed(_) => StatusCode::BAD_REQUEST,
+                Refusal::UnknownTopic(_) => StatusCode::FORBIDDEN,
                 _ => StatusCode::UNAUTHORIZED,
             };
             return (status, format!("{refusal}\n")).into_response();

@@ -3,6 +3,7 @@
 //! `herald` binary; the scripted relay, the platform fakes and the WebDriver
 //! client live beside this file.
 
+pub mod dovecot;
 pub mod fakes;
 pub mod postfix;
 pub mod relay;
@@ -482,4 +483,77 @@ pub fn wait_for_retry(ws: &Workspace, job: &str) {
 pub fn next_fire_every(every: i64) -> chrono::DateTime<chrono::Utc> {
     let now = chrono::Utc::now().timestamp();
     chrono::DateTime::from_timestamp((now / every + 1) * every, 0).expect("in range")
+}
+
+/// A private CA and a certificate it signed for `localhost`:
+/// (CA certificate, server certificate, server key) paths.
+pub fn certificates(dir: &Path) -> (String, String, String) {
+    let path = |name: &str| dir.join(name).display().to_string();
+    let (ca, ca_key, cert, key, csr, ext) = (
+        path("ca.pem"),
+        path("ca-key.pem"),
+        path("cert.pem"),
+        path("key.pem"),
+        path("server.csr"),
+        path("server.ext"),
+    );
+    std::fs::write(&ext, "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n").unwrap();
+    let steps: [Vec<&str>; 3] = [
+        vec![
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=Herald Test CA",
+            "-keyout",
+            &ca_key,
+            "-out",
+            &ca,
+        ],
+        vec![
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+        ],
+        vec![
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &ca,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            &ext,
+            "-out",
+            &cert,
+        ],
+    ];
+    for args in steps {
+        let out = Command::new("openssl")
+            .args(&args)
+            .output()
+            .expect("openssl is installed");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    (ca, cert, key)
 }
