@@ -609,6 +609,9 @@ mod ledger {
 
         // A provider with no credentials configured is not served.
         assert_eq!(post(hook("ses"), "{}".into()).send().await.unwrap().status(), 404);
+        // A body over 4 MiB is refused unread.
+        let huge = format!("[{}]", " ".repeat(4 * 1024 * 1024 + 1));
+        assert_eq!(signed(&huge).send().await.unwrap().status(), 413);
         let rows = site.store.bounces(None, 10).await.unwrap();
         let sources: std::collections::BTreeSet<_> = rows.iter().map(|r| r.source.as_str()).collect();
         assert_eq!(
@@ -955,5 +958,108 @@ mod ledger {
         }
         drop(daemon);
         assert!(unsubscribed("reader2@example.org"));
+    }
+
+    #[test]
+    fn hostile_reports_are_skipped_or_read_within_bounds_and_strangers_change_nobody() {
+        use base64::Engine as _;
+        let ws = Workspace::new(&base_config(&crate::support::file_mail()));
+        ws.subscribers(2);
+        ws.write("articles/one.txt", &article_txt("Tide tables change", "harbour"));
+        let out = ws.herald(&["digest", "daily"]);
+        assert!(out.status.success(), "{}", show(&out));
+        let ingest_stdin = |input: &[u8]| {
+            let mut child = ws
+                .command(&["bounces", "ingest", "-"])
+                .env("HERALD_LOG", "info")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut pipe = child.stdin.take().unwrap();
+            // The whole input is taken, even when it is skipped: no broken pipe.
+            pipe.write_all(input).unwrap();
+            drop(pipe);
+            let out = child.wait_with_output().unwrap();
+            assert!(out.status.success(), "{}", show(&out));
+            out
+        };
+
+        // 50 MB on a pipe: skipped unread past the cap, and said so.
+        let mut huge = b"From: MAILER-DAEMON@relay.example.net\r\nSubject: huge\r\n\r\n".to_vec();
+        huge.resize(50 * 1024 * 1024, b'A');
+        let out = ingest_stdin(&huge);
+        assert!(stdout(&out).contains("1 skipped"), "{}", show(&out));
+        assert!(
+            show(&out).contains("larger than bounces.max_message_kb"),
+            "{}",
+            show(&out)
+        );
+
+        // A report carrying a 4 MB "zip bomb" (never unpacked) and one nested
+        // 3,000 multiparts deep: read without a panic, the first one acted on.
+        let bomb = base64::engine::general_purpose::STANDARD
+            .encode([b"PK\x03\x04".as_slice(), &[0u8; 3 * 1024 * 1024]].concat());
+        let dsn_part = dsn(
+            "z1",
+            "bounces@gazette.example.org",
+            "reader0@example.org",
+            "5.1.1",
+            "550 5.1.1 gone",
+            "x@y",
+        );
+        let with_bomb = dsn_part.replace(
+            "--BB--\r\n",
+            &format!("--BB\r\nContent-Type: application/zip; name=bomb.zip\r\nContent-Transfer-Encoding: base64\r\n\r\n{bomb}\r\n--BB--\r\n"),
+        );
+        let out = ingest_stdin(with_bomb.as_bytes());
+        assert!(stdout(&out).contains("1 report(s): 1 hard"), "{}", show(&out));
+        let mut nested =
+            String::from("From: MAILER-DAEMON@relay.example.net\r\nSubject: deep\r\nMIME-Version: 1.0\r\n");
+        for depth in 0..3000 {
+            nested.push_str(&format!(
+                "Content-Type: multipart/mixed; boundary=\"b{depth}\"\r\n\r\n--b{depth}\r\n"
+            ));
+        }
+        nested.push_str("Content-Type: text/plain\r\n\r\n550 5.1.1 <reader1@example.org>: no such user\r\n");
+        let out = ingest_stdin(nested.as_bytes());
+        // Past the MIME parser's depth limit it is not read as a report: said, not acted on.
+        assert!(stdout(&out).contains("1 unrecognised"), "{}", show(&out));
+        assert!(
+            show(&out).contains("not a bounce or complaint Herald can read"),
+            "{}",
+            show(&out)
+        );
+
+        // A report about someone Herald never mailed, sent to another domain's
+        // bounce address: kept as unmatched, nobody changed.
+        let stranger = dsn(
+            "s1",
+            "bounces@other.example",
+            "stranger@elsewhere.example",
+            "5.1.1",
+            "550 5.1.1 gone",
+            "a@b",
+        );
+        let out = ingest_stdin(stranger.as_bytes());
+        assert!(
+            stdout(&out).contains("1 hard, 0 soft, 0 complaint(s); 0 suppressed, 0 unsubscribed, 1 unmatched"),
+            "{}",
+            show(&out)
+        );
+        let suppressed = ws.on_store(async |store| {
+            (
+                store.is_suppressed("reader0@example.org").await.unwrap(),
+                store.is_suppressed("reader1@example.org").await.unwrap(),
+                store.is_suppressed("stranger@elsewhere.example").await.unwrap(),
+            )
+        });
+        assert_eq!(suppressed.0, true, "the report beside the attachment was read");
+        assert_eq!(
+            suppressed.2, false,
+            "a stranger is never suppressed through Herald's list"
+        );
+        let _ = suppressed.1;
     }
 }

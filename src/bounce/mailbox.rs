@@ -59,6 +59,7 @@ impl Messages {
     }
 
     fn open(&mut self, place: Place) -> Option<Item> {
+        let is_stdin = matches!(place, Place::Stdin);
         let (name, reader): (String, Box<dyn BufRead>) = match place {
             Place::Stdin => ("standard input".into(), Box::new(BufReader::new(io::stdin()))),
             Place::File(path) => {
@@ -86,8 +87,15 @@ impl Messages {
             return None;
         }
         let mut raw = Vec::new();
-        match reader.take(self.cap as u64 + 1).read_to_end(&mut raw) {
-            Ok(_) if raw.len() > self.cap => Some(Item::TooLarge { from: name }),
+        match (&mut reader).take(self.cap as u64 + 1).read_to_end(&mut raw) {
+            Ok(_) if raw.len() > self.cap => {
+                // The rest of a pipe is read and dropped, so its writer sees
+                // the message taken (memory holds no more than the cap).
+                if is_stdin {
+                    let _ = io::copy(&mut reader, &mut io::sink());
+                }
+                Some(Item::TooLarge { from: name })
+            }
             Ok(_) => Some(Item::Message { raw, from: name }),
             Err(e) => Some(unreadable(name, e)),
         }
