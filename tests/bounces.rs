@@ -1055,11 +1055,11 @@ mod ledger {
                 store.is_suppressed("stranger@elsewhere.example").await.unwrap(),
             )
         });
-        assert_eq!(suppressed.0, true, "the report beside the attachment was read");
-        assert_eq!(
-            suppressed.2, false,
-            "a stranger is never suppressed through Herald's list"
+        assert!(suppressed.0, "the report beside the attachment was read");
+        assert!(
+            !suppressed.1,
+            "a report nested past the parser's depth limit changes nobody"
         );
-        let _ = suppressed.1;
+        assert!(!suppressed.2, "a stranger is never suppressed through Herald's list");
     }
 }
