@@ -69,7 +69,7 @@ impl Article {
     /// Cleans a draft from `source`; `base_url` gives URLs to drafts without one
     /// (the base URL plus a slug of the title).
     pub fn from_draft(source: &str, draft: Draft, base_url: Option<&Url>) -> Result<Article, ArticleError> {
-        let title = clean::one_line(&draft.title);
+        let title = clean::plain_line(&draft.title);
         if title.is_empty() {
             return Err(ArticleError::NoTitle);
         }
@@ -109,7 +109,7 @@ impl Article {
         let mut tags: Vec<String> = draft
             .tags
             .iter()
-            .map(|t| clean::one_line(t))
+            .map(|t| clean::plain_line(t))
             .filter(|t| !t.is_empty())
             .collect();
         tags.dedup();
@@ -119,7 +119,7 @@ impl Article {
             former_identity: None,
             url,
             title,
-            author: draft.author.map(|a| clean::one_line(&a)).filter(|a| !a.is_empty()),
+            author: draft.author.map(|a| clean::plain_line(&a)).filter(|a| !a.is_empty()),
             excerpt,
             content_html,
             tags,

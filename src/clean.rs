@@ -4,6 +4,8 @@
 
 use std::collections::HashSet;
 
+mod lead;
+
 /// Collapses a value meant for one line (title, author, tag): control
 /// characters (CR and LF included) become spaces, runs of space become one.
 pub fn one_line(value: &str) -> String {
@@ -12,6 +14,65 @@ pub fn one_line(value: &str) -> String {
         .filter(|w| !w.is_empty())
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// A one-line field as plain text: markup removed (a script's or a style's
+/// content with it), entities decoded, controls and runs of whitespace
+/// collapsed. Decoding can uncover markup escaped twice, so it repeats a few
+/// times while anything changes; whatever tag or entity is left after that is
+/// dropped, so none ever reaches a post, a card or a subject.
+pub fn plain_line(value: &str) -> String {
+    let mut text = one_line(value);
+    for _ in 0..PLAIN_ROUNDS {
+        if !text.contains(['<', '&']) {
+            return text;
+        }
+        let decoded = one_line(&html_text(&text));
+        if decoded == text {
+            break;
+        }
+        text = decoded;
+    }
+    one_line(&drop_markup(&text))
+}
+
+/// How many times [`plain_line`] decodes markup that decoding uncovered.
+const PLAIN_ROUNDS: usize = 4;
+
+/// The text of an HTML fragment, without decoration or line wrapping.
+fn html_text(html: &str) -> String {
+    html2text::config::plain_no_decorate()
+        .link_footnotes(false)
+        .string_from_read(html.as_bytes(), 100_000)
+        .unwrap_or_default()
+}
+
+/// `text` without anything shaped like a tag (`<` then a letter, `/`, `!` or
+/// `?`, up to the next `>` or the end) or an entity (`&` then up to 32
+/// letters, digits or `#`, then `;`).
+fn drop_markup(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        let after = &rest[c.len_utf8()..];
+        if c == '<' && after.starts_with(|n: char| n.is_ascii_alphabetic() || matches!(n, '/' | '!' | '?')) {
+            rest = after.find('>').map_or("", |end| &after[end + 1..]);
+            out.push(' ');
+            continue;
+        }
+        if c == '&' {
+            let name = after
+                .find(|n: char| !(n.is_ascii_alphanumeric() || n == '#'))
+                .unwrap_or(after.len());
+            if (1..=32).contains(&name) && after[name..].starts_with(';') {
+                rest = &after[name + 1..];
+                continue;
+            }
+        }
+        out.push(c);
+        rest = after;
+    }
+    out
 }
 
 /// Sanitises article HTML: no scripts, no event handlers, no styles, safe links only.
@@ -54,11 +115,7 @@ pub fn paragraphs(text: &str) -> Vec<String> {
 
 /// The paragraphs of an HTML fragment as plain text.
 pub fn html_paragraphs(html: &str) -> Vec<String> {
-    let text = html2text::config::plain_no_decorate()
-        .link_footnotes(false)
-        .string_from_read(html.as_bytes(), 100_000)
-        .unwrap_or_default();
-    paragraphs(&text)
+    paragraphs(&html_text(html))
 }
 
 const STOPWORDS: &[&str] = &[
@@ -161,23 +218,10 @@ pub fn without_boilerplate(text: &str) -> String {
     kept.join(" ")
 }
 
-/// Picks the text an excerpt comes from: a paragraph's story sentences
-/// (boilerplate sentences removed), long enough to be prose, and, when the
-/// first such paragraph shares nothing with the headline but a later one
-/// does, the later one.
+/// The text an excerpt comes from: the lead paragraph's story sentences
+/// (see [`lead`]).
 pub fn lead_paragraph(title: &str, paragraphs: &[String]) -> Option<String> {
-    let candidates: Vec<String> = paragraphs
-        .iter()
-        .map(|p| without_boilerplate(p))
-        .filter(|p| p.split_whitespace().count() >= 6)
-        .collect();
-    let first = candidates.first()?;
-    let title_stems = content_stems(title);
-    let shares = |p: &str| !content_stems(p).is_disjoint(&title_stems);
-    if title_stems.is_empty() || shares(first) {
-        return Some(first.clone());
-    }
-    Some(candidates.iter().take(4).find(|p| shares(p)).unwrap_or(first).clone())
+    lead::lead(title, paragraphs).map(|(_, text)| text)
 }
 
 /// Shortens `text` to at most `max` characters at a sentence boundary when one
@@ -202,17 +246,17 @@ pub fn shorten(text: &str, max: usize) -> String {
     )
 }
 
-/// The excerpt of an article: an explicit summary's story sentences when it
-/// has any, else the lead paragraph's, shortened to `max` characters. Empty
+/// The excerpt of an article, as plain text: an explicit summary's story
+/// sentences when it has any, else the lead paragraph's, shortened to `max` characters. Empty
 /// only when the article has no story text at all.
 pub fn excerpt(title: &str, summary: Option<&str>, paragraphs: &[String], max: usize) -> String {
     let summary = summary
-        .map(|s| without_boilerplate(&one_line(s)))
+        .map(|s| without_boilerplate(&plain_line(s)))
         .filter(|s| !s.is_empty());
     let text = summary
         .or_else(|| lead_paragraph(title, paragraphs))
         .unwrap_or_default();
-    shorten(&text, max)
+    shorten(&plain_line(&text), max)
 }
 
 #[cfg(test)]
@@ -222,6 +266,66 @@ mod tests {
     #[test]
     fn one_line_removes_line_breaks_and_controls() {
         assert_eq!(one_line(" Big\r\nnews\u{0}\there  "), "Big news here");
+    }
+
+    #[test]
+    fn plain_line_removes_markup_and_decodes_entities() {
+        assert_eq!(
+            plain_line("Council <script>alert(1)</script> votes &amp; \"reviews\" budget <b>today</b>"),
+            "Council votes & \"reviews\" budget today"
+        );
+        assert_eq!(
+            plain_line("Caf&eacute; &#8220;open&#8221;"),
+            "Café \u{201c}open\u{201d}"
+        );
+        assert_eq!(plain_line("&lt;b&gt;Twice&lt;/b&gt; escaped"), "Twice escaped");
+        assert_eq!(plain_line("AT&T wins; 3 < 5 and Q&A"), "AT&T wins; 3 < 5 and Q&A");
+        // Escaped more times than it is decoded: what is left holds no tag or entity.
+        assert_eq!(plain_line("&amp;amp;amp;amp;amp;amp;lt;i&gt;"), "amp;lt;i>");
+    }
+
+    fn has_tag_or_entity(text: &str) -> bool {
+        let bytes = text.as_bytes();
+        bytes
+            .windows(2)
+            .any(|w| w[0] == b'<' && (w[1].is_ascii_alphabetic() || b"/!?".contains(&w[1])))
+            || text.match_indices('&').any(|(at, _)| {
+                let name = &text[at + 1..];
+                let end = name
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '#'))
+                    .unwrap_or(name.len());
+                (1..=32).contains(&end) && name[end..].starts_with(';')
+            })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn no_tag_entity_or_control_survives_plain_line(
+            parts in proptest::collection::vec(
+                proptest::prop_oneof![
+                    "[a-zA-Z ]{0,8}",
+                    proptest::strategy::Just("<".to_string()),
+                    proptest::strategy::Just(">".to_string()),
+                    proptest::strategy::Just("&".to_string()),
+                    proptest::strategy::Just(";".to_string()),
+                    proptest::strategy::Just("&amp;".to_string()),
+                    proptest::strategy::Just("&lt;".to_string()),
+                    proptest::strategy::Just("&#60;".to_string()),
+                    proptest::strategy::Just("<script>".to_string()),
+                    proptest::strategy::Just("</b>".to_string()),
+                    proptest::strategy::Just("<!--".to_string()),
+                    "\\PC",
+                    "[\u{0}-\u{1f}\u{7f}-\u{9f}]",
+                ],
+                0..24,
+            )
+        ) {
+            let value = parts.concat();
+            let clean = plain_line(&value);
+            proptest::prop_assert!(!has_tag_or_entity(&clean), "{value:?} became {clean:?}");
+            proptest::prop_assert!(!clean.contains(char::is_control), "{value:?} became {clean:?}");
+            proptest::prop_assert_eq!(plain_line(&clean), clean.clone(), "plain_line is stable");
+        }
     }
 
     #[test]

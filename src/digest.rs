@@ -144,7 +144,8 @@ pub struct DigestReport {
     pub sources: Vec<SourceReport>,
     pub seeded: Option<crate::import::ImportReport>,
     pub edition: Option<EditionRow>,
-    /// Articles in the window; zero means no edition unless `send_when_empty`.
+    /// Articles in the window; fewer than `min_articles` make no edition
+    /// (none at all does when `send_when_empty`).
     pub planned: usize,
     pub send: SendReport,
     /// How long creating the edition (its delivery rows) took.
@@ -180,7 +181,7 @@ pub async fn run(
         let as_of = fire.map_or(now, |f| f.claimed_at);
         let articles = plan(store, job, digest, as_of, &[]).await?;
         report.planned = articles.len();
-        if !articles.is_empty() || digest.send_when_empty {
+        if digest.makes_edition(articles.len()) {
             let parts = render(&ctx.app, job, digest, &articles, as_of)?;
             let ids: Vec<i64> = articles.iter().map(|a| a.id).collect();
             let nonce = uuid::Uuid::new_v4().simple().to_string();

@@ -108,7 +108,8 @@ fn cadences_dkim_and_web_keys_are_checked_at_load() {
     let config = base_config(&format!(
         "{}[mail.dkim]\nselector = \"herald\"\nalgorithm = \"dsa\"\nprivate_key_file = \"config/herald.toml\"\n",
         file_mail()
-    )) + "\n[[jobs]]\nname = \"weekly\"\nkind = \"digest\"\nlist = \"readers\"\ncadence = \"daily\"\nschedule = \"0 7 * * 1\"\ntimezone = \"UTC\"\n"
+    )) + "\n[[jobs]]\nname = \"weekly\"\nkind = \"digest\"\nlist = \"readers\"\ncadence = \"daily\"\nschedule = \"0 7 * * 1\"\ntimezone = \"UTC\"\n\
+           max_articles = 5\nmin_articles = 6\n"
         + "\n[web]\nrate_limit_per_minute = 0\n";
     let ws = Workspace::new(&config);
     let out = ws.herald(&["check"]);
@@ -118,6 +119,7 @@ fn cadences_dkim_and_web_keys_are_checked_at_load() {
         "jobs.\"weekly\".cadence: list \"readers\" already has a digest job with cadence \"daily\"",
         "mail.dkim.algorithm: \"dsa\" is not one of rsa, ed25519",
         "web.rate_limit_per_minute",
+        "jobs.\"weekly\".min_articles: 6 is more than max_articles (5): no edition could ever be made",
     ] {
         assert!(err.contains(expected), "{expected:?} not in:\n{err}");
     }

@@ -97,6 +97,52 @@ fn workspace_with_readers(n: usize) -> Workspace {
 }
 
 #[test]
+fn fewer_articles_than_min_articles_wait_for_the_next_run() {
+    let config = base_config(&file_mail()).replace(
+        "[[jobs]]\nname = \"daily\"",
+        "[[jobs]]\nmin_articles = 3\nname = \"daily\"",
+    );
+    let ws = Workspace::new(&config);
+    ws.subscribers(2);
+    ws.write(
+        "articles/one.txt",
+        &article_txt("Harbour wall repaired", "harbour wall"),
+    );
+    ws.write("articles/two.txt", &article_txt("Library hours extended", "library"));
+    let out = ws.herald(&["digest", "daily"]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(
+        stdout(&out).contains(
+            "2 new article(s), fewer than min_articles (3): no edition, they wait for the next run: nothing to send"
+        ),
+        "{}",
+        show(&out)
+    );
+    assert!(ws.outbox().is_empty(), "no edition, nothing sent");
+    let dry = ws.herald(&["digest", "daily", "--dry-run"]);
+    assert!(
+        stdout(&dry).contains("dry run: 2 new article(s), fewer than min_articles (3)"),
+        "{}",
+        show(&dry)
+    );
+
+    ws.write("articles/three.txt", &article_txt("Ferry returns in spring", "ferry"));
+    let out = ws.herald(&["digest", "daily"]);
+    assert!(
+        stdout(&out).contains("edition #1: 3 article(s) for 2 recipient(s)"),
+        "the two that waited go out with the third: {}",
+        show(&out)
+    );
+    assert_eq!(ws.outbox().len(), 2);
+    let again = ws.herald(&["digest", "daily"]);
+    assert!(
+        stdout(&again).contains("no new articles since the last edition"),
+        "{}",
+        show(&again)
+    );
+}
+
+#[test]
 fn an_edited_article_is_updated_in_place_and_not_sent_again() {
     let ws = workspace_with_readers(2);
     ws.write("articles/ferry.txt", &article_txt("Ferry returns", "ferry"));
@@ -240,11 +286,16 @@ fn preview_renders_every_format_without_sending() {
 }
 
 #[test]
-fn hostile_titles_are_escaped_and_kept_on_one_line() {
+fn hostile_titles_are_plain_text_on_one_line() {
     let ws = workspace_with_readers(1);
     ws.write(
         "articles/evil.json",
         r#"{"title": "Bad\r\nBcc: victim@example.org <script>alert(1)</script>", "body": "An ordinary story paragraph with enough words <b>to</b> count as prose."}"#,
+    );
+    ws.write(
+        "articles/budget.md",
+        "---\ntitle: 'Council <script>alert(1)</script> votes &amp; \"reviews\" budget <b>today</b>'\n---\n\n\
+         The council voted on Tuesday to review the harbour budget &amp; its reserve fund.\n",
     );
     let out = ws.herald(&["digest", "daily"]);
     assert!(out.status.success(), "{}", show(&out));
@@ -252,13 +303,20 @@ fn hostile_titles_are_escaped_and_kept_on_one_line() {
     let message = MessageParser::default().parse(bytes).unwrap();
     assert!(message.header("Bcc").is_none());
     assert!(message.bcc().is_none());
+    let subject = message.subject().unwrap();
     let html = message.body_html(0).unwrap();
-    assert!(!html.contains("<script>") && html.contains("&lt;script&gt;"), "{html}");
-    assert!(!html.contains("<b>to</b>"), "{html}");
     let text = message.body_text(0).unwrap();
+    for part in [subject, &html, &text] {
+        assert!(!part.contains("script") && !part.contains("alert(1)"), "{part}");
+        assert!(!part.contains("<b>"), "{part}");
+    }
+    assert!(text.contains("Bad Bcc: victim@example.org"), "one line, plain: {text}");
+    assert!(text.contains("Council votes & \"reviews\" budget today"), "{text}");
+    assert!(text.contains("budget & its reserve fund"), "{text}");
     assert!(
-        text.contains("Bad Bcc: victim@example.org <script>alert(1)</script>"),
-        "one line, plain: {text}"
+        html.contains("Council votes &amp; &quot;reviews&quot; budget today")
+            || html.contains("Council votes &amp; \"reviews\" budget today"),
+        "escaped once in HTML: {html}"
     );
 }
 

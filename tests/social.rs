@@ -732,3 +732,70 @@ async fn the_daemon_fires_social_jobs_on_their_schedule() {
         "once, however many fires came after"
     );
 }
+
+#[tokio::test]
+async fn markup_in_a_title_reaches_no_post_and_no_card() {
+    let server = MockServer::start().await;
+    let masto = mastodon(&server).await;
+    let x = XFake {
+        keys: Arc::new(X_KEYS),
+        script: Default::default(),
+        tweets: Default::default(),
+    };
+    Mock::given(method("POST"))
+        .and(path("/2/tweets"))
+        .respond_with(x.clone())
+        .mount(&server)
+        .await;
+    let sky = Arc::new(Mutex::new(BlueskyState::default()));
+    Mock::given(path_regex("^/xrpc/"))
+        .respond_with(BlueskyFake {
+            handle: "courier.test",
+            password: "app-pass-1",
+            state: sky.clone(),
+            script: Default::default(),
+        })
+        .mount(&server)
+        .await;
+    let accounts = account("masto", "mastodon", &server.uri(), "")
+        + &account("xacc", "x", &server.uri(), "")
+        + &account("sky", "bluesky", &server.uri(), "handle = \"courier.test\"");
+    let ws = social_workspace(&accounts, &["masto", "xacc", "sky"]);
+    assert!(herald(&ws, &["post", "social"], &[]).await.status.success());
+
+    ws.write(
+        "articles/budget.md",
+        "---\ntitle: 'Council <script>alert(1)</script> votes &amp; \"reviews\" budget <b>today</b>'\n\
+         author: '<i>Ana</i> &lt;Perez&gt;'\n---\n\n\
+         The council <em>voted</em> on Tuesday to review the harbour budget &amp; its &quot;reserve&quot; fund.\n",
+    );
+    let out = herald(&ws, &["post", "social"], &[]).await;
+    assert!(
+        stdout(&out).contains("account sky: 1 queued, 0 skipped, 1 posted"),
+        "{}",
+        show(&out)
+    );
+
+    let headline = "Council votes & \"reviews\" budget today";
+    let status = masto.statuses.lock().unwrap()[0].clone();
+    let tweet = x.tweets.lock().unwrap()[0].clone();
+    let record = sky.lock().unwrap().records.values().next().unwrap().clone();
+    let card_title = record["embed"]["external"]["title"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let sky_text = record["text"].as_str().unwrap().to_string();
+    for (channel, text) in [("mastodon", &status), ("x", &tweet), ("bluesky", &sky_text)] {
+        assert!(text.starts_with(headline), "{channel}: {text}");
+        assert!(
+            !text.contains('<') && !text.contains("&amp;") && !text.contains("&quot;"),
+            "{channel}: {text}"
+        );
+    }
+    assert_eq!(card_title, headline, "{record}");
+    let card_text = record["embed"]["external"]["description"].as_str().unwrap_or_default();
+    assert!(
+        !card_text.contains('<') && !card_text.contains("&amp;") && card_text.contains("budget & its \"reserve\" fund"),
+        "{record}"
+    );
+}

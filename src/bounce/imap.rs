@@ -33,7 +33,7 @@ const COMMAND_BYTES: usize = 16 * 1024 * 1024;
 /// Allowed beyond a message's announced size (the FETCH response around it).
 const FETCH_SLACK: usize = 64 * 1024;
 /// Message bytes fetched per command at most.
-const FETCH_BATCH_BYTES: usize = 8 * 1024 * 1024;
+const FETCH_BATCH_BYTES: usize = 2 * 1024 * 1024;
 
 /// What one poll did.
 #[derive(Debug, Default)]
@@ -277,17 +277,13 @@ async fn read(
     }
     let sizes: Vec<(Uid, usize)> = connection
         .step("reading message sizes", COMMAND_BYTES, async {
-            let fetched: Vec<_> = session
+            // Each response is dropped as soon as its two numbers are read.
+            session
                 .uid_fetch(uid_set(&uids), "(UID RFC822.SIZE)")
                 .await?
+                .try_filter_map(|f| async move { Ok(f.uid.zip(f.size).map(|(uid, size)| (uid, size as usize))) })
                 .try_collect()
-                .await?;
-            Ok::<_, async_imap::error::Error>(
-                fetched
-                    .iter()
-                    .filter_map(|f| Some((f.uid?, f.size? as usize)))
-                    .collect(),
-            )
+                .await
         })
         .await?;
     let cap = intake.max_message_bytes();

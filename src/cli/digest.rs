@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 
 use super::args::*;
 use super::digest_job;
-use super::output::{print_digest, print_social, print_sources};
+use super::output::{no_edition_reason, print_digest, print_social, print_sources};
 use super::queue::refuse_if_held;
 use crate::app::App;
 use crate::clock::SystemClock;
@@ -118,8 +118,11 @@ pub(super) async fn cmd_digest(
                 }
                 other => bail!("the test copy to {address} was not accepted: {}", other.reply()),
             }
-        } else if articles.is_empty() && !d.send_when_empty {
-            say!("dry run: nothing new, so no edition would be sent (send_when_empty = false)");
+        } else if !d.makes_edition(articles.len()) {
+            say!(
+                "dry run: {}, so no edition would be sent",
+                no_edition_reason(d, articles.len())
+            );
         } else {
             say!(
                 "dry run: subject {:?}; nothing sent, nothing recorded",

@@ -48,6 +48,18 @@ pub(super) fn print_sources(reports: &[ingest::SourceReport]) {
     }
 }
 
+/// Why `count` new articles make no edition of a digest job.
+pub(super) fn no_edition_reason(d: &crate::config::DigestJob, count: usize) -> String {
+    if count == 0 {
+        "no new articles since the last edition (send_when_empty = false)".to_string()
+    } else {
+        format!(
+            "{count} new article(s), fewer than min_articles ({}): no edition, they wait for the next run",
+            d.min_articles
+        )
+    }
+}
+
 /// Prints what a digest run did (an edition paused over its error budget
 /// as an error); returns why the channel paused, if it did.
 pub(super) async fn print_digest(
@@ -73,7 +85,7 @@ pub(super) async fn print_digest(
             message::subject_preview(&e.subject),
             report.edition_time.as_secs_f64()
         ),
-        None => say!("no new articles since the last edition: nothing to send (send_when_empty = false)"),
+        None => say!("{}: nothing to send", no_edition_reason(d, report.planned)),
     }
     let s = &report.send;
     if s.recovered_in_doubt > 0 {

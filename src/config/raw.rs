@@ -226,6 +226,7 @@ pub struct RawJob {
     pub template: Option<String>,
     pub subject: Option<String>,
     pub max_articles: Option<i64>,
+    pub min_articles: Option<i64>,
     pub send_when_empty: Option<bool>,
     pub lookback_hours: Option<i64>,
     pub catch_up: Option<String>,

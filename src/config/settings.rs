@@ -457,6 +457,8 @@ pub struct DigestJob {
     pub template: String,
     pub subject: String,
     pub max_articles: usize,
+    /// Fewer new articles than this make no edition: they wait for the next run.
+    pub min_articles: usize,
     pub send_when_empty: bool,
     /// The cadence subscribers choose this job by (default: the job's name).
     pub cadence: String,
@@ -467,6 +469,15 @@ pub struct DigestJob {
     pub sibling_cadences: Vec<String>,
     /// The names of the list's other digest jobs.
     pub siblings: Vec<String>,
+}
+
+impl DigestJob {
+    /// Whether `count` new articles make an edition: at least `min_articles`,
+    /// or none at all when `send_when_empty` is set. Between the two, the
+    /// articles wait for the next run.
+    pub fn makes_edition(&self, count: usize) -> bool {
+        count >= self.min_articles || (count == 0 && self.send_when_empty)
+    }
 }
 
 /// A `social` job: a teaser per new article to each of its accounts.

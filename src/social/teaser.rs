@@ -213,10 +213,10 @@ pub fn build(
     rule: &Rule,
 ) -> Result<String, TeaserError> {
     let input = TeaserInput {
-        title: clean::one_line(&input.title),
-        excerpt: clean::one_line(&input.excerpt),
+        title: clean::plain_line(&input.title),
+        excerpt: clean::plain_line(&input.excerpt),
         url: input.url.trim().to_string(),
-        author: input.author.as_deref().map(clean::one_line),
+        author: input.author.as_deref().map(clean::plain_line),
         tags: input.tags.clone(),
     };
     let all_tags = hashtags(&input.tags, max_hashtags);
@@ -436,7 +436,7 @@ mod tests {
                     let text = build(&template, &input, 3, &rule).unwrap();
                     prop_assert!(rule.fits(&text), "{} does not fit {:?}: {}", rule.describe(&text), rule, text);
                     prop_assert!(text.contains(&url), "the URL is whole");
-                    prop_assert!(text.starts_with(&crate::clean::one_line(&title)), "the headline is whole");
+                    prop_assert!(text.starts_with(&crate::clean::plain_line(&title)), "the headline is whole");
                 }
             }
         }

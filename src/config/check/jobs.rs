@@ -153,6 +153,13 @@ pub(super) fn check_job(
             }
         });
     let max_articles = c.positive(&k("max_articles"), j.max_articles, 20, 500) as usize;
+    let min_articles = c.positive(&k("min_articles"), j.min_articles, 1, 500) as usize;
+    if min_articles > max_articles {
+        c.problem(
+            &k("min_articles"),
+            format!("{min_articles} is more than max_articles ({max_articles}): no edition could ever be made"),
+        );
+    }
     let lookback_hours = c.positive(&k("lookback_hours"), j.lookback_hours, 24, 24 * 366);
     let catch_up = match j.catch_up.as_deref().unwrap_or("latest") {
         "latest" => CatchUp::Latest,
@@ -183,6 +190,7 @@ pub(super) fn check_job(
                 "{{site.name}}: {{edition.count}} new {{#if edition.single}}story{{else}}stories{{/if}}".into()
             }),
             max_articles,
+            min_articles,
             send_when_empty: j.send_when_empty.unwrap_or(false),
             cadence,
             list_default: false,
