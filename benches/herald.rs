@@ -62,7 +62,8 @@ fn articles(n: i64) -> Vec<StoredArticle> {
             excerpt: "The council agreed a budget for the harbour wall and the market square after a long debate."
                 .into(),
             tags: "[\"council\"]".into(),
-            image: None,
+            // Pictures on, as the default template shows them.
+            image: Some(format!("https://bench.example.org/pictures/{i}.jpg")),
             published_at: chrono::DateTime::from_timestamp_millis(1_764_000_000_000 + i).expect("in range"),
         })
         .collect()

@@ -100,7 +100,7 @@ pub fn render(
     let list = settings
         .list(&digest.list)
         .expect("checked config: a job's list exists");
-    let data = EditionData::new(&settings.site, list, job, articles, now);
+    let data = EditionData::new(&settings.site, list, job, digest, articles, now);
     app.templates.render_edition(job, digest, &data)
 }
 

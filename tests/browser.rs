@@ -1,7 +1,9 @@
 //! A real browser (headless Debian Chromium through chromedriver) signs up on
 //! the form, follows the confirmation mail captured by Postfix's smtp-sink,
 //! confirms with the button, then leaves from a digest's unsubscribe link.
-//! Screenshots of every page are saved under `target/test-artifacts/browser/`.
+//! Screenshots of every page are saved under `target/test-artifacts/browser/`,
+//! and of the default digest, with pictures, at phone and desktop width in
+//! light and dark mode.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -122,4 +124,76 @@ fn a_reader_signs_up_confirms_and_leaves_in_a_real_browser() {
     assert!(browser.current_url().contains("unsubscribe?token="), "no redirect");
     browser.screenshot(&shots.join("7-unsubscribed.png"));
     assert_eq!(status(&ws, "reader@example.org"), "unsubscribed");
+}
+
+/// Pictures for the digest's stories, drawn as SVG, so the browser shows
+/// them without a network.
+fn picture(colour: &str, label: &str) -> String {
+    format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"480\" height=\"320\"><rect width=\"480\" height=\"320\" fill=\"{colour}\"/>\
+         <circle cx=\"360\" cy=\"90\" r=\"48\" fill=\"#f7e7a1\"/><text x=\"32\" y=\"280\" font-size=\"48\" fill=\"white\" font-family=\"sans-serif\">{label}</text></svg>"
+    )
+}
+
+#[test]
+fn the_digest_renders_with_pictures_on_phone_and_desktop_in_light_and_dark() {
+    let (_, html, _) = crate::render::render_for_ana("", &crate::render::stories_with_pictures());
+    let shots = artifacts().join("digest");
+    std::fs::create_dir_all(&shots).unwrap();
+    std::fs::write(shots.join("ferry.svg"), picture("#2b6a8f", "ferry")).unwrap();
+    std::fs::write(shots.join("orchid.svg"), picture("#4f7a3a", "orchid")).unwrap();
+    // The pictures' https host stands for this folder, as a mail client's
+    // image proxy would.
+    let page = shots.join("digest.html");
+    std::fs::write(
+        &page,
+        html.replace(
+            "https://images.gazette.example.org/",
+            &format!("file://{}/", shots.display()),
+        ),
+    )
+    .unwrap();
+
+    let profile = tempfile::tempdir().unwrap();
+    let browser = Browser::start(profile.path());
+    for (dark, scheme) in [(false, "light"), (true, "dark")] {
+        browser.color_scheme(dark);
+        for (width, height, device) in [(390, 844, "phone"), (1280, 900, "desktop")] {
+            browser.resize(width, height);
+            browser.open(&format!("file://{}", page.display()));
+            browser.wait_for_text("Harbour ferry returns");
+            let shown = browser.eval(
+                "return Array.from(document.images).map(i => [i.complete && i.naturalWidth > 0, i.getBoundingClientRect().width]);",
+            );
+            let shown = shown.as_array().unwrap();
+            assert_eq!(shown.len(), 2, "{shown:?}");
+            for image in shown {
+                assert_eq!(image[0], true, "every picture loaded: {shown:?}");
+                let expected = if device == "phone" { 96.0 } else { 160.0 };
+                assert_eq!(image[1].as_f64(), Some(expected), "{device}: {shown:?}");
+            }
+            let page_width = browser
+                .eval("return document.documentElement.scrollWidth;")
+                .as_f64()
+                .unwrap();
+            assert!(
+                page_width <= f64::from(width),
+                "{device}: nothing wider than the screen ({page_width})"
+            );
+            let background = browser
+                .eval("return getComputedStyle(document.querySelector('.column')).backgroundColor;")
+                .as_str()
+                .unwrap()
+                .to_string();
+            let expected = if dark { "rgb(30, 30, 30)" } else { "rgb(255, 253, 248)" };
+            assert_eq!(background, expected, "{scheme} {device}");
+            // The whole digest in one picture: the window as tall as the page.
+            let page_height = browser
+                .eval("return document.documentElement.scrollHeight;")
+                .as_f64()
+                .unwrap();
+            browser.resize(width, page_height as u32 + 160);
+            browser.screenshot(&shots.join(format!("digest-{device}-{scheme}.png")));
+        }
+    }
 }

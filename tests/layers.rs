@@ -35,7 +35,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "social",
         &[
-            "clean", "clock", "config", "ingest", "instance", "retry", "shutdown", "store",
+            "clean", "clock", "config", "ingest", "instance", "retry", "shutdown", "source", "store",
         ],
     ),
     // The loaded configuration with what is compiled from it.

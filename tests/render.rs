@@ -22,10 +22,6 @@ fn article(id: i64, title: &str, excerpt: &str, author: Option<&str>, published:
 }
 
 fn rendered() -> (EditionParts, String, String) {
-    let (_ws, app) = loaded();
-    let job = app.settings.job("daily").unwrap();
-    let digest = job.digest().unwrap();
-    let now: DateTime<Utc> = DateTime::parse_from_rfc3339("2026-03-02T07:00:00Z").unwrap().into();
     let articles = vec![
         article(
             2,
@@ -42,7 +38,17 @@ fn rendered() -> (EditionParts, String, String) {
             "2026-03-01T09:00:00Z",
         ),
     ];
-    let parts = herald::digest::render(&app, job, digest, &articles, now).unwrap();
+    render_for_ana("", &articles)
+}
+
+/// The digest of `articles` as Ana gets it (HTML and text), by the job
+/// "daily" with `job_keys` added to its table.
+pub(crate) fn render_for_ana(job_keys: &str, articles: &[StoredArticle]) -> (EditionParts, String, String) {
+    let (_ws, app) = loaded(job_keys);
+    let job = app.settings.job("daily").unwrap();
+    let digest = job.digest().unwrap();
+    let now: DateTime<Utc> = DateTime::parse_from_rfc3339("2026-03-02T07:00:00Z").unwrap().into();
+    let parts = herald::digest::render(&app, job, digest, articles, now).unwrap();
     let edition = EditionParts::new(
         1,
         "abc",
@@ -66,6 +72,114 @@ fn rendered() -> (EditionParts, String, String) {
     (edition, html, text)
 }
 
+/// Three stories from two sources, two with https pictures and one whose
+/// picture is plain http (never shown).
+pub(crate) fn stories_with_pictures() -> Vec<StoredArticle> {
+    let mut ferry = article(
+        3,
+        "Harbour ferry returns after winter repairs",
+        "The Millbrook ferry carries passengers again from Monday, ending a four-month pause for hull repairs.",
+        Some("Ana Perez"),
+        "2026-03-01T18:30:00Z",
+    );
+    ferry.image = Some("https://images.gazette.example.org/ferry.svg".into());
+    let mut orchid = article(
+        2,
+        "Rare orchid found on a railway embankment",
+        "Botanists confirmed the first sighting of the ghost orchid in the county for sixty years.",
+        None,
+        "2026-03-01T12:00:00Z",
+    );
+    orchid.image = Some("https://images.gazette.example.org/orchid.svg".into());
+    let mut cricket = article(
+        1,
+        "Pellford win the county cricket title",
+        "A boundary off the final ball gave Pellford their first title since 1987.",
+        Some("Sam Lee"),
+        "2026-03-01T09:00:00Z",
+    );
+    cricket.source = "sport".into();
+    cricket.image = Some("http://images.gazette.example.org/cricket.svg".into());
+    vec![ferry, orchid, cricket]
+}
+
+/// Each `<tag ...>` of `name` in `html`.
+fn tags<'a>(html: &'a str, name: &str) -> Vec<&'a str> {
+    let open = format!("<{name} ");
+    html.match_indices(&open)
+        .map(|(at, _)| &html[at..at + html[at..].find('>').unwrap() + 1])
+        .collect()
+}
+
+fn attribute<'a>(tag: &'a str, name: &str) -> Option<&'a str> {
+    let key = format!(" {name}=\"");
+    let at = tag.find(&key)? + key.len();
+    Some(&tag[at..at + tag[at..].find('"')?])
+}
+
+/// What mail clients need of the default digest: a table layout 600 px wide,
+/// styles inlined and no external CSS or script, every picture https with
+/// width, height and alt text, every link absolute, a hidden preheader from
+/// the first story, and a table of contents when the stories come from more
+/// than one source.
+#[test]
+fn the_default_digest_is_built_for_email_clients() {
+    let (_, html, text) = render_for_ana("", &stories_with_pictures());
+
+    let column = tags(&html, "table")
+        .into_iter()
+        .find(|t| attribute(t, "class") == Some("column"))
+        .expect("a column table");
+    assert_eq!(attribute(column, "width"), Some("600"), "{column}");
+    assert_eq!(attribute(column, "role"), Some("presentation"), "{column}");
+    assert!(!html.contains("<div class=\"article\""), "no div layout");
+    for banned in ["<script", "<link", "@import", "javascript:", "<iframe", "<form"] {
+        assert!(!html.to_lowercase().contains(banned), "{banned} in {html}");
+    }
+    for class in ["masthead", "greeting", "story", "title", "excerpt", "footer"] {
+        assert!(
+            html.contains(&format!("class=\"{class}\" style=\"")),
+            "the {class} styles are inlined: {html}"
+        );
+    }
+    let images = tags(&html, "img");
+    assert_eq!(images.len(), 2, "the http picture is left out: {images:?}");
+    for img in &images {
+        assert!(attribute(img, "src").unwrap().starts_with("https://"), "{img}");
+        assert!(
+            attribute(img, "width").is_some_and(|w| w.parse::<u32>().is_ok()),
+            "{img}"
+        );
+        assert!(
+            attribute(img, "height").is_some_and(|h| h.parse::<u32>().is_ok()),
+            "{img}"
+        );
+        assert!(attribute(img, "alt").is_some_and(|alt| !alt.is_empty()), "{img}");
+    }
+    assert!(attribute(images[0], "alt") == Some("Harbour ferry returns after winter repairs"));
+    for a in tags(&html, "a") {
+        let href = attribute(a, "href").unwrap();
+        assert!(href.starts_with("https://"), "a link that is not absolute: {a}");
+    }
+    let preheader = &html[html.find("class=\"preheader\"").expect("a preheader")..];
+    assert!(
+        preheader[..preheader.find("</div>").unwrap()].contains("The Millbrook ferry carries passengers again"),
+        "{preheader}"
+    );
+    assert!(html.contains("In this edition: desk (2) · sport (1)"), "{html}");
+    assert!(
+        html.find(">sport</td>").unwrap() > html.find("Rare orchid").unwrap(),
+        "stories are grouped by source"
+    );
+    assert!(
+        !text.contains("images.gazette.example.org"),
+        "the text part has no pictures"
+    );
+
+    let (_, plain, _) = render_for_ana("show_images = false\n", &stories_with_pictures());
+    assert!(tags(&plain, "img").is_empty(), "show_images = false: {plain}");
+}
+
 #[test]
 fn the_digest_html_part() {
     let (_, html, _) = rendered();
@@ -80,10 +194,12 @@ fn the_digest_text_part() {
 }
 
 /// A workspace and the configuration loaded from it, with its articles and templates.
-fn loaded() -> (Workspace, herald::app::App) {
+fn loaded(job_keys: &str) -> (Workspace, herald::app::App) {
     let ws = Workspace::new(&base_config(&file_mail()));
     let root = ws.path().display().to_string();
-    let config = base_config(&file_mail()).replace("path = \"articles\"", &format!("path = \"{root}/articles\""))
+    let config = base_config(&file_mail())
+        .replace("path = \"articles\"", &format!("path = \"{root}/articles\""))
+        .replace("name = \"daily\"\n", &format!("name = \"daily\"\n{job_keys}"))
         + &format!("\n[templates]\ndir = \"{root}/templates\"\n");
     ws.write("config/herald.toml", &config);
     let app = herald::app::App::load(&ws.path().join("config/herald.toml"), Vec::new()).expect("valid config");
@@ -118,7 +234,7 @@ proptest::proptest! {
         name in "[a-zA-Z .:\r\n\t<>\"@=?-]{0,60}|[a-zA-Z \u{e9}]{900,1500}|[a-zA-Z]{900,1500}",
         title in "[a-zA-Z .:\r\n\t<>\"@=?-]{1,60}|[a-zA-Z \u{e9}]{900,1500}|[a-zA-Z]{900,1500}",
     ) {
-        let (_ws, app) = loaded();
+        let (_ws, app) = loaded("");
         let job = app.settings.job("daily").unwrap();
     let digest = job.digest().unwrap();
         let now: DateTime<Utc> = DateTime::parse_from_rfc3339("2026-03-02T07:00:00Z").unwrap().into();

@@ -799,3 +799,125 @@ async fn markup_in_a_title_reaches_no_post_and_no_card() {
         "{record}"
     );
 }
+
+/// A PNG of noise (it compresses badly, so it is large for its size).
+fn noisy_png(width: u32, height: u32) -> Vec<u8> {
+    use image::ImageEncoder;
+    let mut seed = 0x9e37_79b9_u32;
+    let picture = image::RgbImage::from_fn(width, height, |_, _| {
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        image::Rgb([seed as u8, (seed >> 8) as u8, (seed >> 16) as u8])
+    });
+    let mut out = Vec::new();
+    image::codecs::png::PngEncoder::new(&mut out)
+        .write_image(&picture, width, height, image::ExtendedColorType::Rgb8)
+        .unwrap();
+    out
+}
+
+#[tokio::test]
+async fn bluesky_cards_carry_the_article_picture_fitted_under_the_blob_limit_or_go_without() {
+    let server = MockServer::start().await;
+    let state = Arc::new(Mutex::new(BlueskyState::default()));
+    Mock::given(path_regex("^/xrpc/"))
+        .respond_with(BlueskyFake {
+            handle: "courier.test",
+            password: "app-pass-1",
+            state: state.clone(),
+            script: Default::default(),
+        })
+        .mount(&server)
+        .await;
+    let small = noisy_png(120, 80);
+    let large = noisy_png(1000, 800);
+    assert!(large.len() > 1_000_000, "the large picture is {} bytes", large.len());
+    let png = |bytes: Vec<u8>| {
+        ResponseTemplate::new(200)
+            .insert_header("content-type", "image/png")
+            .set_body_bytes(bytes)
+    };
+    Mock::given(path("/pictures/small.png"))
+        .respond_with(png(small.clone()))
+        .mount(&server)
+        .await;
+    Mock::given(path("/pictures/large.png"))
+        .respond_with(png(large))
+        .mount(&server)
+        .await;
+    Mock::given(path("/pictures/enormous.png"))
+        .respond_with(png(vec![0u8; 11 * 1024 * 1024]))
+        .mount(&server)
+        .await;
+    Mock::given(path("/pictures/page.png"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("content-type", "text/html")
+                .set_body_string("<html>not a picture</html>"),
+        )
+        .mount(&server)
+        .await;
+    // /pictures/missing.png is not mounted: 404.
+    let ws = social_workspace(
+        &account(
+            "sky",
+            "bluesky",
+            &server.uri(),
+            "handle = \"courier.test\"\nallow_private_images = true",
+        ),
+        &["sky"],
+    );
+    herald(&ws, &["post", "social"], &[]).await;
+
+    let stories = ["small", "large", "enormous", "page", "missing"];
+    for name in stories {
+        ws.write(
+            &format!("articles/{name}.md"),
+            &format!(
+                "---\ntitle: 'Harbour pictures: {name}'\nimage: '{}/pictures/{name}.png'\n---\n\n\
+                 The harbour ferry returned on Monday, and the photographers came to watch it dock.\n",
+                server.uri()
+            ),
+        );
+    }
+    let out = herald(&ws, &["post", "social"], &[]).await;
+    assert!(stdout(&out).contains("5 queued, 0 skipped, 5 posted"), "{}", show(&out));
+
+    let state = state.lock().unwrap();
+    assert_eq!(state.records.len(), 5, "each post made once, pictures or not");
+    let record = |name: &str| {
+        state
+            .records
+            .values()
+            .find(|r| r["embed"]["external"]["title"] == format!("Harbour pictures: {name}"))
+            .unwrap_or_else(|| panic!("no post for {name}"))
+            .clone()
+    };
+    let blob = |name: &str| {
+        let thumb = record(name)["embed"]["external"]["thumb"].clone();
+        let cid = thumb["ref"]["$link"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name}: no thumb"))
+            .to_string();
+        (thumb, state.blobs[&cid].clone())
+    };
+    let (thumb, (mime, bytes)) = blob("small");
+    assert_eq!(
+        (mime.as_str(), &bytes),
+        ("image/png", &small),
+        "a small PNG goes as it is: {thumb}"
+    );
+    let (thumb, (mime, bytes)) = blob("large");
+    assert_eq!(mime, "image/jpeg", "{thumb}");
+    assert!(bytes.len() <= 1_000_000, "{} bytes", bytes.len());
+    let decoded = image::load_from_memory(&bytes).unwrap();
+    assert_eq!(decoded.width() * 4, decoded.height() * 5, "the aspect is kept");
+    for name in ["enormous", "page", "missing"] {
+        assert!(
+            record(name)["embed"]["external"].get("thumb").is_none(),
+            "{name}: a card without a picture, the post still made"
+        );
+    }
+    assert_eq!(state.blobs.len(), 2, "only what fits is uploaded");
+}

@@ -207,6 +207,7 @@ pub struct RawAccount {
     pub visibility: Option<String>,
     /// `bluesky`: the account's handle or DID.
     pub handle: Option<String>,
+    pub allow_private_images: Option<bool>,
     /// `telegram`: the chat or channel id (`@channel` or a number).
     pub chat_id: Option<String>,
     /// `webhook`: where to POST.
@@ -227,6 +228,7 @@ pub struct RawJob {
     pub subject: Option<String>,
     pub max_articles: Option<i64>,
     pub min_articles: Option<i64>,
+    pub show_images: Option<bool>,
     pub send_when_empty: Option<bool>,
     pub lookback_hours: Option<i64>,
     pub catch_up: Option<String>,

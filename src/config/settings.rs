@@ -407,6 +407,8 @@ pub enum AccountKind {
     Bluesky {
         handle: String,
         app_password: String,
+        /// Fetch card pictures from internal addresses too.
+        allow_private_images: bool,
     },
     Slack,
     Discord,
@@ -459,6 +461,8 @@ pub struct DigestJob {
     pub max_articles: usize,
     /// Fewer new articles than this make no edition: they wait for the next run.
     pub min_articles: usize,
+    /// Whether the digest shows each article's picture.
+    pub show_images: bool,
     pub send_when_empty: bool,
     /// The cadence subscribers choose this job by (default: the job's name).
     pub cadence: String,

@@ -140,7 +140,7 @@ fn job_edits(old: &JobSettings, new: &JobSettings) -> Vec<String> {
     fn digest(j: &JobSettings, show: fn(&DigestJob) -> String) -> String {
         j.digest().map(show).unwrap_or_default()
     }
-    let fields: [Shown; 12] = [
+    let fields: [Shown; 13] = [
         ("kind", |j| j.kind.name().to_string()),
         ("subject", |j| digest(j, |d| format!("{:?}", d.subject))),
         ("template", |j| digest(j, |d| format!("{:?}", d.template))),
@@ -152,6 +152,7 @@ fn job_edits(old: &JobSettings, new: &JobSettings) -> Vec<String> {
         ("cadence", |j| digest(j, |d| format!("{:?}", d.cadence))),
         ("max_articles", |j| digest(j, |d| d.max_articles.to_string())),
         ("min_articles", |j| digest(j, |d| d.min_articles.to_string())),
+        ("show_images", |j| digest(j, |d| d.show_images.to_string())),
         ("send_when_empty", |j| digest(j, |d| d.send_when_empty.to_string())),
         ("lookback_hours", |j| j.lookback.num_hours().to_string()),
         ("catch_up_window_hours", |j| j.catch_up_window.num_hours().to_string()),

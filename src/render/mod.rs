@@ -3,18 +3,16 @@
 //! share is rendered once per edition ([`TemplateSet::render_edition`]); each
 //! recipient's values are merged in afterwards ([`merge`]). Rendering does no I/O.
 
+pub mod data;
 pub mod merge;
 
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
 use handlebars::{Context, Handlebars, Helper, HelperResult, Output, RenderContext, RenderErrorReason};
-use serde::Serialize;
 
-use crate::config::{DigestJob, JobSettings, ListSettings, Site};
-use crate::store::StoredArticle;
-use merge::{is_known_field, marker, strip_markers};
+use crate::config::{DigestJob, JobSettings};
+pub use data::EditionData;
+use merge::{is_known_field, marker};
 
 /// A problem with a template, with the file it is in.
 #[derive(Debug, Clone)]
@@ -82,95 +80,6 @@ pub struct SharedParts {
     pub subject: String,
     pub html: String,
     pub text: String,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct ArticleData {
-    pub title: String,
-    pub url: String,
-    pub excerpt: String,
-    pub author: Option<String>,
-    pub published: String,
-    pub tags: Vec<String>,
-    pub image: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct EditionData {
-    pub site: SiteData,
-    pub list: ListData,
-    pub edition: EditionInfo,
-    pub articles: Vec<ArticleData>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct SiteData {
-    pub name: String,
-    pub base_url: String,
-    pub postal_address: String,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct ListData {
-    pub name: String,
-    pub title: String,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct EditionInfo {
-    pub job: String,
-    pub date: String,
-    pub count: usize,
-    pub single: bool,
-    pub empty: bool,
-}
-
-fn safe(value: &str) -> String {
-    strip_markers(value).into_owned()
-}
-
-impl EditionData {
-    /// The data an edition's templates see. Every value is data: escaped in
-    /// the HTML part, never parsed as template source.
-    pub fn new(
-        site: &Site,
-        list: &ListSettings,
-        job: &JobSettings,
-        articles: &[StoredArticle],
-        now: DateTime<Utc>,
-    ) -> Self {
-        let tz: Tz = job.timezone;
-        EditionData {
-            site: SiteData {
-                name: safe(&site.name),
-                base_url: site.base_url.to_string(),
-                postal_address: safe(&site.postal_address),
-            },
-            list: ListData {
-                name: list.name.clone(),
-                title: safe(&list.title),
-            },
-            edition: EditionInfo {
-                job: job.name.clone(),
-                date: now.with_timezone(&tz).format("%A %-d %B %Y").to_string(),
-                count: articles.len(),
-                single: articles.len() == 1,
-                empty: articles.is_empty(),
-            },
-            articles: articles
-                .iter()
-                .map(|a| ArticleData {
-                    title: safe(&a.title),
-                    url: safe(&a.url),
-                    excerpt: safe(&a.excerpt),
-                    author: a.author.as_deref().map(safe),
-                    published: a.published_at.with_timezone(&tz).format("%-d %B %Y").to_string(),
-                    tags: a.tags().iter().map(|t| safe(t)).collect(),
-                    image: a.image.as_deref().map(safe),
-                })
-                .collect(),
-        }
-    }
 }
 
 /// `{{recipient "field" default="..."}}`: leaves a merge marker.
@@ -295,7 +204,7 @@ impl TemplateSet {
         if !problems.is_empty() {
             return problems;
         }
-        for data in sample_editions(job, d) {
+        for data in EditionData::samples(job, d) {
             if let Err(e) = self.render_edition(job, d, &data) {
                 let template = |ext: &str| Some(self.dir.join(format!("{}{ext}", d.template)).display().to_string());
                 let (file, key) = match e.part {
@@ -466,36 +375,4 @@ impl TemplateSet {
 
 fn subject_name(job: &str) -> String {
     format!("subject:{job}")
-}
-
-fn sample_editions(job: &JobSettings, d: &DigestJob) -> Vec<EditionData> {
-    let article = |n: usize, full: bool| ArticleData {
-        title: format!("Sample article {n}"),
-        url: format!("https://example.org/sample-{n}"),
-        excerpt: "A sample excerpt.".into(),
-        author: full.then(|| "Sample Author".into()),
-        published: "1 January 2026".into(),
-        tags: if full { vec!["sample".into()] } else { Vec::new() },
-        image: full.then(|| "https://example.org/sample.png".into()),
-    };
-    let make = |articles: Vec<ArticleData>| EditionData {
-        site: SiteData {
-            name: "Sample".into(),
-            base_url: "https://example.org/".into(),
-            postal_address: "1 Sample Street".into(),
-        },
-        list: ListData {
-            name: d.list.clone(),
-            title: "Sample list".into(),
-        },
-        edition: EditionInfo {
-            job: job.name.clone(),
-            date: "Thursday 1 January 2026".into(),
-            count: articles.len(),
-            single: articles.len() == 1,
-            empty: articles.is_empty(),
-        },
-        articles,
-    };
-    vec![make(vec![article(1, true), article(2, false)]), make(Vec::new())]
 }

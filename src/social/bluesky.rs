@@ -1,17 +1,23 @@
 //! Bluesky (AT Protocol): a session from an app password, kept in the store
 //! and refreshed rather than re-created per post; posts through
 //! `com.atproto.repo.createRecord` with link facets at UTF-8 byte offsets and
-//! an external embed card. Each post has a record key fixed when it was
-//! queued, so a retry in doubt first looks the record up instead of posting twice.
+//! an external embed card, whose thumbnail is the article's picture uploaded
+//! as a blob (made to fit Bluesky's limit; a card without one when the
+//! picture cannot be fetched or fitted: a post is never dropped for its
+//! picture). Each post has a record key fixed when it was queued, so a
+//! retry in doubt first looks the record up instead of posting twice.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use tracing::warn;
 
 use super::platform::{Outgoing, Platform};
 use super::reply::{Answer, Reply, VerifyError, send};
 use super::teaser::{Counting, Rule};
+use super::thumb::{self, Thumb};
+use crate::source::picture;
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -28,9 +34,16 @@ pub struct BlueskyClient<'a> {
     pub base_url: &'a url::Url,
     pub handle: &'a str,
     pub app_password: &'a str,
+    /// Fetch card pictures from internal addresses too.
+    pub allow_private_images: bool,
     pub timeout: Duration,
     pub store: &'a Store,
 }
+
+/// The most bytes a blob for a card's thumbnail may have (976.56 KiB).
+pub const THUMB_MAX_BYTES: usize = 1_000_000;
+/// The most bytes of an article's picture fetched to make a thumbnail from.
+const PICTURE_MAX_BYTES: usize = 10 * 1024 * 1024;
 
 const TID_ALPHABET: &[u8; 32] = b"234567abcdefghijklmnopqrstuvwxyz";
 
@@ -126,6 +139,59 @@ impl BlueskyClient<'_> {
         }
     }
 
+    /// The article's picture fetched, fitted under [`THUMB_MAX_BYTES`] and
+    /// uploaded (`com.atproto.repo.uploadBlob`): the blob a card refers to.
+    async fn thumbnail(
+        &self,
+        http: &reqwest::Client,
+        session: &mut Session,
+        picture: &str,
+        now: DateTime<Utc>,
+    ) -> Result<serde_json::Value, String> {
+        let bytes = picture::fetch(
+            http,
+            picture,
+            self.timeout,
+            PICTURE_MAX_BYTES,
+            self.allow_private_images,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let Thumb { bytes, mime } = tokio::task::spawn_blocking(move || thumb::fit(&bytes, THUMB_MAX_BYTES))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        for attempt in 0..2 {
+            let request = http
+                .post(self.xrpc("com.atproto.repo.uploadBlob"))
+                .bearer_auth(&session.access)
+                .header(reqwest::header::CONTENT_TYPE, mime)
+                .body(bytes.clone());
+            let answer = send(request, self.timeout).await.map_err(|reply| reply.to_string())?;
+            if answer.status.is_success() {
+                let blob = answer.json()["blob"].clone();
+                return if blob.is_object() {
+                    Ok(blob)
+                } else {
+                    Err(format!("uploadBlob answered without a blob: {}", answer.message()))
+                };
+            }
+            if is_expired(&answer) && attempt == 0 {
+                *session = self
+                    .refresh(http, session, now)
+                    .await
+                    .map_err(|reply| reply.to_string())?;
+                continue;
+            }
+            return Err(format!(
+                "uploadBlob answered HTTP {}: {}",
+                answer.status,
+                answer.message()
+            ));
+        }
+        Err("the session was refused even after a refresh".into())
+    }
+
     /// Whether the record with key `rkey` exists already.
     async fn exists(&self, http: &reqwest::Client, session: &Session, rkey: &str) -> Option<bool> {
         let mut url = url::Url::parse(&self.xrpc("com.atproto.repo.getRecord")).ok()?;
@@ -177,6 +243,17 @@ impl Platform for BlueskyClient<'_> {
         if post.in_doubt && self.exists(http, &session, rkey).await == Some(true) {
             return Reply::Duplicate(format!("record {rkey} already exists"));
         }
+        let mut external =
+            serde_json::json!({ "uri": article.url, "title": article.title, "description": article.excerpt });
+        if let Some(picture) = &article.image {
+            match self.thumbnail(http, &mut session, picture, now).await {
+                Ok(blob) => external["thumb"] = blob,
+                Err(why) => warn!(
+                    account = self.account,
+                    picture, "the card goes without its picture: {why}"
+                ),
+            }
+        }
         let body = serde_json::json!({
             "repo": session.did,
             "collection": "app.bsky.feed.post",
@@ -186,10 +263,7 @@ impl Platform for BlueskyClient<'_> {
                 "text": text,
                 "createdAt": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
                 "facets": link_facets(text, &article.url),
-                "embed": {
-                    "$type": "app.bsky.embed.external",
-                    "external": { "uri": article.url, "title": article.title, "description": article.excerpt },
-                },
+                "embed": { "$type": "app.bsky.embed.external", "external": external },
             },
         });
         for attempt in 0..2 {

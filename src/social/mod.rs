@@ -8,6 +8,7 @@ pub mod platform;
 pub mod post;
 pub mod reply;
 pub mod teaser;
+pub mod thumb;
 pub mod x;
 
 use chrono::{DateTime, Utc};

@@ -90,11 +90,16 @@ pub fn client<'a>(account: &'a AccountSettings, store: &'a Store) -> Client<'a> 
             timeout,
             store,
         }),
-        AccountKind::Bluesky { handle, app_password } => Client::Bluesky(BlueskyClient {
+        AccountKind::Bluesky {
+            handle,
+            app_password,
+            allow_private_images,
+        } => Client::Bluesky(BlueskyClient {
             account: &account.name,
             base_url,
             handle,
             app_password,
+            allow_private_images: *allow_private_images,
             timeout,
             store,
         }),

@@ -5,6 +5,7 @@ mod address;
 pub mod article_file;
 pub mod feed;
 mod folder;
+pub mod picture;
 
 pub use article_file::parse_published;
 

@@ -249,7 +249,12 @@ pub struct BlueskyState {
     pub records: HashMap<String, serde_json::Value>,
     /// The next access token is refused as expired (once).
     pub expire_next: bool,
+    /// Uploaded blobs: cid -> (MIME type, bytes).
+    pub blobs: HashMap<String, (String, Vec<u8>)>,
 }
+
+/// The most bytes Bluesky takes for a blob a card's thumbnail refers to.
+pub const BLUESKY_BLOB_LIMIT: usize = 1_000_000;
 
 #[derive(Clone)]
 pub struct BlueskyFake {
@@ -270,7 +275,7 @@ impl BlueskyFake {
     }
 }
 
-fn check_record(record: &serde_json::Value) -> Result<(), String> {
+fn check_record(record: &serde_json::Value, blobs: &HashMap<String, (String, Vec<u8>)>) -> Result<(), String> {
     let text = record["text"].as_str().ok_or("no text")?;
     if record["$type"] != "app.bsky.feed.post" || record["createdAt"].as_str().is_none() {
         return Err("not a post record".into());
@@ -304,6 +309,17 @@ fn check_record(record: &serde_json::Value) -> Result<(), String> {
         || external["title"].as_str().is_none()
     {
         return Err("no external embed card".into());
+    }
+    if let Some(thumb) = external.get("thumb") {
+        let cid = thumb["ref"]["$link"].as_str().ok_or("a thumb without ref.$link")?;
+        let (mime, bytes) = blobs.get(cid).ok_or_else(|| format!("BlobNotFound: {cid}"))?;
+        if thumb["$type"] != "blob"
+            || thumb["mimeType"].as_str() != Some(mime)
+            || thumb["size"].as_u64() != Some(bytes.len() as u64)
+            || !mime.starts_with("image/")
+        {
+            return Err(format!("the thumb does not describe blob {cid}: {thumb}"));
+        }
     }
     Ok(())
 }
@@ -355,6 +371,35 @@ impl Respond for BlueskyFake {
                     ),
                 }
             }
+            "/xrpc/com.atproto.repo.uploadBlob" => {
+                if bearer != state.access {
+                    return json(
+                        400,
+                        serde_json::json!({ "error": "ExpiredToken", "message": "Token has expired" }),
+                    );
+                }
+                let mime = header(req, "content-type").unwrap_or_default().to_string();
+                if !mime.starts_with("image/") {
+                    return json(
+                        400,
+                        serde_json::json!({ "error": "InvalidRequest", "message": format!("unexpected type {mime:?}") }),
+                    );
+                }
+                if req.body.len() > BLUESKY_BLOB_LIMIT {
+                    return json(
+                        400,
+                        serde_json::json!({ "error": "BlobTooLarge", "message": "This file is too large" }),
+                    );
+                }
+                let cid = format!("bafkrei{:016x}", fnv(&req.body));
+                state.blobs.insert(cid.clone(), (mime.clone(), req.body.clone()));
+                json(
+                    200,
+                    serde_json::json!({ "blob": {
+                        "$type": "blob", "ref": { "$link": cid }, "mimeType": mime, "size": req.body.len(),
+                    }}),
+                )
+            }
             "/xrpc/com.atproto.repo.createRecord" => {
                 if bearer != state.access || state.expire_next {
                     state.expire_next = false;
@@ -376,7 +421,7 @@ impl Respond for BlueskyFake {
                         serde_json::json!({ "error": "InvalidRequest", "message": "rkey is not a TID" }),
                     );
                 }
-                if let Err(e) = check_record(&body["record"]) {
+                if let Err(e) = check_record(&body["record"], &state.blobs) {
                     return json(400, serde_json::json!({ "error": "InvalidRequest", "message": e }));
                 }
                 if let Some(scripted) = next_scripted(&self.script) {
@@ -426,4 +471,11 @@ impl Respond for ChatFake {
         self.bodies.lock().unwrap().push((headers, body));
         json(200, self.ok.clone())
     }
+}
+
+/// A content hash for the fake's blob ids (FNV-1a).
+fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }

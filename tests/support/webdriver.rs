@@ -89,6 +89,26 @@ impl Browser {
         );
     }
 
+    /// Shows pages as with the reader's system in dark (or light) mode:
+    /// Chromium's `prefers-color-scheme` emulation, through chromedriver's
+    /// DevTools endpoint.
+    pub fn color_scheme(&self, dark: bool) {
+        let scheme = if dark { "dark" } else { "light" };
+        self.call(
+            "POST",
+            "/goog/cdp/execute",
+            Some(json!({
+                "cmd": "Emulation.setEmulatedMedia",
+                "params": { "features": [{ "name": "prefers-color-scheme", "value": scheme }] },
+            })),
+        );
+    }
+
+    /// Runs `script` in the page and returns its value.
+    pub fn eval(&self, script: &str) -> Value {
+        self.call("POST", "/execute/sync", Some(json!({ "script": script, "args": [] })))
+    }
+
     fn find(&self, css: &str) -> String {
         let found = self.call(
             "POST",

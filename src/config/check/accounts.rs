@@ -52,6 +52,7 @@ pub(super) fn check_accounts(c: &mut Checker, raw: &RawConfig) -> Vec<AccountSet
             "bluesky" => AccountKind::Bluesky {
                 handle: String::new(),
                 app_password: secret("app_password"),
+                allow_private_images: a.allow_private_images.unwrap_or(false),
             },
             "slack" | "discord" => {
                 let webhook = secret("webhook_url");
@@ -97,9 +98,17 @@ pub(super) fn check_accounts(c: &mut Checker, raw: &RawConfig) -> Vec<AccountSet
                     visibility,
                 }
             }
-            AccountKind::Bluesky { app_password, .. } => {
+            AccountKind::Bluesky {
+                app_password,
+                allow_private_images,
+                ..
+            } => {
                 let handle = c.required(&k("handle"), &a.handle).unwrap_or_default();
-                AccountKind::Bluesky { handle, app_password }
+                AccountKind::Bluesky {
+                    handle,
+                    app_password,
+                    allow_private_images,
+                }
             }
             AccountKind::Telegram { bot_token, .. } => {
                 let chat_id = c.required(&k("chat_id"), &a.chat_id).unwrap_or_default();

@@ -191,6 +191,7 @@ pub(super) fn check_job(
             }),
             max_articles,
             min_articles,
+            show_images: j.show_images.unwrap_or(true),
             send_when_empty: j.send_when_empty.unwrap_or(false),
             cadence,
             list_default: false,
