@@ -41,7 +41,8 @@ fn feed_config(feeds: &[(&str, String)], extra: &str) -> String {
     );
     for (name, url) in feeds {
         config.push_str(&format!(
-            "\n[[sources]]\nname = \"{name}\"\ntype = \"feed\"\nurl = \"{url}\"\n{extra}\n"
+            // Pages are not served but by the test about pictures (`extra` can set it back).
+            "\n[[sources]]\nname = \"{name}\"\ntype = \"feed\"\nurl = \"{url}\"\npage_images = false\n{extra}\n"
         ));
     }
     config
@@ -253,4 +254,69 @@ async fn an_edited_feed_item_updates_in_place() {
     let out = herald(&ws, &["ingest"]).await;
     assert!(stdout(&out).contains("source f: 0 new, 1 updated"), "{}", show(&out));
     assert_eq!(article_count(&ws).await, 1);
+}
+
+#[tokio::test]
+async fn a_feed_item_without_a_picture_gets_the_one_its_page_names_read_once() {
+    let server = MockServer::start().await;
+    let uri = server.uri();
+    let feed = format!(
+        "<?xml version=\"1.0\"?><rss version=\"2.0\"><channel><title>Wire</title><link>{uri}/</link><description>d</description>\
+         <item><guid>a</guid><title>Ferry returns</title><link>{uri}/stories/a</link><pubDate>Mon, 02 Nov 2026 09:00:00 GMT</pubDate>\
+         <enclosure url=\"https://cdn.example.org/ferry.jpg\" type=\"image/jpeg\" length=\"1\"/>\
+         <description>The ferry returns to the harbour on Monday after its winter repairs.</description></item>\
+         <item><guid>b</guid><title>Orchid found</title><link>{uri}/stories/b</link><pubDate>Mon, 02 Nov 2026 10:00:00 GMT</pubDate>\
+         <description>A rare orchid was found growing on the old railway embankment.</description></item>\
+         <item><guid>c</guid><title>Market moves</title><link>{uri}/stories/c</link><pubDate>Mon, 02 Nov 2026 11:00:00 GMT</pubDate>\
+         <description>The Saturday market moves to the square while the hall is repaired.</description></item>\
+         </channel></rss>"
+    );
+    Mock::given(path("/feed.xml"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(feed))
+        .mount(&server)
+        .await;
+    Mock::given(path("/stories/b"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(
+            "<!doctype html><html><head><title>Orchid</title>\
+                 <meta property=\"og:image\" content=\"/pictures/orchid.jpg?w=1200&amp;h=630\"></head>\
+                 <body><p>The story.</p></body></html>",
+            "text/html; charset=utf-8",
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(path("/stories/c"))
+        .respond_with(ResponseTemplate::new(404))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(path("/stories/a"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(0)
+        .mount(&server)
+        .await;
+    let config = feed_config(&[("wire", format!("{uri}/feed.xml"))], "allow_private_redirects = true")
+        .replace("page_images = false\n", "");
+    let ws = Workspace::new(&config);
+
+    for _ in 0..2 {
+        let out = herald(&ws, &["ingest"]).await;
+        assert!(out.status.success(), "{}", show(&out));
+    }
+    let store = ws.store().await;
+    let identities: Vec<String> = ["a", "b", "c"].iter().map(|g| format!("id:wire:{g}")).collect();
+    let images = store.stored_images(&identities).await.unwrap();
+    store.close().await;
+    assert_eq!(
+        images["id:wire:a"].as_deref(),
+        Some("https://cdn.example.org/ferry.jpg"),
+        "the feed's own picture, no page read"
+    );
+    assert_eq!(
+        images["id:wire:b"],
+        Some(format!("{uri}/pictures/orchid.jpg?w=1200&h=630")),
+        "og:image, resolved and decoded"
+    );
+    assert_eq!(images["id:wire:c"], None, "a page that cannot be read leaves none");
+    // Each page read once over two polls (the mocks' expectations, checked on drop).
 }

@@ -15,7 +15,8 @@ use crate::support::{Workspace, base_config, file_mail, show, stdout};
 fn feed_only(url: &str, extra: &str) -> String {
     base_config(&file_mail()).replace(
         "[[sources]]\nname = \"desk\"\ntype = \"folder\"\npath = \"articles\"\n",
-        &format!("[[sources]]\nname = \"desk\"\ntype = \"feed\"\nurl = \"{url}\"\n{extra}\n"),
+        // The items link to pages that do not exist: no picture is looked for.
+        &format!("[[sources]]\nname = \"desk\"\ntype = \"feed\"\nurl = \"{url}\"\npage_images = false\n{extra}\n"),
     )
 }
 

@@ -530,6 +530,11 @@ async fn chat_webhooks_post_and_honour_retry_after() {
     );
     let (_, tg_body) = telegram.bodies.lock().unwrap()[0].clone();
     assert_eq!(tg_body["chat_id"], "@courier");
+    assert_eq!(
+        tg_body["link_preview_options"],
+        serde_json::json!({ "url": "https://gazette.example.org/ferry-returns-in-spring", "prefer_large_media": true }),
+        "the preview is the article's: {tg_body}"
+    );
     let (headers, hook_body) = hook.bodies.lock().unwrap()[0].clone();
     assert_eq!(hook_body["article"]["title"], "Ferry returns in spring");
     let signature = headers

@@ -1,5 +1,7 @@
 //! Any bytes as a fetched feed document (RSS, Atom, JSON Feed or neither):
 //! an error or articles, never a panic; every article has a one-line title.
+//! The same bytes as an article's page: the picture it names, if any, is an
+//! http(s) URL.
 #![no_main]
 
 use std::time::Duration;
@@ -16,6 +18,9 @@ fuzz_target!(|data: &[u8]| {
         trust_ids: data.first().is_some_and(|b| b & 1 == 1),
         allow_private_redirects: false,
     };
+    if let Some(picture) = herald::source::page_image::page_image(&String::from_utf8_lossy(data), &url) {
+        assert!(picture.starts_with("http://") || picture.starts_with("https://"), "{picture}");
+    }
     let fetched = chrono::DateTime::from_timestamp(1_764_000_000, 0).expect("a valid time");
     if let Ok(polled) = parse("fuzz", &url, data, &limits, fetched) {
         assert!(polled.articles.len() <= limits.max_items);

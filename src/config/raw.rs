@@ -173,6 +173,8 @@ pub struct RawSource {
     pub max_items: Option<i64>,
     pub trust_ids: Option<bool>,
     pub allow_private_redirects: Option<bool>,
+    /// `feed`: read a new item's page for its picture when the feed gives none.
+    pub page_images: Option<bool>,
     /// How often `herald run` polls this source.
     pub poll_interval_secs: Option<i64>,
 }

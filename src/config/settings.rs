@@ -339,6 +339,8 @@ pub enum SourceKind {
         trust_ids: bool,
         /// Follow redirects to loopback, private or link-local addresses.
         allow_private_redirects: bool,
+        /// Read a new item's page for its picture (`og:image`) when the feed gives none.
+        page_images: bool,
     },
 }
 

@@ -17,7 +17,7 @@ use super::platform::{Outgoing, Platform};
 use super::reply::{Answer, Reply, VerifyError, send};
 use super::teaser::{Counting, Rule};
 use super::thumb::{self, Thumb};
-use crate::source::picture;
+use crate::source::fetch::{self, Caps, Wanted};
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -148,15 +148,14 @@ impl BlueskyClient<'_> {
         picture: &str,
         now: DateTime<Utc>,
     ) -> Result<serde_json::Value, String> {
-        let bytes = picture::fetch(
-            http,
-            picture,
-            self.timeout,
-            PICTURE_MAX_BYTES,
-            self.allow_private_images,
-        )
-        .await
-        .map_err(|e| e.to_string())?;
+        let caps = Caps {
+            timeout: self.timeout,
+            max_bytes: PICTURE_MAX_BYTES,
+            allow_private: self.allow_private_images,
+        };
+        let bytes = fetch::fetch(http, picture, caps, Wanted::Picture)
+            .await
+            .map_err(|e| e.to_string())?;
         let Thumb { bytes, mime } = tokio::task::spawn_blocking(move || thumb::fit(&bytes, THUMB_MAX_BYTES))
             .await
             .map_err(|e| e.to_string())?

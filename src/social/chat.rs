@@ -82,8 +82,10 @@ impl Platform for ChatClient<'_> {
             }
             ChatKind::Telegram { bot_token, chat_id } => {
                 let url = format!("{}/bot{bot_token}/sendMessage", self.url.as_str().trim_end_matches('/'));
+                // The preview is the article's, whatever other link the template adds.
+                let preview = serde_json::json!({ "url": outgoing.article.url, "prefer_large_media": true });
                 http.post(url)
-                    .json(&serde_json::json!({ "chat_id": chat_id, "text": text }))
+                    .json(&serde_json::json!({ "chat_id": chat_id, "text": text, "link_preview_options": preview }))
             }
             ChatKind::Webhook { secret, .. } => {
                 let article = outgoing.article;

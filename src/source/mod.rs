@@ -4,8 +4,9 @@
 mod address;
 pub mod article_file;
 pub mod feed;
+pub mod fetch;
 mod folder;
-pub mod picture;
+pub mod page_image;
 
 pub use article_file::parse_published;
 
@@ -69,6 +70,7 @@ pub async fn poll(
             max_items,
             trust_ids,
             allow_private_redirects,
+            ..
         } => {
             let limits = feed::Limits {
                 timeout: *timeout,

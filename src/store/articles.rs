@@ -146,6 +146,27 @@ impl Store {
 
 impl Store {
     /// Which of `identities` the store already holds.
+    /// The picture the store has for each known article of `identities`
+    /// (none when it has none); unknown ones are not in the map.
+    pub async fn stored_images(
+        &self,
+        identities: &[String],
+    ) -> Result<std::collections::HashMap<String, Option<String>>, StoreError> {
+        let mut images = std::collections::HashMap::new();
+        for chunk in identities.chunks(500) {
+            let sql = format!(
+                "SELECT identity, image FROM articles WHERE identity IN ({})",
+                placeholders(1, chunk.len())
+            );
+            let mut query = sqlx::query_as::<_, (String, Option<String>)>(AssertSqlSafe(sql));
+            for identity in chunk {
+                query = query.bind(identity);
+            }
+            images.extend(query.fetch_all(&self.pool).await?);
+        }
+        Ok(images)
+    }
+
     pub async fn known_identities(
         &self,
         identities: &[String],

@@ -54,6 +54,7 @@ pub(super) fn check_source_kind(
                 max_items: c.positive(&format!("{key}.max_items"), s.max_items, 1000, 100_000) as usize,
                 trust_ids: s.trust_ids.unwrap_or(true),
                 allow_private_redirects: s.allow_private_redirects.unwrap_or(false),
+                page_images: s.page_images.unwrap_or(true),
             })
         }
         Some(other) => {
