@@ -242,6 +242,52 @@ async fn the_rfc_8058_post_unsubscribes_with_200_and_no_redirect() {
     assert_eq!(response.status(), 200);
     assert_eq!(status_of(&site, "bo@example.org").await, "unsubscribed");
 
+    // Browsers' boundaries are mixed-case and boundaries are case-sensitive
+    // (RFC 2046); parameters may be quoted and the field may come with others.
+    for (who, content_type, boundary) in [
+        (
+            "webkit@example.org",
+            "multipart/form-data; boundary=----WebKitFormBoundaryq8V2mZ0xY7TbLk3R",
+            "----WebKitFormBoundaryq8V2mZ0xY7TbLk3R",
+        ),
+        (
+            "gecko@example.org",
+            "Multipart/Form-Data; charset=utf-8; boundary=\"---------------------------29Ab4F8cD\"",
+            "---------------------------29Ab4F8cD",
+        ),
+    ] {
+        let token = subscribe(&site, who).await;
+        let body = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nhi\r\n\
+             --{boundary}\r\nContent-Disposition: form-data; name=\"List-Unsubscribe\"\r\n\r\nOne-Click\r\n--{boundary}--\r\n"
+        );
+        let response = client()
+            .post(format!("{}/unsubscribe?token={token}", site.base))
+            .header("Content-Type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{content_type}");
+        assert_eq!(status_of(&site, who).await, "unsubscribed", "{content_type}");
+    }
+    // A part that only looks like the field (another name, another value) is not it.
+    let token = subscribe(&site, "dee@example.org").await;
+    let boundary = "----WebKitFormBoundaryZz";
+    let body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"List-Unsubscribe-Not\"\r\n\r\nOne-Click\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"List-Unsubscribe\"\r\n\r\nOne-Click-Later\r\n--{boundary}--\r\n"
+    );
+    let response = client()
+        .post(format!("{}/unsubscribe?token={token}", site.base))
+        .header("Content-Type", format!("multipart/form-data; boundary={boundary}"))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    assert_eq!(status_of(&site, "dee@example.org").await, "active");
+
     // The button on the page posts the same field; a POST without it is refused.
     let token = subscribe(&site, "cy@example.org").await;
     let bare = client()
@@ -350,4 +396,95 @@ async fn healthz_reports_the_store() {
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["status"], "ok");
     assert_eq!(body["store"], "ok");
+}
+
+/// Every kind of answer the pages give: each carries the security headers,
+/// and a 404 or 405 is a small HTML page.
+#[tokio::test]
+async fn every_answer_carries_the_security_headers_and_errors_are_pages() {
+    for hsts in [false, true] {
+        let ws = Workspace::new(&base_config(&file_mail()));
+        let jobs = crate::support::job_toml("daily", "0 7 * * *") + if hsts { "\n[web]\nhsts = true\n" } else { "" };
+        let site = start_with(settings_with(&ws, &jobs)).await;
+        let token = subscribe(&site, "ana@example.org").await;
+        let base = &site.base;
+        let http = client();
+        let answers = [
+            (
+                "unsubscribe page",
+                http.get(format!("{base}/unsubscribe?token={token}")),
+                200,
+            ),
+            (
+                "one-click post",
+                one_click(format!("{base}/unsubscribe?token={token}")),
+                200,
+            ),
+            (
+                "a forged token",
+                http.get(format!("{base}/unsubscribe?token=1.x.y.z")),
+                400,
+            ),
+            ("sign-up form", http.get(format!("{base}/subscribe/readers")), 200),
+            (
+                "a sign-up without its form token",
+                http.post(format!("{base}/subscribe/readers"))
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body("email=bo%40example.org"),
+                403,
+            ),
+            ("an unknown list", http.get(format!("{base}/subscribe/nobody")), 404),
+            (
+                "preferences",
+                http.get(format!("{base}/preferences?token={token}")),
+                200,
+            ),
+            ("health", http.get(format!("{base}/healthz")), 200),
+            (
+                "a webhook no provider is set up for",
+                http.post(format!("{base}/webhooks/mailgun")),
+                404,
+            ),
+            ("no such page", http.get(format!("{base}/wp-login.php")), 404),
+            (
+                "a method the page does not take",
+                http.delete(format!("{base}/healthz")),
+                405,
+            ),
+        ];
+        for (what, request, status) in answers {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status().as_u16(), status, "{what}");
+            let headers = response.headers().clone();
+            let header = |name: &str| {
+                headers
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string()
+            };
+            assert_eq!(
+                header("content-security-policy"),
+                herald::web::CONTENT_SECURITY_POLICY,
+                "{what}"
+            );
+            assert!(
+                header("content-security-policy").contains("frame-ancestors 'none'"),
+                "{what}"
+            );
+            assert_eq!(header("x-frame-options"), "DENY", "{what}");
+            assert_eq!(header("referrer-policy"), "no-referrer", "{what}");
+            assert_eq!(header("x-content-type-options"), "nosniff", "{what}");
+            assert_eq!(
+                header("strict-transport-security"),
+                if hsts { "max-age=31536000" } else { "" },
+                "{what}"
+            );
+            if status == 404 || status == 405 {
+                assert!(header("content-type").starts_with("text/html"), "{what}");
+                let body = response.text().await.unwrap();
+                assert!(body.contains("<h1>") && body.contains("Test Gazette"), "{what}: {body}");
+            }
+        }
+    }
 }

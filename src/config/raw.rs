@@ -144,6 +144,7 @@ pub struct RawWeb {
     pub rate_limit_per_minute: Option<i64>,
     /// Take the client IP from the last `X-Forwarded-For` hop (behind a reverse proxy).
     pub trust_forwarded_for: Option<bool>,
+    pub hsts: Option<bool>,
     /// A listener of its own for `/metrics` and `/healthz` (e.g. on a private address).
     pub metrics_listen: Option<String>,
     /// A bearer token that opens `/metrics` on the public listener.

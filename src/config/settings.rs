@@ -312,6 +312,8 @@ pub struct WebSettings {
     pub rate_limit_per_minute: u32,
     /// Take the client IP from the last `X-Forwarded-For` hop.
     pub trust_forwarded_for: bool,
+    /// Send `Strict-Transport-Security` (for a site served only over https).
+    pub hsts: bool,
     /// Where `/metrics` (and `/healthz`) are served apart from the pages.
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// The bearer token that opens `/metrics` on the public listener.

@@ -6,6 +6,7 @@
 
 mod csrf;
 mod extract;
+mod headers;
 mod limit;
 mod metrics;
 mod preferences;
@@ -18,6 +19,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -33,6 +35,7 @@ use crate::shutdown::Shutdown;
 use crate::store::{Consent, Store};
 use crate::token::TokenKeys;
 
+pub use headers::CONTENT_SECURITY_POLICY;
 pub use limit::RateLimiter;
 
 /// What every request handler shares.
@@ -125,15 +128,47 @@ pub fn router(state: WebState) -> Router {
         (None, Some(_)) => public.route("/metrics", get(metrics::with_token)),
         _ => public,
     };
-    public.with_state(state)
+    let public = public
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state);
+    headers::secured(public, settings.web.hsts)
 }
 
 /// The routes of `web.metrics_listen`: `/metrics` and `/healthz`, nothing else.
 pub fn metrics_router(state: WebState) -> Router {
-    Router::new()
+    let hsts = state.app().settings.web.hsts;
+    let metrics = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::metrics))
-        .with_state(state)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state);
+    headers::secured(metrics, hsts)
+}
+
+/// Any path Herald does not serve: a small page, not an empty 404.
+async fn not_found(State(state): State<WebState>) -> Response {
+    not_found_page(&state)
+}
+
+fn not_found_page(state: &WebState) -> Response {
+    message(
+        state,
+        StatusCode::NOT_FOUND,
+        "Page not found",
+        "There is no page at this address.",
+    )
+}
+
+/// A method a path does not take: a small page, not an empty 405.
+async fn method_not_allowed(State(state): State<WebState>) -> Response {
+    message(
+        &state,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "Not allowed here",
+        "This page cannot be used that way.",
+    )
 }
 
 /// Serves until shutdown: the pages on `listener`, and `/metrics` on

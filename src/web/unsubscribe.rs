@@ -50,27 +50,34 @@ pub(super) async fn show(State(state): State<WebState>, link: Linked<ToManage>) 
 
 /// Whether a POST body carries `List-Unsubscribe=One-Click`, as
 /// `application/x-www-form-urlencoded` or `multipart/form-data` (RFC 8058).
-fn is_one_click(headers: &HeaderMap, body: &[u8]) -> bool {
+/// The media type is matched case-insensitively; a multipart boundary is
+/// taken as written (boundaries are case-sensitive) and the parts read by
+/// multer.
+async fn is_one_click(headers: &HeaderMap, body: Bytes) -> bool {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    if content_type.starts_with("application/x-www-form-urlencoded") {
-        return url::form_urlencoded::parse(body).any(|(k, v)| k == "List-Unsubscribe" && v == "One-Click");
-    }
-    if let Some(boundary) = content_type.split("boundary=").nth(1) {
-        let boundary = format!("--{}", boundary.trim_matches('"').split(';').next().unwrap_or(""));
-        let body = String::from_utf8_lossy(body);
-        return body.split(boundary.as_str()).any(|part| {
-            let Some((head, value)) = part.split_once("\r\n\r\n") else {
+        .unwrap_or("");
+    let media_type = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    match media_type.as_str() {
+        "application/x-www-form-urlencoded" => {
+            url::form_urlencoded::parse(&body).any(|(k, v)| k == "List-Unsubscribe" && v == "One-Click")
+        }
+        "multipart/form-data" => {
+            let Ok(boundary) = multer::parse_boundary(content_type) else {
                 return false;
             };
-            head.to_ascii_lowercase().contains("name=\"list-unsubscribe\"")
-                && value.trim_end_matches(['\r', '\n', '-']).trim() == "One-Click"
-        });
+            let whole = futures::stream::once(async move { Ok::<_, std::convert::Infallible>(body) });
+            let mut parts = multer::Multipart::new(whole, boundary);
+            while let Ok(Some(part)) = parts.next_field().await {
+                if part.name() == Some("List-Unsubscribe") {
+                    return part.text().await.is_ok_and(|value| value == "One-Click");
+                }
+            }
+            false
+        }
+        _ => false,
     }
-    false
 }
 
 /// POST: the RFC 8058 one-click unsubscribe, also what the page's button
@@ -82,7 +89,7 @@ pub(super) async fn post(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if !is_one_click(&headers, &body) {
+    if !is_one_click(&headers, body).await {
         return (StatusCode::BAD_REQUEST, "expected List-Unsubscribe=One-Click").into_response();
     }
     let now = state.clock.now();

@@ -33,14 +33,14 @@ pub(super) async fn receive(
     let read: Result<Vec<Event>, Refusal> = match provider.as_str() {
         "mailgun" => match &hooks.mailgun_signing_key {
             Some(key) => mailgun::read(key.expose(), &body, now),
-            None => return StatusCode::NOT_FOUND.into_response(),
+            None => return super::not_found_page(&state),
         },
         "postmark" => match &hooks.postmark {
             Some((user, password)) => {
                 postmark::authenticate(header(header::AUTHORIZATION.as_str()), user, password.expose())
                     .and_then(|()| postmark::read(&body))
             }
-            None => return StatusCode::NOT_FOUND.into_response(),
+            None => return super::not_found_page(&state),
         },
         "sendgrid" => match &hooks.sendgrid_key {
             Some(point) => sendgrid::read(
@@ -50,7 +50,7 @@ pub(super) async fn receive(
                 &body,
                 now,
             ),
-            None => return StatusCode::NOT_FOUND.into_response(),
+            None => return super::not_found_page(&state),
         },
         "ses" if !hooks.sns_topic_arns.is_empty() => match state.sns.receive(hooks, &body, now).await {
             Ok(Ok(Verified::Events(events))) => Ok(events),
@@ -61,7 +61,7 @@ pub(super) async fn receive(
             }
             Err(refusal) => Err(refusal),
         },
-        _ => return StatusCode::NOT_FOUND.into_response(),
+        _ => return super::not_found_page(&state),
     };
     let events = match read {
         Ok(events) => events,

@@ -250,6 +250,7 @@ fn check_web(c: &mut Checker, raw: &RawConfig) -> WebSettings {
         metrics_token: metrics_token.map(Secret::new),
         rate_limit_per_minute: c.positive("web.rate_limit_per_minute", w.rate_limit_per_minute, 30, 100_000) as u32,
         trust_forwarded_for: w.trust_forwarded_for.unwrap_or(false),
+        hsts: w.hsts.unwrap_or(false),
     }
 }
 
