@@ -76,7 +76,7 @@ fn rendering(c: &mut Criterion) {
     let now: DateTime<Utc> = DateTime::from_timestamp(1_764_000_000, 0).unwrap();
     for n in [10, 100] {
         let articles = articles(n);
-        let parts = herald::digest::render(&app, job, digest, &articles, now).unwrap();
+        let parts = herald::digest::render(&app, job, digest, &articles, now, None).unwrap();
         let edition = EditionParts::new(
             1,
             "nonce",
@@ -101,7 +101,7 @@ fn rendering(c: &mut Criterion) {
             b.iter(|| black_box((edition.html_for(&to), edition.text_for(&to), edition.subject_preview())))
         });
         group.bench_function("reference: a full template run per recipient", |b| {
-            b.iter(|| black_box(herald::digest::render(&app, job, digest, &articles, now).unwrap()))
+            b.iter(|| black_box(herald::digest::render(&app, job, digest, &articles, now, None).unwrap()))
         });
         group.finish();
     }

@@ -89,18 +89,24 @@ pub async fn plan(
 }
 
 /// Renders the shared parts of an edition of `job` holding `articles`.
+/// `nonce` is the edition's when it is one to send: its archive address
+/// (when the list is archived) goes into the "view in your browser" link.
 pub fn render(
     app: &App,
     job: &JobSettings,
     digest: &DigestJob,
     articles: &[StoredArticle],
     now: DateTime<Utc>,
+    nonce: Option<&str>,
 ) -> Result<SharedParts, RenderError> {
     let settings = &app.settings;
     let list = settings
         .list(&digest.list)
         .expect("checked config: a job's list exists");
-    let data = EditionData::new(&settings.site, list, job, digest, articles, now);
+    let archive_url = nonce
+        .filter(|_| list.archive)
+        .map(|nonce| settings.site.archive_url(&list.name, Some(nonce)).to_string());
+    let data = EditionData::new(&settings.site, list, job, digest, articles, now, archive_url);
     app.templates.render_edition(job, digest, &data)
 }
 
@@ -182,9 +188,9 @@ pub async fn run(
         let articles = plan(store, job, digest, as_of, &[]).await?;
         report.planned = articles.len();
         if digest.makes_edition(articles.len()) {
-            let parts = render(&ctx.app, job, digest, &articles, as_of)?;
-            let ids: Vec<i64> = articles.iter().map(|a| a.id).collect();
             let nonce = uuid::Uuid::new_v4().simple().to_string();
+            let parts = render(&ctx.app, job, digest, &articles, as_of, Some(&nonce[..16]))?;
+            let ids: Vec<i64> = articles.iter().map(|a| a.id).collect();
             let edition = NewEdition {
                 job: &job.name,
                 list: &digest.list,

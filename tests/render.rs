@@ -48,7 +48,7 @@ pub(crate) fn render_for_ana(job_keys: &str, articles: &[StoredArticle]) -> (Edi
     let job = app.settings.job("daily").unwrap();
     let digest = job.digest().unwrap();
     let now: DateTime<Utc> = DateTime::parse_from_rfc3339("2026-03-02T07:00:00Z").unwrap().into();
-    let parts = herald::digest::render(&app, job, digest, articles, now).unwrap();
+    let parts = herald::digest::render(&app, job, digest, articles, now, None).unwrap();
     let edition = EditionParts::new(
         1,
         "abc",
@@ -239,7 +239,7 @@ proptest::proptest! {
     let digest = job.digest().unwrap();
         let now: DateTime<Utc> = DateTime::parse_from_rfc3339("2026-03-02T07:00:00Z").unwrap().into();
         let articles = vec![article(1, &title, &format!("{title}\r\n.\r\nBcc: x@evil.example"), Some(&name), "2026-03-01T09:00:00Z")];
-        let parts = herald::digest::render(&app, job, digest, &articles, now).unwrap();
+        let parts = herald::digest::render(&app, job, digest, &articles, now, None).unwrap();
         let edition = EditionParts::new(1, "abc", "readers", "Gazette Daily", &parts.subject, &parts.html, &parts.text);
         let to = Addressee {
             email: "ana@example.org",

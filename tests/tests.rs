@@ -3,6 +3,7 @@
 
 mod support;
 
+mod archive;
 mod bounces;
 mod browser;
 mod check;

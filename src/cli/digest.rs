@@ -51,7 +51,7 @@ pub(super) async fn next_edition(
         }
     }
     let articles = digest::plan(store, job, digest, now, &fetched).await?;
-    let parts = digest::render(app, job, digest, &articles, now)?;
+    let parts = digest::render(app, job, digest, &articles, now, None)?;
     let list = settings.list(&digest.list).expect("checked");
     Ok((
         articles,

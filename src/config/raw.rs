@@ -187,6 +187,7 @@ pub struct RawList {
     pub seed: Option<String>,
     /// Whether the web interface shows a sign-up form for this list (default true).
     pub signup: Option<bool>,
+    pub archive: Option<bool>,
     /// The consent wording shown on the sign-up form and kept with each consent record.
     pub consent: Option<String>,
 }

@@ -77,6 +77,15 @@ impl Site {
             .join(page)
             .expect("a relative page path joins any base URL")
     }
+
+    /// The public archive of `list`, or one edition of it (by its nonce).
+    pub fn archive_url(&self, list: &str, edition: Option<&str>) -> url::Url {
+        let path = match edition {
+            Some(nonce) => format!("archive/{list}/{nonce}"),
+            None => format!("archive/{list}"),
+        };
+        self.page_url(&path)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -353,6 +362,8 @@ pub struct ListSettings {
     pub seed: Option<PathBuf>,
     /// Whether the web interface offers a sign-up form.
     pub signup: bool,
+    /// Whether the web interface shows the list's editions in a public archive.
+    pub archive: bool,
     /// The consent wording on the sign-up form.
     pub consent: String,
 }

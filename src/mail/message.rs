@@ -360,6 +360,32 @@ impl EditionParts {
     }
 }
 
+/// A stored edition's HTML as the public archive shows it: filled for no one
+/// (every name the template's default, no address, no attribute) and with
+/// `link` (the list's sign-up page) where each reader's own links were, so
+/// no token and nothing personal is in it.
+pub fn public_copy(html: &str, link: &str) -> String {
+    MergeTemplate::parse(html).fill(&Nobody { link }, Escape::Html)
+}
+
+/// A stored edition's subject as the public archive shows it (see [`public_copy`]).
+pub fn public_subject(subject: &str) -> String {
+    MergeTemplate::parse(subject).fill(&Nobody { link: "" }, Escape::Text)
+}
+
+struct Nobody<'a> {
+    link: &'a str,
+}
+
+impl Recipient for Nobody<'_> {
+    fn field(&self, field: &str) -> Option<Cow<'_, str>> {
+        match field {
+            "unsubscribe_url" | "preferences_url" => Some(Cow::Borrowed(self.link)),
+            _ => None,
+        }
+    }
+}
+
 /// The subject of a stored edition with merge fields shown by name.
 pub fn subject_preview(subject: &str) -> String {
     MergeTemplate::parse(subject).fill(&FieldNames, Escape::Text)

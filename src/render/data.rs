@@ -65,6 +65,8 @@ pub struct EditionInfo {
     /// Whether the articles come from more than one source, so a table of
     /// contents by source helps.
     pub sectioned: bool,
+    /// The edition's page in the list's public archive, when it has one.
+    pub archive_url: Option<String>,
 }
 
 /// The edition's articles grouped: by source (in the job's order of
@@ -96,6 +98,7 @@ impl EditionData {
         digest: &DigestJob,
         articles: &[StoredArticle],
         now: DateTime<Utc>,
+        archive_url: Option<String>,
     ) -> Self {
         let tz: Tz = job.timezone;
         let articles = articles
@@ -125,6 +128,7 @@ impl EditionData {
             digest,
             now.with_timezone(&tz).format("%A %-d %B %Y").to_string(),
             articles,
+            archive_url,
         )
     }
 
@@ -156,6 +160,7 @@ impl EditionData {
                 digest,
                 "Thursday 1 January 2026".into(),
                 articles,
+                Some("https://example.org/archive/sample/0123456789abcdef".into()),
             )
         };
         vec![make(vec![article(1, true), article(2, false)]), make(Vec::new())]
@@ -168,6 +173,7 @@ impl EditionData {
         digest: &DigestJob,
         date: String,
         articles: Vec<ArticleData>,
+        archive_url: Option<String>,
     ) -> Self {
         let sections = Sections::of(&job.sources, &articles);
         EditionData {
@@ -185,6 +191,7 @@ impl EditionData {
                     .unwrap_or_default(),
                 show_images: digest.show_images,
                 sectioned: sections.by_source.len() > 1,
+                archive_url,
             },
             articles,
             sections,

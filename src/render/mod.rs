@@ -280,6 +280,14 @@ impl TemplateSet {
                     "lists": [{ "name": "l", "title": "L", "subscribed": true, "choose_cadence": true, "cadences": cadences }]
                 })),
             ),
+            (
+                "pages/archive",
+                with_site(serde_json::json!({
+                    "list_title": "L", "feed_url": "/archive/l/feed.atom", "subscribe_url": "/subscribe/l",
+                    "editions": [{ "subject": "S", "date": "1 January 2026", "url": "/archive/l/0123", "count": 3 }],
+                    "newer_url": "/archive/l?page=1", "older_url": "/archive/l?page=3"
+                })),
+            ),
         ];
         let notice = with_site(serde_json::json!({
             "email": "a@example.org", "list_title": "L", "confirm_url": "https://example.org/confirm?token=t"

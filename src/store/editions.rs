@@ -53,6 +53,17 @@ pub struct EditionRow {
     pub text: String,
 }
 
+/// An edition as the public archive lists it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ArchivedEdition {
+    pub id: i64,
+    pub nonce: String,
+    pub subject: String,
+    #[sqlx(try_from = "Millis")]
+    pub created_at: DateTime<Utc>,
+    pub article_count: i64,
+}
+
 /// An edition the error budget paused.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct PausedEdition {
@@ -174,6 +185,37 @@ impl Store {
         crate::failpoint::pause(crate::failpoint::EDITION_UNCOMMITTED).await;
         tx.commit().await?;
         self.edition(id).await
+    }
+
+    /// The list's editions for its archive, newest first: `limit` of them
+    /// after skipping `offset`. A cancelled edition is not in it.
+    pub async fn archived_editions(
+        &self,
+        list: &str,
+        offset: i64,
+        limit: i64,
+    ) -> Result<Vec<ArchivedEdition>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT id, nonce, subject, created_at, article_count FROM editions \
+             WHERE list_name = $1 AND cancelled_at IS NULL ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3",
+        )
+        .bind(list)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// One edition of the list's archive, by the nonce its address carries.
+    pub async fn archived_edition(&self, list: &str, nonce: &str) -> Result<Option<EditionRow>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT id, job, list_name, nonce, created_at, article_count, recipient_count, subject, html, text \
+             FROM editions WHERE list_name = $1 AND nonce = $2 AND cancelled_at IS NULL",
+        )
+        .bind(list)
+        .bind(nonce)
+        .fetch_optional(&self.pool)
+        .await?)
     }
 
     pub async fn edition(&self, id: i64) -> Result<EditionRow, StoreError> {

@@ -23,9 +23,13 @@ pub fn secured(router: Router, hsts: bool) -> Router {
         headers.push((header::STRICT_TRANSPORT_SECURITY, "max-age=31536000"));
     }
     headers.into_iter().fold(router, |router, (name, value)| {
-        router.layer(SetResponseHeaderLayer::overriding(
-            name,
-            HeaderValue::from_static(value),
-        ))
+        let value = HeaderValue::from_static(value);
+        // A page that needs another policy (an archived edition shows its
+        // pictures) sets its own; every other header is the same everywhere.
+        if name == header::CONTENT_SECURITY_POLICY {
+            router.layer(SetResponseHeaderLayer::if_not_present(name, value))
+        } else {
+            router.layer(SetResponseHeaderLayer::overriding(name, value))
+        }
     })
 }

@@ -4,6 +4,7 @@
 //! No GET ever changes state (mail scanners follow links); every form but the
 //! RFC 8058 one carries a CSRF field; the pages are rate limited per client IP.
 
+mod archive;
 mod csrf;
 mod extract;
 mod headers;
@@ -116,6 +117,18 @@ pub fn router(state: WebState) -> Router {
         .route(
             &page_path(settings, "preferences"),
             get(preferences::show).post(preferences::save),
+        )
+        .route(
+            &format!("{}{{list}}", page_path(settings, "archive/")),
+            get(archive::index),
+        )
+        .route(
+            &format!("{}{{list}}/feed.atom", page_path(settings, "archive/")),
+            get(archive::feed),
+        )
+        .route(
+            &format!("{}{{list}}/{{edition}}", page_path(settings, "archive/")),
+            get(archive::edition),
         )
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), limit::per_ip));
     let public = Router::new().merge(pages).route("/healthz", get(healthz)).route(

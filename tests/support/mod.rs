@@ -367,8 +367,13 @@ pub fn state_count(deliveries: &str, state: &str) -> (u64, u64) {
 /// Loads a configuration for in-process tests: `base_config` with `jobs`
 /// replacing its job, and paths made absolute so the process's directory does not matter.
 pub fn settings_with(ws: &Workspace, jobs: &str) -> herald::app::App {
+    settings_from(ws, &base_config(&file_mail()), jobs)
+}
+
+/// As [`settings_with`], from the configuration `base` (a [`base_config`] changed by the test).
+pub fn settings_from(ws: &Workspace, base: &str, jobs: &str) -> herald::app::App {
     let root = ws.path().display().to_string();
-    let config = base_config(&file_mail())
+    let config = base
         .split("[[jobs]]")
         .next()
         .unwrap()

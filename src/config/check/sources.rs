@@ -101,6 +101,7 @@ pub(super) fn check_lists(c: &mut Checker, raw: &RawConfig) -> Vec<ListSettings>
             name,
             seed,
             signup: l.signup.unwrap_or(true),
+            archive: l.archive.unwrap_or(false),
             consent,
         });
     }
