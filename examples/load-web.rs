@@ -34,6 +34,7 @@ fn main() {
     };
     let posts = if posts == "-" { Vec::new() } else { read(posts) };
     let gets = read(gets);
+    herald::install_crypto();
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
     let (mut latencies, errors, sent, elapsed) = runtime.block_on(run(rate, seconds, workers, gets, posts));
     latencies.sort_unstable();
@@ -47,7 +48,10 @@ fn main() {
     println!("achieved_rate {:.0} requests/s", sent as f64 / elapsed.as_secs_f64());
     println!("latency_p50 {:.2} ms", quantile(0.50));
     println!("latency_p99 {:.2} ms", quantile(0.99));
-    println!("latency_max {:.2} ms", latencies.last().map_or(0.0, |d| d.as_secs_f64() * 1000.0));
+    println!(
+        "latency_max {:.2} ms",
+        latencies.last().map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    );
 }
 
 async fn run(
