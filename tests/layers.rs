@@ -65,7 +65,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "web",
         &[
-            "app", "bounce", "clock", "config", "health", "import", "mail", "shutdown", "store", "token",
+            "app", "bounce", "clean", "clock", "config", "health", "import", "mail", "shutdown", "store", "token",
         ],
     ),
     (
