@@ -27,6 +27,7 @@ pub mod source;
 pub mod store;
 pub mod token;
 pub mod web;
+pub mod welcome;
 
 /// Installs the one TLS crypto provider (ring) that reqwest, lettre and sqlx
 /// share. Call once at start; later calls do nothing.

@@ -40,7 +40,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     // The loaded configuration with what is compiled from it.
     ("app", &["config", "mail", "render", "social", "store", "token"]),
-    // The jobs: sending an edition, building one.
+    // The jobs: sending an edition, building one, welcoming a subscriber.
     (
         "sender",
         &[
@@ -61,11 +61,16 @@ const LAYERS: &[(&str, &[&str])] = &[
             "store",
         ],
     ),
+    (
+        "welcome",
+        &["app", "clock", "config", "render", "sender", "shutdown", "store"],
+    ),
     // The faces: the web pages, the daemon, the command line.
     (
         "web",
         &[
             "app", "bounce", "clean", "clock", "config", "health", "import", "mail", "shutdown", "store", "token",
+            "welcome",
         ],
     ),
     (

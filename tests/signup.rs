@@ -664,3 +664,248 @@ fn requests_through_a_proxy_without_trust_forwarded_for_are_warned_about() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+/// Turns on the welcome mail Herald ships in `contrib/`: copies its
+/// templates into the workspace's `templates/emails/`.
+fn with_welcome(ws: &Workspace) {
+    let contrib = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/templates/emails");
+    for part in ["welcome.html.hbs", "welcome.txt.hbs"] {
+        ws.write(
+            &format!("templates/emails/{part}"),
+            &std::fs::read_to_string(contrib.join(part)).unwrap(),
+        );
+    }
+}
+
+/// `text` with each `token=...` value (which changes from run to run) replaced.
+fn redact_tokens(text: &str) -> String {
+    let mut parts = text.split("token=");
+    let mut out = parts.next().unwrap_or_default().to_string();
+    for part in parts {
+        let end = part.find(|c: char| c.is_whitespace() || c == '&').unwrap_or(part.len());
+        out.push_str("token=[token]");
+        out.push_str(&part[end..]);
+    }
+    out
+}
+
+/// Signs `email` up for `readers` and presses the button of the mailed link.
+/// Returns the confirmation page's form, to press its button again.
+async fn sign_up_and_confirm(site: &Site, link_of: impl Fn() -> url::Url, email: &str) -> PageForm {
+    let response = sign_up(site, email, "daily").await;
+    assert_eq!(response.status(), 200);
+    press_confirm(site, &link_of()).await
+}
+
+/// Opens a confirmation link and presses its button; the page's form.
+async fn press_confirm(site: &Site, link: &url::Url) -> PageForm {
+    let page = open_form(&local(site, link), None).await;
+    let response = post_form(site, &page.action, page.cookie.as_deref(), &[("csrf", &page.csrf)]).await;
+    let html = response.text().await.unwrap();
+    assert!(html.contains("You are subscribed"), "{html}");
+    page
+}
+
+/// The messages in the outbox whose subject starts with "Welcome", once
+/// there are `count` of them (or after ten seconds).
+async fn welcome_mails(ws: &Workspace, count: usize) -> Vec<Vec<u8>> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let found: Vec<Vec<u8>> = ws
+            .outbox()
+            .into_iter()
+            .map(|(_, raw)| raw)
+            .filter(|raw| {
+                let message = mail_parser::MessageParser::default().parse(raw).unwrap();
+                message.subject().is_some_and(|s| s.starts_with("Welcome"))
+            })
+            .collect();
+        if found.len() >= count || std::time::Instant::now() > deadline {
+            return found;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_confirmed_reader_is_welcomed_once_through_the_ledger_with_the_latest_edition() {
+    let config = base_config(&file_mail()).replace(
+        "title = \"Gazette Daily\"\n",
+        "title = \"Gazette Daily\"\narchive = true\n",
+    );
+    let ws = Workspace::new(&config);
+    with_welcome(&ws);
+    let app = crate::support::settings_from(&ws, &config, &crate::support::job_toml("daily", "0 7 * * *"));
+    ws.write("articles/ferry.txt", &article_txt("Ferry returns in spring", "ferry"));
+    let out = ws.herald(&["digest", "daily"]);
+    assert!(crate::support::stdout(&out).contains("edition #1"), "{}", show(&out));
+    let site = start_with(app).await;
+
+    let page = sign_up_and_confirm(&site, || confirmation_link(&ws, "ana@example.org"), "ana@example.org").await;
+    let mails = welcome_mails(&ws, 1).await;
+    assert_eq!(mails.len(), 1, "one welcome mail");
+    let message = mail_parser::MessageParser::default().parse(&mails[0]).unwrap();
+    assert_eq!(message.subject(), Some("Welcome to Gazette Daily"));
+    let to = message.to().unwrap().first().unwrap();
+    assert_eq!(to.address(), Some("ana@example.org"));
+    assert!(
+        message.header_raw("List-Unsubscribe").is_some() && message.header_raw("List-Unsubscribe-Post").is_some(),
+        "a list mail, with one-click unsubscribe"
+    );
+    let text = message.body_text(0).unwrap().to_string();
+    let html = message.body_html(0).unwrap().to_string();
+    // The latest edition of the archive, by its page.
+    let edition = site.store.archived_editions("readers", 0, 1).await.unwrap().remove(0);
+    let edition_url = format!("https://gazette.example.org/archive/readers/{}", edition.nonce);
+    for part in [&text, &html] {
+        assert!(part.contains("Welcome to Gazette Daily, Ana"), "{part}");
+        assert!(part.contains(&edition_url), "the latest edition's page: {part}");
+        assert!(part.contains("Test Gazette: 1 new"), "its subject: {part}");
+        assert!(part.contains("https://gazette.example.org/archive/readers"), "{part}");
+        assert!(part.contains("ana@example.org"), "{part}");
+    }
+    let redacted = redact_tokens(&text)
+        .replace(&edition.nonce, "[nonce]")
+        .replace(&edition.created_at.format("%-d %B %Y").to_string(), "[date]");
+    insta::assert_snapshot!(redacted);
+
+    // The ledger has it: one edition of the list's welcome queue, one row, sent.
+    let rows = site.store.deliveries(Some("welcome:readers"), None, 10).await.unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].email, "ana@example.org");
+    assert_eq!(rows[0].state, herald::store::DeliveryState::Sent);
+
+    // Its unsubscribe link works like a digest's.
+    let link = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Unsubscribe: "))
+        .expect("an unsubscribe link");
+    assert!(
+        link.starts_with("https://gazette.example.org/unsubscribe?token="),
+        "{link}"
+    );
+
+    // Pressing the button again sends nothing more; the archive lists digests only.
+    let again = post_form(&site, &page.action, page.cookie.as_deref(), &[("csrf", &page.csrf)]).await;
+    assert!(again.text().await.unwrap().contains("You are subscribed"));
+    assert_eq!(
+        site.store
+            .deliveries(Some("welcome:readers"), None, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let index = client()
+        .get(format!("{}/archive/readers", site.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!index.contains("Welcome to"), "{index}");
+    assert_eq!(site.store.archived_editions("readers", 0, 10).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn without_welcome_templates_a_confirmation_sends_no_welcome() {
+    let ws = Workspace::new(&base_config(&file_mail()));
+    let site = site(&ws, "").await;
+    sign_up_and_confirm(&site, || confirmation_link(&ws, "bo@example.org"), "bo@example.org").await;
+    assert_eq!(ws.outbox().len(), 1, "the confirmation request only");
+    assert!(
+        site.store
+            .deliveries(Some("welcome:readers"), None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn a_welcome_the_relay_could_not_take_waits_in_the_ledger_and_goes_once_later() {
+    let port = crate::support::free_port();
+    let config = base_config(&crate::support::smtp_mail(port, "retry_initial_secs = 1"));
+    let ws = Workspace::new(&config);
+    with_welcome(&ws);
+    let app = crate::support::settings_from(&ws, &config, &crate::support::job_toml("daily", "0 7 * * *"));
+    let site = start_with(app).await;
+
+    let sink = crate::support::SmtpSink::start_on(port, &[]);
+    let response = sign_up(&site, "cy@example.org", "daily").await;
+    assert_eq!(response.status(), 200);
+    let request = sink.messages().pop().expect("the confirmation request");
+    sink.stop();
+    let request = mail_parser::MessageParser::default().parse(&request).unwrap();
+    let link = request
+        .body_text(0)
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("https://gazette.example.org/confirm?token="))
+        .map(|l| url::Url::parse(l.trim()).unwrap())
+        .expect("a confirm link");
+
+    // The relay is down when the reader confirms: they are subscribed all
+    // the same, and their welcome waits in the ledger.
+    press_confirm(&site, &link).await;
+    assert_eq!(status_of(&site, "cy@example.org").await, "active");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let row = loop {
+        let rows = site.store.deliveries(Some("welcome:readers"), None, 10).await.unwrap();
+        assert_eq!(rows.len(), 1, "{rows:?}");
+        if rows[0].attempts > 0 || std::time::Instant::now() > deadline {
+            break rows[0].clone();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(row.state, herald::store::DeliveryState::Queued, "{row:?}");
+    assert!(row.last_reply.is_some(), "{row:?}");
+
+    // Once the relay is back, `herald run --once` (or the daemon) sends it, once.
+    let sink = crate::support::SmtpSink::start_on(port, &[]);
+    tokio::time::sleep(crate::support::until_past(row.next_attempt_at)).await;
+    let out = ws.herald(&["run", "--once"]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(
+        crate::support::stdout(&out).contains("== welcome mails of list readers: 1 sent"),
+        "{}",
+        show(&out)
+    );
+    let again = ws.herald(&["run", "--once"]);
+    assert!(again.status.success(), "{}", show(&again));
+    assert_eq!(sink.recipients_at_least(1), ["cy@example.org"]);
+    let messages = sink.messages();
+    let welcome = mail_parser::MessageParser::default().parse(&messages[0]).unwrap();
+    assert_eq!(welcome.subject(), Some("Welcome to Gazette Daily"));
+    let listed = ws.herald(&["deliveries", "--job", "welcome:readers"]);
+    assert!(listed.status.success(), "{}", show(&listed));
+    let listed = crate::support::stdout(&listed);
+    assert!(
+        listed.contains("sent") && listed.contains("cy@example.org") && listed.contains("tries 2"),
+        "{listed}"
+    );
+}
+
+#[test]
+fn a_welcome_mail_without_its_text_part_is_refused_at_load_with_the_file_named() {
+    let ws = Workspace::new(&base_config(&file_mail()));
+    with_welcome(&ws);
+    std::fs::remove_file(ws.path().join("templates/emails/welcome.txt.hbs")).unwrap();
+    ws.write(
+        "templates/emails/welcome-readers.html.hbs",
+        "<p>{{list.title}} {{latest.nosuch}}</p>",
+    );
+    ws.write("templates/emails/welcome-readers.txt.hbs", "{{list.title}}");
+    let out = ws.herald(&["check"]);
+    assert!(!out.status.success(), "{}", show(&out));
+    let said = show(&out);
+    assert!(
+        said.contains("templates/emails/welcome.txt.hbs") && said.contains("a welcome mail needs both"),
+        "{said}"
+    );
+    assert!(
+        said.contains("templates/emails/welcome-readers.html.hbs") && said.contains("does not render"),
+        "{said}"
+    );
+}

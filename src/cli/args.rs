@@ -164,6 +164,7 @@ pub enum Command {
     Release { job: String },
     /// Count and list per-recipient delivery records.
     Deliveries {
+        /// A digest job, or `welcome:LIST` for a list's welcome mails.
         #[arg(long)]
         job: Option<String>,
         /// queued, sending, sent, failed, suppressed or expired.

@@ -18,10 +18,10 @@ use crate::digest;
 use crate::import;
 use crate::mail::message::{self, Addressee, EditionParts};
 use crate::mail::{Delivery, MailTransport};
-use crate::sender::{DrainOptions, Pause, SendContext};
+use crate::sender::{self, DrainOptions, Pause, SendContext, SendReport};
 use crate::shutdown::Shutdown;
 use crate::social;
-use crate::store::{Store, StoredArticle, SubscriberStatus};
+use crate::store::{Store, StoredArticle, SubscriberStatus, welcome_queue};
 use crate::{clock, ingest, source};
 
 pub(super) async fn cmd_ingest(app: &App) -> anyhow::Result<ExitCode> {
@@ -281,6 +281,20 @@ pub(super) async fn cmd_run_once(app: Arc<App>) -> anyhow::Result<ExitCode> {
                 eprintln!("ERROR: job {}: {e}", job.name);
                 failed = true;
             }
+        }
+    }
+    // Welcome mails left queued (the web interface could not send them at once).
+    for list in &settings.lists {
+        let report = sender::drain(ctx.clone(), &welcome_queue(&list.name), &DrainOptions::to_completion()).await?;
+        if report != SendReport::default() {
+            say!(
+                "== welcome mails of list {}: {} sent, {} retrying, {} failed",
+                list.name,
+                report.sent,
+                report.retrying,
+                report.failed
+            );
+            failed |= report.failed > 0 || report.paused.is_some();
         }
     }
     store.close().await;

@@ -7,7 +7,7 @@ use anyhow::bail;
 use super::{digest_job, known_job};
 use crate::app::App;
 use crate::clock;
-use crate::store::{DeliveryState, Store};
+use crate::store::{DeliveryState, Store, welcome_queue};
 
 pub(super) async fn cmd_deliveries(
     app: &App,
@@ -16,7 +16,10 @@ pub(super) async fn cmd_deliveries(
     limit: i64,
 ) -> anyhow::Result<ExitCode> {
     let settings = &app.settings;
-    if let Some(name) = &job {
+    // A list's welcome mails are a queue of their own.
+    if let Some(name) = &job
+        && !settings.lists.iter().any(|l| welcome_queue(&l.name) == *name)
+    {
         digest_job(settings, name)?;
     }
     let store = app.open_store().await?;

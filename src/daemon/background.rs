@@ -15,6 +15,7 @@ use crate::bounce::{self, Intake};
 use crate::config::JobKind;
 use crate::sender::{self, SendContext};
 use crate::shutdown::Shutdown;
+use crate::store::welcome_queue;
 use crate::{ingest, social};
 
 /// The longest the drainer and the poller sleep between looks.
@@ -24,7 +25,8 @@ fn until(now: DateTime<Utc>, at: DateTime<Utc>) -> Duration {
     (at - now).to_std().unwrap_or_default()
 }
 
-/// Delivers due rows of every job, whenever the job is not already running.
+/// Delivers due rows of every job and every list's welcome mails, whenever
+/// the job (or queue) is not already running.
 pub async fn drainer(daemon: Daemon, mut shutdown: Shutdown) {
     // One send context (SMTP pool, token keys) per configuration, so pooled
     // connections survive from one round to the next; rebuilt after a reload.
@@ -78,38 +80,20 @@ pub async fn drainer(daemon: Daemon, mut shutdown: Shutdown) {
                 }
                 continue;
             }
-            let Some(ctx) = context.clone() else { continue };
-            let drained = sender::drain(ctx, &job.name, &daemon.drain).await;
-            match &drained {
-                Ok(report) if *report != sender::SendReport::default() => info!(
-                    job = %job.name,
-                    sent = report.sent,
-                    retrying = report.retrying,
-                    failed = report.failed,
-                    recovered_in_doubt = report.recovered_in_doubt,
-                    "queue drained"
-                ),
-                Ok(_) => {}
-                Err(e) => error!(job = %job.name, error = %e, "draining the queue failed"),
+            if let Some(ctx) = &context {
+                drain_mail(&daemon, ctx, &job.name, &mut wake).await;
             }
-            if let Ok(report) = &drained {
-                let now = daemon.clock.now();
-                daemon
-                    .channel
-                    .note(report, settings.mail.retry_initial, now, &daemon.health);
-                if let Some(until) = daemon.channel.paused_until(now) {
-                    wake = until;
-                }
+        }
+        // Each list's welcome mails, queued by confirmations.
+        for list in &settings.lists {
+            let queue = welcome_queue(&list.name);
+            if shutdown.is_triggered() || daemon.channel.paused_until(daemon.clock.now()).is_some() {
+                break;
             }
-            for at in [
-                daemon.store.next_retry_at(&job.name).await,
-                daemon.store.earliest_lease(&job.name).await,
-            ]
-            .into_iter()
-            .flatten()
-            .flatten()
-            {
-                wake = wake.min(at);
+            let lock = daemon.locks.of(&queue);
+            let Ok(_guard) = lock.try_lock() else { continue };
+            if let Some(ctx) = &context {
+                drain_mail(&daemon, ctx, &queue, &mut wake).await;
             }
         }
         daemon.health.beat(daemon.clock.now());
@@ -118,6 +102,43 @@ pub async fn drainer(daemon: Daemon, mut shutdown: Shutdown) {
             () = tokio::time::sleep(wait) => {}
             () = shutdown.wait() => break,
         }
+    }
+}
+
+/// Sends what is due in one mail queue (a job's, or a list's welcome mails),
+/// notes a pause, and brings `wake` forward to its next retry or lease.
+async fn drain_mail(daemon: &Daemon, ctx: &Arc<SendContext>, queue: &str, wake: &mut DateTime<Utc>) {
+    let drained = sender::drain(ctx.clone(), queue, &daemon.drain).await;
+    match &drained {
+        Ok(report) if *report != sender::SendReport::default() => info!(
+            job = %queue,
+            sent = report.sent,
+            retrying = report.retrying,
+            failed = report.failed,
+            recovered_in_doubt = report.recovered_in_doubt,
+            "queue drained"
+        ),
+        Ok(_) => {}
+        Err(e) => error!(job = %queue, error = %e, "draining the queue failed"),
+    }
+    if let Ok(report) = &drained {
+        let now = daemon.clock.now();
+        daemon
+            .channel
+            .note(report, ctx.app.settings.mail.retry_initial, now, &daemon.health);
+        if let Some(until) = daemon.channel.paused_until(now) {
+            *wake = until;
+        }
+    }
+    for at in [
+        daemon.store.next_retry_at(queue).await,
+        daemon.store.earliest_lease(queue).await,
+    ]
+    .into_iter()
+    .flatten()
+    .flatten()
+    {
+        *wake = (*wake).min(at);
     }
 }
 

@@ -85,8 +85,27 @@ pub struct Section {
     pub articles: Vec<ArticleData>,
 }
 
-fn safe(value: &str) -> String {
+pub(super) fn safe(value: &str) -> String {
     strip_markers(value).into_owned()
+}
+
+impl SiteData {
+    pub(super) fn of(site: &Site) -> Self {
+        SiteData {
+            name: safe(&site.name),
+            base_url: site.base_url.to_string(),
+            postal_address: safe(&site.postal_address),
+        }
+    }
+}
+
+impl ListData {
+    pub(super) fn of(list: &ListSettings) -> Self {
+        ListData {
+            name: list.name.clone(),
+            title: safe(&list.title),
+        }
+    }
 }
 
 impl EditionData {
@@ -115,15 +134,8 @@ impl EditionData {
             })
             .collect();
         Self::assemble(
-            SiteData {
-                name: safe(&site.name),
-                base_url: site.base_url.to_string(),
-                postal_address: safe(&site.postal_address),
-            },
-            ListData {
-                name: list.name.clone(),
-                title: safe(&list.title),
-            },
+            SiteData::of(site),
+            ListData::of(list),
             job,
             digest,
             now.with_timezone(&tz).format("%A %-d %B %Y").to_string(),

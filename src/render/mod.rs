@@ -5,6 +5,7 @@
 
 pub mod data;
 pub mod merge;
+pub mod welcome;
 
 use std::path::{Path, PathBuf};
 
@@ -182,6 +183,7 @@ impl TemplateSet {
                 problems.extend(set.try_job(job, d));
             }
             problems.extend(set.try_pages());
+            problems.extend(set.try_welcome());
         }
         // Jobs sharing a template would each report its problem: once is enough.
         let mut seen = std::collections::HashSet::new();

@@ -36,7 +36,23 @@ pub enum Recipients<'a> {
     /// The list's default job: everyone whose cadence is none of these
     /// (the list's other jobs' cadences), including those who chose none.
     AllBut(&'a [String]),
+    /// The one subscriber with this uid (a welcome mail).
+    Uid(&'a str),
 }
+
+/// What the queue of a list's welcome mails is called in the ledger: its
+/// editions and deliveries carry it where a digest's carry the job's name.
+/// A job's name cannot contain `:`, so it is never a job's.
+pub fn welcome_queue(list: &str) -> String {
+    format!("{WELCOME_PREFIX}{list}")
+}
+
+const WELCOME_PREFIX: &str = "welcome:";
+
+/// Editions that are digests, not welcome mails (whose queue starts with
+/// [`WELCOME_PREFIX`]): the condition on `editions`. Only digests are in
+/// the archive and count for where a job's next edition starts.
+const DIGESTS: &str = "job NOT LIKE 'welcome:%'";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct EditionRow {
@@ -78,11 +94,12 @@ pub struct PausedEdition {
 }
 
 /// Who of a list's subscribers (`s`) an edition goes to: active, not
-/// suppressed, of the job's cadence. Cadence parameters are numbered from
-/// `first`; returns the SQL condition and the values to bind, in order.
+/// suppressed, of the job's cadence (or the one by uid). Parameters are
+/// numbered from `first`; returns the SQL condition and the values to bind, in order.
 fn recipient_filter(recipients: Recipients<'_>, first: usize) -> (String, Vec<&str>) {
-    let (cadence_clause, cadences): (String, Vec<&str>) = match recipients {
+    let (clause, values): (String, Vec<&str>) = match recipients {
         Recipients::Cadence(c) => (format!("AND s.cadence = ${first}"), vec![c]),
+        Recipients::Uid(uid) => (format!("AND s.uid = ${first}"), vec![uid]),
         Recipients::AllBut([]) => (String::new(), Vec::new()),
         Recipients::AllBut(others) => {
             let marks: Vec<String> = (0..others.len()).map(|i| format!("${}", i + first)).collect();
@@ -92,11 +109,84 @@ fn recipient_filter(recipients: Recipients<'_>, first: usize) -> (String, Vec<&s
     };
     (
         format!(
-            "s.status = 'active' {cadence_clause} \
+            "s.status = 'active' {clause} \
              AND NOT EXISTS (SELECT 1 FROM suppressions x WHERE x.email_key = s.email_key)"
         ),
-        cadences,
+        values,
     )
+}
+
+/// Writes the edition, its articles and its delivery rows in `tx`; the
+/// edition's id. See [`Store::create_edition`].
+pub(super) async fn insert_edition(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    e: &NewEdition<'_>,
+    now: DateTime<Utc>,
+) -> Result<i64, StoreError> {
+    let now = now.timestamp_millis();
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO editions (job, list_name, nonce, created_at, article_count, recipient_count, subject, html, text) \
+         VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $8) RETURNING id",
+    )
+    .bind(e.job)
+    .bind(e.list)
+    .bind(e.nonce)
+    .bind(now)
+    .bind(e.article_ids.len() as i64)
+    .bind(e.subject)
+    .bind(e.html)
+    .bind(e.text)
+    .fetch_one(&mut **tx)
+    .await?;
+    for (position, article) in e.article_ids.iter().enumerate() {
+        sqlx::query("INSERT INTO edition_articles (edition_id, job, article_id, position) VALUES ($1, $2, $3, $4)")
+            .bind(id)
+            .bind(e.job)
+            .bind(article)
+            .bind(position as i64)
+            .execute(&mut **tx)
+            .await?;
+    }
+    let (filter, cadences) = recipient_filter(e.recipients, 5);
+    let sql = format!(
+        "INSERT INTO deliveries (edition_id, job, subscriber_id, email, state, attempts, next_attempt_at, in_doubt, created_at, updated_at) \
+         SELECT $1, $2, s.id, s.email, 'queued', 0, $3, 0, $3, $3 FROM subscribers s \
+         WHERE s.list_name = $4 AND {filter} ORDER BY s.id"
+    );
+    let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .bind(e.job)
+        .bind(now)
+        .bind(e.list);
+    for c in cadences {
+        insert = insert.bind(c);
+    }
+    let recipients = insert.execute(&mut **tx).await?.rows_affected();
+    sqlx::query("UPDATE editions SET recipient_count = $2 WHERE id = $1")
+        .bind(id)
+        .bind(recipients as i64)
+        .execute(&mut **tx)
+        .await?;
+    if let Some(fire) = &e.fire {
+        let held = sqlx::query(
+            "UPDATE job_fires SET edition_id = $4 WHERE job = $1 AND scheduled_at = $2 AND claimed_by = $3 \
+             AND edition_id IS NULL AND finished_at IS NULL",
+        )
+        .bind(e.job)
+        .bind(fire.scheduled_at.timestamp_millis())
+        .bind(fire.instance)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+        if held == 0 {
+            return Err(StoreError::FireLost {
+                job: e.job.to_string(),
+                scheduled_at: fire.scheduled_at,
+            });
+        }
+    }
+    Ok(id)
 }
 
 impl Store {
@@ -118,70 +208,8 @@ impl Store {
     /// job already took one of the articles, or when the edition is for a
     /// fire that `fire.instance` no longer holds or that already has one.
     pub async fn create_edition(&self, e: &NewEdition<'_>, now: DateTime<Utc>) -> Result<EditionRow, StoreError> {
-        let now = now.timestamp_millis();
         let mut tx = self.pool.begin().await?;
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO editions (job, list_name, nonce, created_at, article_count, recipient_count, subject, html, text) \
-             VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $8) RETURNING id",
-        )
-        .bind(e.job)
-        .bind(e.list)
-        .bind(e.nonce)
-        .bind(now)
-        .bind(e.article_ids.len() as i64)
-        .bind(e.subject)
-        .bind(e.html)
-        .bind(e.text)
-        .fetch_one(&mut *tx)
-        .await?;
-        for (position, article) in e.article_ids.iter().enumerate() {
-            sqlx::query("INSERT INTO edition_articles (edition_id, job, article_id, position) VALUES ($1, $2, $3, $4)")
-                .bind(id)
-                .bind(e.job)
-                .bind(article)
-                .bind(position as i64)
-                .execute(&mut *tx)
-                .await?;
-        }
-        let (filter, cadences) = recipient_filter(e.recipients, 5);
-        let sql = format!(
-            "INSERT INTO deliveries (edition_id, job, subscriber_id, email, state, attempts, next_attempt_at, in_doubt, created_at, updated_at) \
-             SELECT $1, $2, s.id, s.email, 'queued', 0, $3, 0, $3, $3 FROM subscribers s \
-             WHERE s.list_name = $4 AND {filter} ORDER BY s.id"
-        );
-        let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(id)
-            .bind(e.job)
-            .bind(now)
-            .bind(e.list);
-        for c in cadences {
-            insert = insert.bind(c);
-        }
-        let recipients = insert.execute(&mut *tx).await?.rows_affected();
-        sqlx::query("UPDATE editions SET recipient_count = $2 WHERE id = $1")
-            .bind(id)
-            .bind(recipients as i64)
-            .execute(&mut *tx)
-            .await?;
-        if let Some(fire) = &e.fire {
-            let held = sqlx::query(
-                "UPDATE job_fires SET edition_id = $4 WHERE job = $1 AND scheduled_at = $2 AND claimed_by = $3 \
-                 AND edition_id IS NULL AND finished_at IS NULL",
-            )
-            .bind(e.job)
-            .bind(fire.scheduled_at.timestamp_millis())
-            .bind(fire.instance)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if held == 0 {
-                return Err(StoreError::FireLost {
-                    job: e.job.to_string(),
-                    scheduled_at: fire.scheduled_at,
-                });
-            }
-        }
+        let id = insert_edition(&mut tx, e, now).await?;
         crate::failpoint::pause(crate::failpoint::EDITION_UNCOMMITTED).await;
         tx.commit().await?;
         self.edition(id).await
@@ -195,27 +223,30 @@ impl Store {
         offset: i64,
         limit: i64,
     ) -> Result<Vec<ArchivedEdition>, StoreError> {
-        Ok(sqlx::query_as(
+        let sql = format!(
             "SELECT id, nonce, subject, created_at, article_count FROM editions \
-             WHERE list_name = $1 AND cancelled_at IS NULL ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3",
-        )
-        .bind(list)
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(&self.pool)
-        .await?)
+             WHERE list_name = $1 AND cancelled_at IS NULL AND {DIGESTS} \
+             ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"
+        );
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(list)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     /// One edition of the list's archive, by the nonce its address carries.
     pub async fn archived_edition(&self, list: &str, nonce: &str) -> Result<Option<EditionRow>, StoreError> {
-        Ok(sqlx::query_as(
+        let sql = format!(
             "SELECT id, job, list_name, nonce, created_at, article_count, recipient_count, subject, html, text \
-             FROM editions WHERE list_name = $1 AND nonce = $2 AND cancelled_at IS NULL",
-        )
-        .bind(list)
-        .bind(nonce)
-        .fetch_optional(&self.pool)
-        .await?)
+             FROM editions WHERE list_name = $1 AND nonce = $2 AND cancelled_at IS NULL AND {DIGESTS}"
+        );
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(list)
+            .bind(nonce)
+            .fetch_optional(&self.pool)
+            .await?)
     }
 
     pub async fn edition(&self, id: i64) -> Result<EditionRow, StoreError> {
@@ -291,10 +322,10 @@ impl Store {
     ) -> Result<Option<DateTime<Utc>>, StoreError> {
         let marks: Vec<String> = (0..except.len()).map(|i| format!("${}", i + 2)).collect();
         let sql = if except.is_empty() {
-            "SELECT MAX(created_at) FROM editions WHERE list_name = $1".to_string()
+            format!("SELECT MAX(created_at) FROM editions WHERE list_name = $1 AND {DIGESTS}")
         } else {
             format!(
-                "SELECT MAX(created_at) FROM editions WHERE list_name = $1 AND job NOT IN ({})",
+                "SELECT MAX(created_at) FROM editions WHERE list_name = $1 AND {DIGESTS} AND job NOT IN ({})",
                 marks.join(", ")
             )
         };

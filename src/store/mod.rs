@@ -31,7 +31,9 @@ pub use articles::{StoredArticle, Upsert};
 pub use bounces::{BounceAction, BounceKind, BounceRow, BounceTarget, EditionBounces, NewBounce, SoftLimit};
 pub use copy::TableCopy;
 pub use deliveries::{Attempt, Claimed, DeliveryRow, DeliveryState, Lease, Outcome, StateCount};
-pub use editions::{ArchivedEdition, Cancelled, EditionRow, FireRef, NewEdition, PausedEdition, Recipients};
+pub use editions::{
+    ArchivedEdition, Cancelled, EditionRow, FireRef, NewEdition, PausedEdition, Recipients, welcome_queue,
+};
 pub use fires::Fire;
 pub use holds::Hold;
 pub use posts::{PostOutcome, PostRow, PostState};

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{Any, Executor};
 
 use super::columns::Millis;
+use super::editions::NewEdition;
 use super::{Store, StoreError};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -391,8 +392,16 @@ impl Store {
     }
 
     /// Confirms a pending subscriber and keeps the consent record, in one
-    /// transaction; returns whether one was pending.
-    pub async fn confirm_uid(&self, uid: &str, consent: &Consent, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    /// transaction with the `welcome` mail's edition and delivery row when
+    /// there is one (its recipients select this subscriber, now active);
+    /// returns whether one was pending.
+    pub async fn confirm_uid(
+        &self,
+        uid: &str,
+        consent: &Consent,
+        welcome: Option<&NewEdition<'_>>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
         let id: Option<i64> = sqlx::query_scalar(
             "UPDATE subscribers SET status = 'active', confirmed_at = $2, updated_at = $2 \
@@ -406,6 +415,9 @@ impl Store {
             return Ok(false);
         };
         insert_consent(&mut *tx, id, consent, now).await?;
+        if let Some(welcome) = welcome {
+            super::editions::insert_edition(&mut tx, welcome, now).await?;
+        }
         tx.commit().await?;
         Ok(true)
     }

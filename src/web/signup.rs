@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use super::csrf::Csrf;
 use super::extract::{CheckedForm, Linked, LinkedForm, ToConfirm};
@@ -22,6 +22,7 @@ use crate::mail::message::{Notice, build_notice, preferences_url};
 use crate::mail::{Delivery, MailTransport, TransportError};
 use crate::store::{SignupOutcome, Subscriber, SubscriberStatus};
 use crate::token::Purpose;
+use crate::welcome;
 
 fn signup_list<'a>(app: &'a App, list: &str) -> Option<&'a ListSettings> {
     app.settings.list(list).filter(|l| l.signup)
@@ -258,6 +259,25 @@ pub(super) async fn confirm_page(
     }
 }
 
+/// Sends the list's queued welcome mails in the background: the page does
+/// not wait for the mail server. A row this cannot send stays queued for
+/// the daemon's drainer.
+fn send_welcome(state: &WebState, list: &str) {
+    let (store, app, clock, list) = (state.store.clone(), state.app(), state.clock.clone(), list.to_string());
+    tokio::spawn(async move {
+        match welcome::send(store, app, clock, &list).await {
+            Ok(report) if report.sent > 0 => info!(list = %list, sent = report.sent, "welcome mail sent"),
+            Ok(report) => warn!(
+                list = %list,
+                retrying = report.retrying,
+                failed = report.failed,
+                "welcome mail not sent yet"
+            ),
+            Err(e) => error!(list = %list, error = %e, "sending the welcome mail failed"),
+        }
+    });
+}
+
 /// POST /confirm?token=...: the button on the confirmation page.
 pub(super) async fn confirm(
     State(state): State<WebState>,
@@ -270,9 +290,21 @@ pub(super) async fn confirm(
     let app = state.app();
     let list = app.settings.list(&subscriber.list_name);
     let consent = Visitor::of(&state, &headers, addr).consent("confirm", &page_path(&app.settings, "confirm"), list);
-    match state.store.confirm_uid(&subscriber.uid, &consent, now).await {
+    // A welcome mail that cannot be made must not cost the reader their
+    // subscription: they are confirmed without one, and the log says why.
+    let welcome = match list {
+        Some(list) => welcome::prepare(&state.store, &app, list).await.unwrap_or_else(|e| {
+            error!(list = %list.name, error = %e, "no welcome mail for this confirmation");
+            None
+        }),
+        None => None,
+    };
+    match welcome::confirm(&state.store, &subscriber, &consent, welcome.as_ref(), now).await {
         Ok(true) => {
             info!(list = %subscriber.list_name, subscriber = subscriber.id, "subscription confirmed");
+            if welcome.is_some() {
+                send_welcome(&state, &subscriber.list_name);
+            }
             confirmed(&state, &subscriber)
         }
         Ok(false) if subscriber.status == SubscriberStatus::Active => confirmed(&state, &subscriber),
