@@ -119,6 +119,14 @@ fn a_reader_signs_up_confirms_and_leaves_in_a_real_browser() {
     browser.wait_for_text("Unsubscribe from Gazette Daily?");
     browser.screenshot(&shots.join("6-unsubscribe.png"));
     assert_eq!(status(&ws, "reader@example.org"), "active");
+    // The button's POST, as Chromium itself encodes a multipart/form-data
+    // form (its own mixed-case WebKitFormBoundary), as a mail client's
+    // one-click may: the body the server reads is the browser's.
+    let enctype = browser.eval(
+        "const f = document.querySelector('form[method=post]'); \
+         f.enctype = 'multipart/form-data'; return f.enctype;",
+    );
+    assert_eq!(enctype, "multipart/form-data");
     browser.click("button[type=submit]");
     browser.wait_for_text("You are unsubscribed");
     assert!(browser.current_url().contains("unsubscribe?token="), "no redirect");

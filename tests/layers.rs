@@ -69,8 +69,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "web",
         &[
-            "app", "bounce", "clean", "clock", "config", "health", "import", "mail", "shutdown", "store", "token",
-            "welcome",
+            "app", "bounce", "clean", "clock", "config", "health", "import", "mail", "shutdown", "social", "store",
+            "token", "welcome",
         ],
     ),
     (

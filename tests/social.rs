@@ -19,7 +19,7 @@ const X_KEYS: XKeys = XKeys {
 };
 
 /// A workspace whose config has the given accounts and a social job posting to them.
-fn social_workspace(accounts: &str, names: &[&str]) -> Workspace {
+pub(crate) fn social_workspace(accounts: &str, names: &[&str]) -> Workspace {
     let list: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
     let config = base_config(&file_mail())
         + accounts
@@ -52,7 +52,7 @@ fn secrets() -> Vec<(&'static str, &'static str)> {
     ]
 }
 
-async fn herald(ws: &Workspace, args: &[&str], extra: &[(&str, String)]) -> std::process::Output {
+pub(crate) async fn herald(ws: &Workspace, args: &[&str], extra: &[(&str, String)]) -> std::process::Output {
     let mut cmd = ws.command(args);
     for (k, v) in secrets() {
         cmd.env(k, v);
@@ -63,17 +63,17 @@ async fn herald(ws: &Workspace, args: &[&str], extra: &[(&str, String)]) -> std:
     tokio::process::Command::from(cmd).output().await.unwrap()
 }
 
-fn stdout(out: &std::process::Output) -> String {
+pub(crate) fn stdout(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn account(name: &str, kind: &str, base_url: &str, extra: &str) -> String {
+pub(crate) fn account(name: &str, kind: &str, base_url: &str, extra: &str) -> String {
     format!(
         "\n[[accounts]]\nname = \"{name}\"\ntype = \"{kind}\"\nbase_url = \"{base_url}\"\nmin_spacing_secs = 0\n{extra}\n"
     )
 }
 
-async fn sql(ws: &Workspace, statement: &str) {
+pub(crate) async fn sql(ws: &Workspace, statement: &str) {
     sqlx::any::install_default_drivers();
     let pool = sqlx::AnyPool::connect(&ws.store_url()).await.unwrap();
     sqlx::query(sqlx::AssertSqlSafe(statement.to_string()))
@@ -806,7 +806,7 @@ async fn markup_in_a_title_reaches_no_post_and_no_card() {
 }
 
 /// A PNG of noise (it compresses badly, so it is large for its size).
-fn noisy_png(width: u32, height: u32) -> Vec<u8> {
+pub(crate) fn noisy_png(width: u32, height: u32) -> Vec<u8> {
     use image::ImageEncoder;
     let mut seed = 0x9e37_79b9_u32;
     let picture = image::RgbImage::from_fn(width, height, |_, _| {

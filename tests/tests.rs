@@ -16,6 +16,7 @@ mod feeds;
 mod fires;
 mod hostile;
 mod layers;
+mod oauth;
 mod postgres;
 mod relays;
 mod render;

@@ -4,10 +4,12 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use crate::app::App;
-use crate::config::Settings;
+use chrono::{DateTime, Utc};
+
+use crate::config::{AccountKind, AccountSettings, Settings, secret_var};
 use crate::digest;
 use crate::mail::MailTransport;
-use crate::social;
+use crate::social::{self, credentials};
 use crate::store::Store;
 use crate::{clock, source, store};
 
@@ -31,6 +33,53 @@ pub(super) fn cmd_dkim_keygen(selector: &str, domain: &str, out: &std::path::Pat
         out.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Each OAuth account's token as the configuration gives it (`herald check`;
+/// `--live` adds what the store knows: a refresh, a refusal).
+pub(super) fn print_tokens(settings: &Settings) {
+    for account in settings.accounts.iter().filter(|a| a.kind.oauth_token().is_some()) {
+        say!("{}", token_line(account, account.token_expires_at, None, clock::now()));
+    }
+}
+
+/// One line about an account's access token: when it expires, or why its
+/// posts wait; a warning within a week of the expiry.
+fn token_line(
+    account: &AccountSettings,
+    expires_at: Option<DateTime<Utc>>,
+    blocked: Option<String>,
+    now: DateTime<Utc>,
+) -> String {
+    let name = &account.name;
+    if let Some(why) = blocked {
+        return format!("WARNING: account {name}: {why}");
+    }
+    let Some(at) = expires_at else {
+        return format!(
+            "account {name}: access token expiry unknown (set token_expires_at{})",
+            if matches!(account.kind, AccountKind::Threads { .. }) {
+                ", or let the first refresh tell it"
+            } else {
+                ""
+            }
+        );
+    };
+    let days = (at - now).num_hours() as f64 / 24.0;
+    let when = at.format("%Y-%m-%d %H:%M UTC");
+    if at <= now {
+        format!(
+            "WARNING: account {name}: the access token expired on {when}; posts wait until {} is replaced",
+            secret_var(name, "access_token")
+        )
+    } else if at - now <= credentials::WARN_BEFORE {
+        format!(
+            "WARNING: account {name}: the access token expires on {when} (in {days:.1} days); replace {} before then",
+            secret_var(name, "access_token")
+        )
+    } else {
+        format!("account {name}: access token expires on {when} (in {days:.0} days)")
+    }
 }
 
 /// `herald check --live`: the store and what it knows of the configuration's
@@ -58,6 +107,11 @@ pub(super) async fn cmd_check_live(app: &App) -> anyhow::Result<ExitCode> {
                         "account {}: not tried (the platform has no call that checks without posting)",
                         account.name
                     ),
+                }
+                if let Some(token) = credentials::current(&store, account).await? {
+                    let blocked = token.blocked(account, clock::now());
+                    failed |= blocked.is_some();
+                    say!("{}", token_line(account, token.expires_at, blocked, clock::now()));
                 }
             }
             store.close().await;

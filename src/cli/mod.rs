@@ -96,6 +96,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 settings.lists.len(),
                 settings.jobs.len()
             );
+            check::print_tokens(settings);
             let mut code = ExitCode::SUCCESS;
             if live {
                 code = check::cmd_check_live(&app).await?;

@@ -142,6 +142,9 @@ pub(super) fn print_social(report: &social::SocialReport) -> bool {
                 at.format("%Y-%m-%d %H:%M:%S UTC")
             );
         }
+        if let Some(why) = &a.blocked {
+            say!("  WAITING: {why}");
+        }
     }
     report.accounts.iter().any(|a| a.failed > 0) || report.sources.iter().any(|s| s.error.is_some())
 }

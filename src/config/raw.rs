@@ -218,6 +218,14 @@ pub struct RawAccount {
     pub url: Option<String>,
     /// `webhook`: a length limit, if the receiver has one.
     pub max_chars: Option<i64>,
+    /// `threads`: the Threads user id the token belongs to (`me` by default).
+    pub user_id: Option<String>,
+    /// `linkedin`: who posts, `urn:li:person:...` or `urn:li:organization:...`.
+    pub author: Option<String>,
+    /// `linkedin`: the `LinkedIn-Version` header, `YYYYMM`.
+    pub api_version: Option<String>,
+    /// When the access token expires, as the operator knows it (RFC 3339 or a date).
+    pub token_expires_at: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -394,6 +394,9 @@ pub struct AccountSettings {
     /// Articles published longer ago than this are recorded as skipped, not posted.
     pub lookback: chrono::Duration,
     pub timeout: Duration,
+    /// When the access token expires, as the operator set it (`token_expires_at`);
+    /// a platform's own answer (a refresh) takes over once there is one.
+    pub token_expires_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl fmt::Debug for AccountSettings {
@@ -435,6 +438,19 @@ pub enum AccountKind {
         secret: Option<String>,
         max_chars: Option<usize>,
     },
+    Threads {
+        access_token: String,
+        user_id: String,
+    },
+    LinkedIn {
+        access_token: String,
+        /// `urn:li:person:...` or `urn:li:organization:...`.
+        author: String,
+        /// The `LinkedIn-Version` header, `YYYYMM`.
+        version: String,
+        /// Fetch article pictures from internal addresses too.
+        allow_private_images: bool,
+    },
 }
 
 impl AccountKind {
@@ -447,6 +463,19 @@ impl AccountKind {
             AccountKind::Discord => "discord",
             AccountKind::Telegram { .. } => "telegram",
             AccountKind::Webhook { .. } => "webhook",
+            AccountKind::Threads { .. } => "threads",
+            AccountKind::LinkedIn { .. } => "linkedin",
+        }
+    }
+
+    /// The OAuth access token of a platform whose tokens expire, if it is one.
+    pub fn oauth_token(&self) -> Option<&str> {
+        match self {
+            AccountKind::Threads { access_token, .. } | AccountKind::LinkedIn { access_token, .. } => {
+                Some(access_token)
+            }
+            AccountKind::Mastodon { access_token, .. } => Some(access_token),
+            _ => None,
         }
     }
 }

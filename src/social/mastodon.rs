@@ -106,10 +106,7 @@ impl Platform for MastodonClient<'_> {
                 raw: answer.message(),
             };
         }
-        match answer.classify_failure(now) {
-            // A Mastodon token is not refreshed: a 401 means it was revoked.
-            Reply::AuthExpired(reply) => Reply::Permanent(reply),
-            other => other,
-        }
+        // A 401 is a revoked or expired OAuth token: the post waits for a new one.
+        answer.classify_failure(now)
     }
 }

@@ -1,13 +1,17 @@
-//! Social posting: teasers of new articles to X, Mastodon, Bluesky and chat
-//! webhooks, once per (article, account), within each platform's rules.
+//! Social posting: teasers of new articles to X, Mastodon, Bluesky, Threads,
+//! LinkedIn and chat webhooks, once per (article, account), within each
+//! platform's rules, with OAuth tokens watched for expiry.
 
 pub mod bluesky;
 pub mod chat;
+pub mod credentials;
+pub mod linkedin;
 pub mod mastodon;
 pub mod platform;
 pub mod post;
 pub mod reply;
 pub mod teaser;
+pub mod threads;
 pub mod thumb;
 pub mod x;
 
@@ -36,7 +40,10 @@ pub async fn verify(
     http: &reqwest::Client,
     now: DateTime<Utc>,
 ) -> Option<Result<String, reply::VerifyError>> {
-    platform::client(account, store).verify(http, now).await
+    let token = credentials::current(store, account).await.ok().flatten();
+    platform::client(account, store, token.as_ref().map(|t| t.value.as_str()))
+        .verify(http, now)
+        .await
 }
 
 /// Runs a social job now: poll its sources, queue a teaser per new article
@@ -67,6 +74,7 @@ pub async fn run(
             retrying: sent.retrying,
             failed: queued.failed + sent.failed,
             waiting_until: sent.waiting_until,
+            blocked: sent.blocked,
         });
     }
     Ok(report)

@@ -9,9 +9,11 @@ use chrono::{DateTime, Utc};
 
 use super::bluesky::BlueskyClient;
 use super::chat::{ChatClient, ChatKind};
+use super::linkedin::LinkedInClient;
 use super::mastodon::MastodonClient;
 use super::reply::{Reply, VerifyError};
 use super::teaser::Rule;
+use super::threads::ThreadsClient;
 use super::x::XClient;
 use crate::config::{AccountKind, AccountSettings};
 use crate::store::{PostRow, Store, StoreError, StoredArticle};
@@ -50,12 +52,16 @@ pub enum Client<'a> {
     X(XClient<'a>),
     Mastodon(MastodonClient<'a>),
     Bluesky(BlueskyClient<'a>),
+    Threads(ThreadsClient<'a>),
+    LinkedIn(LinkedInClient<'a>),
     Chat(ChatClient<'a>),
 }
 
 /// The client for `account`; `store` keeps what a platform hands back
-/// between runs (Bluesky's session, Mastodon's character limit).
-pub fn client<'a>(account: &'a AccountSettings, store: &'a Store) -> Client<'a> {
+/// between runs (Bluesky's session, Mastodon's character limit). `token` is
+/// the OAuth access token to send when it is not the operator's secret (a
+/// refreshed one, see [`super::credentials`]).
+pub fn client<'a>(account: &'a AccountSettings, store: &'a Store, token: Option<&'a str>) -> Client<'a> {
     let base_url = &account.base_url;
     let timeout = account.timeout;
     let chat = |kind| {
@@ -103,6 +109,25 @@ pub fn client<'a>(account: &'a AccountSettings, store: &'a Store) -> Client<'a> 
             timeout,
             store,
         }),
+        AccountKind::Threads { access_token, user_id } => Client::Threads(ThreadsClient {
+            base_url,
+            user_id,
+            access_token: token.unwrap_or(access_token),
+            timeout,
+        }),
+        AccountKind::LinkedIn {
+            access_token,
+            author,
+            version,
+            allow_private_images,
+        } => Client::LinkedIn(LinkedInClient {
+            base_url,
+            access_token: token.unwrap_or(access_token),
+            author,
+            version,
+            allow_private_images: *allow_private_images,
+            timeout,
+        }),
         AccountKind::Slack => chat(ChatKind::Slack),
         AccountKind::Discord => chat(ChatKind::Discord),
         AccountKind::Telegram { bot_token, chat_id } => chat(ChatKind::Telegram { bot_token, chat_id }),
@@ -113,12 +138,29 @@ pub fn client<'a>(account: &'a AccountSettings, store: &'a Store) -> Client<'a> 
     }
 }
 
+impl Client<'_> {
+    /// Exchanges the token for a new one where the platform allows it
+    /// (Threads): the new token and when it expires. `None` elsewhere.
+    pub async fn refresh(
+        &self,
+        http: &reqwest::Client,
+        now: DateTime<Utc>,
+    ) -> Option<Result<(String, DateTime<Utc>), String>> {
+        match self {
+            Client::Threads(c) => Some(c.refresh(http, now).await),
+            _ => None,
+        }
+    }
+}
+
 impl Platform for Client<'_> {
     async fn rule(&self, http: &reqwest::Client, now: DateTime<Utc>) -> Result<Rule, StoreError> {
         match self {
             Client::X(c) => c.rule(http, now).await,
             Client::Mastodon(c) => c.rule(http, now).await,
             Client::Bluesky(c) => c.rule(http, now).await,
+            Client::Threads(c) => c.rule(http, now).await,
+            Client::LinkedIn(c) => c.rule(http, now).await,
             Client::Chat(c) => c.rule(http, now).await,
         }
     }
@@ -128,6 +170,8 @@ impl Platform for Client<'_> {
             Client::X(c) => c.verify(http, now).await,
             Client::Mastodon(c) => c.verify(http, now).await,
             Client::Bluesky(c) => c.verify(http, now).await,
+            Client::Threads(c) => c.verify(http, now).await,
+            Client::LinkedIn(c) => c.verify(http, now).await,
             Client::Chat(c) => c.verify(http, now).await,
         }
     }
@@ -137,6 +181,8 @@ impl Platform for Client<'_> {
             Client::X(c) => c.post(http, outgoing, now).await,
             Client::Mastodon(c) => c.post(http, outgoing, now).await,
             Client::Bluesky(c) => c.post(http, outgoing, now).await,
+            Client::Threads(c) => c.post(http, outgoing, now).await,
+            Client::LinkedIn(c) => c.post(http, outgoing, now).await,
             Client::Chat(c) => c.post(http, outgoing, now).await,
         }
     }

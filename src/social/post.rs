@@ -7,6 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tracing::{error, info, warn};
 
+use super::credentials;
 use super::platform::{self, Outgoing, Platform};
 use super::reply::Reply;
 use super::teaser::{self, Rule, TeaserError, TeaserInput};
@@ -32,6 +33,8 @@ pub struct AccountReport {
     pub failed: u64,
     /// Posts left queued until spacing or the daily cap allows, or the rate limit resets.
     pub waiting_until: Option<DateTime<Utc>>,
+    /// Why the account's posts wait for the operator: its token expired or was refused.
+    pub blocked: Option<String>,
 }
 
 /// The platform's length rule for an account (Mastodon's from its instance, cached).
@@ -41,7 +44,7 @@ pub async fn rule(
     http: &reqwest::Client,
     now: DateTime<Utc>,
 ) -> Result<Rule, StoreError> {
-    platform::client(account, store).rule(http, now).await
+    platform::client(account, store, None).rule(http, now).await
 }
 
 pub fn teaser_input(article: &StoredArticle) -> TeaserInput {
@@ -158,7 +161,12 @@ pub async fn drain(
         account: name.to_string(),
         ..AccountReport::default()
     };
-    let client = platform::client(account, store);
+    let token = credentials::prepare(store, account, http, clock.now()).await?;
+    if let Some(why) = token.as_ref().and_then(|t| t.blocked(account, clock.now())) {
+        report.blocked = Some(why);
+        return Ok(report);
+    }
+    let client = platform::client(account, store, token.as_ref().map(|t| t.value.as_str()));
     let lease = chrono::Duration::from_std(account.timeout * 2 + Duration::from_secs(5)).expect("fits");
     store.recover_expired_post_leases(name, clock.now()).await?;
     while !shutdown.is_triggered() {
@@ -241,6 +249,22 @@ pub async fn drain(
                     report.retrying += 1;
                     PostOutcome::Retry { reply, at, in_doubt }
                 }
+            }
+            // An OAuth token the platform refused: the post waits, and so
+            // does the rest of the account's queue, until the secret is replaced.
+            Reply::AuthExpired(reply) if token.is_some() => {
+                store
+                    .record_post(post.id, &PostOutcome::Released { at: now }, now)
+                    .await?;
+                let token = token.as_ref().expect("checked");
+                credentials::refused(store, account, token, &reply, now).await?;
+                let why = credentials::current(store, account)
+                    .await?
+                    .and_then(|t| t.blocked(account, now))
+                    .unwrap_or_else(|| reply.clone());
+                error!(account = name, "{why}");
+                report.blocked = Some(why);
+                break;
             }
             Reply::AuthExpired(reply) | Reply::Permanent(reply) => {
                 error!(account = name, article = %article.url, %reply, "the platform refused the post");

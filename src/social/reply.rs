@@ -69,7 +69,7 @@ impl Answer {
         let status = response.status();
         let headers = response.headers().clone();
         let body = response.text().await.map_err(|e| Reply::Transient {
-            reply: crate::error_chain(&e),
+            reply: crate::error_chain(&e.without_url()),
             in_doubt: true,
         })?;
         Ok(Answer { status, headers, body })
@@ -92,6 +92,8 @@ impl Answer {
         ]
         .iter()
         .find_map(|k| json.get(k).and_then(|v| v.as_str()).map(str::to_string))
+        // Meta's Graph API (Threads): {"error": {"message": ..., "code": ...}}.
+        .or_else(|| json["error"]["message"].as_str().map(str::to_string))
         .unwrap_or_else(|| self.body.chars().take(300).collect());
         format!("{} {}", self.status.as_u16(), text.trim())
     }
@@ -156,14 +158,33 @@ impl Answer {
     }
 }
 
+/// `url` with `pairs` appended as its query.
+pub fn with_query(url: &str, pairs: &[(&str, &str)]) -> String {
+    let mut url = url::Url::parse(url).expect("an API URL made from a checked base URL");
+    url.query_pairs_mut().extend_pairs(pairs);
+    url.to_string()
+}
+
+/// `request` with `pairs` as an `application/x-www-form-urlencoded` body.
+pub fn form(request: reqwest::RequestBuilder, pairs: &[(&str, &str)]) -> reqwest::RequestBuilder {
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish();
+    request
+        .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(body)
+}
+
 /// Sends a request and reads the answer; a failure to get one is transient
-/// (in doubt unless the connection was never made).
+/// (in doubt unless the connection was never made). The error leaves the
+/// URL out: some carry a secret (a Telegram bot token, a chat webhook's
+/// address, a Threads refresh's token), and the reply goes to logs and rows.
 pub async fn send(request: reqwest::RequestBuilder, timeout: Duration) -> Result<Answer, Reply> {
     match request.timeout(timeout).send().await {
         Ok(response) => Answer::read(response).await,
         Err(e) => Err(Reply::Transient {
-            reply: crate::error_chain(&e),
             in_doubt: !e.is_connect(),
+            reply: crate::error_chain(&e.without_url()),
         }),
     }
 }

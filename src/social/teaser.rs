@@ -21,6 +21,11 @@ pub enum Counting {
     Graphemes,
     /// Discord, Telegram, Slack, webhooks: characters.
     Chars,
+    /// Threads: characters, each emoji counted as its UTF-8 bytes.
+    EmojiBytes,
+    /// LinkedIn: characters as sent, after the escaping its "little text
+    /// format" needs (each reserved character takes a backslash too).
+    LittleText,
 }
 
 impl Counting {
@@ -31,6 +36,8 @@ impl Counting {
             Counting::CharsUrl23 => "characters, URLs as 23",
             Counting::Graphemes => "graphemes",
             Counting::Chars => "characters",
+            Counting::EmojiBytes => "characters, emoji as their UTF-8 bytes",
+            Counting::LittleText => "characters once escaped",
         }
     }
 }
@@ -50,6 +57,11 @@ impl Rule {
             Counting::CharsUrl23 => with_urls_as_23(text, text.chars().count(), |url| url.chars().count()),
             Counting::Graphemes => text.graphemes(true).count(),
             Counting::Chars => text.chars().count(),
+            Counting::EmojiBytes => text.chars().map(|c| if is_emoji(c) { c.len_utf8() } else { 1 }).sum(),
+            Counting::LittleText => text
+                .chars()
+                .map(|c| if is_little_text_reserved(c) { 2 } else { 1 })
+                .sum(),
         }
     }
 
@@ -65,6 +77,29 @@ impl Rule {
         }
         shown
     }
+}
+
+/// Characters Threads counts as their UTF-8 bytes: pictographs, symbols
+/// and dingbats, regional-indicator letters (flags), and the joiners,
+/// variation selectors and tags that build emoji sequences.
+fn is_emoji(c: char) -> bool {
+    matches!(u32::from(c),
+        0x1F000..=0x1FAFF // pictographs, emoticons, transport, flags' letters, symbols
+        | 0x2600..=0x27BF // miscellaneous symbols and dingbats
+        | 0x2B00..=0x2BFF // arrows and stars (⭐, ⬆)
+        | 0x2300..=0x23FF // technical (⌚, ⏰)
+        | 0x200D | 0xFE0E | 0xFE0F | 0x20E3 // joiner, variation selectors, keycap
+        | 0xE0020..=0xE007F // tag characters (subdivision flags)
+    )
+}
+
+/// The characters LinkedIn's "little text format" reserves: a literal one
+/// must be escaped with a backslash.
+pub fn is_little_text_reserved(c: char) -> bool {
+    matches!(
+        c,
+        '\\' | '|' | '{' | '}' | '@' | '[' | ']' | '(' | ')' | '<' | '>' | '#' | '*' | '_' | '~'
+    )
 }
 
 /// `length` with every http(s) URL (a whitespace-separated word) counted as

@@ -19,6 +19,7 @@ mod privacy;
 mod schema;
 mod stats;
 mod subscribers;
+mod tokens;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -45,6 +46,7 @@ pub use subscribers::{
     AddOutcome, Attributes, Consent, ConsentRecord, NewSubscriber, SignupOutcome, Subscriber, SubscriberStatus,
     email_key,
 };
+pub use tokens::AccountToken;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

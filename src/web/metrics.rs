@@ -9,6 +9,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::WebState;
+use crate::social::credentials;
 use crate::store::{Sample, Stats};
 
 /// The window the send rate is averaged over.
@@ -39,8 +40,39 @@ fn single(value: f64) -> Vec<Sample> {
     }]
 }
 
-/// The exposition text for `stats` and the process's job records.
-pub fn render(stats: &Stats, state: &WebState) -> String {
+/// Per OAuth account: seconds until its access token expires (negative
+/// once it has; only where the expiry is known), and whether the platform
+/// refused it (its posts wait).
+#[derive(Default)]
+pub struct Tokens {
+    pub expires_in: Vec<Sample>,
+    pub refused: Vec<Sample>,
+}
+
+async fn tokens(state: &WebState) -> Result<Tokens, crate::store::StoreError> {
+    let now = state.clock.now();
+    let mut out = Tokens::default();
+    for account in &state.app().settings.accounts {
+        let Some(token) = credentials::current(&state.store, account).await? else {
+            continue;
+        };
+        let labels = vec![("account", account.name.clone())];
+        if let Some(at) = token.expires_at {
+            out.expires_in.push(Sample {
+                labels: labels.clone(),
+                value: (at - now).num_seconds() as f64,
+            });
+        }
+        out.refused.push(Sample {
+            labels,
+            value: if token.refused.is_some() { 1.0 } else { 0.0 },
+        });
+    }
+    Ok(out)
+}
+
+/// The exposition text for `stats`, the accounts' `tokens` and the process's job records.
+pub fn render(stats: &Stats, tokens: &Tokens, state: &WebState) -> String {
     let mut out = String::new();
     family(
         &mut out,
@@ -196,6 +228,20 @@ pub fn render(stats: &Stats, state: &WebState) -> String {
         "When each job last ran (this daemon).",
         &times(|h| h.last_run_at),
     );
+    family(
+        &mut out,
+        "herald_account_token_expires_seconds",
+        "gauge",
+        "Seconds until each OAuth account's access token expires (negative once it has), where known.",
+        &tokens.expires_in,
+    );
+    family(
+        &mut out,
+        "herald_account_token_refused",
+        "gauge",
+        "1 when the platform refused the account's access token: its posts wait until the secret is replaced.",
+        &tokens.refused,
+    );
     out
 }
 
@@ -231,11 +277,14 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 pub(super) async fn metrics(State(state): State<WebState>) -> Response {
     let now = state.clock.now().timestamp_millis();
-    match state.store.stats(now, RATE_WINDOW_SECS).await {
-        Ok(stats) => (
+    let read = async {
+        Ok::<_, crate::store::StoreError>((state.store.stats(now, RATE_WINDOW_SECS).await?, tokens(&state).await?))
+    };
+    match read.await {
+        Ok((stats, tokens)) => (
             StatusCode::OK,
             [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-            render(&stats, &state),
+            render(&stats, &tokens, &state),
         )
             .into_response(),
         Err(e) => {

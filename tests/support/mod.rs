@@ -5,6 +5,7 @@
 
 pub mod dovecot;
 pub mod fakes;
+pub mod oauth;
 pub mod postfix;
 pub mod relay;
 pub mod webdriver;
