@@ -7,7 +7,10 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::support::{SmtpSink, Workspace, article_txt, base_config, show, smtp_mail};
 
-const SECRETS: [(&str, &str); 7] = [
+const SECRETS: [(&str, &str); 10] = [
+    ("HERALD_SECRET_THREADS_ACCESS_TOKEN", "threads-token-Gy71"),
+    ("HERALD_SECRET_LI_ACCESS_TOKEN", "linkedin-token-Nc38"),
+    ("HERALD_SECRET_TG_BOT_TOKEN", "4242:telegram-token-Ud90"),
     ("HERALD_MAIL__SMTP__PASSWORD", "smtp-pass-Zq81"),
     ("HERALD_TOKENS__SECRET", "link-key-Vb52-0123456789abcdef0123456789"),
     ("HERALD_WEB__METRICS_TOKEN", "metrics-token-Tq55-0123456789"),
@@ -37,11 +40,18 @@ async fn secrets_never_show_in_output_logs_errors_or_debug() {
         .mount(&api)
         .await;
     let sink = SmtpSink::start(&[]);
+    // Telegram's token is part of its URLs: its server is down, so the
+    // error about the connection is what must not show it.
+    let down = format!("http://127.0.0.1:{}", crate::support::free_port());
     let accounts = format!(
         "\n[[accounts]]\nname = \"masto\"\ntype = \"mastodon\"\nbase_url = \"{0}\"\nmin_spacing_secs = 0\n\
          \n[[accounts]]\nname = \"xacc\"\ntype = \"x\"\nbase_url = \"{0}\"\nmin_spacing_secs = 0\n\
-         \n[[jobs]]\nname = \"social\"\nkind = \"social\"\naccounts = [\"masto\", \"xacc\"]\nschedule = \"0 * * * *\"\ntimezone = \"UTC\"\n",
-        api.uri()
+         \n[[accounts]]\nname = \"threads\"\ntype = \"threads\"\nbase_url = \"{0}\"\nmin_spacing_secs = 0\n\
+         \n[[accounts]]\nname = \"li\"\ntype = \"linkedin\"\nbase_url = \"{0}\"\nmin_spacing_secs = 0\nauthor = \"urn:li:person:a1b2\"\n\
+         \n[[accounts]]\nname = \"tg\"\ntype = \"telegram\"\nbase_url = \"{1}\"\nmin_spacing_secs = 0\nchat_id = \"@gazette\"\n\
+         \n[[jobs]]\nname = \"social\"\nkind = \"social\"\naccounts = [\"masto\", \"xacc\", \"threads\", \"li\", \"tg\"]\nschedule = \"0 * * * *\"\ntimezone = \"UTC\"\n",
+        api.uri(),
+        down
     );
     let mail = smtp_mail(sink.port, "send_timeout_secs = 5")
         .replace("tls = \"none\"\n", "tls = \"none\"\nusername = \"herald\"\n");
@@ -65,6 +75,7 @@ async fn secrets_never_show_in_output_logs_errors_or_debug() {
         &["post", "social", "--dry-run"],
         &["deliveries"],
         &["posts"],
+        &["check", "--live"],
         &["preview", "daily", "--format", "eml"],
     ] {
         let out = tokio::task::block_in_place(|| run(args));
@@ -79,6 +90,7 @@ async fn secrets_never_show_in_output_logs_errors_or_debug() {
     assert!(deliveries.contains("queued"), "{deliveries}");
     let posts = show(&tokio::task::block_in_place(|| run(&["posts"])));
     assert!(posts.contains("401"), "{posts}");
+    assert!(posts.contains("Connection refused"), "{posts}");
 
     // Debug output of the loaded configuration.
     let root = ws.path().display().to_string();

@@ -187,7 +187,10 @@ impl Platform for ThreadsClient<'_> {
                 };
             }
             Ok(_) => {}
-            Err(reply) => return reply,
+            // The token or a rate limit decides for the post too; any other
+            // trouble reading the quota leaves it to the publish to refuse.
+            Err(reply @ (Reply::AuthExpired(_) | Reply::RateLimited { .. })) => return reply,
+            Err(other) => tracing::debug!(reply = %other, "the publishing quota could not be read"),
         }
         let container = form(
             http.post(self.url(&format!("{}/threads", self.user_id))),
