@@ -135,6 +135,22 @@ fn teasers(c: &mut Criterion) {
                 max_bytes: Some(3000),
             },
         ),
+        (
+            "threads",
+            Rule {
+                counting: Counting::EmojiBytes,
+                max: 500,
+                max_bytes: None,
+            },
+        ),
+        (
+            "linkedin",
+            Rule {
+                counting: Counting::LittleText,
+                max: 3000,
+                max_bytes: None,
+            },
+        ),
     ] {
         group.bench_function(format!("herald: build and fit for {name}"), |b| {
             b.iter(|| black_box(teaser::build(&template, &input, 3, &rule).unwrap()))

@@ -162,6 +162,26 @@ async fn threads_posts_each_article_once_as_a_linked_text_post_within_its_quota(
     assert_eq!(fake.published().len(), 4, "no duplicate");
     let posts = stdout(&herald(&ws, &["posts"], &env).await);
     assert!(posts.contains("already published"), "{posts}");
+
+    // Meta expires the token early (code 190): the post waits for a new one.
+    fake.state.lock().unwrap().tokens.insert(THREADS_TOKEN.to_string(), 0);
+    ws.write("articles/pier.txt", &article_txt("Pier lights restored", "pier"));
+    let expired = herald(&ws, &["post", "social"], &env).await;
+    assert!(
+        stdout(&expired).contains("WAITING: the platform refused the access token")
+            && stdout(&expired).contains("Session has expired"),
+        "{}",
+        show(&expired)
+    );
+    let renewed = "th-long-lived-token-renewed-Kd3";
+    fake.state
+        .lock()
+        .unwrap()
+        .tokens
+        .insert(renewed.to_string(), chrono::Utc::now().timestamp() + 60 * 86_400);
+    let out = herald(&ws, &["post", "social"], &threads_env(renewed)).await;
+    assert!(stdout(&out).contains("1 posted"), "{}", show(&out));
+    assert_eq!(fake.published().len(), 5, "each article once");
 }
 
 #[tokio::test]
@@ -215,6 +235,14 @@ async fn linkedin_shares_an_escaped_article_with_its_picture_once_under_the_vers
     assert!(
         listed.contains(&format!("https://www.linkedin.com/feed/update/{urn}/")),
         "{listed}"
+    );
+    let live = herald(&ws, &["check", "--live"], &env).await;
+    assert!(
+        stdout(&live).contains(&format!(
+            "account li: ok, token accepted for Harbour Desk ({ORGANIZATION})"
+        )),
+        "{}",
+        show(&live)
     );
 
     // A 429 waits for Retry-After; the post then goes once.
