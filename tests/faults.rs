@@ -310,19 +310,10 @@ async fn metrics_show_a_paused_edition_and_why() {
     assert_eq!(out.status.code(), Some(3), "{}", show(&out));
     let site = crate::web::start_with(crate::support::settings_with(
         &ws,
-        &(crate::support::job_toml("daily", "0 7 * * *")
-            + "\n[web]\nmetrics_token = \"metrics-token-for-tests-0123\"\n"),
+        &(crate::support::job_toml("daily", "0 7 * * *") + crate::web::METRICS_WEB),
     ))
     .await;
-    let text = crate::web::client()
-        .get(format!("{}/metrics", site.base))
-        .header("Authorization", "Bearer metrics-token-for-tests-0123")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = crate::web::metrics(&site).await;
     assert!(
         text.lines().any(|l| l.starts_with("herald_edition_paused{job=\"daily\",edition=\"1\",reason=\"4 of 4 messages refused for good, over the 50% error budget (last: 554 5.6.0")
             && l.ends_with("} 4")),

@@ -391,17 +391,9 @@ async fn a_token_near_expiry_is_warned_about_daily_refreshed_where_allowed_and_s
     assert!(said.contains("(in 60 days)") || said.contains("(in 59 days)"), "{said}");
 
     // /metrics shows each account's expiry in seconds.
-    let app = in_process_app(&ws, "\n[web]\nmetrics_token = \"metrics-token-for-tests-0123\"\n", &env);
+    let app = in_process_app(&ws, crate::web::METRICS_WEB, &env);
     let site = crate::web::start_with(app).await;
-    let text = crate::web::client()
-        .get(format!("{}/metrics", site.base))
-        .header("Authorization", "Bearer metrics-token-for-tests-0123")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = crate::web::metrics(&site).await;
     let seconds = |account: &str| -> f64 {
         let prefix = format!("herald_account_token_expires_seconds{{account=\"{account}\"}} ");
         text.lines()

@@ -568,7 +568,7 @@ async fn metrics_are_not_served_on_the_public_listener_by_default() {
 #[tokio::test]
 async fn metrics_expose_the_store_in_prometheus_text() {
     let ws = Workspace::new(&base_config(&file_mail()));
-    let site = site(&ws, "\n[web]\nmetrics_token = \"metrics-token-for-tests-0123\"\n").await;
+    let site = site(&ws, crate::web::METRICS_WEB).await;
     subscribe(&site, "fi@example.org").await;
     subscribe(&site, "gu@example.org").await;
     ws.write("articles/bridge.txt", &article_txt("Bridge reopens", "bridge"));
@@ -796,14 +796,7 @@ async fn a_confirmed_reader_is_welcomed_once_through_the_ledger_with_the_latest_
             .len(),
         1
     );
-    let index = client()
-        .get(format!("{}/archive/readers", site.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let index = crate::web::text_of(client().get(format!("{}/archive/readers", site.base))).await;
     assert!(!index.contains("Welcome to"), "{index}");
     assert_eq!(site.store.archived_editions("readers", 0, 10).await.unwrap().len(), 1);
 }

@@ -97,6 +97,22 @@ pub fn one_click(url: String) -> reqwest::RequestBuilder {
         .body("List-Unsubscribe=One-Click")
 }
 
+/// The `[web]` table that opens `/metrics` on the public listener to [`metrics`].
+pub const METRICS_WEB: &str = "\n[web]\nmetrics_token = \"metrics-token-for-tests-0123\"\n";
+
+/// `/metrics` of `site`, asked for with the token [`METRICS_WEB`] sets.
+pub async fn metrics(site: &Site) -> String {
+    let request = client()
+        .get(format!("{}/metrics", site.base))
+        .header("Authorization", "Bearer metrics-token-for-tests-0123");
+    text_of(request).await
+}
+
+/// The body of the answer to `request`, as text.
+pub async fn text_of(request: reqwest::RequestBuilder) -> String {
+    request.send().await.unwrap().text().await.unwrap()
+}
+
 pub fn client() -> reqwest::Client {
     herald::install_crypto();
     reqwest::Client::builder()

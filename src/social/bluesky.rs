@@ -17,7 +17,6 @@ use super::platform::{Outgoing, Platform};
 use super::reply::{Answer, Reply, VerifyError, send};
 use super::teaser::{Counting, Rule};
 use super::thumb::{self, Thumb};
-use crate::source::fetch::{self, Caps, Wanted};
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -42,8 +41,6 @@ pub struct BlueskyClient<'a> {
 
 /// The most bytes a blob for a card's thumbnail may have (976.56 KiB).
 pub const THUMB_MAX_BYTES: usize = 1_000_000;
-/// The most bytes of an article's picture fetched to make a thumbnail from.
-const PICTURE_MAX_BYTES: usize = 10 * 1024 * 1024;
 
 const TID_ALPHABET: &[u8; 32] = b"234567abcdefghijklmnopqrstuvwxyz";
 
@@ -148,14 +145,7 @@ impl BlueskyClient<'_> {
         picture: &str,
         now: DateTime<Utc>,
     ) -> Result<serde_json::Value, String> {
-        let caps = Caps {
-            timeout: self.timeout,
-            max_bytes: PICTURE_MAX_BYTES,
-            allow_private: self.allow_private_images,
-        };
-        let bytes = fetch::fetch(http, picture, caps, Wanted::Picture)
-            .await
-            .map_err(|e| e.to_string())?;
+        let bytes = super::picture::fetch(http, picture, self.timeout, self.allow_private_images).await?;
         let Thumb { bytes, mime } = tokio::task::spawn_blocking(move || thumb::fit(&bytes, THUMB_MAX_BYTES))
             .await
             .map_err(|e| e.to_string())?

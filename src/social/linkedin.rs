@@ -15,13 +15,10 @@ use tracing::warn;
 use super::platform::{Outgoing, Platform};
 use super::reply::{Answer, Reply, VerifyError, send, with_query};
 use super::teaser::{Counting, Rule, is_little_text_reserved};
-use crate::source::fetch::{self, Caps, Wanted};
 use crate::store::StoreError;
 
 /// The most characters of a post's commentary, as sent (escaped).
 pub const MAX_COMMENTARY: usize = 3000;
-/// The most bytes of an article's picture fetched for a thumbnail.
-const PICTURE_MAX_BYTES: usize = 10 * 1024 * 1024;
 /// How many of the author's latest posts an in-doubt retry looks through.
 const LOOK_BACK: usize = 20;
 
@@ -64,14 +61,7 @@ impl LinkedInClient<'_> {
 
     /// The article's picture uploaded: the image URN a thumbnail names.
     async fn thumbnail(&self, http: &reqwest::Client, picture: &str) -> Result<String, String> {
-        let caps = Caps {
-            timeout: self.timeout,
-            max_bytes: PICTURE_MAX_BYTES,
-            allow_private: self.allow_private_images,
-        };
-        let bytes = fetch::fetch(http, picture, caps, Wanted::Picture)
-            .await
-            .map_err(|e| e.to_string())?;
+        let bytes = super::picture::fetch(http, picture, self.timeout, self.allow_private_images).await?;
         let request = self
             .rest(http.post(with_query(&self.url("rest/images"), &[("action", "initializeUpload")])))
             .json(&serde_json::json!({ "initializeUploadRequest": { "owner": self.author } }));

@@ -7,6 +7,7 @@ pub mod chat;
 pub mod credentials;
 pub mod linkedin;
 pub mod mastodon;
+pub mod picture;
 pub mod platform;
 pub mod post;
 pub mod reply;
