@@ -39,35 +39,39 @@ pub(super) fn cmd_dkim_keygen(selector: &str, domain: &str, out: &std::path::Pat
 /// `--live` adds what the store knows: a refresh, a refusal).
 pub(super) fn print_tokens(settings: &Settings) {
     for account in settings.accounts.iter().filter(|a| a.kind.oauth_token().is_some()) {
-        say!("{}", token_line(account, account.token_expires_at, None, clock::now()));
+        if let Some(line) = token_line(account, account.token_expires_at, None, clock::now()) {
+            say!("{line}");
+        }
     }
 }
 
 /// One line about an account's access token: when it expires, or why its
-/// posts wait; a warning within a week of the expiry.
+/// posts wait; a warning within a week of the expiry. Nothing for a
+/// Mastodon token of no known expiry (they normally do not expire).
 fn token_line(
     account: &AccountSettings,
     expires_at: Option<DateTime<Utc>>,
     blocked: Option<String>,
     now: DateTime<Utc>,
-) -> String {
+) -> Option<String> {
     let name = &account.name;
     if let Some(why) = blocked {
-        return format!("WARNING: account {name}: {why}");
+        return Some(format!("WARNING: account {name}: {why}"));
     }
     let Some(at) = expires_at else {
-        return format!(
-            "account {name}: access token expiry unknown (set token_expires_at{})",
-            if matches!(account.kind, AccountKind::Threads { .. }) {
-                ", or let the first refresh tell it"
-            } else {
-                ""
-            }
-        );
+        return match account.kind {
+            AccountKind::Threads { .. } => Some(format!(
+                "account {name}: access token expiry unknown (set token_expires_at, or let the first refresh tell it)"
+            )),
+            AccountKind::LinkedIn { .. } => Some(format!(
+                "account {name}: access token expiry unknown (set token_expires_at to be warned before it)"
+            )),
+            _ => None,
+        };
     };
     let days = (at - now).num_hours() as f64 / 24.0;
     let when = at.format("%Y-%m-%d %H:%M UTC");
-    if at <= now {
+    Some(if at <= now {
         format!(
             "WARNING: account {name}: the access token expired on {when}; posts wait until {} is replaced",
             secret_var(name, "access_token")
@@ -79,7 +83,7 @@ fn token_line(
         )
     } else {
         format!("account {name}: access token expires on {when} (in {days:.0} days)")
-    }
+    })
 }
 
 /// `herald check --live`: the store and what it knows of the configuration's
@@ -111,7 +115,9 @@ pub(super) async fn cmd_check_live(app: &App) -> anyhow::Result<ExitCode> {
                 if let Some(token) = credentials::current(&store, account).await? {
                     let blocked = token.blocked(account, clock::now());
                     failed |= blocked.is_some();
-                    say!("{}", token_line(account, token.expires_at, blocked, clock::now()));
+                    if let Some(line) = token_line(account, token.expires_at, blocked, clock::now()) {
+                        say!("{line}");
+                    }
                 }
             }
             store.close().await;
