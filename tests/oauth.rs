@@ -496,3 +496,61 @@ fn in_process_app(ws: &Workspace, extra: &str, env: &[(&str, String)]) -> herald
     let env = env.iter().map(|(k, v)| (k.to_string(), v.clone()));
     herald::app::App::load(&ws.path().join("config/in-process.toml"), env).expect("valid config")
 }
+
+#[tokio::test]
+async fn a_running_daemon_takes_a_token_renewed_in_dot_env_on_reload() {
+    let (server, fake, _) = linkedin_server(LINKEDIN_TOKEN, 50).await;
+    let ws = social_workspace(&linkedin_account(&server, ""), &["li"]);
+    // The token in `.env` is one LinkedIn has revoked.
+    ws.write(".env", "HERALD_SECRET_LI_ACCESS_TOKEN=li-revoked-token-Rv5\n");
+    herald(&ws, &["post", "social"], &[]).await;
+    ws.write(
+        "articles/festival.txt",
+        &article_txt("Harbour festival returns", "festival"),
+    );
+    let refused = herald(&ws, &["post", "social"], &[]).await;
+    assert!(
+        stdout(&refused).contains("WAITING: the platform refused the access token"),
+        "{}",
+        show(&refused)
+    );
+
+    let _daemon = crate::daemon::start_daemon_logging_to(&ws, "daemon.log");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    // Started, so it read the revoked token from `.env`; then the operator renews it there.
+    while !crate::daemon::log_text(&ws).contains("herald daemon started") {
+        assert!(tokio::time::Instant::now() < deadline, "the daemon did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    ws.write(".env", &format!("HERALD_SECRET_LI_ACCESS_TOKEN={LINKEDIN_TOKEN}\n"));
+    // The operator's edit is seen by the file watcher (SIGHUP does the same;
+    // a signal before the daemon handles it would end the process): touched
+    // until the reload is logged, as the daemon may still be starting.
+    let config = std::fs::read_to_string(ws.path().join("config/herald.toml")).unwrap();
+    let mut edits = 0;
+    while !std::fs::read_to_string(ws.path().join("daemon.log"))
+        .unwrap_or_default()
+        .contains("configuration reloaded")
+    {
+        let log = std::fs::read_to_string(ws.path().join("daemon.log")).unwrap_or_default();
+        assert!(tokio::time::Instant::now() < deadline, "no reload logged:\n{log}");
+        edits += 1;
+        ws.write("config/herald.toml", &format!("{config}\n# token renewed ({edits})\n"));
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    while fake.posts().is_empty() {
+        let log = std::fs::read_to_string(ws.path().join("daemon.log")).unwrap_or_default();
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the waiting post never went:\n{log}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(fake.posts().len(), 1);
+    assert!(
+        fake.posts()[0].1["commentary"]
+            .as_str()
+            .unwrap()
+            .contains("Harbour festival returns")
+    );
+}

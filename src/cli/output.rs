@@ -136,7 +136,7 @@ pub(super) fn print_social(report: &social::SocialReport) -> bool {
             a.retrying,
             a.failed
         );
-        if let Some(at) = a.waiting_until {
+        if let Some(at) = a.waiting_until.filter(|_| a.blocked.is_none()) {
             say!(
                 "  the rest waits until {} (spacing, daily cap or rate limit)",
                 at.format("%Y-%m-%d %H:%M:%S UTC")

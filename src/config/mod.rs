@@ -4,6 +4,7 @@
 
 mod check;
 mod cron;
+pub mod dotenv;
 pub mod raw;
 mod settings;
 

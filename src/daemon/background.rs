@@ -31,6 +31,8 @@ pub async fn drainer(daemon: Daemon, mut shutdown: Shutdown) {
     // One send context (SMTP pool, token keys) per configuration, so pooled
     // connections survive from one round to the next; rebuilt after a reload.
     let mut context: Option<Arc<SendContext>> = None;
+    // A reload wakes the drainer: new settings or secrets act at once.
+    let mut reloads = Some(daemon.config.clone());
     loop {
         let app = daemon.app();
         let settings = &app.settings;
@@ -98,9 +100,22 @@ pub async fn drainer(daemon: Daemon, mut shutdown: Shutdown) {
         }
         daemon.health.beat(daemon.clock.now());
         let wait = until(daemon.clock.now(), wake).max(Duration::from_secs(1));
+        let reloaded = async {
+            match &mut reloads {
+                Some(rx) => rx.changed().await.is_ok(),
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
-            () = tokio::time::sleep(wait) => {}
+            biased;
             () = shutdown.wait() => break,
+            () = tokio::time::sleep(wait) => {}
+            alive = reloaded => {
+                if !alive {
+                    // The reloader is gone (shutting down): stop watching.
+                    reloads = None;
+                }
+            }
         }
     }
 }

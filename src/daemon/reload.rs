@@ -1,7 +1,8 @@
 //! Reloading the configuration: on a file change (debounced) or SIGHUP the
 //! whole configuration is loaded and checked again; a valid one replaces the
 //! current one atomically and the log says what changed, an invalid one is
-//! logged problem by problem and the daemon keeps the one it has.
+//! logged problem by problem and the daemon keeps the one it has. The
+//! environment comes with it: `.env` as it is now (see `config::dotenv`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -41,7 +42,12 @@ impl Reloader {
 
     /// Loads and checks the configuration; swaps it in only when valid.
     pub fn reload(&self) -> Reloaded {
-        match App::load(&self.path, std::env::vars()) {
+        // `.env` is read again: a secret replaced there reaches the daemon.
+        let (env, unreadable) = crate::config::dotenv::environment();
+        if let Some(why) = unreadable {
+            warn!("{why}; the environment as it was is used");
+        }
+        match App::load(&self.path, env) {
             Ok(new) => {
                 let changes = describe_changes(&self.tx.borrow().settings, &new.settings);
                 self.tx.send_replace(Arc::new(new));

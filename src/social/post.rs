@@ -19,6 +19,8 @@ use handlebars::Handlebars;
 
 /// The first retry of a failed post comes after this, doubling each time.
 const RETRY_INITIAL: Duration = Duration::from_secs(60);
+/// How long an account whose token expired or was refused is left alone.
+const BLOCKED_RECHECK: chrono::TimeDelta = chrono::TimeDelta::hours(1);
 /// A post still failing this long after it was queued is given up.
 const RETRY_MAX_AGE: chrono::TimeDelta = chrono::TimeDelta::days(3);
 
@@ -163,7 +165,10 @@ pub async fn drain(
     };
     let token = credentials::prepare(store, account, http, clock.now()).await?;
     if let Some(why) = token.as_ref().and_then(|t| t.blocked(account, clock.now())) {
+        // Nothing changes this but a new secret (a reload wakes the daemon),
+        // so the account's queue is not looked at again for a while.
         report.blocked = Some(why);
+        report.waiting_until = Some(clock.now() + BLOCKED_RECHECK);
         return Ok(report);
     }
     let client = platform::client(account, store, token.as_ref().map(|t| t.value.as_str()));
@@ -264,6 +269,7 @@ pub async fn drain(
                     .unwrap_or_else(|| reply.clone());
                 error!(account = name, "{why}");
                 report.blocked = Some(why);
+                report.waiting_until = Some(now + BLOCKED_RECHECK);
                 break;
             }
             Reply::AuthExpired(reply) | Reply::Permanent(reply) => {
