@@ -554,3 +554,49 @@ async fn a_running_daemon_takes_a_token_renewed_in_dot_env_on_reload() {
             .contains("Harbour festival returns")
     );
 }
+
+#[tokio::test]
+async fn hostile_answers_are_capped_and_an_absurd_token_lifetime_is_refused() {
+    // LinkedIn answers a post with 2 MiB: not read past 1 MiB, the post in doubt.
+    let li = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(ResponseTemplate::new(201).set_body_string("x".repeat(2 * 1024 * 1024)))
+        .mount(&li)
+        .await;
+    // Threads answers a refresh with a lifetime past the end of time.
+    let threads = MockServer::start().await;
+    Mock::given(path("/refresh_access_token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            serde_json::json!({ "access_token": "th-forever", "token_type": "bearer", "expires_in": i64::MAX }),
+        ))
+        .mount(&threads)
+        .await;
+    let accounts = linkedin_account(&li, "") + &threads_account(&threads, "");
+    let ws = social_workspace(&accounts, &["li", "threads"]);
+    let mut env = linkedin_env(LINKEDIN_TOKEN);
+    env.extend(threads_env(THREADS_TOKEN));
+    herald(&ws, &["post", "social"], &env).await;
+    ws.write(
+        "articles/festival.txt",
+        &article_txt("Harbour festival returns", "festival"),
+    );
+    let out = herald(&ws, &["post", "social"], &env).await;
+    // Exit 1 for the Threads post the bare server refused (404); no panic on the lifetime.
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(!show(&out).contains("panicked"), "{}", show(&out));
+    assert!(
+        stdout(&out).contains("account li: 1 queued, 0 skipped, 0 posted, 1 to retry"),
+        "{}",
+        show(&out)
+    );
+    let posts = stdout(&herald(&ws, &["posts"], &env).await);
+    assert!(
+        posts.contains("an answer over 1048576 bytes, not read further"),
+        "{posts}"
+    );
+    let store = ws.store().await;
+    let state = store.account_token("threads").await.unwrap();
+    store.close().await;
+    assert_eq!(state.sealed, None, "no token kept from an absurd answer");
+    assert_eq!(state.expires_at, None);
+}

@@ -74,16 +74,20 @@ pub struct Token {
     /// What to send: the operator's secret, or the token a refresh gave.
     pub value: String,
     pub expires_at: Option<DateTime<Utc>>,
-    /// When and how the platform refused it.
-    pub refused: Option<(DateTime<Utc>, String)>,
     state: AccountToken,
 }
 
 impl Token {
+    /// When and how the platform refused it, if it did.
+    pub fn refused(&self) -> Option<(DateTime<Utc>, &str)> {
+        let reply = self.state.refused_reply.as_deref().unwrap_or_default();
+        self.state.refused_at.map(|at| (at, reply))
+    }
+
     /// Why posts must wait, if they must: the token expired or was refused.
     pub fn blocked(&self, account: &AccountSettings, now: DateTime<Utc>) -> Option<String> {
         let var = secret_var(&account.name, "access_token");
-        if let Some((at, reply)) = &self.refused {
+        if let Some((at, reply)) = self.refused() {
             return Some(format!(
                 "the platform refused the access token on {} ({reply}); posts wait until {var} is replaced",
                 at.format("%Y-%m-%d %H:%M UTC")
@@ -124,9 +128,6 @@ pub async fn current(store: &Store, account: &AccountSettings) -> Result<Option<
     Ok(Some(Token {
         value,
         expires_at: state.expires_at.or(account.token_expires_at),
-        refused: state
-            .refused_at
-            .map(|at| (at, state.refused_reply.clone().unwrap_or_default())),
         state,
     }))
 }
@@ -153,20 +154,21 @@ async fn refreshed(
 }
 
 /// The platform refused the token: the account's posts wait until the
-/// secret is replaced.
+/// secret is replaced. Returns the token as it now stands.
 pub async fn refused(
     store: &Store,
     account: &AccountSettings,
     token: &Token,
     reply: &str,
     now: DateTime<Utc>,
-) -> Result<(), StoreError> {
+) -> Result<Token, StoreError> {
     let state = AccountToken {
         refused_at: Some(now),
         refused_reply: Some(reply.chars().take(300).collect()),
         ..token.state.clone()
     };
-    store.save_account_token(&account.name, &state, now).await
+    store.save_account_token(&account.name, &state, now).await?;
+    Ok(Token { state, ..token.clone() })
 }
 
 /// Whether a warning (or a refresh attempt) is due: none in the last day.
@@ -189,7 +191,7 @@ pub async fn prepare(
     };
     let near = token.expires_at.is_none_or(|at| at > now && at - now <= WARN_BEFORE);
     let mut failed = None;
-    if near && token.refused.is_none() && due(&token, now) {
+    if near && token.refused().is_none() && due(&token, now) {
         let client = platform::client(account, store, Some(&token.value));
         match client.refresh(http, now).await {
             Some(Ok((value, expires_at))) => {

@@ -76,12 +76,35 @@ impl LinkedInClient<'_> {
                 answer.message()
             ));
         };
+        // The token goes only to LinkedIn's own hosts (or the configured API's).
+        if !self.may_receive_token(upload) {
+            return Err(format!(
+                "initializeUpload named an upload address off LinkedIn: {upload}"
+            ));
+        }
         let request = http.put(upload).bearer_auth(self.access_token).body(bytes);
         let answer = send(request, self.timeout).await.map_err(|reply| reply.to_string())?;
         if !answer.status.is_success() {
             return Err(format!("the upload answered {}", answer.message()));
         }
         Ok(image.to_string())
+    }
+
+    /// Whether `url` may be sent the access token: https on a LinkedIn host,
+    /// or the configured API's own scheme, host and port (a self-hosted or
+    /// test API).
+    fn may_receive_token(&self, url: &str) -> bool {
+        let Ok(url) = url::Url::parse(url) else {
+            return false;
+        };
+        let linkedin = url.scheme() == "https"
+            && url
+                .host_str()
+                .is_some_and(|h| h == "linkedin.com" || h.ends_with(".linkedin.com"));
+        let same_api = url.scheme() == self.base_url.scheme()
+            && url.host_str() == self.base_url.host_str()
+            && url.port_or_known_default() == self.base_url.port_or_known_default();
+        linkedin || same_api
     }
 
     /// The author's post about `article_url` among their latest, if any.
@@ -213,6 +236,36 @@ impl Platform for LinkedInClient<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_token_goes_only_to_linkedin_or_the_configured_api() {
+        let base = url::Url::parse("http://127.0.0.1:8080/").unwrap();
+        let client = LinkedInClient {
+            base_url: &base,
+            access_token: "t",
+            author: "urn:li:person:a",
+            version: "202511",
+            allow_private_images: false,
+            timeout: Duration::from_secs(1),
+        };
+        for allowed in [
+            "https://www-linkedin.linkedin.com/dms-uploads/abc",
+            "https://api.linkedin.com/mediaUpload/x",
+            "http://127.0.0.1:8080/upload/1",
+        ] {
+            assert!(client.may_receive_token(allowed), "{allowed}");
+        }
+        for refused in [
+            "http://api.linkedin.com/upload",
+            "https://linkedin.com.attacker.example/upload",
+            "https://evillinkedin.com/upload",
+            "http://127.0.0.1:9090/upload/1",
+            "http://169.254.169.254/latest/meta-data",
+            "not a url",
+        ] {
+            assert!(!client.may_receive_token(refused), "{refused}");
+        }
+    }
 
     #[test]
     fn reserved_characters_are_escaped_and_counted_as_sent() {

@@ -257,16 +257,12 @@ pub async fn drain(
             }
             // An OAuth token the platform refused: the post waits, and so
             // does the rest of the account's queue, until the secret is replaced.
-            Reply::AuthExpired(reply) if token.is_some() => {
+            Reply::AuthExpired(reply) if let Some(token) = &token => {
                 store
                     .record_post(post.id, &PostOutcome::Released { at: now }, now)
                     .await?;
-                let token = token.as_ref().expect("checked");
-                credentials::refused(store, account, token, &reply, now).await?;
-                let why = credentials::current(store, account)
-                    .await?
-                    .and_then(|t| t.blocked(account, now))
-                    .unwrap_or_else(|| reply.clone());
+                let refused = credentials::refused(store, account, token, &reply, now).await?;
+                let why = refused.blocked(account, now).expect("a refused token blocks");
                 error!(account = name, "{why}");
                 report.blocked = Some(why);
                 report.waiting_until = Some(now + BLOCKED_RECHECK);

@@ -64,14 +64,31 @@ pub struct Answer {
     pub body: String,
 }
 
+/// The most bytes of a platform's answer read. Real answers are a few KiB;
+/// a longer one is not read further and counts as no answer (in doubt: the
+/// request may have been taken).
+pub const MAX_ANSWER_BYTES: usize = 1024 * 1024;
+
 impl Answer {
-    pub async fn read(response: Response) -> Result<Answer, Reply> {
+    pub async fn read(mut response: Response) -> Result<Answer, Reply> {
         let status = response.status();
         let headers = response.headers().clone();
-        let body = response.text().await.map_err(|e| Reply::Transient {
-            reply: crate::error_chain(&e.without_url()),
-            in_doubt: true,
-        })?;
+        let failed = |reply: String| Reply::Transient { reply, in_doubt: true };
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| failed(crate::error_chain(&e.without_url())))?
+        {
+            if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+                return Err(failed(format!(
+                    "HTTP {}: an answer over {MAX_ANSWER_BYTES} bytes, not read further",
+                    status.as_u16()
+                )));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let body = String::from_utf8_lossy(&body).into_owned();
         Ok(Answer { status, headers, body })
     }
 

@@ -20,6 +20,8 @@ use crate::store::StoreError;
 const VERSION: &str = "v1.0";
 /// How far back an in-doubt retry looks for its post.
 const LOOK_BACK: usize = 25;
+/// The longest lifetime a refreshed token may claim (Threads gives 60 days).
+const MAX_LIFETIME: chrono::TimeDelta = chrono::TimeDelta::days(366);
 /// How long a post waits when the day's quota is used up: the quota is a
 /// moving 24-hour window, so a slot frees as the oldest post ages out.
 const QUOTA_WAIT: chrono::TimeDelta = chrono::TimeDelta::hours(1);
@@ -62,7 +64,7 @@ impl ThreadsClient<'_> {
     }
 
     /// Posts used and allowed in the current window.
-    async fn quota(&self, http: &reqwest::Client) -> Result<(i64, i64), Reply> {
+    async fn quota(&self, http: &reqwest::Client, now: DateTime<Utc>) -> Result<(i64, i64), Reply> {
         let request = http
             .get(with_query(
                 &self.url(&format!("{}/threads_publishing_limit", self.user_id)),
@@ -71,7 +73,7 @@ impl ThreadsClient<'_> {
             .bearer_auth(self.access_token);
         let answer = send(request, self.timeout).await?;
         if !answer.status.is_success() {
-            return Err(self.failure(&answer, Utc::now()));
+            return Err(self.failure(&answer, now));
         }
         let json = answer.json();
         let entry = &json["data"][0];
@@ -126,10 +128,15 @@ impl ThreadsClient<'_> {
         let json = answer.json();
         let token = json["access_token"].as_str().filter(|t| !t.is_empty());
         let expires_in = json["expires_in"].as_i64().filter(|s| *s > 0);
-        match (token, expires_in) {
-            (Some(token), Some(secs)) => Ok((token.to_string(), now + chrono::Duration::seconds(secs))),
+        // A lifetime beyond a year is no real answer (and could overflow the time).
+        let expires_at = expires_in
+            .filter(|secs| *secs <= MAX_LIFETIME.num_seconds())
+            .and_then(chrono::TimeDelta::try_seconds)
+            .and_then(|lifetime| now.checked_add_signed(lifetime));
+        match (token, expires_at) {
+            (Some(token), Some(at)) => Ok((token.to_string(), at)),
             _ => Err(format!(
-                "an answer without a token or its lifetime: {}",
+                "an answer without a token or a plausible lifetime: {}",
                 answer.message()
             )),
         }
@@ -157,7 +164,7 @@ impl Platform for ThreadsClient<'_> {
         };
         if !answer.status.is_success() {
             return Some(Err(match self.failure(&answer, now) {
-                Reply::RateLimited { .. } | Reply::Transient { .. } => VerifyError::Failed(self.failure(&answer, now)),
+                reply @ (Reply::RateLimited { .. } | Reply::Transient { .. }) => VerifyError::Failed(reply),
                 _ => VerifyError::Refused(answer.message()),
             }));
         }
@@ -179,7 +186,7 @@ impl Platform for ThreadsClient<'_> {
                 url.map(|u| format!(" at {u}")).unwrap_or_default()
             ));
         }
-        match self.quota(http).await {
+        match self.quota(http, now).await {
             Ok((used, total)) if used >= total => {
                 return Reply::RateLimited {
                     until: now + QUOTA_WAIT,

@@ -65,7 +65,7 @@ async fn tokens(state: &WebState) -> Result<Tokens, crate::store::StoreError> {
         }
         out.refused.push(Sample {
             labels,
-            value: if token.refused.is_some() { 1.0 } else { 0.0 },
+            value: if token.refused().is_some() { 1.0 } else { 0.0 },
         });
     }
     Ok(out)
